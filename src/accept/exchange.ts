@@ -1,0 +1,145 @@
+/**
+ * One forwarded request: pipes the client's body into the tunnel stream and
+ * the tunnel's response back to the uWS response, with backpressure both ways.
+ *
+ * uWS rules applied here: every write after the handler returned is corked;
+ * nothing touches `res` after onAborted; response bodies stream with
+ * tryEnd/onWritable when the length is known (so uWS writes one
+ * Content-Length) and with write (chunked) when it is not; the tunnel stream
+ * is paused while the client socket is backed up.
+ */
+import type { HttpResponse } from '../../native/uws.js';
+import type { ErrorCode } from '../errors/index.js';
+import type { ResponseSink, TunnelStream } from '../tunnel/index.js';
+import { statusLine, writeError } from './responses.js';
+
+/** Response headers never copied to the client: uWS writes its own framing, and these are hop-by-hop (RFC 9110 §7.6.1). */
+const SKIP_RESPONSE = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date', 'upgrade', 'proxy-connection', 'trailer', 'te']);
+
+export class Exchange implements ResponseSink {
+  stream: TunnelStream | null = null;
+  aborted = false;
+  done = false;
+  headWritten = false;
+  /** Content-Length of the response, or -1 when chunked. */
+  total = -1;
+  /** Chunk waiting for the socket (tryEnd mode), and the write offset it started at. */
+  pending: Buffer | null = null;
+  pendingBase = 0;
+  waitingWritable = false;
+
+  constructor(
+    readonly res: HttpResponse,
+    readonly isHead: boolean,
+    readonly requestId: string,
+    private readonly onFinish: () => void,
+  ) {}
+
+  onHead(status: number, headers: string[]): void {
+    if (this.aborted || this.done) return;
+    let cl = -1;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i] === 'content-length') {
+        const n = Number(headers[i + 1]);
+        cl = Number.isSafeInteger(n) && n >= 0 ? n : -1;
+      }
+    }
+    this.total = cl;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      for (let i = 0; i < headers.length; i += 2) {
+        const n = headers[i]!;
+        if (SKIP_RESPONSE.has(n)) continue;
+        res.writeHeader(n, headers[i + 1]!);
+      }
+      res.writeHeader('x-mezu-request-id', this.requestId);
+      this.headWritten = true;
+      if (this.isHead || status === 204 || status === 304) {
+        // No body follows (RFC 9110 §6.4.1); report the length a GET would have had.
+        if (this.isHead && cl >= 0) res.endWithoutBody(cl);
+        else res.endWithoutBody();
+        this.finish();
+      }
+    });
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.aborted || this.done) return;
+    const res = this.res;
+    if (this.total >= 0) {
+      res.cork(() => {
+        const base = res.getWriteOffset();
+        const [ok, fin] = res.tryEnd(chunk, this.total);
+        if (fin) this.finish();
+        else if (!ok) {
+          this.pending = chunk;
+          this.pendingBase = base;
+          this.waitForWritable();
+        }
+      });
+    } else {
+      res.cork(() => {
+        if (!res.write(chunk)) this.waitForWritable();
+      });
+    }
+  }
+
+  private waitForWritable(): void {
+    this.stream?.pause();
+    if (this.waitingWritable) return;
+    this.waitingWritable = true;
+    this.res.onWritable((offset) => this.onWritable(offset));
+  }
+
+  private onWritable(offset: number): boolean {
+    if (this.aborted || this.done) return true;
+    if (this.pending !== null) {
+      const [ok, fin] = this.res.tryEnd(this.pending.subarray(offset - this.pendingBase), this.total);
+      if (fin) {
+        this.pending = null;
+        this.finish();
+        return true;
+      }
+      if (!ok) return false;
+      this.pending = null;
+    }
+    this.stream?.resume();
+    return true;
+  }
+
+  onEnd(): void {
+    if (this.aborted || this.done) return;
+    const res = this.res;
+    res.cork(() => {
+      if (this.total < 0) res.end();
+      else if (this.total === 0) res.end();
+      // A body shorter than its Content-Length: the client must not take it as complete.
+      else res.close();
+    });
+    this.finish();
+  }
+
+  onError(code: ErrorCode): void {
+    if (this.aborted || this.done) return;
+    const res = this.res;
+    if (!this.headWritten) res.cork(() => writeError(res, code, this.requestId));
+    // Head already sent: the only honest signal left is to cut the connection.
+    else res.close();
+    this.finish();
+  }
+
+  /** uWS onAborted: the client went away. */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.stream?.abort();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.onFinish();
+  }
+}

@@ -1,0 +1,35 @@
+/** Options of `mezusphere edge`, shared by the primary and its workers. */
+export interface EdgeOptions {
+  dataDir: string;
+  /** Front end (clients). */
+  host: string;
+  port: number;
+  workers: number;
+  /** Tunnel listener (Warpgates dial it). */
+  tunnelHost: string;
+  tunnelPort: number;
+  tunnelCertFile: string;
+  tunnelKeyFile: string;
+  tunnelCaFiles: string[];
+  /** Assertion issuer (`iss`). */
+  issuer: string;
+  /** Scheme clients reach the edge over; decides the cookie name. */
+  scheme: 'http' | 'https';
+  /** No response head from the Warpgate within this long → 504. */
+  responseTimeoutMs: number;
+  /** SIGTERM: in-flight requests get this long to finish. */
+  drainGraceMs: number;
+  /** How often workers look for a new config or key set. */
+  configPollMs: number;
+  /** Random id of this edge instance, set by the primary. */
+  edgeId: string;
+}
+
+export const ENV_OPTIONS = 'MEZU_EDGE_OPTIONS';
+export const ENV_WORKER_INDEX = 'MEZU_WORKER_INDEX';
+
+/** Messages between the primary and workers. */
+export type WorkerMessage =
+  | { type: 'ready'; worker: number; port: number; tunnelPort: number }
+  | { type: 'fatal'; worker: number; code: string; message: string };
+export type PrimaryMessage = { type: 'drain'; graceMs: number };

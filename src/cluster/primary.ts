@@ -1,0 +1,107 @@
+/**
+ * The edge primary: supervises only. Forks the workers, respawns a crashed
+ * one with exponential backoff, and drains on SIGTERM/SIGINT (workers stop
+ * accepting at once, finish in-flight requests, exit within the grace period;
+ * stragglers are killed).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { openStore } from '../store/index.js';
+import { Signer } from '../identity/index.js';
+import { loadUws } from '../../native/uws.js';
+import { ENV_OPTIONS, ENV_WORKER_INDEX, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
+
+/** Respawn backoff: 100 ms doubling to 5 s; a worker that lived 30 s resets it. */
+const RESPAWN_MIN_MS = 100;
+const RESPAWN_MAX_MS = 5_000;
+const HEALTHY_AFTER_MS = 30_000;
+
+export async function runPrimary(opts: EdgeOptions): Promise<void> {
+  const log = (m: string) => process.stderr.write(`[edge] ${m}\n`);
+  // Refuse to start on the JS fallback before forking anything.
+  loadUws();
+  const store = openStore(opts.dataDir);
+  await Signer.ensureKey(store.signingKeys);
+  if (store.config.current() === undefined) log('config: no configuration applied yet; every request gets 503 until `mezusphere apply -f FILE`');
+  await store.close();
+
+  if (opts.port === 0) opts.port = await freePort(opts.host);
+  opts.edgeId = randomBytes(8).toString('hex');
+
+  const slots: Array<{ worker: Worker | null; backoff: number; startedAt: number }> = [];
+  let draining = false;
+  let readyCount = 0;
+  let tunnelPort = opts.tunnelPort;
+
+  const fork = (index: number) => {
+    const env = { [ENV_OPTIONS]: JSON.stringify(opts), [ENV_WORKER_INDEX]: String(index) };
+    const w = cluster.fork(env);
+    slots[index]!.worker = w;
+    slots[index]!.startedAt = Date.now();
+    w.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready') {
+        tunnelPort = m.tunnelPort;
+        if (++readyCount === opts.workers) {
+          // One machine-readable line: tests and the dev stack wait for it.
+          process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid) }) + '\n');
+          log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}`);
+        } else if (readyCount > opts.workers) {
+          log(`worker ${index} (pid ${w.process.pid}) respawned and ready`);
+        }
+      } else if (m.type === 'fatal') {
+        log(`worker ${index} failed to start: ${m.code}: ${m.message}`);
+        if (m.code === 'MEZU_NATIVE_UWS' || m.code === 'MEZU_STORE_UNAVAILABLE') shutdown(1);
+      }
+    });
+    w.on('exit', (code, signal) => {
+      slots[index]!.worker = null;
+      if (draining) return;
+      const s = slots[index]!;
+      if (Date.now() - s.startedAt > HEALTHY_AFTER_MS) s.backoff = RESPAWN_MIN_MS;
+      log(`worker ${index} exited (${signal ?? code}); respawning in ${s.backoff} ms`);
+      const t = setTimeout(() => {
+        if (!draining) fork(index);
+      }, s.backoff);
+      t.unref();
+      s.backoff = Math.min(s.backoff * 2, RESPAWN_MAX_MS);
+    });
+  };
+
+  const shutdown = (exitCode: number) => {
+    if (draining) return;
+    draining = true;
+    log(`draining: stop accepting, finishing in-flight requests (grace ${opts.drainGraceMs} ms)`);
+    const msg: PrimaryMessage = { type: 'drain', graceMs: opts.drainGraceMs };
+    for (const s of slots) s.worker?.send(msg);
+    const killAt = setTimeout(() => {
+      for (const s of slots) s.worker?.process.kill('SIGKILL');
+    }, opts.drainGraceMs + 1_000);
+    const check = setInterval(() => {
+      if (slots.every((s) => s.worker === null)) {
+        clearInterval(check);
+        clearTimeout(killAt);
+        process.exit(exitCode);
+      }
+    }, 20);
+  };
+  process.on('SIGTERM', () => shutdown(0));
+  process.on('SIGINT', () => shutdown(0));
+
+  cluster.setupPrimary({ silent: false });
+  for (let i = 0; i < opts.workers; i++) {
+    slots.push({ worker: null, backoff: RESPAWN_MIN_MS, startedAt: 0 });
+    fork(i);
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+}

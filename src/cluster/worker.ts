@@ -1,0 +1,131 @@
+/**
+ * An edge worker: one uWS app on the shared port (SO_REUSEPORT: the kernel
+ * shards connections across workers), its own tunnel listener end (node:cluster
+ * round-robin), the compiled config and key set, refreshed by polling the
+ * store. Config snapshots are swapped whole; a config that fails to compile
+ * never replaces the one being served.
+ */
+import { readFileSync } from 'node:fs';
+import { loadUws, type ListenSocket } from '../../native/uws.js';
+import { openStore } from '../store/index.js';
+import { parseConfigYaml, compileConfig } from '../config/index.js';
+import type { CompiledConfig } from '../config/types.js';
+import { Signer } from '../identity/index.js';
+import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
+import { TunnelServer } from '../tunnel/index.js';
+import { createHandler } from '../accept/handler.js';
+import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
+import { codeOf } from '../errors/index.js';
+
+export async function runWorker(opts: EdgeOptions, index: number): Promise<void> {
+  const log = (m: string) => process.stderr.write(`[edge w${index}] ${m}\n`);
+  const send = (m: WorkerMessage) => process.send?.(m);
+  try {
+    await start(opts, index, log, send);
+  } catch (err) {
+    send({ type: 'fatal', worker: index, code: codeOf(err), message: (err as Error).message });
+    log(`fatal: ${(err as Error).message}`);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 50);
+  }
+}
+
+async function start(opts: EdgeOptions, index: number, log: (m: string) => void, send: (m: WorkerMessage) => void): Promise<void> {
+  const uws = loadUws();
+  const store = openStore(opts.dataDir);
+  const signer = new Signer(store.signingKeys, opts.issuer);
+  signer.reload();
+
+  let current: CompiledConfig | null = null;
+  let lastSeenVersion = -1;
+  const loadConfig = (): boolean => {
+    const stored = store.config.current();
+    if (stored === undefined || stored.version === lastSeenVersion) return false;
+    lastSeenVersion = stored.version;
+    // Re-validate the stored source: the store may hold a version written by an older or newer edge.
+    const v = parseConfigYaml(stored.source);
+    if (!v.ok) {
+      log(`config: version ${stored.version} in the store is invalid; still serving version ${current?.version ?? 'none'}: ${v.problems.map((p) => `${p.at}: ${p.message}`).join('; ')}`);
+      return false;
+    }
+    try {
+      current = compileConfig(v.config, stored.version);
+      return true;
+    } catch (err) {
+      log(`config: version ${stored.version} failed to compile; still serving version ${current?.version ?? 'none'}: ${(err as Error).message}`);
+      return false;
+    }
+  };
+  loadConfig();
+
+  const tunnel = new TunnelServer({
+    host: opts.tunnelHost,
+    port: opts.tunnelPort,
+    key: readFileSync(opts.tunnelKeyFile, 'utf8'),
+    cert: readFileSync(opts.tunnelCertFile, 'utf8'),
+    ca: opts.tunnelCaFiles.map((f) => readFileSync(f, 'utf8')),
+    edgeId: opts.edgeId,
+    worker: index,
+    workers: opts.workers,
+    issuer: opts.issuer,
+    projectsOf: (pool) => {
+      const out: string[] = [];
+      const c = current as CompiledConfig | null;
+      if (c !== null) for (const p of c.projects.values()) if (p.upstream === pool) out.push(p.id);
+      return out;
+    },
+    jwks: () => signer.jwks(),
+    responseTimeoutMs: opts.responseTimeoutMs,
+    log,
+  });
+  const tunnelPort = await tunnel.listen();
+
+  const inflight = { n: 0 };
+  const handler = createHandler({
+    config: () => current,
+    auth: new Authenticator(store, signer),
+    signer,
+    pools: tunnel.pools,
+    cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
+    scheme: opts.scheme,
+    inflight,
+    log,
+  });
+
+  const app = uws.App();
+  app.any('/*', handler);
+  const listenSocket = await new Promise<ListenSocket>((resolve, reject) => {
+    app.listen(opts.host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`edge: cannot listen on ${opts.host}:${opts.port}`))));
+  });
+
+  const poll = setInterval(() => {
+    try {
+      const cfgChanged = loadConfig();
+      const keysChanged = signer.reload();
+      if (cfgChanged || keysChanged) tunnel.broadcastHello();
+      if (cfgChanged) log(`config: now serving version ${(current as CompiledConfig | null)?.version}`);
+    } catch (err) {
+      log(`config: poll failed: ${(err as Error).message}`);
+    }
+  }, opts.configPollMs);
+  poll.unref();
+
+  let draining = false;
+  process.on('message', (m: PrimaryMessage) => {
+    if (m?.type !== 'drain' || draining) return;
+    draining = true;
+    // Stop accepting at once; let in-flight requests finish within the grace period.
+    uws.us_listen_socket_close(listenSocket);
+    tunnel.close(true);
+    const deadline = Date.now() + m.graceMs;
+    const check = setInterval(() => {
+      if (inflight.n <= 0 || Date.now() >= deadline) {
+        clearInterval(check);
+        process.exit(0);
+      }
+    }, 25);
+  });
+  process.on('disconnect', () => process.exit(0));
+
+  send({ type: 'ready', worker: index, port: opts.port, tunnelPort });
+}

@@ -1,0 +1,8 @@
+/**
+ * Config: unvalidated input → `validateConfig` / `parseConfigYaml` →
+ * `ValidConfig` → `compileConfig` → frozen `CompiledConfig` the hot path reads.
+ */
+export { validateConfig, parseConfigYaml } from './validate.js';
+export { compileConfig, normalizeHost } from './compile.js';
+export { parseDuration } from './duration.js';
+export type * from './types.js';

@@ -1,0 +1,67 @@
+/**
+ * The one catalogue of error codes. Every code has an HTTP status (for codes
+ * that reach a client) and a message. Match on `err.code` across processes and
+ * threads, never on `instanceof` or message text. docs/ERRORS.md documents
+ * every code; test/unit/errors checks that each is documented and used.
+ *
+ * Messages name the component (`edge:`, `tunnel:`, `config:`) so a log line
+ * points at its source.
+ */
+
+export const Errors = {
+  // ── request path (edge) ──
+  MEZU_HOST_UNKNOWN: { status: 421, message: 'edge: this host is not served here' },
+  MEZU_HOST_INVALID: { status: 400, message: 'edge: missing or malformed Host header' },
+  MEZU_PATH_INVALID: { status: 400, message: 'edge: the request path is malformed or ambiguous' },
+  MEZU_METHOD_NOT_ALLOWED: { status: 405, message: 'edge: this method is not accepted' },
+  MEZU_LOGIN_REQUIRED: { status: 401, message: 'edge: authentication required' },
+  MEZU_FORBIDDEN: { status: 403, message: 'edge: you are not allowed to access this resource' },
+  MEZU_PRINCIPAL_NOT_ALLOWED: { status: 403, message: 'edge: this kind of principal may not access this route' },
+  MEZU_ROUTE_DENIED: { status: 403, message: 'edge: this route is closed' },
+  MEZU_NOT_FOUND: { status: 404, message: 'edge: no such reserved page' },
+  MEZU_LOGIN_UNAVAILABLE: { status: 501, message: 'edge: hosted login is not available on this edge yet' },
+  MEZU_INTERNAL: { status: 503, message: 'edge: internal error; the request was denied' },
+  MEZU_DRAINING: { status: 503, message: 'edge: shutting down; retry' },
+  // ── tunnel / Warpgate ──
+  MEZU_NO_WARPGATE: { status: 502, message: 'tunnel: no Warpgate is connected for this project' },
+  MEZU_TUNNEL_FAILED: { status: 502, message: 'tunnel: the Warpgate connection failed during the request' },
+  MEZU_UPSTREAM_TIMEOUT: { status: 504, message: 'tunnel: the Warpgate did not answer in time' },
+  MEZU_ASSERTION_INVALID: { status: 403, message: 'warpgate: the identity assertion is missing or invalid' },
+  MEZU_ORIGIN_UNREACHABLE: { status: 502, message: 'warpgate: the origin is unreachable' },
+  MEZU_ORIGIN_TIMEOUT: { status: 504, message: 'warpgate: the origin did not answer in time' },
+  MEZU_ORIGIN_FAILED: { status: 502, message: 'warpgate: the origin connection failed during the request' },
+  // ── control plane, config, store, startup ──
+  MEZU_CONFIG_INVALID: { status: 400, message: 'config: the configuration is invalid' },
+  MEZU_CONFIG_STALE: { status: 409, message: 'config: another version was applied in between; reload and retry' },
+  MEZU_CONFIG_MISSING: { status: 503, message: 'config: no configuration has been applied yet' },
+  MEZU_USER_EXISTS: { status: 409, message: 'store: a user with this email already exists' },
+  MEZU_USER_NOT_FOUND: { status: 404, message: 'store: no such user' },
+  MEZU_STORE_UNAVAILABLE: { status: 503, message: 'store: the store cannot be opened' },
+  MEZU_NATIVE_UWS: { status: 500, message: 'native: uWebSockets.js native binary not loaded' },
+  MEZU_SIGNING_KEY_MISSING: { status: 503, message: 'identity: no signing key is available' },
+  MEZU_USAGE: { status: 400, message: 'cli: bad arguments' },
+} as const;
+
+export type ErrorCode = keyof typeof Errors;
+
+export class MezuError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? Errors[code].message, options);
+    this.code = code;
+    this.status = Errors[code].status;
+    this.name = 'MezuError';
+  }
+}
+
+/** The JSON body every error response carries: `{"error":{"code","message"}}` plus extra fields. */
+export function errorBody(code: ErrorCode, extra?: Record<string, string>): string {
+  return JSON.stringify({ error: { code, message: Errors[code].message, ...(extra ?? {}) } });
+}
+
+/** Code of any thrown value, for logs; `MEZU_INTERNAL` for faults without one. */
+export function codeOf(err: unknown): string {
+  if (err !== null && typeof err === 'object' && typeof (err as { code?: unknown }).code === 'string') return (err as { code: string }).code;
+  return 'MEZU_INTERNAL';
+}

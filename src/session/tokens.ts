@@ -1,0 +1,89 @@
+/**
+ * Session tokens and API keys. A token is 256 bits from the CSPRNG; the store
+ * keys sessions by SHA-256 of the token, never by the token (brief §3), so a
+ * copy of the store does not hand out live sessions. A fast hash is right
+ * here: the token has full entropy, so there is nothing to brute-force.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const SESSION_COOKIE_SECURE = '__Host-mezu_session';
+export const SESSION_COOKIE_PLAIN = 'mezu_session';
+
+export function newSessionToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+/** Public random id (session id, user id). */
+export function newId(prefix: string): string {
+  return prefix + randomBytes(12).toString('base64url');
+}
+
+/** Session token syntax: 43 base64url chars. Anything else is not looked up. */
+export function isTokenSyntax(t: string): boolean {
+  return t.length === 43 && /^[A-Za-z0-9_-]+$/.test(t);
+}
+
+/**
+ * Finds a cookie's value in a Cookie header without building a map (RFC 6265
+ * §5.4: `name=value` pairs separated by `; `). Returns '' when absent, and ''
+ * when the cookie appears twice with different values (ambiguous: a cookie
+ * tossed from a sibling domain could shadow the real one).
+ */
+export function findCookie(header: string, name: string): string {
+  if (header.length === 0) return '';
+  let found = '';
+  let i = 0;
+  while (i < header.length) {
+    while (i < header.length && (header.charCodeAt(i) === 0x20 || header.charCodeAt(i) === 0x3b)) i++;
+    const eq = header.indexOf('=', i);
+    let end = header.indexOf(';', i);
+    if (end === -1) end = header.length;
+    if (eq !== -1 && eq < end && eq - i === name.length && header.startsWith(name, i)) {
+      const v = header.slice(eq + 1, end).trim();
+      if (found !== '' && found !== v) return '';
+      found = v;
+    }
+    i = end + 1;
+  }
+  return found;
+}
+
+/** The Cookie header without the named cookie ('' when nothing is left). The origin never sees the session token. */
+export function removeCookie(header: string, name: string): string {
+  if (header.indexOf(name) === -1) return header;
+  const parts = header.split(';');
+  const kept: string[] = [];
+  for (const p of parts) {
+    const t = p.trim();
+    if (t === '') continue;
+    const eq = t.indexOf('=');
+    const n = eq === -1 ? t : t.slice(0, eq);
+    if (n === name) continue;
+    kept.push(t);
+  }
+  return kept.join('; ');
+}
+
+/** API key text: `mzk_<id>_<secret>`, id 16 base64url chars, secret 43. */
+export const API_KEY_PREFIX = 'mzk_';
+export function newApiKey(): { id: string; secret: string; text: string } {
+  const id = randomBytes(12).toString('base64url');
+  const secret = randomBytes(32).toString('base64url');
+  return { id, secret, text: `${API_KEY_PREFIX}${id}_${secret}` };
+}
+export function parseApiKey(text: string): { id: string; secret: string } | null {
+  if (text.length !== 4 + 16 + 1 + 43 || !text.startsWith(API_KEY_PREFIX) || text.charCodeAt(20) !== 0x5f) return null;
+  const id = text.slice(4, 20);
+  const secret = text.slice(21);
+  if (!/^[A-Za-z0-9_-]+$/.test(id) || !/^[A-Za-z0-9_-]+$/.test(secret)) return null;
+  return { id, secret };
+}
+export function secretMatches(secret: string, storedHash: string): boolean {
+  const a = Buffer.from(hashToken(secret));
+  const b = Buffer.from(storedHash);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,264 @@
+/**
+ * The store: one typed interface per record kind over the shared LMDB
+ * environment. Nothing here caches records in process memory (a revocation
+ * written by one process must be seen by every other on its next read).
+ *
+ * A later issue adds multi-node edges replicating through NATS JetStream with
+ * LMDB as each node's local replica; callers only see these interfaces.
+ */
+import { openEnv, openDb, type RootDatabase, type Database } from '../../native/lmdb.js';
+import type {
+  UserRecord,
+  SessionRecord,
+  ServiceAccountRecord,
+  ApiKeyRecord,
+  SigningKeyRecord,
+  StoredConfig,
+  UserStatus,
+} from './records.js';
+import { MezuError } from '../errors/index.js';
+import { mkdirSync } from 'node:fs';
+
+export * from './records.js';
+
+export class ConfigStore {
+  constructor(private readonly db: Database<StoredConfig | number, string>) {}
+  /** Current applied config, or undefined when none was applied. */
+  current(): StoredConfig | undefined {
+    return this.db.get('current') as StoredConfig | undefined;
+  }
+  currentVersion(): number {
+    const c = this.db.get('current') as StoredConfig | undefined;
+    return c === undefined ? 0 : c.version;
+  }
+  /**
+   * Stores a validated config as the next version. `expectedVersion` guards
+   * against a lost update when two operators apply at once: the write fails
+   * with MEZU_CONFIG_STALE if someone applied in between.
+   */
+  async apply(source: string, config: unknown, expectedVersion: number | null): Promise<number> {
+    let next = 0;
+    const ok = await this.db.transaction(() => {
+      const cur = this.db.get('current') as StoredConfig | undefined;
+      const curVersion = cur === undefined ? 0 : cur.version;
+      if (expectedVersion !== null && expectedVersion !== curVersion) return false;
+      next = curVersion + 1;
+      const rec: StoredConfig = { version: next, appliedAt: Date.now(), source, config };
+      void this.db.put('current', rec);
+      void this.db.put(`history:${String(next).padStart(10, '0')}`, rec);
+      return true;
+    });
+    if (!ok) throw new MezuError('MEZU_CONFIG_STALE');
+    return next;
+  }
+}
+
+export class UserStore {
+  constructor(
+    private readonly db: Database<UserRecord, string>,
+    private readonly byEmail: Database<string, string>,
+  ) {}
+  get(id: string): UserRecord | undefined {
+    return this.db.get(id);
+  }
+  getByEmail(directory: string, email: string): UserRecord | undefined {
+    const id = this.byEmail.get(emailKey(directory, email));
+    return id === undefined ? undefined : this.db.get(id);
+  }
+  async create(rec: UserRecord): Promise<void> {
+    const ok = await this.db.transaction(() => {
+      const k = emailKey(rec.directory, rec.email);
+      if (this.byEmail.get(k) !== undefined || this.db.get(rec.id) !== undefined) return false;
+      void this.byEmail.put(k, rec.id);
+      void this.db.put(rec.id, rec);
+      return true;
+    });
+    if (!ok) throw new MezuError('MEZU_USER_EXISTS', `store: a user with email ${rec.email} already exists in directory ${rec.directory}`);
+  }
+  /** Applies a change and bumps the version (so cached assertions are re-minted). */
+  async update(id: string, patch: Partial<Pick<UserRecord, 'name' | 'displayName' | 'status' | 'roles' | 'permissions' | 'lastLoginAt'>>): Promise<UserRecord> {
+    let out: UserRecord | undefined;
+    await this.db.transaction(() => {
+      const cur = this.db.get(id);
+      if (cur === undefined) return;
+      out = { ...cur, ...patch, version: cur.version + 1, updatedAt: Date.now() };
+      void this.db.put(id, out);
+    });
+    if (out === undefined) throw new MezuError('MEZU_USER_NOT_FOUND', `store: no user ${id}`);
+    return out;
+  }
+  async setStatus(id: string, status: UserStatus): Promise<UserRecord> {
+    return this.update(id, { status });
+  }
+  list(directory: string | null): UserRecord[] {
+    const out: UserRecord[] = [];
+    for (const { value } of this.db.getRange()) if (directory === null || value.directory === directory) out.push(value);
+    return out;
+  }
+}
+
+function emailKey(directory: string, email: string): string {
+  return `${directory}\u0000${email.toLowerCase()}`;
+}
+
+export class SessionStore {
+  constructor(
+    private readonly db: Database<SessionRecord, string>,
+    private readonly byUser: Database<string, string>,
+  ) {}
+  /** Looks a session up by the hash of its token (the token itself is never stored). */
+  get(tokenHash: string): SessionRecord | undefined {
+    return this.db.get(tokenHash);
+  }
+  async create(tokenHash: string, rec: SessionRecord): Promise<void> {
+    await this.db.transaction(() => {
+      void this.db.put(tokenHash, rec);
+      void this.byUser.put(`${rec.userId}\u0000${rec.id}`, tokenHash);
+    });
+  }
+  /**
+   * Idle refresh and assertion cache: rewrites only if the session still
+   * exists (a concurrent revoke wins).
+   */
+  async refresh(tokenHash: string, patch: Partial<Pick<SessionRecord, 'lastSeenAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(tokenHash);
+      if (cur === undefined) return false;
+      void this.db.put(tokenHash, { ...cur, ...patch });
+      return true;
+    });
+  }
+  async revoke(tokenHash: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(tokenHash);
+      if (cur === undefined) return false;
+      void this.db.remove(tokenHash);
+      void this.byUser.remove(`${cur.userId}\u0000${cur.id}`);
+      return true;
+    });
+  }
+  /** Ends every session of a user; returns how many. */
+  async revokeAllForUser(userId: string): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      const prefix = `${userId}\u0000`;
+      for (const { key, value } of this.byUser.getRange({ start: prefix, end: `${userId}\u0001` })) {
+        void this.db.remove(value);
+        void this.byUser.remove(key);
+        n++;
+      }
+      return n;
+    });
+  }
+  /** Finds a session by its public id (for revocation by operators). */
+  findById(userId: string, sid: string): string | undefined {
+    return this.byUser.get(`${userId}\u0000${sid}`);
+  }
+  listForUser(userId: string): Array<{ tokenHash: string; session: SessionRecord }> {
+    const out: Array<{ tokenHash: string; session: SessionRecord }> = [];
+    for (const { value } of this.byUser.getRange({ start: `${userId}\u0000`, end: `${userId}\u0001` })) {
+      const s = this.db.get(value);
+      if (s !== undefined) out.push({ tokenHash: value, session: s });
+    }
+    return out;
+  }
+}
+
+export class ServiceAccountStore {
+  constructor(
+    private readonly accounts: Database<ServiceAccountRecord, string>,
+    private readonly keys: Database<ApiKeyRecord, string>,
+  ) {}
+  get(id: string): ServiceAccountRecord | undefined {
+    return this.accounts.get(id);
+  }
+  getKey(id: string): ApiKeyRecord | undefined {
+    return this.keys.get(id);
+  }
+  async create(rec: ServiceAccountRecord): Promise<void> {
+    await this.accounts.put(rec.id, rec);
+  }
+  async addKey(rec: ApiKeyRecord): Promise<void> {
+    await this.keys.put(rec.id, rec);
+  }
+  async revokeKey(id: string): Promise<boolean> {
+    return this.keys.transaction(() => {
+      const cur = this.keys.get(id);
+      if (cur === undefined || cur.revokedAt !== null) return false;
+      void this.keys.put(id, { ...cur, revokedAt: Date.now() });
+      return true;
+    });
+  }
+  async refreshKey(id: string, patch: Partial<Pick<ApiKeyRecord, 'lastUsedAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<void> {
+    await this.keys.transaction(() => {
+      const cur = this.keys.get(id);
+      if (cur !== undefined) void this.keys.put(id, { ...cur, ...patch });
+    });
+  }
+  async setStatus(id: string, status: ServiceAccountRecord['status']): Promise<void> {
+    await this.accounts.transaction(() => {
+      const cur = this.accounts.get(id);
+      if (cur === undefined) throw new MezuError('MEZU_NOT_FOUND', `store: no service account ${id}`);
+      void this.accounts.put(id, { ...cur, status, version: cur.version + 1, updatedAt: Date.now() });
+    });
+  }
+}
+
+export class SigningKeyStore {
+  constructor(private readonly db: Database<SigningKeyRecord, string>) {}
+  all(): SigningKeyRecord[] {
+    const out: SigningKeyRecord[] = [];
+    for (const { value } of this.db.getRange()) out.push(value);
+    return out.sort((a, b) => a.createdAt - b.createdAt);
+  }
+  /** The newest key that is not retired. */
+  active(): SigningKeyRecord | undefined {
+    let best: SigningKeyRecord | undefined;
+    for (const k of this.all()) if (k.retiredAt === null && (best === undefined || k.createdAt >= best.createdAt)) best = k;
+    return best;
+  }
+  async add(rec: SigningKeyRecord, retireOthers: boolean): Promise<void> {
+    await this.db.transaction(() => {
+      if (retireOthers) {
+        for (const { key, value } of this.db.getRange()) {
+          if (value.retiredAt === null) void this.db.put(key, { ...value, retiredAt: Date.now() });
+        }
+      }
+      void this.db.put(rec.kid, rec);
+    });
+  }
+  async remove(kid: string): Promise<void> {
+    await this.db.remove(kid);
+  }
+}
+
+export interface Store {
+  readonly path: string;
+  readonly config: ConfigStore;
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly serviceAccounts: ServiceAccountStore;
+  readonly signingKeys: SigningKeyStore;
+  close(): Promise<void>;
+}
+
+/** Opens (creating if needed) the store under `dataDir/store`. */
+export function openStore(dataDir: string): Store {
+  const path = `${dataDir}/store`;
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  let root: RootDatabase;
+  try {
+    root = openEnv({ path });
+  } catch (err) {
+    throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    path,
+    config: new ConfigStore(openDb(root, 'config') as Database<StoredConfig | number, string>),
+    users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail')),
+    sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser')),
+    serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys')),
+    signingKeys: new SigningKeyStore(openDb<SigningKeyRecord>(root, 'signingKeys')),
+    close: () => root.close(),
+  };
+}

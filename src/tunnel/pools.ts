@@ -1,0 +1,38 @@
+/** The live tunnels of this worker, by upstream pool. */
+import type { TunnelConnection } from './types.js';
+
+export class PoolRegistry {
+  private readonly pools = new Map<string, TunnelConnection[]>();
+
+  add(c: TunnelConnection): void {
+    const list = this.pools.get(c.pool);
+    if (list === undefined) this.pools.set(c.pool, [c]);
+    else list.push(c);
+  }
+  remove(c: TunnelConnection): void {
+    const list = this.pools.get(c.pool);
+    if (list === undefined) return;
+    const i = list.indexOf(c);
+    if (i !== -1) list.splice(i, 1);
+    if (list.length === 0) this.pools.delete(c.pool);
+  }
+  /** The ready connection with the fewest outstanding streams, or null. */
+  pick(pool: string): TunnelConnection | null {
+    const list = this.pools.get(pool);
+    if (list === undefined) return null;
+    let best: TunnelConnection | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      if (c.ready && (best === null || c.outstanding < best.outstanding)) best = c;
+    }
+    return best;
+  }
+  all(): TunnelConnection[] {
+    const out: TunnelConnection[] = [];
+    for (const l of this.pools.values()) out.push(...l);
+    return out;
+  }
+  count(pool: string): number {
+    return this.pools.get(pool)?.length ?? 0;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The edge's tunnel listener, one per worker. Warpgates dial it over TLS 1.3
+ * with a client certificate signed by the tunnel CA; the certificate's URI SAN
+ * names the upstream pool. Every worker listens on the same port through
+ * node:cluster (the primary hands each accepted connection to the next worker
+ * in turn), and the hello tells the Warpgate which worker it reached, so it
+ * keeps dialing until every worker holds its own tunnels: no request is ever
+ * relayed between edge processes.
+ */
+import * as tls from 'node:tls';
+import { poolFromPeerCertificate } from '../pki/index.js';
+import type { TunnelHello } from '../contract/index.js';
+import type { Jwks } from '../contract/index.js';
+import { H2TunnelConnection } from './h2-reference.js';
+import { PoolRegistry } from './pools.js';
+
+export interface TunnelServerOptions {
+  host: string;
+  port: number;
+  key: string;
+  cert: string;
+  /** CA certificates accepted for Warpgate client certificates. */
+  ca: string[];
+  edgeId: string;
+  worker: number;
+  workers: number;
+  issuer: string;
+  /** Projects served by a pool (the assertion audiences its Warpgates accept). */
+  projectsOf(pool: string): string[];
+  jwks(): Jwks;
+  responseTimeoutMs: number;
+  log(msg: string): void;
+}
+
+export class TunnelServer {
+  readonly pools = new PoolRegistry();
+  private server: tls.Server | null = null;
+  private readonly conns = new Set<H2TunnelConnection>();
+
+  constructor(private readonly opts: TunnelServerOptions) {}
+
+  listen(): Promise<number> {
+    const o = this.opts;
+    const server = tls.createServer(
+      {
+        key: o.key,
+        cert: o.cert,
+        ca: o.ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.3',
+        ALPNProtocols: ['h2'],
+      },
+      (socket) => this.onConnection(socket),
+    );
+    server.on('tlsClientError', (err) => o.log(`tunnel: rejected a handshake: ${err.message}`));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port, o.host, () => {
+        server.off('error', reject);
+        const a = server.address();
+        resolve(typeof a === 'object' && a !== null ? a.port : o.port);
+      });
+    });
+  }
+
+  private onConnection(socket: tls.TLSSocket): void {
+    const o = this.opts;
+    const pool = poolFromPeerCertificate(socket.getPeerCertificate());
+    if (!socket.authorized || pool === null) {
+      o.log('tunnel: a client certificate without a valid pool name was refused');
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const conn = new H2TunnelConnection(pool, socket, (c) => this.onClosed(c), o.responseTimeoutMs);
+    this.conns.add(conn);
+    const hello: TunnelHello = {
+      edgeId: o.edgeId,
+      worker: o.worker,
+      workers: o.workers,
+      pool,
+      projects: o.projectsOf(pool),
+      issuer: o.issuer,
+      jwks: o.jwks(),
+    };
+    conn.hello(hello).then(
+      (reply) => {
+        if (!this.conns.has(conn)) return;
+        conn.ready = true;
+        this.pools.add(conn);
+        o.log(`tunnel: warpgate ${reply.warpgateId} connected for pool ${pool} (worker ${o.worker})`);
+      },
+      (err: Error) => {
+        o.log(`tunnel: hello with a warpgate of pool ${pool} failed: ${err.message}`);
+        conn.close(false);
+      },
+    );
+  }
+
+  private onClosed(c: H2TunnelConnection): void {
+    this.conns.delete(c);
+    this.pools.remove(c);
+  }
+
+  /** Sends a fresh hello (new keys or projects) to every connection. */
+  broadcastHello(): void {
+    for (const c of this.conns) {
+      if (!c.ready) continue;
+      c.hello({ edgeId: this.opts.edgeId, worker: this.opts.worker, workers: this.opts.workers, pool: c.pool, projects: this.opts.projectsOf(c.pool), issuer: this.opts.issuer, jwks: this.opts.jwks() }).catch(() => c.close(false));
+    }
+  }
+
+  /** Stops accepting; graceful closes let in-flight streams finish (GOAWAY). */
+  close(graceful: boolean): void {
+    this.server?.close();
+    for (const c of this.conns) c.close(graceful);
+  }
+
+  get outstanding(): number {
+    let n = 0;
+    for (const c of this.conns) n += c.outstanding;
+    return n;
+  }
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * `warpgate`: the agent that runs on an origin host, dials the edge and
+ * forwards verified requests to the local application.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { AssertionVerifier } from './verify.js';
+import { OriginForwarder } from './forward.js';
+import { Agent } from './agent.js';
+import { parseDuration } from '../src/config/index.js';
+
+const USAGE = `usage: warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)
+                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]`;
+
+function die(msg: string): never {
+  process.stderr.write(`warpgate: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let v: Record<string, string | undefined>;
+  try {
+    v = parseArgs({
+      args: argv,
+      options: {
+        edge: { type: 'string' },
+        origin: { type: 'string' },
+        'pki-dir': { type: 'string' },
+        pool: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        ca: { type: 'string' },
+        servername: { type: 'string' },
+        'conns-per-worker': { type: 'string' },
+        'origin-timeout': { type: 'string' },
+        'origin-connections': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | undefined>;
+  } catch (err) {
+    die((err as Error).message);
+  }
+  if (v.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (!v.edge) die('--edge is required');
+  if (!v.origin) die('--origin is required');
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(v.edge);
+  if (!m) die(`--edge must be HOST:PORT, got "${v.edge}"`);
+  const edgeHost = m[1]!.replace(/^\[|\]$/g, '');
+  const edgePort = Number(m[2]);
+  let origin: URL;
+  try {
+    origin = new URL(v.origin);
+  } catch {
+    die(`--origin must be a URL like http://127.0.0.1:3000, got "${v.origin}"`);
+  }
+  if (origin.protocol !== 'http:' && origin.protocol !== 'https:') die('--origin must be http:// or https://');
+  let certFile = v.cert, keyFile = v.key, caFile = v.ca;
+  if (v['pki-dir'] !== undefined) {
+    if (!v.pool) die('--pki-dir needs --pool');
+    certFile ??= `${v['pki-dir']}/warpgate-${v.pool}.pem`;
+    keyFile ??= `${v['pki-dir']}/warpgate-${v.pool}-key.pem`;
+    caFile ??= `${v['pki-dir']}/ca.pem`;
+  }
+  if (!certFile || !keyFile || !caFile) die('give --cert, --key and --ca (or --pki-dir and --pool)');
+  const timeout = parseDuration(v['origin-timeout'] ?? '30s');
+  if (timeout === null || timeout <= 0) die(`--origin-timeout must be a duration like 30s, got "${v['origin-timeout']}"`);
+  const connsPerWorker = Number(v['conns-per-worker'] ?? '1');
+  if (!Number.isInteger(connsPerWorker) || connsPerWorker < 1 || connsPerWorker > 16) die('--conns-per-worker must be 1..16');
+  const originConns = Number(v['origin-connections'] ?? '64');
+  if (!Number.isInteger(originConns) || originConns < 1) die('--origin-connections must be a positive integer');
+
+  let cert: string, key: string, ca: string;
+  try {
+    cert = readFileSync(certFile, 'utf8');
+    key = readFileSync(keyFile, 'utf8');
+    ca = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    die(`cannot read credentials: ${(err as Error).message}`);
+  }
+
+  const log = (msg: string) => process.stderr.write(`[warpgate] ${msg}\n`);
+  const verifier = new AssertionVerifier();
+  const forwarder = new OriginForwarder({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }, verifier, log);
+  const agent = new Agent(
+    { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: '0.1.0' },
+    verifier,
+    forwarder,
+    log,
+  );
+  agent.start();
+  log(`dialing the edge at ${edgeHost}:${edgePort}; forwarding to ${origin.origin}`);
+  const stop = () => {
+    log('stopping: finishing in-flight requests');
+    const t = setTimeout(() => process.exit(0), 5_000);
+    t.unref();
+    agent.stop().then(() => forwarder.close()).finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (require.main === module) void main(process.argv.slice(2));

@@ -1,0 +1,62 @@
+/**
+ * The Warpgate's second layer: verifies the edge's assertion (signature with
+ * the JWKS the edge handed over the mTLS tunnel, audience, issuer, time) and
+ * caches the result per token, so a session's requests cost one signature
+ * check per assertion lifetime, not one per request.
+ */
+import { KeySet } from '../src/identity/jwt.js';
+import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, type AssertionClaims, type Jwks } from '../src/contract/index.js';
+
+export type Verdict = { ok: true; claims: AssertionClaims } | { ok: false; reason: string };
+
+/** Bounded: when full, the cache is cleared (a re-verify costs ~60 µs, a leak costs the process). */
+export const VERIFY_CACHE_MAX = 50_000;
+
+export class AssertionVerifier {
+  private keys: KeySet = new KeySet({ keys: [] });
+  private issuer = '';
+  private audiences = new Set<string>();
+  private readonly cache = new Map<string, AssertionClaims>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** New trust material from a tunnel hello. Clears the cache when keys change. */
+  update(jwks: Jwks, issuer: string, projects: string[]): void {
+    const fp = JSON.stringify(jwks) + issuer + projects.join(',');
+    if (fp === this.fingerprint) return;
+    this.fingerprint = fp;
+    this.keys = new KeySet(jwks);
+    this.issuer = issuer;
+    this.audiences = new Set(projects);
+    this.cache.clear();
+  }
+  private fingerprint = '';
+
+  get ready(): boolean {
+    return this.keys.size > 0;
+  }
+
+  /** Verifies `token` for a request the edge said belongs to `project`. */
+  verify(token: string, project: string): Verdict {
+    const nowS = this.now() / 1000;
+    let claims = this.cache.get(token);
+    if (claims === undefined) {
+      const r = this.keys.verify(token);
+      if (!r.ok) return r;
+      claims = r.claims;
+      if (claims.iss !== this.issuer) return { ok: false, reason: 'wrong issuer' };
+      if (!this.audiences.has(claims.aud)) return { ok: false, reason: 'audience not served here' };
+      if (claims.exp - claims.iat > ASSERTION_MAX_TTL_S) return { ok: false, reason: 'lifetime too long' };
+      if (claims.iat > nowS + ASSERTION_CLOCK_SKEW_S) return { ok: false, reason: 'issued in the future' };
+      if (this.cache.size >= VERIFY_CACHE_MAX) this.cache.clear();
+      this.cache.set(token, claims);
+    }
+    // Time and audience-vs-request are checked on every use, cached or not.
+    if (claims.exp + ASSERTION_CLOCK_SKEW_S <= nowS) {
+      this.cache.delete(token);
+      return { ok: false, reason: 'expired' };
+    }
+    if (claims.aud !== project) return { ok: false, reason: 'audience mismatch' };
+    return { ok: true, claims };
+  }
+}
