@@ -7,7 +7,7 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { constants as h2c } from 'node:http2';
-import { pipeline } from 'node:stream';
+import { pipeline, PassThrough } from 'node:stream';
 import { IdentityHeader, Tunnel, isReservedHeader, type AssertionClaims } from '../src/contract/index.js';
 import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
 import type { AssertionVerifier } from './verify.js';
@@ -60,7 +60,7 @@ export class OriginForwarder {
     // Every reserved spelling goes; identity comes only from the verified claims.
     const out: Record<string, string | string[]> = {};
     for (const k of Object.keys(headers)) {
-      if (k.charCodeAt(0) === 0x3a || isReservedHeader(k)) continue;
+      if (k.charCodeAt(0) === 0x3a || k === 'expect' || isReservedHeader(k)) continue;
       const v = headers[k];
       if (v !== undefined) out[k] = v as string | string[];
     }
@@ -84,8 +84,17 @@ export class OriginForwarder {
     stream.on('close', () => {
       if (!responded || !stream.writableFinished) ac.abort();
     });
+    // undici destroys a request body stream once it has sent it; handing it the
+    // tunnel stream itself would reset the stream before the response could
+    // be written back. A pass-through (pipe, which never destroys its source)
+    // keeps backpressure and leaves the tunnel stream ours.
+    let body: PassThrough | null = null;
+    if (hasBody) {
+      body = new PassThrough({ highWaterMark: 64 * 1024 });
+      stream.pipe(body);
+    }
     this.pool
-      .request({ method: method as 'GET', path, headers: out, body: hasBody ? stream : null, signal: ac.signal })
+      .request({ method: method as 'GET', path, headers: out, body, signal: ac.signal })
       .then(
         (r) => {
           responded = true;

@@ -111,6 +111,12 @@ export class Exchange implements ResponseSink {
   onEnd(): void {
     if (this.aborted || this.done) return;
     const res = this.res;
+    if (!this.headWritten) {
+      // A stream that ended without a response head is a tunnel fault, never an empty 200.
+      res.cork(() => writeError(res, 'MEZU_TUNNEL_FAILED', this.requestId));
+      this.finish();
+      return;
+    }
     res.cork(() => {
       if (this.total < 0) res.end();
       else if (this.total === 0) res.end();

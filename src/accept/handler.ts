@@ -239,11 +239,21 @@ function send(
   const stream = conn.open({ method, path: f.path, authority: f.authority, headers }, f.hasBody, ex);
   ex.stream = stream;
   if (f.hasBody) {
+    let uploadOpen = true;
     res.onData((ab, isLast) => {
-      if (ex.aborted || ex.done) return;
+      if (!uploadOpen) return;
+      if (ex.aborted || ex.done) {
+        // The response is complete (e.g. an early 413 or 502): stop the rest of the upload on the tunnel.
+        uploadOpen = false;
+        stream.abort();
+        return;
+      }
       // onData's buffer is neutered on return: copy it.
       const ok = stream.write(Buffer.from(new Uint8Array(ab)));
-      if (isLast) stream.end();
+      if (isLast) {
+        uploadOpen = false;
+        stream.end();
+      }
       else if (!ok) {
         res.pause();
         stream.onDrain(() => {

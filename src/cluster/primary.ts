@@ -34,8 +34,8 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
   let readyCount = 0;
   let tunnelPort = opts.tunnelPort;
 
-  const fork = (index: number) => {
-    const env = { [ENV_OPTIONS]: JSON.stringify(opts), [ENV_WORKER_INDEX]: String(index) };
+  const fork = (index: number, respawn: boolean) => {
+    const env = { [ENV_OPTIONS]: JSON.stringify(opts), [ENV_WORKER_INDEX]: String(index), MEZU_RESPAWNED: respawn ? '1' : '0' };
     const w = cluster.fork(env);
     slots[index]!.worker = w;
     slots[index]!.startedAt = Date.now();
@@ -61,7 +61,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
       if (Date.now() - s.startedAt > HEALTHY_AFTER_MS) s.backoff = RESPAWN_MIN_MS;
       log(`worker ${index} exited (${signal ?? code}); respawning in ${s.backoff} ms`);
       const t = setTimeout(() => {
-        if (!draining) fork(index);
+        if (!draining) fork(index, true);
       }, s.backoff);
       t.unref();
       s.backoff = Math.min(s.backoff * 2, RESPAWN_MAX_MS);
@@ -91,7 +91,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
   cluster.setupPrimary({ silent: false });
   for (let i = 0; i < opts.workers; i++) {
     slots.push({ worker: null, backoff: RESPAWN_MIN_MS, startedAt: 0 });
-    fork(i);
+    fork(i, false);
   }
 }
 

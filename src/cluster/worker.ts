@@ -17,6 +17,9 @@ import { createHandler } from '../accept/handler.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
 import { codeOf } from '../errors/index.js';
 
+/** How long a respawned worker waits for its tunnels before it takes traffic. */
+export const RESPAWN_TUNNEL_WAIT_MS = 3_000;
+
 export async function runWorker(opts: EdgeOptions, index: number): Promise<void> {
   const log = (m: string) => process.stderr.write(`[edge w${index}] ${m}\n`);
   const send = (m: WorkerMessage) => process.send?.(m);
@@ -79,6 +82,17 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     log,
   });
   const tunnelPort = await tunnel.listen();
+
+  if (process.env.MEZU_RESPAWNED === '1') {
+    // A respawned worker joins the port only once the Warpgates have redialed
+    // it (or after a bound): until then the other workers keep serving, and
+    // requests the kernel would hand this worker would get 502 for lack of a tunnel.
+    const pools = new Set<string>();
+    const c = current as CompiledConfig | null;
+    if (c !== null) for (const p of c.projects.values()) pools.add(p.upstream);
+    const deadline = Date.now() + RESPAWN_TUNNEL_WAIT_MS;
+    while (Date.now() < deadline && [...pools].some((p) => tunnel.pools.pick(p) === null)) await new Promise((r) => setTimeout(r, 25));
+  }
 
   const inflight = { n: 0 };
   const handler = createHandler({

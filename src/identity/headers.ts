@@ -8,6 +8,8 @@ import { isReservedHeader } from '../contract/index.js';
 const DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer',
   'proxy-authorization', 'proxy-authenticate', 'host', 'http2-settings',
+  // uWS already answered `100 Continue` to the client; the tunnel carries the body as it comes.
+  'expect',
 ]);
 
 /**

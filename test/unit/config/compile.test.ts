@@ -111,6 +111,10 @@ test('method-narrowed rules: the narrowed rule wins for its methods, the others 
   t.is(rule(p, 'GET', '/health'), 'demo:/health [GET,HEAD]');
   t.is(rule(p, 'HEAD', '/health'), 'demo:/health [GET,HEAD]');
   t.is(rule(p, 'POST', '/health'), 'demo:default');
+  // …and to a covering prefix when there is one.
+  const q = compileProject([route('/*', { auth: 'public' }), route('/status', { methods: ['POST'] })]);
+  t.is(rule(q, 'POST', '/status'), 'demo:/status [POST]');
+  t.is(rule(q, 'GET', '/status'), 'demo:/*');
   // A longer prefix that does not list the method falls through to a shorter one.
   t.is(rule(p, 'PUT', '/docs/edit/x'), 'demo:/docs/edit/* [PUT]');
   t.is(rule(p, 'GET', '/docs/edit/x'), 'demo:/docs/* [GET]');
@@ -248,6 +252,18 @@ test('a config validation would refuse (host used twice) fails loudly instead of
   t.throws(() => compileConfig({ projects: [project([]), project([], { hosts: ['other'] })] }, 1), {
     message: /project id "demo"/,
   });
+});
+
+test('rules validation would refuse as duplicates: the first one listed wins', (t) => {
+  const p = compileProject([
+    route('/a', { auth: 'public' }),
+    route('/a', { auth: 'deny' }),
+    route('/b/*', { methods: ['GET'], auth: 'public' }),
+    route('/b/*', { methods: ['GET', 'PUT'], auth: 'deny' }),
+  ]);
+  t.is(p.match('GET', '/a').auth, 'public');
+  t.is(p.match('GET', '/b/x').auth, 'public');
+  t.is(p.match('PUT', '/b/x').auth, 'deny');
 });
 
 test('a zero-project config compiles to empty maps', (t) => {

@@ -1,0 +1,270 @@
+/**
+ * The protected request path end to end on real processes: edge (2 workers),
+ * mTLS HTTP/2 tunnel, Warpgate, recording origin.
+ */
+import test from 'ava';
+import { Stack, waitFor } from './harness.js';
+import { openStore } from '../../src/store/index.js';
+import { hashToken } from '../../src/session/index.js';
+
+const stack = new Stack(2);
+let token = '';
+let userToken = '';
+
+test.before(async () => {
+  await stack.start();
+  stack.addUser('admin@example.com', ['--name', 'Ada Admin', '--roles', 'admin,ops', '--permissions', 'admin:write,read']);
+  stack.addUser('user@example.com', ['--roles', 'viewer']);
+  token = stack.session('admin@example.com');
+  userToken = stack.session('user@example.com');
+});
+test.after.always(async () => {
+  await stack.stop();
+});
+
+const cookie = (t: string) => ({ cookie: `mezu_session=${t}` });
+
+test.serial('a public route reaches the origin through the tunnel', async (t) => {
+  await stack.clearOrigin();
+  const r = await stack.request('/health?probe=1');
+  t.is(r.status, 200);
+  const body = JSON.parse(r.body);
+  t.is(body.path, '/health');
+  t.is(body.query, 'probe=1');
+  t.truthy(r.headers['x-mezu-request-id']);
+  const seen = await stack.originSeen();
+  t.is(seen.length, 1);
+  // No identity on a public route, and no assertion.
+  t.false('x-mezu-user-id' in seen[0]!.headers);
+  t.false('x-mezu-assertion' in seen[0]!.headers);
+});
+
+test.serial('without a session: browsers get 302 to login, API clients 401 JSON; the origin receives nothing', async (t) => {
+  await stack.clearOrigin();
+  const b = await stack.request('/api/v1/items?x=1', { headers: { accept: 'text/html,application/xhtml+xml' } });
+  t.is(b.status, 302);
+  t.is(b.headers.location, '/_mezu/login?rd=%2Fapi%2Fv1%2Fitems%3Fx%3D1');
+  const a = await stack.request('/api/v1/items', { headers: { accept: 'application/json' } });
+  t.is(a.status, 401);
+  const body = JSON.parse(a.body);
+  t.is(body.error.code, 'MEZU_LOGIN_REQUIRED');
+  t.is(body.error.login_url, '/_mezu/login?rd=%2Fapi%2Fv1%2Fitems');
+  // A POST from a browser is not redirected (only GET/HEAD).
+  const p = await stack.request('/api/v1/items', { method: 'POST', headers: { accept: 'text/html', 'content-type': 'text/plain' }, body: 'x' });
+  t.is(p.status, 401);
+  // A garbage or unknown cookie is the same as none.
+  t.is((await stack.request('/api/v1/items', { headers: cookie('nope') })).status, 401);
+  t.is((await stack.request('/api/v1/items', { headers: cookie('A'.repeat(43)) })).status, 401);
+  // Uncovered paths default to required.
+  t.is((await stack.request('/somewhere/else')).status, 401);
+  t.is((await stack.originSeen()).length, 0);
+});
+
+test.serial('with a session: 200, and the origin sees exactly one copy of each identity header, forged ones removed', async (t) => {
+  await stack.clearOrigin();
+  const r = await stack.request('/api/v1/items', {
+    headers: {
+      ...cookie(token),
+      'X-Mezu-User-Id': 'usr_forged',
+      'x-mezu-roles': ['root', 'superuser'],
+      'X-MEZU-PERMISSIONS': 'everything',
+      'x-mezu-assertion': 'forged.jwt.value',
+      'X-Mezu-Principal-Type': 'service_account',
+    },
+  });
+  t.is(r.status, 200);
+  const seen = await stack.originSeen();
+  t.is(seen.length, 1);
+  const h = seen[0]!.headers;
+  const one = (name: string) => {
+    t.is(h[name]?.length, 1, `${name} appears exactly once`);
+    return h[name]![0]!;
+  };
+  t.regex(one('x-mezu-user-id'), /^usr_/);
+  t.not(one('x-mezu-user-id'), 'usr_forged');
+  t.is(one('x-mezu-user-email'), 'admin@example.com');
+  t.is(one('x-mezu-user-name'), 'Ada Admin');
+  t.is(one('x-mezu-principal-type'), 'user');
+  t.is(one('x-mezu-roles'), 'admin,ops');
+  t.is(one('x-mezu-permissions'), 'admin:write,read');
+  t.is(one('x-mezu-auth-method'), 'cli');
+  t.regex(one('x-mezu-auth-time'), /^\d+$/);
+  t.is(one('x-mezu-request-id'), String(r.headers['x-mezu-request-id']));
+  const jwt = one('x-mezu-assertion');
+  t.is(jwt.split('.').length, 3);
+  const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString());
+  t.is(claims.aud, 'demo');
+  t.is(claims.email, 'admin@example.com');
+  t.true(claims.exp - claims.iat <= 300);
+  // The session token never reaches the application.
+  t.false(JSON.stringify(h).includes(token));
+  // Every x-mezu-* header the origin got is one the Warpgate set.
+  const allowed = new Set<string>(['x-mezu-user-id', 'x-mezu-user-email', 'x-mezu-user-name', 'x-mezu-principal-type', 'x-mezu-auth-method', 'x-mezu-auth-time', 'x-mezu-roles', 'x-mezu-permissions', 'x-mezu-request-id', 'x-mezu-assertion']);
+  for (const k of Object.keys(h)) if (k.startsWith('x-mezu-')) t.true(allowed.has(k), `unexpected ${k}`);
+});
+
+test.serial('the JWKS is served on every project host and verifies the assertion the origin received', async (t) => {
+  const r = await stack.request('/.well-known/mezusphere/jwks.json');
+  t.is(r.status, 200);
+  const jwks = JSON.parse(r.body);
+  t.true(jwks.keys.length >= 1);
+  t.is(jwks.keys[0].crv, 'Ed25519');
+  const o = await stack.request('/.well-known/mezusphere/jwks.json', { host: 'other.localhost' });
+  t.is(o.status, 200);
+});
+
+test.serial('authenticated but missing the role or permission → 403, nothing forwarded', async (t) => {
+  await stack.clearOrigin();
+  const r = await stack.request('/admin/panel', { headers: cookie(userToken) });
+  t.is(r.status, 403);
+  t.is(JSON.parse(r.body).error.code, 'MEZU_FORBIDDEN');
+  // `/admin/*` also covers `/admin` itself.
+  t.is((await stack.request('/admin', { headers: cookie(userToken) })).status, 403);
+  // A user on a service-account-only route.
+  const w = await stack.request('/webhooks/github', { method: 'POST', headers: { ...cookie(token), 'content-type': 'application/json' }, body: '{}' });
+  t.is(w.status, 403);
+  t.is(JSON.parse(w.body).error.code, 'MEZU_PRINCIPAL_NOT_ALLOWED');
+  // A deny route.
+  t.is((await stack.request('/closed/x', { headers: cookie(token) })).status, 403);
+  t.is((await stack.originSeen()).length, 0);
+  // The admin passes.
+  t.is((await stack.request('/admin/panel', { headers: cookie(token) })).status, 200);
+});
+
+test.serial('a session of one project is not accepted on another project host', async (t) => {
+  await stack.clearOrigin();
+  const r = await stack.request('/anything', { host: 'other.localhost', headers: cookie(token) });
+  t.is(r.status, 401);
+  t.is((await stack.originSeen()).length, 0);
+});
+
+test.serial('unknown host → 421; malformed path → 400; traversal is normalized before matching', async (t) => {
+  await stack.clearOrigin();
+  t.is((await stack.request('/health', { host: 'evil.example' })).status, 421);
+  t.is((await stack.request('/api%2fv1/items')).status, 400);
+  t.is((await stack.request('/docs/..;/admin/x')).status, 400);
+  // `/docs/../admin/x` must be judged as /admin/x (required + role), not as public /docs/*.
+  const r = await stack.request('/docs/%2e%2e/admin/x');
+  t.is(r.status, 401);
+  t.is((await stack.request('/TRACE', { method: 'TRACE' })).status, 405);
+  t.is((await stack.originSeen()).length, 0);
+  // The origin gets exactly the path that was authorized.
+  const ok = await stack.request('/docs//a/./b/../c');
+  t.is(ok.status, 200);
+  t.is(JSON.parse(ok.body).path, '/docs/a/c');
+});
+
+test.serial('service-account keys pass routes that allow them', async (t) => {
+  const sa = JSON.parse(stack.cli('service-accounts', 'add', '--project', 'demo', '--name', 'ci', '--permissions', 'hooks:write', '--json').stdout);
+  const key = stack.cli('keys', 'create', '--service-account', sa.id).stdout;
+  t.regex(key, /^mzk_/);
+  await stack.clearOrigin();
+  const r = await stack.request('/webhooks/github', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"a":1}' });
+  t.is(r.status, 200);
+  const seen = await stack.originSeen();
+  t.is(seen[0]!.headers['x-mezu-principal-type']![0], 'service_account');
+  t.is(seen[0]!.headers['x-mezu-user-id']![0], sa.id);
+  t.false('authorization' in seen[0]!.headers, 'the key is not forwarded');
+  t.is(seen[0]!.bodyBytes, 7);
+  // Not on a users-only route.
+  t.is((await stack.request('/api/v1/items', { headers: { authorization: `Bearer ${key}` } })).status, 403);
+  // Revoked: refused on the next request.
+  const kid = key.slice(4, 20);
+  t.is(stack.cli('keys', 'revoke', '--id', kid).status, 0);
+  t.is((await stack.request('/webhooks/github', { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{}' })).status, 401);
+});
+
+test.serial('request and response bodies stream through the tunnel', async (t) => {
+  const body = Buffer.alloc(3 * 1024 * 1024, 0x61);
+  const r = await stack.request('/api/v1/upload', { method: 'PUT', headers: { ...cookie(token), 'content-type': 'application/octet-stream' }, body });
+  t.is(r.status, 200);
+  t.is(JSON.parse(r.body).bodyBytes, body.length);
+  const h = await stack.request('/health', { method: 'HEAD' });
+  t.is(h.status, 200);
+  t.is(h.body, '');
+});
+
+test.serial('a revoked session and a suspended user are refused on the next request in every worker', async (t) => {
+  stack.addUser('rev@example.com');
+  const s1 = stack.session('rev@example.com');
+  const s2 = stack.session('rev@example.com');
+  // Fresh connections spread across both workers (SO_REUSEPORT).
+  for (let i = 0; i < 8; i++) t.is((await stack.request('/api/v1/me', { headers: cookie(s1) })).status, 200);
+  t.is(stack.cli('sessions', 'revoke', '--token', s1).status, 0);
+  for (let i = 0; i < 8; i++) t.is((await stack.request('/api/v1/me', { headers: cookie(s1) })).status, 401, `request ${i} after revoke`);
+  for (let i = 0; i < 4; i++) t.is((await stack.request('/api/v1/me', { headers: cookie(s2) })).status, 200);
+  t.is(stack.cli('users', 'set', '--project', 'demo', '--email', 'rev@example.com', '--status', 'suspended').status, 0);
+  for (let i = 0; i < 8; i++) t.is((await stack.request('/api/v1/me', { headers: cookie(s2) })).status, 401, `request ${i} after suspend`);
+});
+
+test.serial('an expired session is refused (absolute and idle lifetimes)', async (t) => {
+  stack.addUser('old@example.com');
+  const s = stack.session('old@example.com');
+  t.is((await stack.request('/api/v1/me', { headers: cookie(s) })).status, 200);
+  const store = openStore(stack.dir);
+  try {
+    const th = hashToken(s);
+    const rec = store.sessions.get(th)!;
+    // Idle: last seen 31 minutes ago (idle lifetime 30m).
+    await store.sessions.create(th, { ...rec, lastSeenAt: Date.now() - 31 * 60_000 });
+    t.is((await stack.request('/api/v1/me', { headers: cookie(s) })).status, 401);
+    // Absolute: created 25 hours ago, seen just now (absolute lifetime 24h).
+    await store.sessions.create(th, { ...rec, createdAt: Date.now() - 25 * 3600_000, lastSeenAt: Date.now() });
+    t.is((await stack.request('/api/v1/me', { headers: cookie(s) })).status, 401);
+    await store.sessions.create(th, { ...rec, lastSeenAt: Date.now() });
+    t.is((await stack.request('/api/v1/me', { headers: cookie(s) })).status, 200);
+  } finally {
+    await store.close();
+  }
+});
+
+test.serial('a role change reaches the application on the next request (assertion re-minted)', async (t) => {
+  stack.addUser('promo@example.com', ['--roles', 'viewer']);
+  const s = stack.session('promo@example.com');
+  t.is((await stack.request('/admin/x', { headers: cookie(s) })).status, 403);
+  t.is(stack.cli('users', 'set', '--project', 'demo', '--email', 'promo@example.com', '--roles', 'admin', '--permissions', 'admin:write').status, 0);
+  await stack.clearOrigin();
+  t.is((await stack.request('/admin/x', { headers: cookie(s) })).status, 200);
+  const seen = await stack.originSeen();
+  t.is(seen[0]!.headers['x-mezu-roles']![0], 'admin');
+  const claims = JSON.parse(Buffer.from(seen[0]!.headers['x-mezu-assertion']![0]!.split('.')[1]!, 'base64url').toString());
+  t.deepEqual(claims.roles, ['admin']);
+});
+
+test.serial('a config change is served without restart; an invalid config is refused and the old one keeps serving', async (t) => {
+  t.is((await stack.request('/api/v1/items')).status, 401);
+  const open = stack.applyText(DEMO_PUBLIC_API);
+  t.is(open.status, 0, open.stderr);
+  await waitFor('new config served', () => false, 0).catch(() => undefined);
+  let status = 0;
+  const end = Date.now() + 5_000;
+  while (Date.now() < end) {
+    // Both workers must serve it: check several fresh connections.
+    const rs = await Promise.all([1, 2, 3, 4].map(() => stack.request('/api/v1/items')));
+    if (rs.every((r) => r.status === 200)) {
+      status = 200;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(status, 200);
+  const bad = stack.applyText('projects:\n  - id: Demo!\n    hosts: []\n    routes:\n      - { path: api, auth: maybe }\n');
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /projects\[0\]\.id/);
+  t.regex(bad.stderr, /projects\[0\]\.hosts/);
+  t.regex(bad.stderr, /projects\[0\]\.routes\[0\]\.path/);
+  t.regex(bad.stderr, /projects\[0\]\.routes\[0\]\.auth/);
+  t.regex(bad.stderr, /projects\[0\]\.upstream/);
+  await new Promise((r) => setTimeout(r, 400));
+  t.is((await stack.request('/api/v1/items')).status, 200, 'the last good config keeps serving');
+});
+
+const DEMO_PUBLIC_API = `
+projects:
+  - id: demo
+    hosts: [localhost, 127.0.0.1]
+    upstream: demo
+    routes:
+      - { path: /api/v1/*, auth: public }
+      - { path: /health,   auth: public }
+`;

@@ -1,0 +1,209 @@
+/**
+ * Test environment: real processes on loopback (demo origin as a recording
+ * canary, the edge with its workers, a Warpgate), ports from listen(0), a
+ * fresh data directory, and teardown of every process by PID.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as http from 'node:http';
+import { ensureDevPki } from '../../src/pki/index.js';
+
+const ROOT = resolve(__dirname, '../../..');
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const WARPGATE = join(ROOT, 'dist/warpgate/main.js');
+const ORIGIN = join(ROOT, 'dist/scripts/demo-origin.js');
+
+export const DEMO_CONFIG = `
+projects:
+  - id: demo
+    hosts: [localhost, 127.0.0.1]
+    upstream: demo
+    session: { absolute: 24h, idle: 30m }
+    default: required
+    routes:
+      - { path: /api/v1/*,   auth: required }
+      - { path: /health,     auth: public }
+      - { path: /webhooks/*, auth: required, principals: [service_account] }
+      - { path: /docs/*,     auth: public }
+      - { path: /admin/*,    auth: required, roles: [admin], permissions: [admin:write] }
+      - { path: /closed/*,   auth: deny }
+  - id: other
+    hosts: [other.localhost]
+    upstream: demo
+    routes:
+      - { path: /*, auth: required }
+`;
+
+export interface Proc {
+  child: ChildProcess;
+  out: string;
+  err: string;
+}
+
+function launch(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p: Proc = { child, out: '', err: '' };
+  child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (p.err += d.toString()));
+  return p;
+}
+
+export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function readyLine(p: Proc): Record<string, unknown> | null {
+  for (const line of p.out.split('\n')) {
+    if (line.startsWith('{"event":"ready"')) return JSON.parse(line) as Record<string, unknown>;
+  }
+  return null;
+}
+
+export async function stopProc(p: Proc | null, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (p === null || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
+  p.child.kill(signal);
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export class Stack {
+  dir = mkdtempSync(join(tmpdir(), 'mezu-it-'));
+  origin: Proc | null = null;
+  edge: Proc | null = null;
+  warpgate: Proc | null = null;
+  originPort = 0;
+  port = 0;
+  tunnelPort = 0;
+  workerPids: number[] = [];
+
+  constructor(readonly workers = 2) {}
+
+  cli(...args: string[]): { status: number; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [CLI, ...args, '--data', this.dir], { encoding: 'utf8' });
+    return { status: r.status ?? -1, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
+  }
+
+  applyText(yaml: string): { status: number; stdout: string; stderr: string } {
+    const f = join(this.dir, `config-${Date.now()}-${Math.random()}.yaml`);
+    writeFileSync(f, yaml);
+    return this.cli('apply', '-f', f);
+  }
+
+  async start(): Promise<void> {
+    await ensureDevPki(join(this.dir, 'pki'), { pools: ['demo'] });
+    const a = this.applyText(DEMO_CONFIG);
+    if (a.status !== 0) throw new Error(`apply failed: ${a.stderr}`);
+    this.origin = launch([ORIGIN, '--host', '127.0.0.1', '--port', '0', '--record']);
+    await waitFor('origin ready', () => readyLine(this.origin!) !== null);
+    this.originPort = readyLine(this.origin)!.port as number;
+    await this.startEdge();
+    await this.startWarpgate();
+  }
+
+  async startEdge(): Promise<void> {
+    this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s']);
+    await waitFor('edge ready', () => readyLine(this.edge!) !== null || this.edge!.child.exitCode !== null);
+    const r = readyLine(this.edge);
+    if (r === null) throw new Error(`edge failed: ${this.edge.err}`);
+    this.port = r.port as number;
+    this.tunnelPort = r.tunnelPort as number;
+    this.workerPids = r.workers as number[];
+  }
+
+  async startWarpgate(): Promise<void> {
+    const before = 0;
+    this.warpgate = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo']);
+    await waitFor('tunnels to every worker', () => this.tunnelsUp() - before >= this.workers);
+  }
+
+  /** Distinct edge workers the current Warpgate process has reached so far. */
+  tunnelsUp(): number {
+    if (this.warpgate === null) return 0;
+    const seen = new Set<string>();
+    for (const m of this.warpgate.err.matchAll(/tunnel up to edge worker (\d+)\//g)) seen.add(m[1]!);
+    return seen.size;
+  }
+
+  addUser(email: string, extra: string[] = [], project = 'demo'): string {
+    const r = this.cli('users', 'add', '--project', project, '--email', email, ...extra);
+    if (r.status !== 0) throw new Error(r.stderr);
+    return r.stdout;
+  }
+
+  session(email: string, project = 'demo'): string {
+    const r = this.cli('sessions', 'create', '--project', project, '--email', email);
+    if (r.status !== 0) throw new Error(r.stderr);
+    return r.stdout;
+  }
+
+  /** One request on a fresh connection (so successive requests spread across workers). */
+  request(path: string, opts: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer; host?: string; timeoutMs?: number } = {}): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: this.port, path, method: opts.method ?? 'GET', agent: false, headers: { host: opts.host ?? 'localhost', ...(opts.headers ?? {}) }, timeout: opts.timeoutMs ?? 10_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('request timed out')));
+      req.on('error', reject);
+      req.end(opts.body);
+    });
+  }
+
+  async originSeen(): Promise<Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number }>> {
+    const r = await directGet(this.originPort, '/__origin/requests');
+    return JSON.parse(r) as Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number }>;
+  }
+
+  async clearOrigin(): Promise<void> {
+    await directGet(this.originPort, '/__origin/requests', 'DELETE');
+  }
+
+  async stop(): Promise<void> {
+    await stopProc(this.warpgate);
+    await stopProc(this.edge);
+    await stopProc(this.origin);
+    // Workers are children of the edge primary; make sure none outlives it.
+    for (const pid of this.workerPids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function directGet(port: number, path: string, method = 'GET'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
