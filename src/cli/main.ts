@@ -333,7 +333,8 @@ if (cluster.isWorker && process.env[ENV_OPTIONS] !== undefined) {
 } else if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {
-      if (process.argv[2] !== 'edge') process.exit(code);
+      // A running edge keeps the process alive; anything else exits with its code.
+      if (process.argv[2] !== 'edge' || code !== 0) process.exit(code);
     },
     (err) => {
       process.stderr.write(`mezusphere: ${(err as Error).message}\n`);
