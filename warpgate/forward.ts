@@ -120,7 +120,12 @@ export class OriginForwarder {
             return;
           }
           pipeline(r.body, stream, (err) => {
-            if (err && !stream.destroyed) stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
+            if (err && !ac.signal.aborted) {
+              // The head is already on its way: the only honest signal left is a reset (the edge cuts the client).
+              const code: ErrorCode = 'MEZU_ORIGIN_FAILED';
+              this.log(`warpgate: ${code} for request ${String(requestId)}: ${err.message}`);
+              if (!stream.destroyed) stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
+            }
           });
         },
         (err: Error & { code?: string }) => {

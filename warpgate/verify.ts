@@ -22,7 +22,7 @@ export class AssertionVerifier {
 
   /** New trust material from a tunnel hello. Clears the cache when keys change. */
   update(jwks: Jwks, issuer: string, projects: string[]): void {
-    const fp = JSON.stringify(jwks) + issuer + projects.join(',');
+    const fp = JSON.stringify([jwks, issuer, projects]);
     if (fp === this.fingerprint) return;
     this.fingerprint = fp;
     this.keys = new KeySet(jwks);

@@ -15,9 +15,9 @@ import { Authenticator, findCookie, removeCookie, API_KEY_PREFIX, type AuthResul
 import { authorize, Decision } from '../authorize/index.js';
 import { copyForwardableHeaders, nextRequestId, type Signer } from '../identity/index.js';
 import type { PoolRegistry } from '../tunnel/index.js';
-import { writeError, writeLoginRequired } from './responses.js';
+import { writeError, writeLoginRequired, statusLine } from './responses.js';
 import { Exchange } from './exchange.js';
-import { codeOf } from '../errors/index.js';
+import { codeOf, Errors } from '../errors/index.js';
 
 /** Methods the edge forwards. Anything else (TRACE, CONNECT, WebDAV, lower-case spellings) is refused. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -35,6 +35,8 @@ export interface HandlerContext {
   scheme: 'http' | 'https';
   /** In-flight forwarded requests (for drain). */
   inflight: { n: number };
+  /** Set when the worker drains: requests still arriving on open keep-alive connections get 503 and a close. */
+  draining: { on: boolean };
   log(msg: string): void;
 }
 
@@ -44,6 +46,7 @@ export function createHandler(ctx: HandlerContext): (res: HttpResponse, req: Htt
   };
   return function handle(res: HttpResponse, req: HttpRequest): void {
     const rid = nextRequestId();
+    if (ctx.draining.on) return writeError(res, 'MEZU_DRAINING', rid, true);
     // Copy everything from the request now: it dies when this function returns.
     const method = req.getCaseSensitiveMethod();
     if (!METHODS.has(method)) return writeError(res, 'MEZU_METHOD_NOT_ALLOWED', rid);
@@ -180,7 +183,7 @@ function reservedPage(ctx: HandlerContext, res: HttpResponse, rid: string, path:
   if (path === LOGIN_PATH) {
     // Hosted login arrives with its own issue; say so plainly rather than fake a page.
     res
-      .writeStatus('501 Not Implemented')
+      .writeStatus(LOGIN_UNAVAILABLE_STATUS)
       .writeHeader('content-type', 'text/html; charset=utf-8')
       .writeHeader('cache-control', 'no-store')
       .writeHeader('x-mezu-request-id', rid)
@@ -190,10 +193,13 @@ function reservedPage(ctx: HandlerContext, res: HttpResponse, rid: string, path:
   writeError(res, 'MEZU_NOT_FOUND', rid);
 }
 
+const LOGIN_UNAVAILABLE = 'MEZU_LOGIN_UNAVAILABLE' as const;
+const LOGIN_UNAVAILABLE_STATUS = statusLine(Errors[LOGIN_UNAVAILABLE].status);
 const LOGIN_UNAVAILABLE_PAGE =
   '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head><body>' +
   '<h1>Sign-in required</h1><p>Hosted login is not available on this edge yet. ' +
-  'An operator can create a session with <code>mezusphere sessions create</code>.</p></body></html>';
+  'An operator can create a session with <code>mezusphere sessions create</code>.</p>' +
+  `<p><small>${LOGIN_UNAVAILABLE}</small></p></body></html>`;
 
 function send(
   ctx: HandlerContext,

@@ -34,7 +34,9 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
 Add --json for machine-readable output.`;
 
-class UsageError extends Error {}
+class UsageError extends Error {
+  readonly code = 'MEZU_USAGE';
+}
 
 function fail(msg: string): never {
   throw new UsageError(msg);
@@ -140,9 +142,9 @@ async function cmdApply(args: string[]): Promise<void> {
   }
   const r = parseConfigYaml(text);
   if (!r.ok) {
-    if (v.json) out(v, '', { ok: false, problems: r.problems });
+    if (v.json) out(v, '', { ok: false, code: 'MEZU_CONFIG_INVALID', problems: r.problems });
     else {
-      process.stderr.write(`config: ${file} is invalid (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}); nothing was applied\n`);
+      process.stderr.write(`config: ${file} is invalid (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}); nothing was applied (MEZU_CONFIG_INVALID)\n`);
       for (const p of r.problems) process.stderr.write(`  ${p.at}: ${p.message}\n`);
     }
     process.exitCode = 1;

@@ -95,6 +95,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   }
 
   const inflight = { n: 0 };
+  const draining = { on: false };
   const handler = createHandler({
     config: () => current,
     auth: new Authenticator(store, signer),
@@ -103,6 +104,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
     scheme: opts.scheme,
     inflight,
+    draining,
     log,
   });
 
@@ -124,10 +126,9 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   }, opts.configPollMs);
   poll.unref();
 
-  let draining = false;
   process.on('message', (m: PrimaryMessage) => {
-    if (m?.type !== 'drain' || draining) return;
-    draining = true;
+    if (m?.type !== 'drain' || draining.on) return;
+    draining.on = true;
     // Stop accepting at once; let in-flight requests finish within the grace period.
     uws.us_listen_socket_close(listenSocket);
     tunnel.close(true);

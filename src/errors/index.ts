@@ -36,6 +36,7 @@ export const Errors = {
   MEZU_CONFIG_MISSING: { status: 503, message: 'config: no configuration has been applied yet' },
   MEZU_USER_EXISTS: { status: 409, message: 'store: a user with this email already exists' },
   MEZU_USER_NOT_FOUND: { status: 404, message: 'store: no such user' },
+  MEZU_SERVICE_ACCOUNT_NOT_FOUND: { status: 404, message: 'store: no such service account' },
   MEZU_STORE_UNAVAILABLE: { status: 503, message: 'store: the store cannot be opened' },
   MEZU_NATIVE_UWS: { status: 500, message: 'native: uWebSockets.js native binary not loaded' },
   MEZU_SIGNING_KEY_MISSING: { status: 503, message: 'identity: no signing key is available' },

@@ -81,8 +81,11 @@ export class KeySet {
     if (header === null || typeof header !== 'object' || header.alg !== 'EdDSA' || typeof header.kid !== 'string') return { ok: false, reason: 'bad header' };
     const key = this.keys.get(header.kid);
     if (key === undefined) return { ok: false, reason: 'unknown kid' };
-    const sig = Buffer.from(token.slice(d2 + 1), 'base64url');
-    if (sig.length !== 64) return { ok: false, reason: 'bad signature' };
+    const sigText = token.slice(d2 + 1);
+    const sig = Buffer.from(sigText, 'base64url');
+    // Node's base64url decoder skips stray characters and ignores spare bits; insist on the
+    // one canonical spelling so an assertion has exactly one text (the Warpgate caches by it).
+    if (sig.length !== 64 || sig.toString('base64url') !== sigText) return { ok: false, reason: 'bad signature' };
     if (!verify(null, Buffer.from(token.slice(0, d2)), key, sig)) return { ok: false, reason: 'bad signature' };
     if (claims === null || typeof claims !== 'object' || typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || typeof claims.iat !== 'number' || typeof claims.aud !== 'string') {
       return { ok: false, reason: 'bad claims' };

@@ -198,7 +198,7 @@ export class ServiceAccountStore {
   async setStatus(id: string, status: ServiceAccountRecord['status']): Promise<void> {
     await this.accounts.transaction(() => {
       const cur = this.accounts.get(id);
-      if (cur === undefined) throw new MezuError('MEZU_NOT_FOUND', `store: no service account ${id}`);
+      if (cur === undefined) throw new MezuError('MEZU_SERVICE_ACCOUNT_NOT_FOUND', `store: no service account ${id}`);
       void this.accounts.put(id, { ...cur, status, version: cur.version + 1, updatedAt: Date.now() });
     });
   }

@@ -56,7 +56,7 @@ export interface ApiKeyRecord {
   id: string;
   serviceAccountId: string;
   projectId: string;
-  /** SHA-256 of the secret, hex. The secret itself is shown once and never stored. */
+  /** SHA-256 of the secret, base64url. The secret itself is shown once and never stored. */
   secretHash: string;
   createdAt: number;
   expiresAt: number | null;

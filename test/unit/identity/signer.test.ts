@@ -75,7 +75,7 @@ test('mint: claims carry iss, aud = project, sub, typ and the principal; lifetim
   signer.reload();
   const now = 1_700_000_123_456;
   const r = signer.mint('demo', alice, now);
-  t.is(r.kid, signer.activeKid);
+  t.is(r.kid, signer.activeKid!);
   const v = new KeySet(signer.jwks()).verify(r.token);
   t.true(v.ok);
   if (!v.ok) return;
