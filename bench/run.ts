@@ -11,6 +11,9 @@
  * component from /proc/<pid>/stat — the figure BRIEF §4 budgets, fair even
  * though autocannon runs in this process on the same cores.
  *
+ * Before each run it waits (bounded, --quiet-wait) for the shared machine to
+ * be quiet, and warns when other processes were busy during a measured window.
+ *
  * Writes bench/results/latest.json and latest.md and prints the table. Exits 1
  * when any run saw errors, non-2xx responses or a crashed process.
  */
@@ -30,9 +33,16 @@ const READY_TIMEOUT_MS = 20_000;
 const CLI_TIMEOUT_MS = 30_000;
 const SESSION_COOKIE = 'mezu_session';
 const BENCH_EMAIL = 'bench@example.com';
+/**
+ * Other processes sharing the 2 cores skew every figure. Per-process ticks and
+ * /proc/stat disagree by a few hundredths of a core on a quiet machine (seen:
+ * −0.04 to +0.01), so more than a tenth of a core is someone else's load.
+ */
+const OTHER_CORES_WARN = 0.1;
 
 interface Settings {
   durationSeconds: number;
+  quietWaitSeconds: number;
   warmupSeconds: number;
   connections: number;
   workers: number;
@@ -41,7 +51,7 @@ interface Settings {
 
 function usage(msg: string): never {
   process.stderr.write(
-    `bench: ${msg}\nusage: node dist/bench/run.js [--duration S (default 10)] [--warmup S (default 2)] [--connections N (default 64)] [--quick (3 s runs, 1 s warm-up)] [--workers N (default 2)]\n`,
+    `bench: ${msg}\nusage: node dist/bench/run.js [--duration S (default 10)] [--warmup S (default 2)] [--connections N (default 64)] [--quick (3 s runs, 1 s warm-up)] [--workers N (default 2)] [--quiet-wait S (default 60; 0 = do not wait)]\n`,
   );
   process.exit(2);
 }
@@ -62,6 +72,7 @@ function parseSettings(): Settings {
         warmup: { type: 'string' },
         connections: { type: 'string' },
         workers: { type: 'string' },
+        'quiet-wait': { type: 'string' },
         quick: { type: 'boolean' },
       },
       strict: true,
@@ -77,6 +88,7 @@ function parseSettings(): Settings {
     warmupSeconds: intOption(v.warmup as string | undefined, 'warmup', quick ? 1 : 2, 0, 60),
     connections: intOption(v.connections as string | undefined, 'connections', 64, 1, 1024),
     workers: intOption(v.workers as string | undefined, 'workers', 2, 1, 16),
+    quietWaitSeconds: intOption(v['quiet-wait'] as string | undefined, 'quiet-wait', 60, 0, 600),
   };
 }
 
@@ -141,10 +153,46 @@ function round(n: number | null, digits: number): number | null {
   return Math.round(n * f) / f;
 }
 
+/** Cores busy outside `groups` and this process over one second. */
+async function foreignLoad(groups: ReadonlyMap<string, readonly number[]>, ticksPerSecond: number): Promise<number> {
+  const sys0 = systemTicks();
+  const cpu0 = snapshot(groups);
+  const self0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, 1_000));
+  const self1 = process.cpuUsage(self0);
+  const d = delta(cpu0, snapshot(groups), ticksPerSecond);
+  const sys1 = systemTicks();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  let ours = (self1.user + self1.system) / 1e6;
+  for (const g of d.values()) ours += g.cpuSeconds;
+  return ((sys1.busy - sys0.busy) / ticksPerSecond - ours) / seconds;
+}
+
+/**
+ * The dev machine is shared (other engineers run test suites on the same 2
+ * cores); wait, bounded, for two quiet seconds in a row before a run, so a
+ * run is not measured against someone else's load. Returns the wait outcome.
+ */
+async function waitQuiet(groups: ReadonlyMap<string, readonly number[]>, ticksPerSecond: number, maxSeconds: number, stop: () => boolean): Promise<string> {
+  if (maxSeconds === 0) return 'not waited for';
+  const deadline = Date.now() + maxSeconds * 1_000;
+  let quietInARow = 0;
+  let last = 0;
+  while (Date.now() < deadline && !stop()) {
+    last = await foreignLoad(groups, ticksPerSecond);
+    quietInARow = last <= OTHER_CORES_WARN ? quietInARow + 1 : 0;
+    if (quietInARow >= 2) return 'quiet';
+  }
+  return `still busy after ${maxSeconds} s (${last.toFixed(2)} foreign cores)`;
+}
+
 async function main(): Promise<number> {
   const settings = parseSettings();
   const ticksPerSecond = clockTicksPerSecond();
   const problems: string[] = [];
+  /** Not failures of the system under test, but reasons to distrust the figures. */
+  const warnings: string[] = [];
   const notes: string[] = [];
   const procs: Proc[] = [];
   let edgeWorkers: number[] = [];
@@ -245,6 +293,8 @@ async function main(): Promise<number> {
     for (const t of targets) {
       if (interrupted) break;
       process.stderr.write(`bench: ${t.label}: warm-up ${settings.warmupSeconds} s, then ${settings.durationSeconds} s at ${settings.connections} connections\n`);
+      const quiet = await waitQuiet(groups, ticksPerSecond, settings.quietWaitSeconds, () => interrupted);
+      if (quiet !== 'quiet' && quiet !== 'not waited for') warnings.push(`${t.name}: machine ${quiet}; measured anyway`);
       let warmup: RunReport['warmup'] = null;
       if (settings.warmupSeconds > 0) {
         const wu = await drive(t, settings.warmupSeconds, settings.connections, false);
@@ -261,6 +311,7 @@ async function main(): Promise<number> {
       const self1 = process.cpuUsage(self0);
       const cpu1 = snapshot(groups);
       const sys1 = systemTicks();
+      if (interrupted) break; // a load cut short by SIGINT is not a measurement
 
       const r = out.result;
       const completed = r.requests.total;
@@ -310,6 +361,7 @@ async function main(): Promise<number> {
             p50: round(percentile(samples, 50), 3),
             p99: round(percentile(samples, 99), 3),
             p99_9: round(percentile(samples, 99.9), 3),
+            mean: round(samples.length > 0 ? samples.reduce((a, b) => a + b, 0) / samples.length : null, 3),
             max: round(samples.length > 0 ? samples[samples.length - 1]! : null, 3),
           },
         },
@@ -326,6 +378,10 @@ async function main(): Promise<number> {
       };
       runs.push(run);
 
+      const otherCores = otherSeconds / out.elapsedSeconds;
+      if (otherCores > OTHER_CORES_WARN) {
+        warnings.push(`${t.name}: the machine was not quiet: ${otherCores.toFixed(2)} cores busy outside the benchmarked processes during the window; its CPU and latency figures are inflated`);
+      }
       if (r.non2xx > 0) problems.push(`${t.name}: ${r.non2xx} non-2xx responses ${JSON.stringify(statusCounts)}`);
       if (r.errors > 0) problems.push(`${t.name}: ${r.errors} errors (${r.timeouts} timeouts) ${JSON.stringify(out.errorKinds)}`);
       if (r.mismatches > 0) problems.push(`${t.name}: ${r.mismatches} body mismatches`);
@@ -370,6 +426,7 @@ async function main(): Promise<number> {
       },
       runs,
       problems,
+      warnings,
       notes,
       ok: false,
     };
@@ -393,6 +450,9 @@ async function main(): Promise<number> {
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(dir, 'latest.md'), md);
   process.stdout.write(md);
+  if (report.warnings.length > 0) {
+    process.stderr.write(`\n!!! bench: WARNINGS:\n${report.warnings.map((w) => `!!!   ${w}`).join('\n')}\n`);
+  }
   if (!report.ok) {
     process.stderr.write(`\n!!! bench: PROBLEMS — these figures are not clean:\n${report.problems.map((p) => `!!!   ${p}`).join('\n')}\n`);
     return 1;
