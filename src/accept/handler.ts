@@ -10,14 +10,15 @@ import { bufferToText } from '../../native/uws.js';
 import type { CompiledConfig, CompiledProject, Policy } from '../config/types.js';
 import { normalizeHost } from '../config/index.js';
 import { normalizePath } from '../route/index.js';
-import { JWKS_PATH, RESERVED_PATH_PREFIX, IdentityHeader, Tunnel, LOGIN_PATH } from '../contract/index.js';
+import { JWKS_PATH, RESERVED_PATH_PREFIX, IdentityHeader, Tunnel } from '../contract/index.js';
 import { Authenticator, findCookie, removeCookie, API_KEY_PREFIX, type AuthResult } from '../session/index.js';
 import { authorize, Decision } from '../authorize/index.js';
 import { copyForwardableHeaders, nextRequestId, type Signer } from '../identity/index.js';
 import type { PoolRegistry } from '../tunnel/index.js';
-import { writeError, writeLoginRequired, statusLine } from './responses.js';
+import { writeError, writeLoginRequired } from './responses.js';
 import { Exchange } from './exchange.js';
-import { codeOf, Errors } from '../errors/index.js';
+import { codeOf } from '../errors/index.js';
+import { LoginPages } from '../login/index.js';
 
 /** Methods the edge forwards. Anything else (TRACE, CONNECT, WebDAV, lower-case spellings) is refused. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -37,6 +38,8 @@ export interface HandlerContext {
   inflight: { n: number };
   /** Set when the worker drains: requests still arriving on open keep-alive connections get 503 and a close. */
   draining: { on: boolean };
+  /** Hosted pages under /_mezu/ (login, signup, reset…); null serves 404 there. */
+  login: LoginPages | null;
   log(msg: string): void;
 }
 
@@ -121,7 +124,7 @@ function decide(
   }
   const path = norm.path;
   if (path.startsWith(RESERVED_PATH_PREFIX) || path === '/_mezu') {
-    reservedPage(ctx, res, rid, path);
+    reservedPage(ctx, res, rid, path, method, query, names, values, hostHeader, project, cfg);
     return null;
   }
   if (path === JWKS_PATH) {
@@ -178,28 +181,29 @@ function bodyExpected(names: string[], values: string[]): boolean {
   return false;
 }
 
-function reservedPage(ctx: HandlerContext, res: HttpResponse, rid: string, path: string): void {
-  void ctx;
-  if (path === LOGIN_PATH) {
-    // Hosted login arrives with its own issue; say so plainly rather than fake a page.
-    res
-      .writeStatus(LOGIN_UNAVAILABLE_STATUS)
-      .writeHeader('content-type', 'text/html; charset=utf-8')
-      .writeHeader('cache-control', 'no-store')
-      .writeHeader('x-mezu-request-id', rid)
-      .end(LOGIN_UNAVAILABLE_PAGE);
+/**
+ * `/_mezu/*`: the hosted pages (src/login/) when this edge serves them, else
+ * 404. Never forwarded. The request headers were already copied out of uWS.
+ */
+function reservedPage(
+  ctx: HandlerContext,
+  res: HttpResponse,
+  rid: string,
+  path: string,
+  method: string,
+  query: string,
+  names: string[],
+  values: string[],
+  hostHeader: string,
+  project: CompiledProject,
+  cfg: CompiledConfig,
+): void {
+  if (ctx.login === null || !LoginPages.serves(path)) {
+    writeError(res, 'MEZU_NOT_FOUND', rid);
     return;
   }
-  writeError(res, 'MEZU_NOT_FOUND', rid);
+  ctx.login.serve(res, rid, method, path, query, names, values, hostHeader, project, cfg);
 }
-
-const LOGIN_UNAVAILABLE = 'MEZU_LOGIN_UNAVAILABLE' as const;
-const LOGIN_UNAVAILABLE_STATUS = statusLine(Errors[LOGIN_UNAVAILABLE].status);
-const LOGIN_UNAVAILABLE_PAGE =
-  '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head><body>' +
-  '<h1>Sign-in required</h1><p>Hosted login is not available on this edge yet. ' +
-  'An operator can create a session with <code>mezusphere sessions create</code>.</p>' +
-  `<p><small>${LOGIN_UNAVAILABLE}</small></p></body></html>`;
 
 function send(
   ctx: HandlerContext,

@@ -19,12 +19,13 @@ import { codeOf } from '../errors/index.js';
 const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
-       [--response-timeout 60s] [--drain-grace 10s]
+       [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
   users add --project P --email E [--name N] [--roles a,b] [--permissions x,y]
   users set --project P --email E [--status active|suspended|deactivated] [--roles a,b] [--permissions x,y]
   users list [--project P]
+  users history EMAIL [--project P] [--limit N]   authentication events (logins, failures, resets, locks) and last login
   sessions create --project P --email E        print a new session token (the cookie value)
   sessions revoke --token T | --project P --email E --all
   service-accounts add --project P --name N [--roles a,b] [--permissions x,y]
@@ -32,6 +33,7 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   keys revoke --id KEY_ID
   signing-keys rotate
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
+  mail outbox [--to EMAIL] [--limit N]  mail kept by the development outbox (reset and signup links)
 Add --json for machine-readable output.`;
 
 class UsageError extends Error {
@@ -90,6 +92,18 @@ function intOpt(v: Vals, k: string, dflt: number, min: number, max: number): num
   return n;
 }
 
+function smtpOpt(raw: string | undefined): string | null {
+  if (raw === undefined || raw === '') return null;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    fail(`--smtp must be a URL like smtp://user:pass@mail.example:587; got "${raw}"`);
+  }
+  if (u.protocol !== 'smtp:' && u.protocol !== 'smtps:') fail(`--smtp must be an smtp:// or smtps:// URL; got "${u.protocol}"`);
+  return raw;
+}
+
 async function cmdEdge(args: string[]): Promise<void> {
   const v = parse(args, {
     host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' },
@@ -97,6 +111,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'tunnel-cert': { type: 'string' }, 'tunnel-key': { type: 'string' }, 'tunnel-ca': { type: 'string', multiple: true },
     issuer: { type: 'string' }, scheme: { type: 'string' }, 'response-timeout': { type: 'string' }, 'drain-grace': { type: 'string' },
     'config-poll-ms': { type: 'string' },
+    'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
   });
   const dir = dataDir(v);
   const scheme = str(v, 'scheme') ?? 'http';
@@ -118,6 +133,9 @@ async function cmdEdge(args: string[]): Promise<void> {
     responseTimeoutMs: durationOpt(v, 'response-timeout', '60s'),
     drainGraceMs: durationOpt(v, 'drain-grace', '10s'),
     configPollMs: intOpt(v, 'config-poll-ms', 500, 10, 60_000),
+    hashThreads: intOpt(v, 'hash-threads', 1, 1, 64),
+    smtpUrl: smtpOpt(str(v, 'smtp') ?? process.env.MEZU_SMTP_URL),
+    mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',
     edgeId: '',
   };
   for (const f of [opts.tunnelCertFile, opts.tunnelKeyFile, ...opts.tunnelCaFiles]) {
@@ -209,6 +227,51 @@ async function cmdUsers(sub: string | undefined, args: string[]): Promise<void> 
     return;
   }
   fail(`unknown users command "${sub ?? ''}"`);
+}
+
+/** `users history EMAIL`: positional email (the one command that takes one). */
+async function cmdUsersHistory(args: string[]): Promise<void> {
+  let parsed: { values: Vals; positionals: string[] };
+  try {
+    parsed = parseArgs({ args, options: { data: { type: 'string' }, json: { type: 'boolean' }, project: { type: 'string' }, limit: { type: 'string' } }, strict: true, allowPositionals: true }) as { values: Vals; positionals: string[] };
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const v = parsed.values;
+  if (parsed.positionals.length !== 1) fail('users history takes exactly one EMAIL');
+  const email = parsed.positionals[0]!.trim();
+  const limit = intOpt(v, 'limit', 50, 1, 100_000);
+  const r = await withStore(v, async (s) => {
+    // Without --project: the email in every directory that has history or a user for it.
+    const dirs = str(v, 'project') !== undefined ? [str(v, 'project')!] : [...new Set([...s.users.list(null).map((u) => u.directory), ...(s.config.current()?.config as { projects?: Array<{ id: string }> } | undefined)?.projects?.map((p) => p.id) ?? []])];
+    const out: Array<{ directory: string; user: { id: string; status: string; lastLoginAt: number | null } | null; events: ReturnType<Store['loginHistory']['list']> }> = [];
+    for (const d of dirs) {
+      const u = s.users.getByEmail(d, email);
+      const events = s.loginHistory.list(d, email, limit);
+      if (u === undefined && events.length === 0) continue;
+      out.push({ directory: d, user: u === undefined ? null : { id: u.id, status: u.status, lastLoginAt: u.lastLoginAt }, events });
+    }
+    return out;
+  });
+  if (r.length === 0) throw new Error(`users: no user and no history for ${email}`);
+  const iso = (t: number | null) => (t === null ? 'never' : new Date(t).toISOString());
+  const lines: string[] = [];
+  for (const d of r) {
+    lines.push(`${email} in ${d.directory}: ${d.user === null ? 'no such user' : `${d.user.id}, ${d.user.status}, last login ${iso(d.user.lastLoginAt)}`}`);
+    for (const e of d.events) lines.push(`  ${iso(e.at)}  ${e.type.padEnd(16)} ${(e.reason ?? '').padEnd(18)} ${e.ip.padEnd(15)} ${e.userAgent}`);
+  }
+  out(v, lines.join('\n'), r);
+}
+
+async function cmdMail(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'outbox') fail(`unknown mail command "${sub ?? ''}"`);
+  const v = parse(args, { to: { type: 'string' }, limit: { type: 'string' } });
+  const limit = intOpt(v, 'limit', 20, 1, 10_000);
+  const mails = await withStore(v, async (s) => s.outbox.list(str(v, 'to') ?? null, limit));
+  const human = mails.length === 0
+    ? 'mail: the outbox is empty (the edge writes here unless it runs with --smtp)'
+    : mails.map((m) => `── ${new Date(m.at).toISOString()}  to ${m.to}  (${m.projectId})\nSubject: ${m.subject}\n\n${m.text.trimEnd()}\n`).join('\n');
+  out(v, human, mails);
 }
 
 async function cmdSessions(sub: string | undefined, args: string[]): Promise<void> {
@@ -307,7 +370,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'edge': await cmdEdge(argv.slice(1)); break;
       case 'apply': await cmdApply(argv.slice(1)); break;
       case 'config': await withSub(cmdConfig); break;
-      case 'users': await withSub(cmdUsers); break;
+      case 'users': if (sub === 'history') await cmdUsersHistory(rest); else await withSub(cmdUsers); break;
+      case 'mail': await withSub(cmdMail); break;
       case 'sessions': await withSub(cmdSessions); break;
       case 'service-accounts': await withSub(cmdServiceAccounts); break;
       case 'keys': await withSub(cmdKeys); break;

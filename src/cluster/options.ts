@@ -21,6 +21,12 @@ export interface EdgeOptions {
   drainGraceMs: number;
   /** How often workers look for a new config or key set. */
   configPollMs: number;
+  /** Password-hashing threads per worker (hosted login). */
+  hashThreads: number;
+  /** SMTP URL for hosted-login mail, or null for the development outbox in the store. */
+  smtpUrl: string | null;
+  /** From address of hosted-login mail. */
+  mailFrom: string;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
 }

@@ -14,6 +14,7 @@ import { Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { createHandler } from '../accept/handler.js';
+import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
 import { codeOf } from '../errors/index.js';
 
@@ -96,6 +97,17 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
 
   const inflight = { n: 0 };
   const draining = { on: false };
+  const login = await setupLogin({
+    store,
+    scheme: opts.scheme,
+    sessionCookie: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
+    hashThreads: opts.hashThreads,
+    smtpUrl: opts.smtpUrl,
+    mailFrom: opts.mailFrom,
+    config: () => current,
+    log,
+  });
+  if (index === 0) log(`login: hosted pages on /_mezu/; mail goes to the ${login.mailer.description}`);
   const handler = createHandler({
     config: () => current,
     auth: new Authenticator(store, signer),
@@ -105,6 +117,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     scheme: opts.scheme,
     inflight,
     draining,
+    login: login.pages,
     log,
   });
 
@@ -120,6 +133,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
       const keysChanged = signer.reload();
       if (cfgChanged || keysChanged) tunnel.broadcastHello();
       if (cfgChanged) log(`config: now serving version ${(current as CompiledConfig | null)?.version}`);
+      if (cfgChanged && current !== null) login.onConfig(current);
     } catch (err) {
       log(`config: poll failed: ${(err as Error).message}`);
     }

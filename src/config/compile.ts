@@ -5,6 +5,7 @@
  * swaps one snapshot by reference and never sees a half-applied config.
  */
 import { FrozenMap } from './frozen-map.js';
+import { defaultLoginConfig, defaultPasswordConfig } from './defaults.js';
 import type {
   AuthMode,
   CompiledConfig,
@@ -46,6 +47,8 @@ class Project implements CompiledProject {
   readonly upstream: string;
   readonly sessionAbsoluteMs: number;
   readonly sessionIdleMs: number;
+  readonly hosts: readonly string[];
+  readonly login: CompiledProject['login'];
   readonly #exact: Map<string, PathEntry> | null;
   /** Root of the prefix trie (the node for `/*`), or null when there are no prefix rules. */
   readonly #prefixes: TrieNode | null;
@@ -57,6 +60,15 @@ class Project implements CompiledProject {
     this.upstream = p.upstream;
     this.sessionAbsoluteMs = p.session.absoluteMs;
     this.sessionIdleMs = p.session.idleMs;
+    this.hosts = Object.freeze([...p.hosts]);
+    const l = p.login ?? defaultLoginConfig();
+    this.login = Object.freeze({
+      signup: l.signup,
+      publicUrl: l.publicUrl ?? `https://${p.hosts[0]}`,
+      branding: Object.freeze({ name: l.branding.name ?? p.name, color: l.branding.color, logoUrl: l.branding.logoUrl }),
+      resetTtlMs: l.resetTtlMs,
+      throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
+    });
     this.#default = makePolicy(p.default, ['user'], [], [], `${p.id}:default`);
 
     const exact = new Map<string, PathEntry>();
@@ -211,5 +223,7 @@ export function compileConfig(config: ValidConfig, version: number): CompiledCon
     version,
     hosts: new FrozenMap(hosts),
     projects: new FrozenMap(projects),
+    passwords: Object.freeze({ ...(config.passwords ?? defaultPasswordConfig()) }),
+    trustedProxies: Object.freeze([...(config.trustedProxies ?? [])]),
   });
 }

@@ -35,11 +35,58 @@ export interface ProjectConfig {
   /** Mode for paths no rule covers. */
   default: AuthMode;
   routes: RouteConfig[];
+  /** Hosted pages; absent when the YAML has no `login:` (then `defaultLoginConfig` applies at compile). */
+  login?: LoginConfig;
+}
+
+/** Who may create an account on the hosted signup page. */
+export type SignupMode = 'open' | 'invite' | 'disabled';
+
+/**
+ * Failed-login throttling for one kind of key (an account, or a client IP):
+ * failures `1..delayAfter` cost nothing; each further failure makes the next
+ * attempt wait 1 s, 2 s, 4 s, … (capped at `lockMs`); failure `lockAfter`
+ * locks for `lockMs`. `windowMs` of quiet forgets the count.
+ */
+export interface ThrottleLimits {
+  delayAfter: number;
+  lockAfter: number;
+  lockMs: number;
+  windowMs: number;
+}
+
+export interface LoginConfig {
+  signup: SignupMode;
+  /** Origin (`https://app.example.com`, no path) for links in mail; null: `https://<first host>`. */
+  publicUrl: string | null;
+  branding: {
+    /** Shown on the pages and in mail; null: the project's name. */
+    name: string | null;
+    /** `#rrggbb`. */
+    color: string;
+    /** http(s) URL of a logo image, or null. */
+    logoUrl: string | null;
+  };
+  /** How long a password-reset or signup link stays usable. */
+  resetTtlMs: number;
+  throttle: { account: ThrottleLimits; ip: ThrottleLimits };
+}
+
+/** argon2id parameters and the hashing queue bound (edge-wide). */
+export interface PasswordConfig {
+  memoryBytes: number;
+  iterations: number;
+  /** Hashing tasks waiting per edge worker beyond the running ones; more → 503 with Retry-After. */
+  queue: number;
 }
 
 /** A validated config: safe to compile. */
 export interface ValidConfig {
   projects: ProjectConfig[];
+  /** Present when the YAML has `passwords:`; else `defaultPasswordConfig`. */
+  passwords?: PasswordConfig;
+  /** Present when the YAML has `trusted_proxies:` (IPs or CIDRs whose X-Forwarded-For is believed for the client IP of logins). */
+  trustedProxies?: string[];
 }
 
 /** One problem found by validation, with where it is and how to fix it. */
@@ -75,6 +122,10 @@ export interface CompiledProject {
   upstream: string;
   sessionAbsoluteMs: number;
   sessionIdleMs: number;
+  /** Hosts of the project, as configured (lower-case, no port). */
+  hosts: readonly string[];
+  /** Hosted-page settings with defaults applied; frozen. */
+  login: Readonly<LoginConfig> & { publicUrl: string; branding: Readonly<LoginConfig['branding']> & { name: string } };
   /** Most specific rule for an already-normalized path and an upper-case method; never null (falls back to the default). */
   match(method: string, path: string): Policy;
 }
@@ -84,4 +135,6 @@ export interface CompiledConfig {
   /** Lower-case host (no port, no trailing dot) → project. */
   hosts: ReadonlyMap<string, CompiledProject>;
   projects: ReadonlyMap<string, CompiledProject>;
+  passwords: Readonly<PasswordConfig>;
+  trustedProxies: readonly string[];
 }

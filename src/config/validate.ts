@@ -10,9 +10,24 @@ import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../contract
 import { normalizePath } from '../route/index.js';
 import { parseDuration } from './duration.js';
 import { normalizeHost } from './host.js';
+import { isIP, BlockList } from 'node:net';
+import {
+  DEFAULT_BRAND_COLOR,
+  DEFAULT_HASH_QUEUE,
+  DEFAULT_PASSWORD_ITERATIONS,
+  DEFAULT_PASSWORD_MEMORY_BYTES,
+  DEFAULT_RESET_TTL_MS,
+  MAX_LOCK_MS,
+  defaultAccountThrottle,
+  defaultIpThrottle,
+} from './defaults.js';
 import type {
   AuthMode,
   ConfigProblem,
+  LoginConfig,
+  PasswordConfig,
+  SignupMode,
+  ThrottleLimits,
   ProjectConfig,
   RouteConfig,
   ValidationResult,
@@ -36,8 +51,19 @@ const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'service_account'];
 /** TRACE reflects the request (credentials included); CONNECT would open a raw tunnel. */
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
 
-const ROOT_KEYS = ['projects'];
-const PROJECT_KEYS = ['id', 'name', 'hosts', 'upstream', 'session', 'default', 'routes'];
+const ROOT_KEYS = ['projects', 'passwords', 'trusted_proxies'];
+const PROJECT_KEYS = ['id', 'name', 'hosts', 'upstream', 'session', 'default', 'routes', 'login'];
+const PASSWORD_KEYS = ['memory', 'iterations', 'queue'];
+const LOGIN_KEYS = ['signup', 'public_url', 'branding', 'reset_ttl', 'throttle'];
+const BRANDING_KEYS = ['name', 'color', 'logo_url'];
+const THROTTLE_KEYS = ['account', 'ip'];
+const THROTTLE_LIMIT_KEYS = ['delay_after', 'lock_after', 'lock', 'window'];
+const SIGNUP_MODES: readonly SignupMode[] = ['open', 'invite', 'disabled'];
+/** Same bounds as native/sodium.ts (not imported: config must not load the native addon). */
+const MIN_MEMORY = DEFAULT_PASSWORD_MEMORY_BYTES;
+const MAX_MEMORY = 4 * 1024 * 1024 * 1024;
+const MIN_ITERATIONS = DEFAULT_PASSWORD_ITERATIONS;
+const MAX_ITERATIONS = 1000;
 const SESSION_KEYS = ['absolute', 'idle'];
 const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions'];
 
@@ -62,7 +88,22 @@ export function validateConfig(input: unknown): ValidationResult {
   const problems: Problems = [];
   try {
     const projects = validateRoot(input, problems);
-    if (problems.length === 0 && projects !== null) return { ok: true, config: { projects } };
+    if (problems.length === 0 && projects !== null) {
+      const config: ValidationResult & { ok: true } = { ok: true, config: { projects } };
+      // Optional sections appear in the validated config only when written (their defaults apply at compile).
+      const m = input as Mapping;
+      const pw = own(m, 'passwords');
+      if (pw !== undefined && pw !== null) config.config.passwords = validatePasswords(pw, 'passwords', problems) ?? undefined;
+      const tp = own(m, 'trusted_proxies');
+      if (tp !== undefined && tp !== null) config.config.trustedProxies = validateTrustedProxies(tp, 'trusted_proxies', problems) ?? undefined;
+      if (problems.length === 0) return config;
+    } else if (isMapping(input)) {
+      // Still report the optional sections' problems alongside the projects'.
+      const pw = own(input, 'passwords');
+      if (pw !== undefined && pw !== null) validatePasswords(pw, 'passwords', problems);
+      const tp = own(input, 'trusted_proxies');
+      if (tp !== undefined && tp !== null) validateTrustedProxies(tp, 'trusted_proxies', problems);
+    }
   } catch (err) {
     // Input from a caller other than YAML (getters, proxies) could still throw; fail closed.
     problems.push({
@@ -191,6 +232,8 @@ function validateProject(
   const session = validateSession(own(input, 'session'), `${at}.session`, problems);
   const defaultMode = validateAuthMode(own(input, 'default'), `${at}.default`, problems);
   const routes = validateRoutes(own(input, 'routes'), `${at}.routes`, problems);
+  const rawLogin = own(input, 'login');
+  const login = rawLogin === undefined || rawLogin === null ? undefined : validateLogin(rawLogin, `${at}.login`, problems);
 
   if (
     problems.length !== before ||
@@ -203,7 +246,7 @@ function validateProject(
   ) {
     return null;
   }
-  return {
+  const project: ProjectConfig = {
     id,
     name: name ?? id,
     hosts,
@@ -212,6 +255,211 @@ function validateProject(
     default: defaultMode,
     routes,
   };
+  if (login !== undefined && login !== null) project.login = login;
+  return project;
+}
+
+// ---------------------------------------------------------------------------
+// Hosted login (per project) and password hashing (edge-wide)
+
+function validateLogin(v: unknown, at: string, problems: Problems): LoginConfig | null {
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { signup: open, public_url: https://app.example.com }; got ${describe(v)}` });
+    return null;
+  }
+  const before = problems.length;
+  checkKeys(v, LOGIN_KEYS, at, problems);
+  let signup: SignupMode = 'disabled';
+  const rawSignup = own(v, 'signup');
+  if (rawSignup !== undefined && rawSignup !== null) {
+    if (typeof rawSignup === 'string' && (SIGNUP_MODES as readonly string[]).includes(rawSignup)) signup = rawSignup as SignupMode;
+    else problems.push({ at: `${at}.signup`, message: `must be one of ${SIGNUP_MODES.join(', ')} (default disabled); got ${describe(rawSignup)}` });
+  }
+  const publicUrl = validatePublicUrl(own(v, 'public_url'), `${at}.public_url`, problems);
+  const branding = validateBranding(own(v, 'branding'), `${at}.branding`, problems);
+  const resetTtlMs = validateDuration(own(v, 'reset_ttl'), `${at}.reset_ttl`, `${DEFAULT_RESET_TTL_MS / 1000}s`, problems);
+  if (resetTtlMs !== null && resetTtlMs > 86_400_000) {
+    problems.push({ at: `${at}.reset_ttl`, message: `must be at most 24h: an emailed link should not stay usable for days; got ${formatMs(resetTtlMs)}` });
+  }
+  const throttle = validateThrottle(own(v, 'throttle'), `${at}.throttle`, problems);
+  if (problems.length !== before || branding === null || resetTtlMs === null || throttle === null) return null;
+  return { signup, publicUrl, branding, resetTtlMs, throttle };
+}
+
+/** An origin for links in mail; the Host header is never used for them. */
+function validatePublicUrl(v: unknown, at: string, problems: Problems): string | null {
+  if (v === undefined || v === null) return null;
+  const hint = 'must be an http(s) origin such as https://app.example.com (no path, query or credentials)';
+  if (typeof v !== 'string') {
+    problems.push({ at, message: `${hint}; got ${describe(v)}` });
+    return null;
+  }
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    problems.push({ at, message: `${hint}; got ${describe(v)}` });
+    return null;
+  }
+  if ((u.protocol !== 'https:' && u.protocol !== 'http:') || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '' || (u.pathname !== '/' && u.pathname !== '')) {
+    problems.push({ at, message: `${hint}; got ${describe(v)}` });
+    return null;
+  }
+  return u.origin;
+}
+
+function validateBranding(v: unknown, at: string, problems: Problems): LoginConfig['branding'] | null {
+  const out: LoginConfig['branding'] = { name: null, color: DEFAULT_BRAND_COLOR, logoUrl: null };
+  if (v === undefined || v === null) return out;
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { name: Acme, color: "#2563eb", logo_url: https://… }; got ${describe(v)}` });
+    return null;
+  }
+  const before = problems.length;
+  checkKeys(v, BRANDING_KEYS, at, problems);
+  out.name = validateName(own(v, 'name'), `${at}.name`, problems);
+  const color = own(v, 'color');
+  if (color !== undefined && color !== null) {
+    if (typeof color === 'string' && /^#[0-9a-fA-F]{6}$/.test(color)) out.color = color.toLowerCase();
+    else problems.push({ at: `${at}.color`, message: `must be a colour written #rrggbb, e.g. "#2563eb" (quote it in YAML); got ${describe(color)}` });
+  }
+  const logo = own(v, 'logo_url');
+  if (logo !== undefined && logo !== null) {
+    let ok = false;
+    if (typeof logo === 'string' && logo.length <= 2048) {
+      try {
+        const u = new URL(logo);
+        ok = (u.protocol === 'https:' || u.protocol === 'http:') && u.username === '' && u.password === '' && !/["'<>\s]/.test(logo);
+      } catch {
+        ok = false;
+      }
+    }
+    if (ok) out.logoUrl = logo as string;
+    else problems.push({ at: `${at}.logo_url`, message: `must be an http(s) URL of an image without quotes, spaces or < >; got ${describe(logo)}` });
+  }
+  return problems.length === before ? out : null;
+}
+
+function validateThrottle(v: unknown, at: string, problems: Problems): LoginConfig['throttle'] | null {
+  if (v === undefined || v === null) return { account: defaultAccountThrottle(), ip: defaultIpThrottle() };
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping with account and/or ip, e.g. { account: { lock_after: 10 } }; got ${describe(v)}` });
+    return null;
+  }
+  checkKeys(v, THROTTLE_KEYS, at, problems);
+  const account = validateThrottleLimits(own(v, 'account'), `${at}.account`, defaultAccountThrottle(), problems);
+  const ip = validateThrottleLimits(own(v, 'ip'), `${at}.ip`, defaultIpThrottle(), problems);
+  return account === null || ip === null ? null : { account, ip };
+}
+
+function validateThrottleLimits(v: unknown, at: string, dflt: ThrottleLimits, problems: Problems): ThrottleLimits | null {
+  if (v === undefined || v === null) return dflt;
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { delay_after: 3, lock_after: 10, lock: 15m, window: 15m }; got ${describe(v)}` });
+    return null;
+  }
+  const before = problems.length;
+  checkKeys(v, THROTTLE_LIMIT_KEYS, at, problems);
+  const delayAfter = validateInt(own(v, 'delay_after'), `${at}.delay_after`, dflt.delayAfter, 0, 10_000, problems);
+  const lockAfter = validateInt(own(v, 'lock_after'), `${at}.lock_after`, dflt.lockAfter, 1, 10_000, problems);
+  const lockMs = validateDuration(own(v, 'lock'), `${at}.lock`, `${dflt.lockMs / 1000}s`, problems);
+  const windowMs = validateDuration(own(v, 'window'), `${at}.window`, `${dflt.windowMs / 1000}s`, problems);
+  if (lockMs !== null && lockMs > MAX_LOCK_MS) {
+    problems.push({ at: `${at}.lock`, message: `must be at most 1h: a lock anyone can trigger with a guessed email must not shut its owner out for long; got ${formatMs(lockMs)}` });
+  }
+  if (windowMs !== null && windowMs > 86_400_000) {
+    problems.push({ at: `${at}.window`, message: `must be at most 24h; got ${formatMs(windowMs)}` });
+  }
+  if (delayAfter !== null && lockAfter !== null && delayAfter > lockAfter) {
+    problems.push({ at: `${at}.delay_after`, message: `must not be larger than lock_after (${delayAfter} > ${lockAfter}); delays come before the lock` });
+  }
+  if (problems.length !== before || delayAfter === null || lockAfter === null || lockMs === null || windowMs === null) return null;
+  return { delayAfter, lockAfter, lockMs, windowMs };
+}
+
+function validateInt(v: unknown, at: string, dflt: number, min: number, max: number, problems: Problems): number | null {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    problems.push({ at, message: `must be a whole number from ${min} to ${max}; got ${describe(v)}` });
+    return null;
+  }
+  return v;
+}
+
+function validatePasswords(v: unknown, at: string, problems: Problems): PasswordConfig | null {
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { memory: 19MiB, iterations: 2, queue: 32 }; got ${describe(v)}` });
+    return null;
+  }
+  const before = problems.length;
+  checkKeys(v, PASSWORD_KEYS, at, problems);
+  const memoryBytes = validateSize(own(v, 'memory'), `${at}.memory`, problems);
+  // Below 2 is under OWASP's minimum for argon2id with m=19 MiB.
+  const iterations = validateInt(own(v, 'iterations'), `${at}.iterations`, DEFAULT_PASSWORD_ITERATIONS, MIN_ITERATIONS, MAX_ITERATIONS, problems);
+  const queue = validateInt(own(v, 'queue'), `${at}.queue`, DEFAULT_HASH_QUEUE, 1, 100_000, problems);
+  if (problems.length !== before || memoryBytes === null || iterations === null || queue === null) return null;
+  return { memoryBytes, iterations, queue };
+}
+
+/** `19MiB`, `64 MiB`, `1GiB`, or a number of bytes. Bounds: OWASP's 19 MiB minimum to 4 GiB. */
+function validateSize(v: unknown, at: string, problems: Problems): number | null {
+  if (v === undefined || v === null) return DEFAULT_PASSWORD_MEMORY_BYTES;
+  let bytes: number | null = null;
+  if (typeof v === 'number' && Number.isInteger(v)) bytes = v;
+  else if (typeof v === 'string') {
+    const m = /^(\d+)\s*(KiB|MiB|GiB)$/.exec(v.trim());
+    if (m !== null) bytes = Number(m[1]) * (m[2] === 'KiB' ? 1024 : m[2] === 'MiB' ? 1024 * 1024 : 1024 * 1024 * 1024);
+  }
+  if (bytes === null) {
+    problems.push({ at, message: `must be a size such as 19MiB, 64MiB or 1GiB (or a number of bytes); got ${describe(v)}` });
+    return null;
+  }
+  if (bytes < MIN_MEMORY) {
+    problems.push({ at, message: `is below OWASP's minimum for argon2id (19MiB); got ${describe(v)}` });
+    return null;
+  }
+  if (bytes > MAX_MEMORY) {
+    problems.push({ at, message: `must be at most 4GiB; got ${describe(v)}` });
+    return null;
+  }
+  return bytes;
+}
+
+/** IPv4/IPv6 addresses or CIDR blocks (`10.0.0.0/8`, `::1`). */
+function validateTrustedProxies(v: unknown, at: string, problems: Problems): string[] | null {
+  if (!Array.isArray(v)) {
+    problems.push({ at, message: `must be a list of IP addresses or CIDR blocks, e.g. [10.0.0.0/8]; got ${describe(v)}` });
+    return null;
+  }
+  const out: string[] = [];
+  let ok = true;
+  for (let i = 0; i < v.length; i++) {
+    const item = v[i];
+    const itemAt = `${at}[${i}]`;
+    if (typeof item !== 'string' || !isAddressOrCidr(item)) {
+      problems.push({ at: itemAt, message: `must be an IP address or CIDR block such as 10.0.0.0/8 or ::1; got ${describe(item)}` });
+      ok = false;
+      continue;
+    }
+    out.push(item);
+  }
+  return ok ? out : null;
+}
+
+function isAddressOrCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  const addr = slash === -1 ? s : s.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const bits = s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) return false;
+  try {
+    new BlockList().addSubnet(addr, Number(bits), family === 4 ? 'ipv4' : 'ipv6');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function validateId(v: unknown, at: string, what: string, problems: Problems): string | null {

@@ -15,7 +15,13 @@ import type {
   SigningKeyRecord,
   StoredConfig,
   UserStatus,
+  CredentialRecord,
+  LoginEventRecord,
+  EmailTokenRecord,
+  ThrottleRecord,
+  OutboxRecord,
 } from './records.js';
+import { randomBytes } from 'node:crypto';
 import { MezuError } from '../errors/index.js';
 import { mkdirSync } from 'node:fs';
 
@@ -232,6 +238,164 @@ export class SigningKeyStore {
   }
 }
 
+/** Password hashes, by user id. */
+export class CredentialStore {
+  constructor(private readonly db: Database<CredentialRecord, string>) {}
+  get(userId: string): CredentialRecord | undefined {
+    return this.db.get(userId);
+  }
+  async set(userId: string, hash: string): Promise<void> {
+    await this.db.transaction(() => {
+      const now = Date.now();
+      const cur = this.db.get(userId);
+      void this.db.put(userId, { userId, hash, createdAt: cur?.createdAt ?? now, updatedAt: now });
+    });
+  }
+  /**
+   * Replaces the hash only if it is still `expected` (a rehash on login must
+   * not overwrite a password changed in between by a reset).
+   */
+  async replaceIf(userId: string, expected: string, hash: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(userId);
+      if (cur === undefined || cur.hash !== expected) return false;
+      void this.db.put(userId, { ...cur, hash, updatedAt: Date.now() });
+      return true;
+    });
+  }
+}
+
+/**
+ * Authentication events, keyed `directory NUL email NUL time seq`, so one
+ * range read lists an email's history in time order.
+ */
+export class LoginHistoryStore {
+  private seq = 0;
+  constructor(private readonly db: Database<LoginEventRecord, string>) {}
+  async add(ev: LoginEventRecord): Promise<void> {
+    const key = `${historyPrefix(ev.directory, ev.email)}${String(ev.at).padStart(15, '0')}${randomBytes(3).toString('hex')}${(this.seq++ & 0xffff).toString(16).padStart(4, '0')}`;
+    await this.db.put(key, ev);
+  }
+  /** Events for an email in a directory, oldest first; at most `limit`, the newest ones. */
+  list(directory: string, email: string, limit = 1000): LoginEventRecord[] {
+    const prefix = historyPrefix(directory, email);
+    const out: LoginEventRecord[] = [];
+    for (const { value } of this.db.getRange({ start: prefix + '\uffff', end: prefix, reverse: true, limit })) out.push(value);
+    return out.reverse();
+  }
+}
+
+function historyPrefix(directory: string, email: string): string {
+  return `${directory}\u0000${email.toLowerCase()}\u0000`;
+}
+
+/** Single-use emailed tokens, keyed by SHA-256 of the token (the token itself is never stored). */
+export class EmailTokenStore {
+  constructor(private readonly db: Database<EmailTokenRecord, string>) {}
+  async add(tokenHash: string, rec: EmailTokenRecord): Promise<void> {
+    await this.db.put(tokenHash, rec);
+  }
+  /** Reads without using it (to render the form behind a link). */
+  peek(tokenHash: string): EmailTokenRecord | undefined {
+    return this.db.get(tokenHash);
+  }
+  /**
+   * Takes the token: returns it and deletes it in one transaction, so two
+   * concurrent uses (two workers, two tabs) get it once. Expired tokens are
+   * deleted and not returned.
+   */
+  async consume(tokenHash: string, now: number): Promise<EmailTokenRecord | undefined> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(tokenHash);
+      if (cur === undefined) return undefined;
+      void this.db.remove(tokenHash);
+      return cur.expiresAt > now ? cur : undefined;
+    });
+  }
+  /** Deletes every token of a purpose for an email (a completed reset voids the other links sent before it). */
+  async removeFor(directory: string, email: string, purpose: EmailTokenRecord['purpose']): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      const e = email.toLowerCase();
+      for (const { key, value } of this.db.getRange()) {
+        if (value.directory === directory && value.email.toLowerCase() === e && value.purpose === purpose) {
+          void this.db.remove(key);
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+  /** Deletes expired tokens; returns how many. */
+  async sweep(now: number): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const { key, value } of this.db.getRange()) {
+        if (value.expiresAt <= now) {
+          void this.db.remove(key);
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+}
+
+/** Failed-login counters shared by every worker (keys: `acct:…`, `ip:…`). */
+export class ThrottleStore {
+  constructor(private readonly db: Database<ThrottleRecord, string>) {}
+  get(key: string): ThrottleRecord | undefined {
+    return this.db.get(key);
+  }
+  /** Read-modify-write in one transaction; `fn` returns the new record, or null to delete it. */
+  async update(key: string, fn: (cur: ThrottleRecord | undefined) => ThrottleRecord | null): Promise<ThrottleRecord | null> {
+    return this.db.transaction(() => {
+      const next = fn(this.db.get(key));
+      if (next === null) void this.db.remove(key);
+      else void this.db.put(key, next);
+      return next;
+    });
+  }
+  async clear(key: string): Promise<void> {
+    await this.db.remove(key);
+  }
+}
+
+/** The development outbox: mail kept in the store, listed by `mezusphere mail outbox`. */
+export class OutboxStore {
+  constructor(private readonly db: Database<OutboxRecord, string>) {}
+  async add(rec: OutboxRecord): Promise<void> {
+    await this.db.put(`${String(rec.at).padStart(15, '0')}${rec.id}`, rec);
+  }
+  /** The newest `limit` mails, oldest first, optionally only those to one address. */
+  list(to: string | null, limit = 50): OutboxRecord[] {
+    const out: OutboxRecord[] = [];
+    const want = to === null ? null : to.toLowerCase();
+    for (const { value } of this.db.getRange({ reverse: true })) {
+      if (want !== null && value.to.toLowerCase() !== want) continue;
+      out.push(value);
+      if (out.length >= limit) break;
+    }
+    return out.reverse();
+  }
+}
+
+/** Edge-wide random secrets (the CSRF token key), created once and shared by every worker. */
+export class SecretStore {
+  constructor(private readonly db: Database<string, string>) {}
+  /** The secret named `name` (32 random bytes, base64url), created on first use; every process gets the same one. */
+  async getOrCreate(name: string): Promise<Buffer> {
+    const v = await this.db.transaction(() => {
+      const cur = this.db.get(name);
+      if (cur !== undefined) return cur;
+      const fresh = randomBytes(32).toString('base64url');
+      void this.db.put(name, fresh);
+      return fresh;
+    });
+    return Buffer.from(v, 'base64url');
+  }
+}
+
 export interface Store {
   readonly path: string;
   readonly config: ConfigStore;
@@ -239,6 +403,12 @@ export interface Store {
   readonly sessions: SessionStore;
   readonly serviceAccounts: ServiceAccountStore;
   readonly signingKeys: SigningKeyStore;
+  readonly credentials: CredentialStore;
+  readonly loginHistory: LoginHistoryStore;
+  readonly emailTokens: EmailTokenStore;
+  readonly throttle: ThrottleStore;
+  readonly outbox: OutboxStore;
+  readonly secrets: SecretStore;
   close(): Promise<void>;
 }
 
@@ -259,6 +429,12 @@ export function openStore(dataDir: string): Store {
     sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser')),
     serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys')),
     signingKeys: new SigningKeyStore(openDb<SigningKeyRecord>(root, 'signingKeys')),
+    credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials')),
+    loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents')),
+    emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens')),
+    throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle')),
+    outbox: new OutboxStore(openDb<OutboxRecord>(root, 'outbox')),
+    secrets: new SecretStore(openDb<string>(root, 'secrets')),
     close: () => root.close(),
   };
 }

@@ -88,3 +88,74 @@ export interface StoredConfig {
   /** The validated config (plain data). */
   config: unknown;
 }
+
+/** A user's password (hosted login). Kept apart from the user record so reading a user never reads a hash. */
+export interface CredentialRecord {
+  userId: string;
+  /** Encoded argon2id string (`$argon2id$v=19$m=…,t=…,p=1$salt$hash`): carries its own parameters. */
+  hash: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type LoginEventType =
+  | 'login_success'
+  | 'login_failure'
+  | 'logout'
+  | 'signup_requested'
+  | 'signup_completed'
+  | 'reset_requested'
+  | 'password_reset'
+  | 'password_changed'
+  | 'lock';
+
+/** One authentication event, kept per (directory, email) so attempts on unknown emails are visible too. */
+export interface LoginEventRecord {
+  at: number;
+  type: LoginEventType;
+  /** Why, for failures and locks (`bad_password`, `unknown_user`, `suspended`, `throttled`, `account_lock`, …); null otherwise. */
+  reason: string | null;
+  /** null when no user has this email. */
+  userId: string | null;
+  directory: string;
+  email: string;
+  ip: string;
+  userAgent: string;
+}
+
+export type EmailTokenPurpose = 'reset' | 'signup';
+
+/** A single-use emailed token (password reset or signup confirmation), keyed by SHA-256 of the token. */
+export interface EmailTokenRecord {
+  purpose: EmailTokenPurpose;
+  projectId: string;
+  directory: string;
+  email: string;
+  /** The user it resets; null for a signup of an email with no user yet. */
+  userId: string | null;
+  /** Relative path to return to after a signup (already validated). */
+  rd: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Failed-login counter for one key (an account or a client IP). */
+export interface ThrottleRecord {
+  failures: number;
+  firstAt: number;
+  lastAt: number;
+  /** No attempt is checked before this time (growing delay or lock); 0 when free. */
+  blockedUntil: number;
+  /** True once `blockedUntil` came from a lock (not a delay). */
+  locked: boolean;
+}
+
+/** A mail kept by the development outbox (the default mailer). */
+export interface OutboxRecord {
+  id: string;
+  at: number;
+  projectId: string;
+  to: string;
+  subject: string;
+  text: string;
+}

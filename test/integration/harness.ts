@@ -99,7 +99,8 @@ export class Stack {
   tunnelPort = 0;
   workerPids: number[] = [];
 
-  constructor(readonly workers = 2) {}
+  /** `config`: the YAML applied at start; `edgeArgs`: extra `mezusphere edge` options (e.g. `--smtp`). */
+  constructor(readonly workers = 2, readonly config = DEMO_CONFIG, readonly edgeArgs: string[] = []) {}
 
   cli(...args: string[]): { status: number; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [CLI, ...args, '--data', this.dir], { encoding: 'utf8' });
@@ -114,7 +115,7 @@ export class Stack {
 
   async start(): Promise<void> {
     await ensureDevPki(join(this.dir, 'pki'), { pools: ['demo'] });
-    const a = this.applyText(DEMO_CONFIG);
+    const a = this.applyText(this.config);
     if (a.status !== 0) throw new Error(`apply failed: ${a.stderr}`);
     this.origin = launch([ORIGIN, '--host', '127.0.0.1', '--port', '0', '--record']);
     await waitFor('origin ready', () => readyLine(this.origin!) !== null);
@@ -124,7 +125,7 @@ export class Stack {
   }
 
   async startEdge(): Promise<void> {
-    this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s']);
+    this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s', ...this.edgeArgs]);
     await waitFor('edge ready', () => readyLine(this.edge!) !== null || this.edge!.child.exitCode !== null);
     const r = readyLine(this.edge);
     if (r === null) throw new Error(`edge failed: ${this.edge.err}`);

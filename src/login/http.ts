@@ -1,0 +1,118 @@
+/**
+ * The uWS side of the hosted pages: copies the request, reads a form body
+ * (bounded, chunks copied because uWS neuters them on return), runs the flow,
+ * and writes the answer corked, after checking the client did not go away
+ * (uWS rules: native/uws.ts). The proxied request path never comes here.
+ */
+import type { HttpResponse } from '../../native/uws.js';
+import { bufferToText } from '../../native/uws.js';
+import type { CompiledConfig, CompiledProject } from '../config/types.js';
+import { writeError, statusLine } from '../accept/responses.js';
+import { LoginService, type PageRequest, type PageResponse } from './flows.js';
+
+/** Largest form accepted: a login form is well under 1 KiB; 16 KiB leaves room for a 256-character password and a long `rd`. */
+export const MAX_FORM_BYTES = 16 * 1024;
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+export class LoginPages {
+  constructor(
+    private readonly service: LoginService,
+    private readonly log: (m: string) => void,
+  ) {}
+
+  static serves(path: string): boolean {
+    return LoginService.serves(path);
+  }
+
+  /**
+   * Serves one hosted page. `names`/`values` are the request headers already
+   * copied out of the uWS request; nothing here reads the request object.
+   */
+  serve(res: HttpResponse, rid: string, method: string, path: string, query: string, names: readonly string[], values: readonly string[], hostHeader: string, project: CompiledProject, cfg: CompiledConfig): void {
+    let cookie = '';
+    let origin = '';
+    let secFetchSite = '';
+    let userAgent = '';
+    let forwardedFor = '';
+    let contentType = '';
+    let contentLength = -1;
+    let chunked = false;
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i]!;
+      const v = values[i]!;
+      if (n === 'cookie') cookie = cookie === '' ? v : `${cookie}; ${v}`;
+      else if (n === 'origin') origin = v;
+      else if (n === 'sec-fetch-site') secFetchSite = v.toLowerCase();
+      else if (n === 'user-agent') userAgent = v;
+      else if (n === 'x-forwarded-for') forwardedFor = forwardedFor === '' ? v : `${forwardedFor}, ${v}`;
+      else if (n === 'content-type') contentType = v.toLowerCase();
+      else if (n === 'content-length') contentLength = /^\d{1,10}$/.test(v) ? Number(v) : Number.MAX_SAFE_INTEGER;
+      else if (n === 'transfer-encoding') chunked = true;
+    }
+    const req: PageRequest = {
+      method, path, query, hostHeader, cookie, origin, secFetchSite, userAgent,
+      socketIp: bufferToText(res.getRemoteAddressAsText()),
+      forwardedFor, body: '',
+    };
+    const state = { aborted: false, done: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    const run = () => {
+      this.service.handle(req, project, cfg).then(
+        (r) => {
+          if (state.aborted) return;
+          res.cork(() => writePage(res, rid, method === 'HEAD', r));
+        },
+        (err: Error) => {
+          this.log(`login: request ${rid} to ${path} failed (${(err as { code?: string }).code ?? 'MEZU_INTERNAL'}): ${err.stack ?? err.message}`);
+          if (state.aborted) return;
+          res.cork(() => writeError(res, 'MEZU_INTERNAL', rid));
+        },
+      );
+    };
+    if (method !== 'POST') {
+      run();
+      return;
+    }
+    if (!contentType.startsWith(FORM_TYPE)) {
+      writeError(res, 'MEZU_FORM_INVALID', rid, true);
+      return;
+    }
+    if (contentLength > MAX_FORM_BYTES) {
+      writeError(res, 'MEZU_FORM_TOO_LARGE', rid, true);
+      return;
+    }
+    if (contentLength <= 0 && !chunked) {
+      run();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.onData((ab, isLast) => {
+      if (state.done || state.aborted) return;
+      size += ab.byteLength;
+      if (size > MAX_FORM_BYTES) {
+        state.done = true;
+        res.cork(() => writeError(res, 'MEZU_FORM_TOO_LARGE', rid, true));
+        return;
+      }
+      // The ArrayBuffer is neutered when this callback returns: copy it.
+      chunks.push(Buffer.from(new Uint8Array(ab)));
+      if (isLast) {
+        state.done = true;
+        req.body = Buffer.concat(chunks).toString('utf8');
+        run();
+      }
+    });
+  }
+}
+
+function writePage(res: HttpResponse, rid: string, head: boolean, r: PageResponse): void {
+  res.writeStatus(statusLine(r.status));
+  for (const [k, v] of r.headers) res.writeHeader(k, v);
+  res.writeHeader('x-mezu-request-id', rid);
+  if (r.code !== null) res.writeHeader('x-mezu-error-code', r.code);
+  if (head) res.endWithoutBody();
+  else res.end(r.body);
+}

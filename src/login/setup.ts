@@ -1,0 +1,69 @@
+/**
+ * Builds the hosted pages of one edge worker: the CSRF key (shared by every
+ * worker through the store), the hashing pool, the mailer. Called once at
+ * worker start; the config getter is read per request (hot reload).
+ */
+import type { Store } from '../store/index.js';
+import type { CompiledConfig } from '../config/types.js';
+import { LoginPages } from './http.js';
+import { LoginService } from './flows.js';
+import { PasswordHasher } from './hasher.js';
+import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
+import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
+import { defaultPasswordConfig } from '../config/defaults.js';
+
+export interface LoginSetup {
+  store: Store;
+  scheme: 'http' | 'https';
+  sessionCookie: string;
+  /** Hashing threads in this worker. */
+  hashThreads: number;
+  /** smtp(s):// URL, or null for the development outbox. */
+  smtpUrl: string | null;
+  mailFrom: string;
+  config(): CompiledConfig | null;
+  log(m: string): void;
+}
+
+export interface LoginRuntime {
+  pages: LoginPages;
+  hasher: PasswordHasher;
+  mailer: Mailer;
+  /** Follows a new config: the hashing queue bound, and the dummy hash for new parameters. */
+  onConfig(cfg: CompiledConfig): void;
+  close(): Promise<void>;
+}
+
+export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
+  const secret = await s.store.secrets.getOrCreate('csrf');
+  const cfg = s.config();
+  const pw = cfg?.passwords ?? defaultPasswordConfig();
+  const hasher = new PasswordHasher({ threads: s.hashThreads, queue: pw.queue });
+  const mailer: Mailer = s.smtpUrl === null ? new OutboxMailer(s.store.outbox) : new SmtpMailer(s.smtpUrl, s.mailFrom);
+  const service = new LoginService({
+    store: s.store,
+    hasher,
+    mailer,
+    csrf: new Csrf(secret),
+    scheme: s.scheme,
+    sessionCookie: s.sessionCookie,
+    csrfCookie: s.scheme === 'https' ? CSRF_COOKIE_SECURE : CSRF_COOKIE_PLAIN,
+    now: () => Date.now(),
+    log: s.log,
+  });
+  const onConfig = (c: CompiledConfig) => {
+    hasher.setQueueLimit(c.passwords.queue);
+    hasher.warm({ memoryBytes: c.passwords.memoryBytes, iterations: c.passwords.iterations }).catch((err: Error) => s.log(`login: dummy hash failed: ${err.message}`));
+  };
+  if (cfg !== null) onConfig(cfg);
+  return {
+    pages: new LoginPages(service, s.log),
+    hasher,
+    mailer,
+    onConfig,
+    close: async () => {
+      await hasher.close();
+      await mailer.close();
+    },
+  };
+}

@@ -1,0 +1,311 @@
+/**
+ * Hosted pages on real processes (edge with 2 workers, Warpgate, recording
+ * origin): session fixation, the open-redirect table for `rd`, CSRF refusal,
+ * throttling, user-enumeration resistance, reset tokens (single use, expiry,
+ * sessions ended), signup modes, login history, and that nothing under
+ * /_mezu/ ever reaches the origin.
+ */
+import test from 'ava';
+import { Stack } from './harness.js';
+import { Client, LOGIN_CONFIG, hiddenFields, linkToken, outbox, signUp, rawRequest } from './login-client.js';
+
+const stack = new Stack(2, LOGIN_CONFIG());
+const PW = 'correct horse battery staple';
+
+test.before(async () => {
+  await stack.start();
+});
+test.after.always(async () => {
+  await stack.stop();
+});
+
+test.serial('the login page: HTML form, CSRF cookie, strict CSP, no-store, no third-party assets', async (t) => {
+  await stack.clearOrigin();
+  const c = new Client(stack);
+  const r = await c.get('/_mezu/login?rd=%2Fapi%2Fv1%2Fitems');
+  t.is(r.status, 200);
+  t.regex(String(r.headers['content-type']), /^text\/html/);
+  t.is(r.headers['cache-control'], 'no-store');
+  const csp = String(r.headers['content-security-policy']);
+  t.regex(csp, /default-src 'none'/);
+  t.regex(csp, /style-src 'sha256-[A-Za-z0-9+/=]+'/);
+  t.regex(csp, /form-action 'self'/);
+  t.regex(csp, /frame-ancestors 'none'/);
+  t.truthy(c.jar.get('mezu_csrf'));
+  t.regex(String(r.headers['set-cookie']), /mezu_csrf=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax/);
+  t.regex(r.body, /<label for="f-email">Email<\/label>/);
+  t.regex(r.body, /autocomplete="current-password"/);
+  t.is(hiddenFields(r.body).rd, '/api/v1/items');
+  t.regex(r.body, /Demo Co/);
+  t.notRegex(r.body, /<script|https?:\/\/(?!localhost)/);
+  t.is((await stack.originSeen()).length, 0, 'hosted pages never reach the origin');
+  // Unknown pages under /_mezu/ are 404, and a POST with another content type is refused.
+  t.is((await c.get('/_mezu/nope')).status, 404);
+  const bad = await stack.request('/_mezu/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  t.is(bad.status, 400);
+  t.is(JSON.parse(bad.body).error.code, 'MEZU_FORM_INVALID');
+});
+
+test.serial('signup → link from the outbox → choose a password → signed in and back on rd with identity at the origin', async (t) => {
+  const c = new Client(stack);
+  const first = await c.get('/api/v1/items?x=1', { accept: 'text/html' });
+  t.is(first.status, 302);
+  const signupPage = await c.get(`/_mezu/signup?rd=${encodeURIComponent('/api/v1/items?x=1')}`);
+  t.is(signupPage.status, 200);
+  const t0 = Date.now();
+  const r = await c.post('/_mezu/signup', { ...hiddenFields(signupPage.body), email: 'new@example.com' });
+  t.is(r.status, 200);
+  t.regex(r.body, /Check your inbox/);
+  const token = await linkToken(stack, 'new@example.com', '/_mezu/signup/confirm', t0 - 1000);
+  const mail = outbox(stack, 'new@example.com').at(-1)!;
+  t.true(mail.text.includes(`http://localhost:8080/_mezu/signup/confirm?token=${token}`), 'link built from public_url');
+  const confirmPage = await c.get(`/_mezu/signup/confirm?token=${token}`);
+  t.is(confirmPage.headers['referrer-policy'], 'no-referrer');
+  // A common password is refused, with the error tied to the field.
+  const weak = await c.post('/_mezu/signup/confirm', { ...hiddenFields(confirmPage.body), password: 'password123' });
+  t.is(weak.status, 400);
+  t.regex(weak.body, /aria-describedby="f-password-hint f-password-error"/);
+  t.regex(weak.body, /list of common passwords/);
+  const done = await c.post('/_mezu/signup/confirm', { ...hiddenFields(weak.body), name: 'New Person', password: PW });
+  t.is(done.status, 303);
+  t.is(done.headers.location, '/api/v1/items?x=1');
+  t.regex(String(done.headers['set-cookie']), /mezu_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=86400; HttpOnly; SameSite=Lax/);
+  const back = await c.get('/api/v1/items?x=1');
+  t.is(back.status, 200);
+  const body = JSON.parse(back.body);
+  t.is(body.identity['x-mezu-user-email'], 'new@example.com');
+  t.is(body.identity['x-mezu-user-name'], 'New Person');
+  t.is(body.identity['x-mezu-auth-method'], 'pwd');
+  // The link is single-use.
+  t.is((await c.get(`/_mezu/signup/confirm?token=${token}`)).status, 400);
+});
+
+test.serial('session fixation: a pre-login session cookie is never promoted, and is revoked by the login', async (t) => {
+  await signUp(stack, 'fix@example.com', PW);
+  stack.addUser('victim-of-plant@example.com');
+  const planted = stack.session('victim-of-plant@example.com');
+  const c = new Client(stack);
+  c.jar.set('mezu_session', planted);
+  t.is((await c.get('/api/v1/x')).status, 200, 'the planted session works before');
+  const r = await c.submit('/_mezu/login', { email: 'fix@example.com', password: PW });
+  t.is(r.status, 303);
+  const fresh = c.session();
+  t.not(fresh, planted);
+  t.is(fresh.length, 43);
+  const me = JSON.parse((await c.get('/api/v1/x')).body);
+  t.is(me.identity['x-mezu-user-email'], 'fix@example.com');
+  const old = await stack.request('/api/v1/x', { headers: { cookie: `mezu_session=${planted}` } });
+  t.is(old.status, 401, 'the pre-login session is dead');
+  // An attacker-chosen token value is not adopted either.
+  const c2 = new Client(stack);
+  c2.jar.set('mezu_session', 'A'.repeat(43));
+  await c2.submit('/_mezu/login', { email: 'fix@example.com', password: PW });
+  t.not(c2.session(), 'A'.repeat(43));
+});
+
+test.serial('rd: only a relative path on the same host; everything else lands on /', async (t) => {
+  await signUp(stack, 'rd@example.com', PW);
+  const table: Array<[string, string]> = [
+    ['/api/v1/items?a=1&b=2', '/api/v1/items?a=1&b=2'],
+    ['/', '/'],
+    ['', '/'],
+    ['//evil.example', '/'],
+    ['//evil.example/path', '/'],
+    ['/\\evil.example', '/'],
+    ['\\\\evil.example', '/'],
+    ['https://evil.example/', '/'],
+    ['http:/evil.example', '/'],
+    ['javascript:alert(1)', '/'],
+    ['evil.example', '/'],
+    ['/%2F%2Fevil.example', '/'],
+    ['%2F%2Fevil.example', '/'],
+    ['/%5Cevil.example', '/'],
+    ['/\r\nSet-Cookie:x=y', '/'],
+    ['/%0d%0aSet-Cookie:x=y', '/'],
+    ['/\tevil', '/'],
+    ['/ok%zz', '/'],
+    ['/_mezu/logout', '/'],
+    ['/caf\u00e9', '/'],
+  ];
+  for (const [rd, want] of table) {
+    const c = new Client(stack);
+    const r = await c.submit(`/_mezu/login?rd=${encodeURIComponent(rd)}`, { email: 'rd@example.com', password: PW });
+    t.is(r.status, 303, JSON.stringify(rd));
+    t.is(r.headers.location, want, `rd ${JSON.stringify(rd)}`);
+    // Also when the rd is posted directly (not through the page's hidden field).
+    const d = new Client(stack);
+    const page = await d.get('/_mezu/login');
+    const p = await d.post('/_mezu/login', { ...hiddenFields(page.body), rd, email: 'rd@example.com', password: PW });
+    t.is(p.headers.location, want, `posted rd ${JSON.stringify(rd)}`);
+  }
+});
+
+test.serial('CSRF: POSTs without the token, with another cookie, or cross-site are refused (login CSRF included)', async (t) => {
+  await signUp(stack, 'csrf@example.com', PW);
+  const c = new Client(stack);
+  const page = await c.get('/_mezu/login');
+  const token = hiddenFields(page.body)._csrf!;
+  const noToken = await c.post('/_mezu/login', { email: 'csrf@example.com', password: PW });
+  t.is(noToken.status, 403);
+  t.is(noToken.headers['x-mezu-error-code'], 'MEZU_CSRF_FAILED');
+  const other = new Client(stack);
+  await other.get('/_mezu/login');
+  const wrongCookie = await other.post('/_mezu/login', { _csrf: token, email: 'csrf@example.com', password: PW });
+  t.is(wrongCookie.status, 403, 'a token is bound to its own pre-session cookie');
+  const noCookie = await stack.request('/_mezu/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_csrf=${token}&email=csrf%40example.com&password=x` });
+  t.is(noCookie.status, 403);
+  const crossOrigin = await c.post('/_mezu/login', { _csrf: token, email: 'csrf@example.com', password: PW }, { origin: 'https://evil.example' });
+  t.is(crossOrigin.status, 403);
+  const crossSite = await c.post('/_mezu/login', { _csrf: token, email: 'csrf@example.com', password: PW }, { 'sec-fetch-site': 'cross-site' });
+  t.is(crossSite.status, 403);
+  t.is(c.session(), '', 'no session from any refused POST');
+  // Logout too: a cross-site logout does not end the session.
+  const ok = await c.post('/_mezu/login', { _csrf: token, email: 'csrf@example.com', password: PW }, { origin: 'http://localhost', 'sec-fetch-site': 'same-origin' });
+  t.is(ok.status, 303);
+  const sid = c.session();
+  const forged = await stack.request('/_mezu/logout', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `mezu_session=${sid}` }, body: '' });
+  t.is(forged.status, 403);
+  t.is((await c.get('/api/v1/x')).status, 200, 'still signed in');
+});
+
+test.serial('logout is a POST that kills the session in the store', async (t) => {
+  const c = await signUp(stack, 'bye@example.com', PW);
+  const sid = c.session();
+  t.is((await c.get('/api/v1/x')).status, 200);
+  const confirm = await c.get('/_mezu/logout');
+  t.regex(confirm.body, /bye@example\.com/);
+  t.is((await c.get('/api/v1/x')).status, 200, 'GET /_mezu/logout alone does not sign out');
+  const r = await c.submit('/_mezu/logout', {});
+  t.is(r.status, 200);
+  t.regex(String(r.headers['set-cookie']), /mezu_session=; Path=\/; Max-Age=0/);
+  const replay = await stack.request('/api/v1/x', { headers: { cookie: `mezu_session=${sid}`, accept: 'text/html' } });
+  t.is(replay.status, 302, 'the old cookie value is dead server-side');
+});
+
+test.serial('throttling: the account locks at the configured count (same answer for unknown emails) and releases', async (t) => {
+  await signUp(stack, 'lock@example.com', PW);
+  for (const email of ['lock@example.com', 'nobody-lock@example.com']) {
+    const c = new Client(stack);
+    for (let i = 1; i <= 3; i++) {
+      const r = await c.submit('/_mezu/login', { email, password: 'wrong password ' + i });
+      t.is(r.status, 401, `${email} failure ${i}`);
+    }
+    const locked = await c.submit('/_mezu/login', { email, password: PW });
+    t.is(locked.status, 429, `${email}: locked, even with the right password`);
+    t.truthy(locked.headers['retry-after']);
+    t.is(locked.headers['x-mezu-error-code'], 'MEZU_LOGIN_THROTTLED');
+  }
+  await new Promise((r) => setTimeout(r, 2_200));
+  const c = new Client(stack);
+  t.is((await c.submit('/_mezu/login', { email: 'lock@example.com', password: PW })).status, 303, 'released after the lock time');
+  const h = stack.cli('users', 'history', 'lock@example.com', '--project', 'demo', '--json');
+  t.is(h.status, 0, h.stderr);
+  const events = JSON.parse(h.stdout)[0].events as Array<{ type: string; reason: string | null; ip: string }>;
+  t.deepEqual(events.filter((e) => e.type === 'login_failure').map((e) => e.reason), ['bad_password', 'bad_password', 'bad_password']);
+  t.true(events.some((e) => e.type === 'lock' && e.reason === 'account'));
+  t.is(events.at(-1)!.type, 'login_success');
+  t.is(events.at(-1)!.ip, '127.0.0.1');
+  const human = stack.cli('users', 'history', 'lock@example.com');
+  t.regex(human.stdout, /last login 20\d\d-/);
+});
+
+test.serial('enumeration: login, signup and forgot-password answer the same for known and unknown emails', async (t) => {
+  await signUp(stack, 'known@example.com', PW);
+  const c = new Client(stack);
+  const page = await c.get('/_mezu/login');
+  const hidden = hiddenFields(page.body);
+  const norm = (s: string) => s.replace(/(known|unknown)@example\.com/g, 'EMAIL');
+  const a = await c.post('/_mezu/login', { ...hidden, email: 'known@example.com', password: 'not the password' });
+  const b = await c.post('/_mezu/login', { ...hidden, email: 'unknown@example.com', password: 'not the password' });
+  t.is(a.status, 401);
+  t.is(a.status, b.status);
+  t.is(norm(a.body), norm(b.body));
+  t.regex(a.body, /Incorrect email or password/);
+  for (const path of ['/_mezu/signup', '/_mezu/forgot']) {
+    const p = await c.get(path);
+    const k = await c.post(path, { ...hiddenFields(p.body), email: 'known@example.com' });
+    const u = await c.post(path, { ...hiddenFields(p.body), email: 'unknown@example.com' });
+    t.is(k.status, 200, path);
+    t.is(k.status, u.status, path);
+    t.is(norm(k.body), norm(u.body), path);
+  }
+});
+
+test.serial('reset: link from the outbox, single use, old password fails, every session ends, no automatic login', async (t) => {
+  const c = await signUp(stack, 'reset@example.com', PW);
+  const other = new Client(stack);
+  await other.submit('/_mezu/login', { email: 'reset@example.com', password: PW });
+  t.is((await other.get('/api/v1/x')).status, 200);
+  const t0 = Date.now();
+  const f = await c.submit('/_mezu/forgot', { email: 'reset@example.com' });
+  t.is(f.status, 200);
+  const token = await linkToken(stack, 'reset@example.com', '/_mezu/reset', t0 - 1000);
+  const form = await c.get(`/_mezu/reset?token=${token}`);
+  t.is(form.status, 200);
+  t.is(form.headers['referrer-policy'], 'no-referrer');
+  const NEW = 'a brand new passphrase 42';
+  const done = await c.post('/_mezu/reset', { ...hiddenFields(form.body), password: NEW });
+  t.is(done.status, 200);
+  t.regex(done.body, /Password changed/);
+  t.false(String(done.headers['set-cookie'] ?? '').includes('mezu_session=A'), 'no new session');
+  t.is((await c.get('/api/v1/x')).status, 302, 'the session that asked is signed out too');
+  t.is((await other.get('/api/v1/x')).status, 302, 'every other session ended');
+  // Single use: the same link again is refused, by GET and by POST.
+  t.is((await c.get(`/_mezu/reset?token=${token}`)).status, 400);
+  const again = await c.post('/_mezu/reset', { ...hiddenFields(form.body), password: 'yet another passphrase' });
+  t.is(again.status, 400);
+  t.is(again.headers['x-mezu-error-code'], 'MEZU_LINK_INVALID');
+  const n = new Client(stack);
+  t.is((await n.submit('/_mezu/login', { email: 'reset@example.com', password: PW })).status, 401, 'old password fails');
+  t.is((await n.submit('/_mezu/login', { email: 'reset@example.com', password: NEW })).status, 303, 'new password works');
+});
+
+test.serial('reset tokens expire (reset_ttl 2s on the invite project); invite signup only for pre-created emails', async (t) => {
+  stack.addUser('invited@example.com', [], 'invite');
+  const c = new Client(stack, 'invite.localhost');
+  const t0 = Date.now();
+  t.is((await c.submit('/_mezu/signup', { email: 'invited@example.com' })).status, 200);
+  t.is((await c.submit('/_mezu/signup', { email: 'stranger@example.com' })).status, 200, 'same answer for a stranger');
+  const token = await linkToken(stack, 'invited@example.com', '/_mezu/signup/confirm', t0 - 1000);
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(outbox(stack, 'stranger@example.com').length, 0, 'no mail to an email that was not invited');
+  const ok = await c.submit(`/_mezu/signup/confirm?token=${token}`, { password: PW });
+  t.is(ok.status, 303);
+  // Expiry: a reset link used after reset_ttl is refused.
+  const t1 = Date.now();
+  await c.submit('/_mezu/forgot', { email: 'invited@example.com' });
+  const rt = await linkToken(stack, 'invited@example.com', '/_mezu/reset', t1 - 1000);
+  const form = await c.get(`/_mezu/reset?token=${rt}`);
+  t.is(form.status, 200);
+  await new Promise((r) => setTimeout(r, 2_200));
+  const late = await c.post('/_mezu/reset', { ...hiddenFields(form.body), password: 'too late a passphrase' });
+  t.is(late.status, 400);
+  t.is(late.headers['x-mezu-error-code'], 'MEZU_LINK_INVALID');
+  // A project without login config: signup is disabled.
+  const closed = new Client(stack, 'closed.localhost');
+  t.is((await closed.get('/_mezu/signup')).status, 403);
+});
+
+test.serial('change password when signed in: current password checked, other sessions end, this one stays', async (t) => {
+  const c = await signUp(stack, 'change@example.com', PW);
+  const other = new Client(stack);
+  await other.submit('/_mezu/login', { email: 'change@example.com', password: PW });
+  const anon = new Client(stack);
+  const redirect = await anon.get('/_mezu/password');
+  t.is(redirect.status, 303);
+  t.is(redirect.headers.location, '/_mezu/login?rd=%2F_mezu%2Fpassword');
+  const wrong = await c.submit('/_mezu/password', { current: 'nope nope nope', password: 'another fine passphrase' });
+  t.is(wrong.status, 401);
+  const ok = await c.submit('/_mezu/password', { current: PW, password: 'another fine passphrase' });
+  t.is(ok.status, 200);
+  t.is((await c.get('/api/v1/x')).status, 200, 'this session stays');
+  t.is((await other.get('/api/v1/x')).status, 302, 'the other one ended');
+});
+
+test.serial('oversized and slow-dripped forms: 413 and the connection closed; nothing crashes', async (t) => {
+  const big = await rawRequest(stack.port, `POST /_mezu/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n${'a'.repeat(1000)}`);
+  t.regex(big, /^HTTP\/1\.1 413 /);
+  const chunked = await rawRequest(stack.port, `POST /_mezu/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n${'4000\r\n' + 'a'.repeat(0x4000) + '\r\n'}${'10\r\n' + 'b'.repeat(16) + '\r\n'}0\r\n\r\n`);
+  t.regex(chunked, /^HTTP\/1\.1 413 /);
+  t.is((await stack.request('/health')).status, 200);
+});
