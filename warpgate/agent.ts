@@ -12,6 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { Tunnel, type TunnelHello, type TunnelHelloReply } from '../src/contract/index.js';
 import type { AssertionVerifier } from './verify.js';
 import type { OriginForwarder } from './forward.js';
+import type { LeanForwarder } from './lean-forward.js';
+import { H2Connection, type H2Stream } from '../src/tunnel/h2/connection.js';
+import type { H2Limits } from '../src/tunnel/h2/limits.js';
 
 export interface AgentOptions {
   edgeHost: string;
@@ -24,6 +27,10 @@ export interface AgentOptions {
   backoffBaseMs: number;
   backoffCapMs: number;
   version: string;
+  /** `lean`: our HTTP/2 codec (default); `node`: node:http2, the reference. Must match the edge's. */
+  impl: 'lean' | 'node';
+  /** Lean codec limits (PING liveness, windows, …). */
+  limits: Partial<H2Limits>;
 }
 
 export interface Timers {
@@ -38,6 +45,9 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
   return Math.floor(random() * ceiling);
 }
 
+/** A dial must complete TLS and the edge's hello within this long. */
+export const DIAL_TIMEOUT_MS = 5_000;
+
 /** HTTP/2 settings the Warpgate (server) announces. */
 export const SERVER_SETTINGS: http2.Settings = {
   maxConcurrentStreams: 1000,
@@ -48,6 +58,7 @@ export const SERVER_SETTINGS: http2.Settings = {
 interface Conn {
   socket: tls.TLSSocket;
   session: http2.ServerHttp2Session | null;
+  lean: H2Connection | null;
   edgeId: string | null;
   worker: number;
 }
@@ -65,7 +76,8 @@ export class Agent {
   constructor(
     private readonly opts: AgentOptions,
     private readonly verifier: AssertionVerifier,
-    private readonly forwarder: OriginForwarder,
+    private readonly forwarder: OriginForwarder | null,
+    private readonly leanForwarder: LeanForwarder | null,
     private readonly log: (m: string) => void,
     private readonly timers: Timers = realTimers,
   ) {}
@@ -114,11 +126,19 @@ export class Agent {
       minVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
     });
-    const conn: Conn = { socket, session: null, edgeId: null, worker: -1 };
+    const conn: Conn = { socket, session: null, lean: null, edgeId: null, worker: -1 };
     let settled = false;
+    // A dial that never completes its handshake and hello (e.g. the edge's primary handed the
+    // connection to a worker that just died) must not block the dialer forever.
+    const deadline = setTimeout(() => {
+      if (settled) return;
+      socket.destroy();
+      settle(false, `no TLS handshake and hello within ${DIAL_TIMEOUT_MS} ms`);
+    }, DIAL_TIMEOUT_MS);
     const settle = (ok: boolean, why: string) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       this.dialing--;
       if (ok) {
         this.failures = 0;
@@ -131,6 +151,17 @@ export class Agent {
     };
     socket.setNoDelay(true);
     socket.once('secureConnect', () => {
+      if (o.impl === 'lean') {
+        const h2 = new H2Connection(socket, 'server', o.limits);
+        conn.lean = h2;
+        this.conns.add(conn);
+        h2.onStream = (stream, headers, endStream) => this.onLeanStream(conn, stream, headers, endStream, settle);
+        h2.onClose = (reason) => {
+          if (conn.edgeId !== null && !this.stopped) this.log(`warpgate: tunnel closed: ${reason}`);
+          this.onClosed(conn);
+        };
+        return;
+      }
       const session = http2.performServerHandshake(socket, { settings: SERVER_SETTINGS });
       conn.session = session;
       this.conns.add(conn);
@@ -144,7 +175,7 @@ export class Agent {
     });
     socket.on('close', () => {
       settle(false, 'connection closed before the hello');
-      if (conn.session === null) this.onClosed(conn);
+      if (conn.session === null && conn.lean === null) this.onClosed(conn);
     });
   }
 
@@ -180,7 +211,54 @@ export class Agent {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
-    this.forwarder.handle(stream, headers);
+    this.forwarder!.handle(stream, headers);
+  }
+
+  private onLeanStream(conn: Conn, stream: H2Stream, headers: string[], endStream: boolean, settle: (ok: boolean, why: string) => void): void {
+    let method = '';
+    let path = '';
+    let project = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i]!;
+      if (n === ':method') method = headers[i + 1]!;
+      else if (n === ':path') path = headers[i + 1]!;
+      else if (n === Tunnel.projectHeader) project = true;
+    }
+    if (method === Tunnel.controlMethod && path === Tunnel.controlPath && !project) {
+      const chunks: Buffer[] = [];
+      let size = endStream ? 0 : 0;
+      const answer = () => {
+        let hello: TunnelHello;
+        try {
+          hello = JSON.parse(Buffer.concat(chunks).toString('utf8')) as TunnelHello;
+        } catch {
+          stream.respond([':status', '400'], true);
+          return;
+        }
+        this.onHello(conn, hello);
+        const reply: TunnelHelloReply = { warpgateId: this.id, version: this.opts.version };
+        stream.respond([':status', '200', 'content-type', 'application/json'], false);
+        stream.end(Buffer.from(JSON.stringify(reply)));
+        settle(true, '');
+      };
+      if (endStream) return answer();
+      stream.reqSink = {
+        onData: (c) => {
+          size += c.length;
+          if (size > 1 << 20) stream.abort();
+          else chunks.push(Buffer.from(c));
+        },
+        onEnd: answer,
+        onReset: () => undefined,
+      };
+      return;
+    }
+    if (conn.edgeId === null) {
+      // No request before the hello: we do not yet know the keys to verify it with.
+      stream.respond([':status', '503'], true);
+      return;
+    }
+    this.leanForwarder!.handle(stream, headers, endStream);
   }
 
   private onHello(conn: Conn, hello: TunnelHello): void {
@@ -197,7 +275,10 @@ export class Agent {
       const per = this.coverage();
       // Keep a surplus connection (useful capacity) unless a worker has twice its share.
       if (per[hello.worker]! > this.opts.connsPerWorker * 2) {
-        setImmediate(() => conn.session?.close());
+        setImmediate(() => {
+          conn.session?.close();
+          conn.lean?.close();
+        });
       } else {
         this.log(`warpgate: tunnel up to edge worker ${hello.worker}/${hello.workers} for pool ${hello.pool} (${hello.projects.join(', ') || 'no projects yet'})`);
       }
@@ -221,7 +302,18 @@ export class Agent {
     const waits: Promise<void>[] = [];
     for (const c of this.conns) {
       if (c.session !== null) waits.push(new Promise((r) => c.session!.close(() => r())));
-      else c.socket.destroy();
+      else if (c.lean !== null) {
+        const h2 = c.lean;
+        waits.push(new Promise((r) => {
+          const prev = h2.onClose;
+          h2.onClose = (reason) => {
+            prev?.(reason);
+            r();
+          };
+          h2.close();
+          if (h2.closed) r();
+        }));
+      } else c.socket.destroy();
     }
     return Promise.all(waits).then(() => undefined);
   }

@@ -8,10 +8,13 @@ import { parseArgs } from 'node:util';
 import { AssertionVerifier } from './verify.js';
 import { OriginForwarder } from './forward.js';
 import { Agent } from './agent.js';
+import { LeanForwarder } from './lean-forward.js';
+import { OriginClient } from './origin/client.js';
 import { parseDuration } from '../src/config/index.js';
 
 const USAGE = `usage: warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)
-                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]`;
+                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]
+                [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
 
 function die(msg: string): never {
   process.stderr.write(`warpgate: ${msg}\n${USAGE}\n`);
@@ -35,6 +38,9 @@ export async function main(argv: string[]): Promise<void> {
         'conns-per-worker': { type: 'string' },
         'origin-timeout': { type: 'string' },
         'origin-connections': { type: 'string' },
+        'tunnel-impl': { type: 'string' },
+        'tunnel-ping': { type: 'string' },
+        'tunnel-ping-timeout': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -70,7 +76,12 @@ export async function main(argv: string[]): Promise<void> {
   if (!certFile || !keyFile || !caFile) die('give --cert, --key and --ca (or --pki-dir and --pool)');
   const timeout = parseDuration(v['origin-timeout'] ?? '30s');
   if (timeout === null || timeout <= 0) die(`--origin-timeout must be a duration like 30s, got "${v['origin-timeout']}"`);
-  const connsPerWorker = Number(v['conns-per-worker'] ?? '1');
+  const impl = v['tunnel-impl'] ?? 'lean';
+  if (impl !== 'lean' && impl !== 'node') die(`--tunnel-impl must be lean or node; got "${impl}"`);
+  const pingMs = parseDuration(v['tunnel-ping'] ?? '2s');
+  const pingTimeoutMs = parseDuration(v['tunnel-ping-timeout'] ?? '4s');
+  if (pingMs === null || pingTimeoutMs === null || pingTimeoutMs <= 0) die('--tunnel-ping and --tunnel-ping-timeout must be durations like 2s');
+  const connsPerWorker = Number(v['conns-per-worker'] ?? '2');
   if (!Number.isInteger(connsPerWorker) || connsPerWorker < 1 || connsPerWorker > 16) die('--conns-per-worker must be 1..16');
   const originConns = Number(v['origin-connections'] ?? '64');
   if (!Number.isInteger(originConns) || originConns < 1) die('--origin-connections must be a positive integer');
@@ -86,11 +97,18 @@ export async function main(argv: string[]): Promise<void> {
 
   const log = (msg: string) => process.stderr.write(`[warpgate] ${msg}\n`);
   const verifier = new AssertionVerifier();
-  const forwarder = new OriginForwarder({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }, verifier, log);
+  // The lean path uses our keep-alive HTTP/1.1 client for http: origins; https: origins and the
+  // node:http2 reference path go through undici.
+  const lean = impl === 'lean' && origin.protocol === 'http:';
+  const forwarder = impl === 'node' ? new OriginForwarder({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }, verifier, log) : null;
+  const originClient = lean ? new OriginClient({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }) : null;
+  if (impl === 'lean' && !lean) die('--tunnel-impl lean supports http:// origins; use --tunnel-impl node for an https:// origin');
+  const leanForwarder = originClient === null ? null : new LeanForwarder(originClient, verifier, log);
   const agent = new Agent(
-    { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: '0.1.0' },
+    { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: '0.1.0', impl, limits: { pingIntervalMs: pingMs, pingTimeoutMs } },
     verifier,
     forwarder,
+    leanForwarder,
     log,
   );
   agent.start();
@@ -99,7 +117,10 @@ export async function main(argv: string[]): Promise<void> {
     log('stopping: finishing in-flight requests');
     const t = setTimeout(() => process.exit(0), 5_000);
     t.unref();
-    agent.stop().then(() => forwarder.close()).finally(() => process.exit(0));
+    agent
+      .stop()
+      .then(() => Promise.all([forwarder?.close(), originClient?.close()]))
+      .finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

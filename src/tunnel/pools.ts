@@ -27,6 +27,17 @@ export class PoolRegistry {
     }
     return best;
   }
+  /** Like pick, but never `exclude` (a replay goes to another connection). */
+  pickOther(pool: string, exclude: TunnelConnection | null): TunnelConnection | null {
+    const list = this.pools.get(pool);
+    if (list === undefined) return null;
+    let best: TunnelConnection | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      if (c !== exclude && c.ready && (best === null || c.outstanding < best.outstanding)) best = c;
+    }
+    return best;
+  }
   all(): TunnelConnection[] {
     const out: TunnelConnection[] = [];
     for (const l of this.pools.values()) out.push(...l);

@@ -12,7 +12,15 @@ import { poolFromPeerCertificate } from '../pki/index.js';
 import type { TunnelHello } from '../contract/index.js';
 import type { Jwks } from '../contract/index.js';
 import { H2TunnelConnection } from './h2-reference.js';
+import { LeanTunnelConnection } from './lean.js';
+import type { H2Limits } from './h2/limits.js';
 import { PoolRegistry } from './pools.js';
+import type { TunnelHelloReply } from '../contract/index.js';
+
+/** `lean`: our HTTP/2 codec (the hot path). `node`: node:http2, the reference, kept for comparison benchmarks. */
+export type TunnelImpl = 'lean' | 'node';
+
+type Conn = (H2TunnelConnection | LeanTunnelConnection) & { hello(h: TunnelHello): Promise<TunnelHelloReply> };
 
 export interface TunnelServerOptions {
   host: string;
@@ -29,13 +37,17 @@ export interface TunnelServerOptions {
   projectsOf(pool: string): string[];
   jwks(): Jwks;
   responseTimeoutMs: number;
+  /** Default `lean`. */
+  impl?: TunnelImpl;
+  /** Lean codec limits (PING liveness, windows, …); defaults in h2/limits.ts. */
+  limits?: Partial<H2Limits>;
   log(msg: string): void;
 }
 
 export class TunnelServer {
   readonly pools = new PoolRegistry();
   private server: tls.Server | null = null;
-  private readonly conns = new Set<H2TunnelConnection>();
+  private readonly conns = new Set<Conn>();
 
   constructor(private readonly opts: TunnelServerOptions) {}
 
@@ -74,7 +86,13 @@ export class TunnelServer {
       return;
     }
     socket.setNoDelay(true);
-    const conn = new H2TunnelConnection(pool, socket, (c) => this.onClosed(c), o.responseTimeoutMs);
+    const conn: Conn =
+      (o.impl ?? 'lean') === 'node'
+        ? new H2TunnelConnection(pool, socket, (c) => this.onClosed(c), o.responseTimeoutMs)
+        : new LeanTunnelConnection(pool, socket, this.pools, { responseTimeoutMs: o.responseTimeoutMs, ...(o.limits ?? {}) }, (c, reason) => {
+            if (c.ready || this.conns.has(c)) o.log(`tunnel: connection to a warpgate of pool ${pool} closed: ${reason}`);
+            this.onClosed(c);
+          });
     this.conns.add(conn);
     const hello: TunnelHello = {
       edgeId: o.edgeId,
@@ -99,7 +117,7 @@ export class TunnelServer {
     );
   }
 
-  private onClosed(c: H2TunnelConnection): void {
+  private onClosed(c: Conn): void {
     this.conns.delete(c);
     this.pools.remove(c);
   }

@@ -134,18 +134,27 @@ export class Stack {
     this.workerPids = r.workers as number[];
   }
 
-  async startWarpgate(): Promise<void> {
-    const before = 0;
-    this.warpgate = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo']);
-    await waitFor('tunnels to every worker', () => this.tunnelsUp() - before >= this.workers);
+  async startWarpgate(extra: string[] = []): Promise<void> {
+    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo', ...extra]);
+    this.warpgate = wg;
+    // Ready when every edge worker has registered a tunnel of this Warpgate process (the edge logs
+    // it after the hello reply, so a request sent now finds the tunnel).
+    await waitFor('tunnels registered by every worker', () => this.tunnelsRegistered() >= this.workers || wg.child.exitCode !== null);
+    if (wg.child.exitCode !== null) throw new Error(`warpgate failed: ${wg.err}`);
   }
 
-  /** Distinct edge workers the current Warpgate process has reached so far. */
-  tunnelsUp(): number {
-    if (this.warpgate === null) return 0;
+  /** Distinct edge workers that registered a tunnel since the current Warpgate started. */
+  private edgeErrMark = 0;
+  tunnelsRegistered(): number {
+    if (this.edge === null) return 0;
     const seen = new Set<string>();
-    for (const m of this.warpgate.err.matchAll(/tunnel up to edge worker (\d+)\//g)) seen.add(m[1]!);
+    for (const m of this.edge.err.slice(this.edgeErrMark).matchAll(/connected for pool demo \(worker (\d+)\)/g)) seen.add(m[1]!);
     return seen.size;
+  }
+
+  /** Marks the edge log so that tunnelsRegistered() counts only what comes after (before a Warpgate restart). */
+  markEdgeLog(): void {
+    this.edgeErrMark = this.edge === null ? 0 : this.edge.err.length;
   }
 
   addUser(email: string, extra: string[] = [], project = 'demo'): string {

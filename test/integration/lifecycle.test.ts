@@ -22,7 +22,11 @@ test.serial('killing a worker: it is respawned and the others keep serving', asy
   await waitFor('respawn', () => /respawned and ready/.test(stack.edge!.err), 20_000);
   t.true(pidAlive(survivor));
   // The respawned worker took traffic only once its tunnel was up: everything succeeds.
-  for (let i = 0; i < 20; i++) t.is((await stack.request('/health')).status, 200, `request ${i} after the respawn`);
+  for (let i = 0; i < 20; i++) {
+    const r = await stack.request('/health');
+    if (r.status !== 200) t.log(stack.edge!.err.slice(-3000), stack.warpgate!.err.slice(-2000));
+    t.is(r.status, 200, `request ${i} after the respawn: ${r.body}`);
+  }
 });
 
 test.serial('Warpgate killed → 502 at once; it reconnects when restarted', async (t) => {
@@ -37,6 +41,7 @@ test.serial('Warpgate killed → 502 at once; it reconnects when restarted', asy
   t.is(r.status, 502);
   t.is(JSON.parse(r.body).error.code, 'MEZU_NO_WARPGATE');
   t.true(Date.now() - started < 1_000, 'answered at once, not after a timeout');
+  stack.markEdgeLog();
   await stack.startWarpgate();
   for (let i = 0; i < 10; i++) t.is((await stack.request('/health')).status, 200);
 });

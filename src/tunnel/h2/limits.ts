@@ -1,0 +1,52 @@
+/**
+ * Explicit limits of the lean HTTP/2 codec, with the threat each answers.
+ * Both ends of the tunnel use them; the peer is authenticated by mTLS, but a
+ * compromised or buggy peer must still not be able to exhaust memory or CPU.
+ */
+export interface H2Limits {
+  /** Streams the peer may open at once (we announce it; server role). Beyond: REFUSED_STREAM. */
+  maxConcurrentStreams: number;
+  /** Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE). Bounds bytes buffered per paused stream. */
+  initialWindowSize: number;
+  /** Our receive window for the whole connection. Bounds bytes in flight towards us. */
+  connectionWindowSize: number;
+  /** Largest frame payload we accept (we do not announce more than the 16 KiB default). */
+  maxFrameSize: number;
+  /** Decoded header list size (name + value + 32 per field, RFC 9113 §6.5.2). Beyond: the stream is refused. */
+  maxHeaderListSize: number;
+  /** HPACK dynamic table size we let the peer use (SETTINGS_HEADER_TABLE_SIZE). */
+  headerTableSize: number;
+  /** Encoded header block, HEADERS + CONTINUATION, in bytes; and CONTINUATION frames per block (CONTINUATION flood, CVE-2024-27316 class). */
+  maxHeaderBlockBytes: number;
+  maxContinuationFrames: number;
+  /** Outbound bytes queued per stream before write() asks the caller to wait (flow-control backpressure). */
+  streamHighWaterMark: number;
+  /** Peer-initiated resets (RST_STREAM) per window before the connection is closed with ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). */
+  maxResetsPerWindow: number;
+  /** PINGs and SETTINGS frames per window before ENHANCE_YOUR_CALM (control-frame floods). */
+  maxControlFramesPerWindow: number;
+  rateWindowMs: number;
+  /** Liveness: a PING every interval; no ACK within timeout → the connection is dead and destroyed. 0 disables. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  /** Client role: no response head within this long → the stream is cancelled (504). */
+  responseTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<H2Limits> = Object.freeze({
+  maxConcurrentStreams: 1000,
+  initialWindowSize: 1 << 20,
+  connectionWindowSize: 16 << 20,
+  maxFrameSize: 16_384,
+  maxHeaderListSize: 64 * 1024,
+  headerTableSize: 4096,
+  maxHeaderBlockBytes: 128 * 1024,
+  maxContinuationFrames: 32,
+  streamHighWaterMark: 256 * 1024,
+  maxResetsPerWindow: 2000,
+  maxControlFramesPerWindow: 2000,
+  rateWindowMs: 1000,
+  pingIntervalMs: 2000,
+  pingTimeoutMs: 4000,
+  responseTimeoutMs: 60_000,
+});

@@ -1,0 +1,160 @@
+/**
+ * The Warpgate's hot path on the lean codec: one `LeanForward` per request,
+ * which is both the tunnel stream's request sink and the origin request's
+ * response sink (no per-request closures beyond the microtask that coalesces
+ * a response head with an immediate end).
+ */
+import type { H2Stream, ServerStreamSink } from '../src/tunnel/h2/connection.js';
+import { IdentityHeader, Tunnel, isReservedHeader, type AssertionClaims } from '../src/contract/index.js';
+import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
+import type { AssertionVerifier } from './verify.js';
+import type { OriginClient, OriginRequest, OriginSink, OriginErrorCode } from './origin/client.js';
+
+export class LeanForwarder {
+  constructor(
+    private readonly origin: OriginClient,
+    private readonly verifier: AssertionVerifier,
+    private readonly log: (m: string) => void,
+  ) {}
+
+  /** A request stream from the edge (pseudo-headers included in `headers`). */
+  handle(stream: H2Stream, headers: string[], endStream: boolean): void {
+    let method = '';
+    let path = '';
+    let authority = '';
+    let project: string | null = null;
+    let assertion: string | null = null;
+    let requestId = '';
+    const out: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i]!;
+      const v = headers[i + 1]!;
+      if (n.charCodeAt(0) === 0x3a) {
+        if (n === ':method') method = v;
+        else if (n === ':path') path = v;
+        else if (n === ':authority') authority = v;
+        continue;
+      }
+      if (isReservedHeader(n)) {
+        // Read what the edge set; every reserved spelling is dropped from what the origin gets.
+        if (n === Tunnel.projectHeader) project = v;
+        else if (n === IdentityHeader.assertion) assertion = assertion === null ? v : '\u0000duplicate';
+        else if (n === IdentityHeader.requestId) requestId = v;
+        continue;
+      }
+      if (n === 'expect') continue;
+      out.push(n, v);
+    }
+    if (project === null || path.charCodeAt(0) !== 0x2f) return refuse(stream, 'MEZU_ASSERTION_INVALID');
+    let claims: AssertionClaims | null = null;
+    if (assertion !== null) {
+      const v = this.verifier.verify(assertion, project);
+      if (!v.ok) {
+        this.log(`warpgate: refused request ${requestId}: assertion ${v.reason}`);
+        return refuse(stream, 'MEZU_ASSERTION_INVALID');
+      }
+      claims = v.claims;
+    }
+    out.push('host', authority);
+    if (requestId !== '') out.push(IdentityHeader.requestId, requestId);
+    if (claims !== null) {
+      out.push(
+        IdentityHeader.userId, claims.sub,
+        IdentityHeader.userEmail, headerSafe(claims.email),
+        IdentityHeader.userName, headerSafe(claims.name),
+        IdentityHeader.principalType, claims.typ,
+        IdentityHeader.authMethod, claims.amr.join(','),
+        IdentityHeader.authTime, String(claims.auth_time),
+        IdentityHeader.roles, claims.roles.join(','),
+        IdentityHeader.permissions, claims.permissions.join(','),
+        IdentityHeader.assertion, assertion!,
+      );
+    }
+    const f = new LeanForward(stream, requestId, this.log);
+    stream.reqSink = new TunnelSide(f);
+    f.req = this.origin.request({ method, path, headers: out, hasBody: !endStream }, f);
+    if (!endStream) f.req.onDrain = () => stream.resume();
+  }
+}
+
+/** Origin response → tunnel stream. */
+class LeanForward implements OriginSink {
+  req: OriginRequest | null = null;
+  headStatus = 0;
+  headHeaders: string[] | null = null;
+  headSent = false;
+  finished = false;
+
+  constructor(
+    readonly stream: H2Stream,
+    readonly requestId: string,
+    readonly log: (m: string) => void,
+  ) {}
+
+  onHead(status: number, headers: string[]): void {
+    this.headStatus = status;
+    this.headHeaders = headers;
+    // Coalesce with an end arriving in the same read: one HEADERS frame with END_STREAM.
+    queueMicrotask(() => this.sendHead(false));
+  }
+  sendHead(end: boolean): void {
+    if (this.headSent || this.finished || this.headHeaders === null) return;
+    this.headSent = true;
+    const h = [':status', String(this.headStatus)];
+    const src = this.headHeaders;
+    for (let i = 0; i < src.length; i++) h.push(src[i]!);
+    this.stream.respond(h, end);
+  }
+  onData(chunk: Buffer): boolean {
+    if (this.finished) return true;
+    this.sendHead(false);
+    const ok = this.stream.write(chunk);
+    if (!ok) this.stream.onDrain(() => this.req?.resume());
+    return ok;
+  }
+  onEnd(): void {
+    if (this.finished) return;
+    if (!this.headSent) {
+      this.sendHead(true);
+      this.finished = true;
+    } else {
+      this.finished = true;
+      this.stream.end();
+    }
+  }
+  onError(code: OriginErrorCode, detail: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.log(`warpgate: ${code} for request ${this.requestId}: ${detail}`);
+    if (!this.headSent) refuse(this.stream, code);
+    // The head is out: a reset is the only honest signal (the edge cuts the client).
+    else this.stream.abort();
+  }
+}
+
+/** Tunnel stream (request body, resets) → origin request. */
+class TunnelSide implements ServerStreamSink {
+  constructor(private readonly f: LeanForward) {}
+  onData(chunk: Buffer): void {
+    const req = this.f.req;
+    if (req !== null && !req.write(chunk)) this.f.stream.pause();
+  }
+  onEnd(): void {
+    this.f.req?.end();
+  }
+  onReset(): void {
+    // The edge cancelled (client gone): stop the origin request too.
+    this.f.finished = true;
+    this.f.req?.abort();
+  }
+}
+
+function refuse(stream: H2Stream, code: ErrorCode): void {
+  stream.respond([':status', String(Errors[code].status), 'content-type', 'application/json', 'cache-control', 'no-store'], false);
+  stream.end(Buffer.from(errorBody(code)));
+}
+
+/** Header values must be visible ASCII; anything else is percent-encoded so the app can decode it. */
+function headerSafe(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+}
