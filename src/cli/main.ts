@@ -19,7 +19,7 @@ import { codeOf } from '../errors/index.js';
 const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
-       [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR]
+       [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
   users add --project P --email E [--name N] [--roles a,b] [--permissions x,y]
@@ -112,7 +112,10 @@ async function cmdEdge(args: string[]): Promise<void> {
     issuer: { type: 'string' }, scheme: { type: 'string' }, 'response-timeout': { type: 'string' }, 'drain-grace': { type: 'string' },
     'config-poll-ms': { type: 'string' },
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
+    'tunnel-impl': { type: 'string' }, 'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
   });
+  const tunnelImpl = str(v, 'tunnel-impl') ?? 'lean';
+  if (tunnelImpl !== 'lean' && tunnelImpl !== 'node') fail(`--tunnel-impl must be lean or node; got "${tunnelImpl}"`);
   const dir = dataDir(v);
   const scheme = str(v, 'scheme') ?? 'http';
   if (scheme !== 'http' && scheme !== 'https') fail(`--scheme must be http or https; got "${scheme}"`);
@@ -133,6 +136,9 @@ async function cmdEdge(args: string[]): Promise<void> {
     responseTimeoutMs: durationOpt(v, 'response-timeout', '60s'),
     drainGraceMs: durationOpt(v, 'drain-grace', '10s'),
     configPollMs: intOpt(v, 'config-poll-ms', 500, 10, 60_000),
+    tunnelImpl,
+    tunnelPingMs: durationOpt(v, 'tunnel-ping', '2s'),
+    tunnelPingTimeoutMs: durationOpt(v, 'tunnel-ping-timeout', '4s'),
     hashThreads: intOpt(v, 'hash-threads', 1, 1, 64),
     smtpUrl: smtpOpt(str(v, 'smtp') ?? process.env.MEZU_SMTP_URL),
     mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',

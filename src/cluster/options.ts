@@ -15,6 +15,11 @@ export interface EdgeOptions {
   issuer: string;
   /** Scheme clients reach the edge over; decides the cookie name. */
   scheme: 'http' | 'https';
+  /** Tunnel implementation: `lean` (our HTTP/2 codec, default) or `node` (node:http2 reference). */
+  tunnelImpl: 'lean' | 'node';
+  /** Tunnel liveness: PING interval and how long an ACK may take before the connection is declared dead. */
+  tunnelPingMs: number;
+  tunnelPingTimeoutMs: number;
   /** No response head from the Warpgate within this long → 504. */
   responseTimeoutMs: number;
   /** SIGTERM: in-flight requests get this long to finish. */

@@ -19,7 +19,7 @@ import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
 import { codeOf } from '../errors/index.js';
 
 /** How long a respawned worker waits for its tunnels before it takes traffic. */
-export const RESPAWN_TUNNEL_WAIT_MS = 3_000;
+export const RESPAWN_TUNNEL_WAIT_MS = 10_000;
 
 export async function runWorker(opts: EdgeOptions, index: number): Promise<void> {
   const log = (m: string) => process.stderr.write(`[edge w${index}] ${m}\n`);
@@ -80,6 +80,8 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     },
     jwks: () => signer.jwks(),
     responseTimeoutMs: opts.responseTimeoutMs,
+    impl: opts.tunnelImpl,
+    limits: { pingIntervalMs: opts.tunnelPingMs, pingTimeoutMs: opts.tunnelPingTimeoutMs },
     log,
   });
   const tunnelPort = await tunnel.listen();
