@@ -78,7 +78,7 @@ export class PasswordHasher {
     const r = await this.submit({ op: 'verify', password: Buffer.from(password, 'utf8'), encoded: target, params });
     if (r === null) return null;
     const v = r as { ok: boolean; needsRehash: boolean };
-    return encoded === null ? { ok: false, needsRehash: false } : v;
+    return encoded === null ? { ok: false, needsRehash: false } : { ok: v.ok, needsRehash: v.needsRehash };
   }
 
   /** Makes the dummy hash for these parameters ahead of the first unknown-email login. */

@@ -21,7 +21,7 @@ export function safeReturnPath(rd: string | null | undefined): string {
   } catch {
     return DEFAULT_RETURN_PATH;
   }
-  if (decoded !== rd && !isSafePath(decoded)) return DEFAULT_RETURN_PATH;
+  if (decoded !== rd && !isSafeDecoded(decoded)) return DEFAULT_RETURN_PATH;
   // Never back into the hosted pages (a loop, or a logout after login).
   if (decoded === '/_mezu' || decoded.startsWith(RESERVED_PATH_PREFIX)) return DEFAULT_RETURN_PATH;
   return rd;
@@ -35,6 +35,17 @@ function isSafePath(p: string): boolean {
     const c = p.charCodeAt(i);
     // Controls (CR, LF, TAB, NUL…), space, DEL, backslash and anything non-ASCII.
     if (c <= 0x20 || c >= 0x7f || c === 0x5c) return false;
+  }
+  return true;
+}
+
+/** The decoded form may hold spaces and non-ASCII text (`/docs/a%20b`); never a host-changing start, a backslash or a control. */
+function isSafeDecoded(p: string): boolean {
+  const c1 = p.charCodeAt(1);
+  if (p.charCodeAt(0) !== 0x2f || c1 === 0x2f || c1 === 0x5c) return false;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x5c) return false;
   }
   return true;
 }
