@@ -393,6 +393,7 @@ export class H2Connection {
       const avail = Math.min(s.sendWindow, this.sendWindow);
       if (avail <= 0) {
         this.blocked.add(s);
+        this.maybeDrain(s);
         return;
       }
       const head = s.pendingOut[0]!;
@@ -416,12 +417,17 @@ export class H2Connection {
       s.localClosed = true;
       this.writeFrame(FrameType.DATA, Flag.END_STREAM, s.id, null);
     }
+    this.maybeDrain(s);
+    if (s.localClosed) this.maybeFinish(s);
+  }
+
+  /** Tells a waiting writer it may continue once the queue is below the high-water mark, even if window-blocked. */
+  private maybeDrain(s: H2Stream): void {
     if (s.drainCb !== null && s.pendingOutBytes < this.limits.streamHighWaterMark) {
       const cb = s.drainCb;
       s.drainCb = null;
       cb();
     }
-    if (s.localClosed) this.maybeFinish(s);
   }
 
   // ─────────────────────────── reading ───────────────────────────
