@@ -157,6 +157,10 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     }, 25);
   });
   process.on('disconnect', () => process.exit(0));
+  // Ctrl-C reaches the whole process group: the primary coordinates the drain, so a worker
+  // ignores the signals itself and waits for the primary's 'drain' message.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => undefined);
 
   send({ type: 'ready', worker: index, port: opts.port, tunnelPort });
 }
