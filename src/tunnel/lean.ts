@@ -17,6 +17,9 @@ import { HELLO_TIMEOUT_MS } from './h2-reference.js';
 
 let nextConnId = 0;
 
+/** Methods a lost request may be replayed for (RFC 9110 §9.2.2), when it has no body. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
 export class LeanTunnelConnection implements TunnelConnection {
   readonly id: string;
   ready = false;
@@ -73,6 +76,10 @@ export class LeanTunnelConnection implements TunnelConnection {
         onRefused: () => {
           clearTimeout(timer);
           reject(new Error('tunnel: hello refused'));
+        },
+        onLost: () => {
+          clearTimeout(timer);
+          reject(new Error('tunnel: connection lost during the hello'));
         },
       };
       const s = this.h2.request([':method', Tunnel.controlMethod, ':scheme', 'https', ':authority', 'warpgate', ':path', Tunnel.controlPath, 'content-type', 'application/json'], false, sink);
@@ -159,6 +166,12 @@ class LeanRequest implements TunnelStream, ClientStreamSink {
   }
   onError(code: ErrorCode): void {
     this.sink.onError(code);
+  }
+  onLost(): void {
+    if (this.aborted) return;
+    // The Warpgate went away mid-request: retry once elsewhere only when repeating it is harmless.
+    if (IDEMPOTENT.has(this.head.method)) this.onRefused();
+    else this.sink.onError('MEZU_TUNNEL_FAILED');
   }
   onRefused(): void {
     if (this.aborted) return;

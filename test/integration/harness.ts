@@ -125,6 +125,7 @@ export class Stack {
   }
 
   async startEdge(): Promise<void> {
+    this.edgeErrMark = 0;
     this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s', ...this.edgeArgs]);
     await waitFor('edge ready', () => readyLine(this.edge!) !== null || this.edge!.child.exitCode !== null);
     const r = readyLine(this.edge);
@@ -150,6 +151,32 @@ export class Stack {
     const seen = new Set<string>();
     for (const m of this.edge.err.slice(this.edgeErrMark).matchAll(/connected for pool demo \(worker (\d+)\)/g)) seen.add(m[1]!);
     return seen.size;
+  }
+
+  /** Edge workers that registered a tunnel of each Warpgate id (as logged by the edge). */
+  registrations(): Map<string, Set<string>> {
+    const by = new Map<string, Set<string>>();
+    if (this.edge === null) return by;
+    for (const m of this.edge.err.slice(this.edgeErrMark).matchAll(/warpgate ([0-9a-f]+) connected for pool demo \(worker (\d+)\)/g)) {
+      let set = by.get(m[1]!);
+      if (set === undefined) by.set(m[1]!, (set = new Set()));
+      set.add(m[2]!);
+    }
+    return by;
+  }
+
+  /** Starts one more Warpgate for pool demo; resolves once every edge worker registered one of its tunnels. */
+  extra: Proc[] = [];
+  async startExtraWarpgate(extra: string[] = []): Promise<Proc> {
+    const before = new Set(this.registrations().keys());
+    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo', ...extra]);
+    this.extra.push(wg);
+    await waitFor('the extra Warpgate registered by every worker', () => {
+      for (const [id, workers] of this.registrations()) if (!before.has(id) && workers.size >= this.workers) return true;
+      return wg.child.exitCode !== null;
+    });
+    if (wg.child.exitCode !== null) throw new Error(`warpgate failed: ${wg.err}`);
+    return wg;
   }
 
   /** Marks the edge log so that tunnelsRegistered() counts only what comes after (before a Warpgate restart). */
@@ -197,6 +224,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
+    for (const p of this.extra) await stopProc(p);
     await stopProc(this.warpgate);
     await stopProc(this.edge);
     await stopProc(this.origin);

@@ -42,6 +42,12 @@ export interface ClientStreamSink {
    * elsewhere when the body is replayable.
    */
   onRefused(): void;
+  /**
+   * The connection died before any response byte of this stream arrived. The
+   * peer may or may not have processed it: only an idempotent request without
+   * a body may be retried (RFC 9110 §9.2.2).
+   */
+  onLost(): void;
 }
 
 /** Server role: where a stream delivers the rest of its request. */
@@ -942,8 +948,12 @@ export class H2Connection {
     for (const s of streams) {
       if (s.done) continue;
       s.done = true;
-      const refused = this.role === 'client' && !s.touched && s.id > this.peerGoawayLastId;
-      this.notifyError(s, ErrorCode.CANCEL, refused);
+      if (this.role === 'client' && !s.touched && s.sink !== null) {
+        if (s.id > this.peerGoawayLastId) s.sink.onRefused();
+        else s.sink.onLost();
+        continue;
+      }
+      this.notifyError(s, ErrorCode.CANCEL, false);
     }
     // Give queued frames (a GOAWAY) a chance, then drop the socket.
     setImmediate(destroySocket, this.socket);

@@ -40,6 +40,10 @@ function collect(): { sink: ClientStreamSink; done: Promise<Collected> } {
       r.refused = true;
       resolve(r);
     },
+    onLost() {
+      r.error = 'lost';
+      resolve(r);
+    },
   };
   return { sink, done };
 }
@@ -167,6 +171,7 @@ test('lean client: a paused response stops at the window and resumes intact', as
       onEnd: () => resolve(),
       onError: (code) => reject(new Error(code)),
       onRefused: () => reject(new Error('refused')),
+      onLost: () => reject(new Error('lost')),
     });
   });
   await new Promise((r) => setTimeout(r, 300));
