@@ -41,12 +41,19 @@ export class Csrf {
 }
 
 /**
- * Fetch metadata and Origin: a browser says where a POST came from. Absent
- * headers pass (old browsers, non-browser clients); the token check still applies.
- * `allowedOrigins`: the request's own origin and the project's public URL.
+ * Fetch metadata and Origin: a browser says where a POST came from.
+ * `Sec-Fetch-Site`, when sent, decides: only `same-origin` (or `none`, a
+ * user-typed navigation) passes. It is also the only reliable signal on pages
+ * served with `Referrer-Policy: no-referrer` (reset and signup links), whose
+ * form posts carry `Origin: null`. Without it, the Origin must be one of ours.
+ * Absent headers pass (old browsers, non-browser clients); the token check
+ * still applies. `allowedOrigins`: the request's own origin and the project's public URL.
  */
 export function sameOrigin(origin: string, secFetchSite: string, allowedOrigins: readonly string[]): boolean {
-  if (secFetchSite !== '' && secFetchSite !== 'same-origin' && secFetchSite !== 'none') return false;
+  if (secFetchSite !== '') {
+    if (secFetchSite !== 'same-origin' && secFetchSite !== 'none') return false;
+    return origin === '' || origin === 'null' || allowedOrigins.includes(origin.toLowerCase());
+  }
   if (origin !== '' && !allowedOrigins.includes(origin.toLowerCase())) return false;
   return true;
 }

@@ -26,5 +26,8 @@ test('sameOrigin: Sec-Fetch-Site and Origin', (t) => {
   t.false(sameOrigin('', 'cross-site', allowed));
   t.false(sameOrigin('', 'same-site', allowed), 'a sibling subdomain is another site for our forms');
   t.false(sameOrigin('https://evil.example', '', allowed));
-  t.false(sameOrigin('null', '', allowed), 'opaque origins (sandboxed frames, data: URLs)');
+  t.false(sameOrigin('null', '', allowed), 'opaque origins (sandboxed frames, data: URLs) without fetch metadata');
+  t.true(sameOrigin('null', 'same-origin', allowed), 'a form on a no-referrer page posts Origin: null; fetch metadata vouches for it');
+  t.false(sameOrigin('null', 'cross-site', allowed));
+  t.false(sameOrigin('https://evil.example', 'same-origin', allowed), 'a contradiction is refused');
 });
