@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 /**
  * `npm start`: the local development stack. Creates `.mezu-dev/` (store, dev
- * CA and certificates), applies the demo config on first start, creates demo
- * users and fresh sessions, starts the demo origin, the edge and a Warpgate,
- * and prints what to try. Ctrl-C stops everything.
+ * CA and certificates), applies the demo config on first start (and again when
+ * examples/demo.yaml changed, unless someone applied another config since),
+ * creates demo users with passwords and fresh sessions, starts the demo origin,
+ * the edge and a Warpgate, prints what to try, and prints every mail the edge
+ * puts in the development outbox (signup and reset links). Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureDevPki } from '../src/pki/index.js';
 import { openStore } from '../src/store/index.js';
 import { parseConfigYaml } from '../src/config/index.js';
 import { Signer } from '../src/identity/index.js';
 import { hashToken, newId, newSessionToken } from '../src/session/index.js';
+import { pwhashStr } from '../native/sodium.js';
 
 const ROOT = resolve(__dirname, '../..');
 const DATA = resolve(process.env.MEZU_DATA ?? join(ROOT, '.mezu-dev'));
@@ -21,9 +24,11 @@ const TUNNEL_PORT = Number(process.env.MEZU_TUNNEL_PORT ?? 7443);
 const ORIGIN_PORT = Number(process.env.MEZU_ORIGIN_PORT ?? 3000);
 
 const DEMO_USERS = [
-  { email: 'ada@example.com', name: 'Ada Admin', roles: ['admin'], permissions: ['admin:write'] },
-  { email: 'val@example.com', name: 'Val Viewer', roles: ['viewer'], permissions: [] },
+  { email: 'ada@example.com', name: 'Ada Admin', roles: ['admin'], permissions: ['admin:write'], password: 'ada demo password' },
+  { email: 'val@example.com', name: 'Val Viewer', roles: ['viewer'], permissions: [], password: 'val demo password' },
 ];
+/** The demo config text last applied by this script (so a newer examples/demo.yaml is applied, but an operator's own config is not overwritten). */
+const DEMO_MARK = 'dev-demo-applied.yaml';
 
 const children: Array<{ name: string; child: ChildProcess }> = [];
 
@@ -91,14 +96,22 @@ async function main(): Promise<void> {
 
   const pki = await ensureDevPki(join(DATA, 'pki'), { pools: ['demo'] });
   const store = openStore(DATA);
-  const tokens: Array<{ email: string; token: string; roles: string[] }> = [];
+  const tokens: Array<{ email: string; token: string; roles: string[]; password: string }> = [];
   try {
     await Signer.ensureKey(store.signingKeys);
-    if (store.config.current() === undefined) {
-      const text = readFileSync(join(ROOT, 'examples/demo.yaml'), 'utf8');
+    // Links in mail use the demo's public URL: follow MEZU_PORT.
+    const text = readFileSync(join(ROOT, 'examples/demo.yaml'), 'utf8').replaceAll('http://localhost:8080', `http://localhost:${PORT}`);
+    const cur = store.config.current();
+    const mark = join(DATA, DEMO_MARK);
+    const lastDemo = existsSync(mark) ? readFileSync(mark, 'utf8') : null;
+    // Dev-managed: nothing applied yet, or what is applied is the demo text this script applied
+    // (or, from before the marker existed, the demo file's own header comment).
+    const devManaged = cur === undefined || cur.source === lastDemo || (lastDemo === null && cur.source.startsWith('# The demo project'));
+    if (devManaged && cur?.source !== text) {
       const r = parseConfigYaml(text);
       if (!r.ok) throw new Error(`examples/demo.yaml is invalid: ${r.problems.map((p) => `${p.at}: ${p.message}`).join('; ')}`);
-      const v = await store.config.apply(text, r.config, 0);
+      const v = await store.config.apply(text, r.config, cur?.version ?? 0);
+      writeFileSync(mark, text);
       process.stdout.write(`dev      | applied examples/demo.yaml as config version ${v}\n`);
     }
     const now = Date.now();
@@ -108,9 +121,13 @@ async function main(): Promise<void> {
         rec = { id: newId('usr_'), directory: 'demo', email: u.email, name: u.name, displayName: u.name, status: 'active', roles: u.roles, permissions: u.permissions, version: 1, createdAt: now, updatedAt: now, lastLoginAt: null };
         await store.users.create(rec);
       }
+      if (store.credentials.get(rec.id) === undefined) {
+        // Dev only: hashed here directly (the edge hashes in its worker pool).
+        await store.credentials.set(rec.id, pwhashStr(Buffer.from(u.password, 'utf8'), { memoryBytes: 19 * 1024 * 1024, iterations: 2 }));
+      }
       const token = newSessionToken();
       await store.sessions.create(hashToken(token), { id: newId('ses_'), principalType: 'user', userId: rec.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['dev'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
-      tokens.push({ email: u.email, token, roles: rec.roles });
+      tokens.push({ email: u.email, token, roles: rec.roles, password: u.password });
     }
   } finally {
     await store.close();
@@ -130,6 +147,14 @@ Mezusphere dev stack is up. Data in ${DATA}${existsSync(join(DATA, 'store')) ? '
 
   Demo project:   ${base}   (config: examples/demo.yaml; the origin echoes the method, path and x-mezu-* headers it received)
 
+In a browser:  ${base}/api/v1/hello
+  → the hosted login page. Create an account (signup is open; the confirmation link is printed
+    here as "mail |"), or sign in as ${ada.email} / "${ada.password}" or ${val.email} / "${val.password}".
+  ${base}/_mezu/logout   ${base}/_mezu/password   ${base}/_mezu/forgot
+
+Mail: the edge has no SMTP server here; mail goes to the development outbox in the store.
+  Printed below as it arrives, and listed by:  node dist/src/cli/main.js mail outbox --data ${DATA}
+
 Try:
   curl -i ${base}/health                                   # public route
   curl -i ${base}/api/v1/hello                             # protected: 401 JSON with login_url
@@ -144,11 +169,34 @@ Try:
 
 Operator commands (in another terminal):
   node dist/src/cli/main.js users list --data ${DATA}
+  node dist/src/cli/main.js users history ${ada.email} --data ${DATA}     # logins, failures, resets, locks
   node dist/src/cli/main.js sessions create --project demo --email ${ada.email} --data ${DATA}
   node dist/src/cli/main.js apply -f examples/demo.yaml --data ${DATA}     # edit, apply, served without restart
 
 These sessions are fresh on every start. Ctrl-C stops everything.
 `);
+  printOutbox();
+}
+
+/** Prints each new outbox mail (the dev stack's stand-in for an inbox). */
+function printOutbox(): void {
+  const store = openStore(DATA);
+  const seen = new Set(store.outbox.list(null, 1000).map((m) => `${m.at}${m.id}`));
+  const t = setInterval(() => {
+    try {
+      for (const m of store.outbox.list(null, 50)) {
+        const k = `${m.at}${m.id}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        const lines = [`to ${m.to}: ${m.subject}`, ...m.text.trimEnd().split('\n')];
+        for (const l of lines) process.stdout.write(`mail     | ${l}\n`);
+      }
+    } catch (err) {
+      process.stdout.write(`mail     | cannot read the outbox: ${(err as Error).message}\n`);
+      clearInterval(t);
+    }
+  }, 500);
+  t.unref();
 }
 
 main().catch((err: Error) => {
