@@ -53,8 +53,10 @@ export interface OriginClientOptions {
   /** TCP connect, per attempt → MEZU_ORIGIN_TIMEOUT (as nginx's proxy_connect_timeout gives 504). Default 10 s. */
   connectTimeoutMs?: number;
   /**
-   * From `request()` (or the last request-body progress) to the final
-   * response head, queueing included → MEZU_ORIGIN_TIMEOUT. Default 30 s.
+   * Bounds the wait for a free connection, then, once the request is on a
+   * connection, the wait for the final response head (restarted by each
+   * request-body write, so a slow upload is not cut) → MEZU_ORIGIN_TIMEOUT.
+   * Default 30 s.
    */
   headersTimeoutMs?: number;
   /** Longest silence inside a response body while the sink is reading → MEZU_ORIGIN_TIMEOUT. Default 30 s. */
@@ -133,7 +135,11 @@ export class OriginClient {
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxHeaderCount: number;
-  /** Coarse clock, ms: refreshed by the ticker; deadlines add one period so they never fire early. */
+  /**
+   * Clock for deadlines, ms: refreshed on every request and every read from
+   * the origin, and by the ticker. A deadline adds one ticker period, so one
+   * set from a clock up to a period old still never fires early.
+   */
   now: number;
   readonly tickMs: number;
 
@@ -145,6 +151,7 @@ export class OriginClient {
   private opened: number;
   retried: number;
   private closing: boolean;
+  private growScheduled: boolean;
   private closeWaiters: Array<() => void> | null;
   private ticker: NodeJS.Timeout | null;
 
@@ -173,6 +180,7 @@ export class OriginClient {
     this.opened = 0;
     this.retried = 0;
     this.closing = false;
+    this.growScheduled = false;
     this.closeWaiters = null;
     this.ticker = null;
   }
@@ -194,6 +202,7 @@ export class OriginClient {
       return req;
     }
     if (this.ticker === null) this.startTicker();
+    this.now = Date.now();
     req.deadline = this.now + this.headersTimeoutMs + this.tickMs;
     const conn = this.idle.pop();
     if (conn !== undefined) {
@@ -205,7 +214,13 @@ export class OriginClient {
       return req;
     }
     this.queue.push(req);
-    this.grow();
+    // Deferred to the end of this tick: a sink that starts its next request from
+    // onEnd finds every connection busy, yet one is released right after;
+    // opening a connection for it would be wasted.
+    if (!this.growScheduled) {
+      this.growScheduled = true;
+      process.nextTick(growLater, this);
+    }
     return req;
   }
 
@@ -243,6 +258,7 @@ export class OriginClient {
 
   /** Opens connections while requests wait and fewer are opening than waiting. */
   grow(): void {
+    this.growScheduled = false;
     while (this.queue.length > this.connecting && this.conns.size < this.maxConnections && !this.closing) {
       this.connecting++;
       this.opened++;
@@ -256,7 +272,8 @@ export class OriginClient {
       conn.destroy();
       return;
     }
-    const req = this.queue.shift();
+    let req = this.queue.shift();
+    while (req !== undefined && req.state === R_DONE) req = this.queue.shift();
     if (req !== undefined) {
       conn.assign(req);
       return;
@@ -321,6 +338,10 @@ export class OriginClient {
     }
   }
 
+  growPending(): boolean {
+    return this.growScheduled;
+  }
+
   dequeue(req: OriginRequest): void {
     const i = this.queue.indexOf(req);
     if (i !== -1) this.queue.splice(i, 1);
@@ -356,6 +377,10 @@ function tick(client: OriginClient): void {
   client.onTick();
 }
 
+function growLater(client: OriginClient): void {
+  if (client.growPending()) client.grow();
+}
+
 function positive(v: number | undefined, dflt: number, name: string): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v <= 0) throw new TypeError(`warpgate: origin client option ${name} must be a positive number, got ${v}`);
@@ -387,6 +412,9 @@ export class OriginRequest {
   retried: boolean;
   /** The sink returned false from onData and has not resumed. */
   paused: boolean;
+  /** Inside sink.onData: a resume() there applies to the false it is about to return. */
+  inData: boolean;
+  resumeEarly: boolean;
 
   constructor(client: OriginClient, head: SerializedHead | null, method: string, sink: OriginSink) {
     this.onDrain = null;
@@ -404,6 +432,8 @@ export class OriginRequest {
     this.needDrain = false;
     this.retried = false;
     this.paused = false;
+    this.inData = false;
+    this.resumeEarly = false;
   }
 
   /** Bytes written but not yet handed to the kernel. */
@@ -472,6 +502,10 @@ export class OriginRequest {
 
   /** Reads again after `onData` returned false. */
   resume(): void {
+    if (this.inData) {
+      this.resumeEarly = true;
+      return;
+    }
     if (!this.paused) return;
     this.paused = false;
     const conn = this.conn;
@@ -489,10 +523,12 @@ export class OriginRequest {
   /** Ends with an error now; closes the connection it was on. */
   fail(code: OriginErrorCode, detail: string): void {
     if (this.state === R_DONE) return;
+    const wasQueued = this.state === R_QUEUED;
     this.state = R_DONE;
     const conn = this.conn;
     this.conn = null;
     if (conn !== null) conn.destroy();
+    else if (wasQueued) this.client.dequeue(this);
     this.sink.onError(code, detail);
   }
 }
@@ -624,7 +660,11 @@ export class Connection implements ResponseListener {
     // Copy out of the shared read buffer: the sink may keep the chunk.
     const chunk = Buffer.allocUnsafe(end - start);
     buf.copy(chunk, 0, start, end);
-    if (!req.sink.onData(chunk)) req.paused = true;
+    req.inData = true;
+    const more = req.sink.onData(chunk);
+    req.inData = false;
+    if (req.resumeEarly) req.resumeEarly = false;
+    else if (!more) req.paused = true;
   }
 
   onResponseEnd(): void {
@@ -653,7 +693,9 @@ export class Connection implements ResponseListener {
       this.destroy();
       return false;
     }
-    if (this.deadlineKind === D_BODY) this.deadline = this.client.now + this.client.bodyTimeoutMs + this.client.tickMs;
+    const client = this.client;
+    client.now = Date.now(); // deadlines set while handling this read start from now, not from the last tick
+    if (this.deadlineKind === D_BODY) this.deadline = client.now + client.bodyTimeoutMs + client.tickMs;
     const r = this.parser.execute(buf, length);
     if (this.state === C_CLOSED) return false; // the sink aborted while we parsed
     if (r === PARSE_ERROR) {

@@ -383,6 +383,8 @@ export class ResponseParser {
     if (c0 === CR) {
       if (pos + 1 === end) return -1;
       if (buf[pos + 1] !== LF) return this.bad('bare CR in response head');
+      // Checked here, not after: endOfHead hands the head out.
+      if (this.headBytes + 2 > this.maxHeaderBytes) return this.bad('response head too large');
       return this.endOfHead(pos + 2);
     }
     if (c0 === SP || c0 === HTAB) return this.bad('obs-fold in response head');
