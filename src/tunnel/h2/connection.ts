@@ -993,7 +993,23 @@ function validRequestHeaders(h: string[]): boolean {
     regular = true;
     if (hasUpper(n) || CONNECTION_SPECIFIC.has(n) || (n === 'te' && h[i + 1] !== 'trailers')) return false;
   }
-  return method && path && scheme;
+  return method && path && scheme && fieldsClean(h);
+}
+
+/**
+ * RFC 9113 §8.2.1: a field name or value containing NUL, CR or LF makes the
+ * message malformed; passed on, it would split the HTTP/1.1 request the
+ * Warpgate writes to the origin.
+ */
+function fieldsClean(h: string[]): boolean {
+  for (let i = 0; i < h.length; i++) {
+    const v = h[i]!;
+    for (let j = 0; j < v.length; j++) {
+      const c = v.charCodeAt(j);
+      if (c === 0 || c === 0x0a || c === 0x0d) return false;
+    }
+  }
+  return true;
 }
 
 function hasUpper(s: string): boolean {
@@ -1022,6 +1038,6 @@ function responseStatus(h: string[]): number {
     regular = true;
     if (hasUpper(n) || CONNECTION_SPECIFIC.has(n)) return -1;
   }
-  return status;
+  return fieldsClean(h) ? status : -1;
 }
 

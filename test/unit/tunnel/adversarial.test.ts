@@ -372,3 +372,15 @@ test('concurrent streams above the limit are refused', async (t) => {
   t.is(e.peer.rst(23), E.REFUSED_STREAM);
   t.is(e.streams.length, 10);
 });
+
+test('NUL, CR or LF in a field value → stream PROTOCOL_ERROR (no request splitting towards the origin)', async (t) => {
+  const e = await env();
+  t.teardown(e.close);
+  e.peer.hello();
+  e.peer.send(e.peer.headers(1, true, ['x-a', 'ok\r\nx-injected: 1']));
+  e.peer.send(e.peer.headers(3, true, ['x-b', 'nul\u0000here']));
+  await e.peer.until('rst', () => e.peer.rst(1) !== null && e.peer.rst(3) !== null);
+  t.is(e.peer.rst(1), E.PROTOCOL_ERROR);
+  t.is(e.peer.rst(3), E.PROTOCOL_ERROR);
+  t.is(e.streams.length, 0);
+});
