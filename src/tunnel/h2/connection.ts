@@ -531,8 +531,8 @@ export class H2Connection {
     const s = this.streams.get(sid);
     if (s === undefined) {
       if (this.isIdle(sid)) return this.connectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${sid}`);
-      // A stream we already closed or reset: the frames in flight are expected; tell the peer once more.
-      return this.writeRst(sid, ErrorCode.STREAM_CLOSED);
+      // A stream we already closed or reset: frames in flight are expected.
+      return this.closedStreamFrame(sid);
     }
     if (s.remoteClosed) return this.streamError(s, ErrorCode.STREAM_CLOSED);
     s.recvWindow -= p.length;
@@ -668,7 +668,7 @@ export class H2Connection {
     const s = this.streams.get(sid);
     if (s === undefined) {
       if (this.isIdle(sid)) return this.connectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${sid}`);
-      return this.writeRst(sid, ErrorCode.STREAM_CLOSED);
+      return this.closedStreamFrame(sid);
     }
     if (s.remoteClosed) return this.streamError(s, ErrorCode.STREAM_CLOSED);
     if (headers === null) return this.streamError(s, ErrorCode.PROTOCOL_ERROR);
@@ -844,10 +844,30 @@ export class H2Connection {
     s.done = true;
     this.streams.delete(s.id);
     this.blocked.delete(s);
+    this.rememberReset(s.id);
     s.pendingOut = [];
     s.pendingOutBytes = 0;
     if (notify) this.notifyError(s, code, false);
     this.closeIfIdle();
+  }
+
+  /**
+   * Streams we reset recently: frames the peer sent before it saw our RST_STREAM
+   * are expected and dropped silently (RFC 9113 §5.4.2) instead of answered with
+   * one more RST each. Bounded ring.
+   */
+  private readonly resetRing = new Int32Array(256);
+  private resetRingPos = 0;
+  private readonly resetSet = new Set<number>();
+  private rememberReset(id: number): void {
+    const old = this.resetRing[this.resetRingPos]!;
+    if (old !== 0) this.resetSet.delete(old);
+    this.resetRing[this.resetRingPos] = id;
+    this.resetRingPos = (this.resetRingPos + 1) & 255;
+    this.resetSet.add(id);
+  }
+  private closedStreamFrame(sid: number): void {
+    if (!this.resetSet.has(sid)) this.writeRst(sid, ErrorCode.STREAM_CLOSED);
   }
 
   private streamError(s: H2Stream, code: number): void {
@@ -898,6 +918,7 @@ export class H2Connection {
       for (const s of [...this.streams.values()]) {
         if (!s.gotHead && now - s.startedAt > l.responseTimeoutMs) {
           this.writeRst(s.id, ErrorCode.CANCEL);
+          this.rememberReset(s.id);
           s.done = true;
           this.streams.delete(s.id);
           this.blocked.delete(s);

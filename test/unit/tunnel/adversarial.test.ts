@@ -384,3 +384,20 @@ test('NUL, CR or LF in a field value → stream PROTOCOL_ERROR (no request split
   t.is(e.peer.rst(3), E.PROTOCOL_ERROR);
   t.is(e.streams.length, 0);
 });
+
+test('frames arriving after we reset a stream are dropped silently, not answered with more resets', async (t) => {
+  const e = await env((s) => s.abort());
+  t.teardown(e.close);
+  e.peer.hello();
+  e.peer.send(e.peer.headers(1, false));
+  await e.peer.until('our reset', () => e.peer.rst(1) !== null);
+  t.is(e.peer.rst(1), 8 /* CANCEL */);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 20; i++) parts.push(frame(T.DATA, 0, 1, Buffer.from('late')));
+  e.peer.send(Buffer.concat(parts));
+  // A PING round trip proves the server processed the late frames.
+  e.peer.send(frame(T.PING, 0, 0, Buffer.alloc(8, 7)));
+  await e.peer.until('ping ack', () => e.peer.frames.some((f) => f.type === T.PING && (f.flags & 1) === 1));
+  t.is(e.peer.frames.filter((f) => f.type === T.RST).length, 1, 'exactly one RST_STREAM');
+  t.is(e.peer.goaway(), null);
+});
