@@ -28,7 +28,11 @@ projects:
     upstream: demo
     routes:
       - { path: /*, auth: required }
-    login: { signup: invite, public_url: http://invite.localhost:8080, reset_ttl: 2s }
+    login: { signup: invite, public_url: http://invite.localhost:8080 }
+  - id: short
+    hosts: [short.localhost]
+    upstream: demo
+    login: { public_url: http://short.localhost:8080, reset_ttl: 3s }
   - id: closed
     hosts: [closed.localhost]
     upstream: demo
