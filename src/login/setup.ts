@@ -12,6 +12,8 @@ import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
 import { defaultPasswordConfig } from '../config/defaults.js';
 
+const TOKEN_SWEEP_MS = 10 * 60_000;
+
 export interface LoginSetup {
   store: Store;
   scheme: 'http' | 'https';
@@ -56,12 +58,18 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     hasher.warm({ memoryBytes: c.passwords.memoryBytes, iterations: c.passwords.iterations }).catch((err: Error) => s.log(`login: dummy hash failed: ${err.message}`));
   };
   if (cfg !== null) onConfig(cfg);
+  // Expired reset/signup tokens are useless; drop them now and then (every worker may; it is idempotent).
+  const sweep = setInterval(() => {
+    s.store.emailTokens.sweep(Date.now()).catch((err: Error) => s.log(`login: token sweep failed: ${err.message}`));
+  }, TOKEN_SWEEP_MS);
+  sweep.unref();
   return {
     pages: new LoginPages(service, s.log),
     hasher,
     mailer,
     onConfig,
     close: async () => {
+      clearInterval(sweep);
       await hasher.close();
       await mailer.close();
     },

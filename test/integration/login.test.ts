@@ -8,6 +8,8 @@
 import test from 'ava';
 import { Stack } from './harness.js';
 import { Client, LOGIN_CONFIG, hiddenFields, linkToken, outbox, signUp, rawRequest } from './login-client.js';
+import { openStore } from '../../src/store/index.js';
+import { pwhashStr } from '../../native/sodium.js';
 
 const stack = new Stack(2, LOGIN_CONFIG());
 const PW = 'correct horse battery staple';
@@ -310,4 +312,20 @@ test.serial('oversized and slow-dripped forms: 413 and the connection closed; no
   const chunked = await rawRequest(stack.port, `POST /_mezu/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n${'4000\r\n' + 'a'.repeat(0x4000) + '\r\n'}${'10\r\n' + 'b'.repeat(16) + '\r\n'}0\r\n\r\n`);
   t.regex(chunked, /^HTTP\/1\.1 413 /);
   t.is((await stack.request('/health')).status, 200);
+});
+
+test.serial('a hash made with other parameters is rehashed with the current ones at the next login', async (t) => {
+  stack.addUser('rehash@example.com');
+  const store = openStore(stack.dir);
+  t.teardown(() => store.close());
+  const u = store.users.getByEmail('demo', 'rehash@example.com')!;
+  await store.credentials.set(u.id, pwhashStr(Buffer.from(PW), { memoryBytes: 19 * 1024 * 1024, iterations: 3 }));
+  t.regex(store.credentials.get(u.id)!.hash, /\$m=19456,t=3,p=1\$/);
+  const c = new Client(stack);
+  t.is((await c.submit('/_mezu/login', { email: 'rehash@example.com', password: PW })).status, 303);
+  const end = Date.now() + 5_000;
+  while (!/\$m=19456,t=2,p=1\$/.test(store.credentials.get(u.id)!.hash) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  t.regex(store.credentials.get(u.id)!.hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+  const again = new Client(stack);
+  t.is((await again.submit('/_mezu/login', { email: 'rehash@example.com', password: PW })).status, 303, 'the new hash verifies');
 });
