@@ -34,6 +34,9 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   signing-keys rotate
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
   mail outbox [--to EMAIL] [--limit N]  mail kept by the development outbox (reset and signup links)
+  loadtest URL [--project P [--email E] [--roles a,b] [--permissions x,y] [--https-cookie] [--keep] | --cookie NAME=VALUE | --key mzk_…]
+           [-c 10] [-d 10s] [-a N] [-R REQ_PER_S] [-m GET] [-b TEXT|@FILE] [-H 'Name: value']… [--allow-errors] [--insecure]
+                                      load a URL with autocannon (as a provisioned test user), print latency and throughput
 Add --json for machine-readable output.`;
 
 class UsageError extends Error {
@@ -383,6 +386,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'keys': await withSub(cmdKeys); break;
       case 'signing-keys': await withSub(cmdSigningKeys); break;
       case 'pki': await withSub(cmdPki); break;
+      case 'loadtest': { const lt = await import('../loadtest/index.js'); const p = lt.parseLoadtestArgs(argv.slice(1)); if (!p.ok) fail(p.reason); return await lt.runLoadtest(p.plan); }
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE + '\n');
         return cmd === undefined ? 2 : 0;
