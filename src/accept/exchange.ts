@@ -10,8 +10,8 @@
  */
 import type { HttpResponse } from '../../native/uws.js';
 import type { ErrorCode } from '../errors/index.js';
-import type { ResponseSink, TunnelStream } from '../tunnel/index.js';
-import { statusLine, writeError } from './responses.js';
+import type { PoolRegistry, RequestHead, ResponseSink, TunnelConnection, TunnelStream } from '../tunnel/index.js';
+import { statusLine, writeError, writeErrorNow } from './responses.js';
 
 /** Response headers never copied to the client: uWS writes its own framing, and these are hop-by-hop (RFC 9110 §7.6.1). */
 const SKIP_RESPONSE = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date', 'upgrade', 'proxy-connection', 'trailer', 'te']);
@@ -166,6 +166,30 @@ export class Exchange implements ResponseSink {
     this.finish();
   }
 
+  /**
+   * The edge gives up on this exchange while the client may still be sending
+   * (body over the limit, tunnel gone before the body started, a fault): the
+   * tunnel stream is reset, the client gets `code` if no response head went
+   * out yet, and the connection is closed either way, so the rest of the
+   * upload is never read. Call from the handler's top half or a uWS callback.
+   */
+  fail(code: ErrorCode): void {
+    if (this.aborted || this.done) return;
+    this.stream?.abort();
+    this.headPending = false;
+    this.finish();
+    // One turn later, for the reason given at closeWith (responses.ts): a request the client
+    // pipelined behind this one then makes uWS abort the connection instead of dispatching it.
+    setImmediate(() => this.failNow(code));
+  }
+
+  private failNow(code: ErrorCode): void {
+    if (this.aborted) return;
+    const res = this.res;
+    if (!this.headWritten) res.cork(() => writeErrorNow(res, code, this.requestId, true));
+    else res.close();
+  }
+
   /** uWS onAborted: the client went away. */
   abort(): void {
     if (this.aborted) return;
@@ -186,4 +210,72 @@ const pendingHeads: Exchange[] = [];
 function flushPendingHeads(): void {
   for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.flushHead();
   pendingHeads.length = 0;
+}
+
+/**
+ * A request body on its way to the tunnel. The tunnel stream is opened on the
+ * first body bytes, not with the head: a request whose body never starts
+ * (uWS closes it after its idle timeout) or whose first chunk size is
+ * malformed (uWS closes the connection) reaches no origin at all. The body is
+ * counted against the matched rule's `max_body` as it streams (a chunked body
+ * has no length up front): past it, the stream is reset, the client gets 413
+ * and the connection is closed. With backpressure: the client socket is
+ * paused while the tunnel stream is above its high-water mark.
+ */
+export class Upload {
+  stream: TunnelStream | null = null;
+  received = 0;
+  closed = false;
+
+  constructor(
+    readonly ex: Exchange,
+    readonly res: HttpResponse,
+    readonly pools: PoolRegistry,
+    readonly pool: string,
+    readonly conn: TunnelConnection,
+    readonly head: RequestHead,
+    readonly maxBody: number,
+  ) {}
+
+  onData(ab: ArrayBuffer, isLast: boolean): void {
+    if (this.closed) return;
+    const ex = this.ex;
+    if (ex.aborted || ex.done) {
+      // The response is complete (e.g. an early 502): stop the rest of the upload on the tunnel.
+      this.closed = true;
+      this.stream?.abort();
+      return;
+    }
+    this.received += ab.byteLength;
+    if (this.received > this.maxBody) {
+      this.closed = true;
+      ex.fail('MEZU_REQUEST_TOO_LARGE');
+      return;
+    }
+    let stream = this.stream;
+    if (stream === null) {
+      let conn: TunnelConnection | null = this.conn;
+      // The connection picked with the head may have closed while the body was on its way.
+      if (!conn.ready) conn = this.pools.pick(this.pool);
+      if (conn === null) {
+        this.closed = true;
+        ex.fail('MEZU_NO_WARPGATE');
+        return;
+      }
+      stream = conn.open(this.head, true, ex);
+      this.stream = stream;
+      ex.stream = stream;
+    }
+    // onData's buffer is neutered on return: copy it.
+    const ok = ab.byteLength === 0 ? true : stream.write(Buffer.from(new Uint8Array(ab)));
+    if (isLast) {
+      this.closed = true;
+      stream.end();
+    } else if (!ok) {
+      this.res.pause();
+      stream.onDrain(() => {
+        if (!ex.aborted) this.res.resume();
+      });
+    }
+  }
 }

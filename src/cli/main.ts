@@ -8,7 +8,8 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseConfigYaml, parseDuration } from '../config/index.js';
+import { parseConfigYaml, parseDuration, parseSize } from '../config/index.js';
+import { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../hardening/index.js';
 import { openStore, type Store, type UserStatus } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { hashToken, newApiKey, newId, newSessionToken } from '../session/index.js';
@@ -20,6 +21,7 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
+       [--max-head-size 16KiB]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
   users add --project P --email E [--name N] [--roles a,b] [--permissions x,y]
@@ -95,6 +97,14 @@ function intOpt(v: Vals, k: string, dflt: number, min: number, max: number): num
   return n;
 }
 
+function sizeOpt(v: Vals, k: string, dflt: number, min: number, max: number): number {
+  const raw = str(v, k);
+  if (raw === undefined) return dflt;
+  const n = parseSize(raw);
+  if (n === null || n < min || n > max) fail(`--${k} must be a size from ${min} to ${max} bytes, like 16KiB or 32768; got "${raw}"`);
+  return n;
+}
+
 function smtpOpt(raw: string | undefined): string | null {
   if (raw === undefined || raw === '') return null;
   let u: URL;
@@ -116,6 +126,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'config-poll-ms': { type: 'string' },
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
     'tunnel-impl': { type: 'string' }, 'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
+    'max-head-size': { type: 'string' },
   });
   const tunnelImpl = str(v, 'tunnel-impl') ?? 'lean';
   if (tunnelImpl !== 'lean' && tunnelImpl !== 'node') fail(`--tunnel-impl must be lean or node; got "${tunnelImpl}"`);
@@ -142,6 +153,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     tunnelImpl,
     tunnelPingMs: durationOpt(v, 'tunnel-ping', '2s'),
     tunnelPingTimeoutMs: durationOpt(v, 'tunnel-ping-timeout', '4s'),
+    maxHeadBytes: sizeOpt(v, 'max-head-size', DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES),
     hashThreads: intOpt(v, 'hash-threads', 1, 1, 64),
     smtpUrl: smtpOpt(str(v, 'smtp') ?? process.env.MEZU_SMTP_URL),
     mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',

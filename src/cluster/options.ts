@@ -32,6 +32,8 @@ export interface EdgeOptions {
   smtpUrl: string | null;
   /** From address of hosted-login mail. */
   mailFrom: string;
+  /** Longest request head (request line + header fields) in bytes; longer → 431 (`--max-head-size`). */
+  maxHeadBytes: number;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
 }

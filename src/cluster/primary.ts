@@ -35,7 +35,14 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
   let tunnelPort = opts.tunnelPort;
 
   const fork = (index: number, respawn: boolean) => {
-    const env = { [ENV_OPTIONS]: JSON.stringify(opts), [ENV_WORKER_INDEX]: String(index), MEZU_RESPAWNED: respawn ? '1' : '0' };
+    const env = {
+      [ENV_OPTIONS]: JSON.stringify(opts),
+      [ENV_WORKER_INDEX]: String(index),
+      MEZU_RESPAWNED: respawn ? '1' : '0',
+      // uWS builds from v20.3x read their head limit from here when they load; the pinned 20.30 ignores it
+      // (src/hardening/limits.ts) and the handler enforces --max-head-size itself either way.
+      UWS_HTTP_MAX_HEADERS_SIZE: String(opts.maxHeadBytes),
+    };
     const w = cluster.fork(env);
     slots[index]!.worker = w;
     slots[index]!.startedAt = Date.now();

@@ -120,6 +120,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     inflight,
     draining,
     login: login.pages,
+    maxHeadBytes: opts.maxHeadBytes,
     log,
   });
 

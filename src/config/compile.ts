@@ -5,6 +5,8 @@
  * swaps one snapshot by reference and never sees a half-applied config.
  */
 import { FrozenMap } from './frozen-map.js';
+import { DEFAULT_MAX_BODY_BYTES } from './limits.js';
+import { routeKey } from '../route/index.js';
 import { defaultLoginConfig, defaultPasswordConfig } from './defaults.js';
 import type {
   AuthMode,
@@ -69,24 +71,30 @@ class Project implements CompiledProject {
       resetTtlMs: l.resetTtlMs,
       throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
     });
-    this.#default = makePolicy(p.default, ['user'], [], [], `${p.id}:default`);
+    const projectMaxBody = p.maxBody ?? DEFAULT_MAX_BODY_BYTES;
+    this.#default = makePolicy(p.default, ['user'], [], [], projectMaxBody, `${p.id}:default`);
 
     const exact = new Map<string, PathEntry>();
     const root = new TrieNode(null);
     let prefixCount = 0;
     for (const r of p.routes) {
-      const policy = makePolicy(r.auth, r.principals, r.roles, r.permissions, ruleName(p.id, r));
+      const policy = makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, ruleName(p.id, r));
+      // Keyed by the folded path (ASCII lower case, no trailing slash): requests are matched by their folded key.
+      const key = routeKey(r.path);
       let entry: PathEntry;
-      if (r.path.endsWith('/*')) {
+      if (key.endsWith('/*')) {
         prefixCount++;
-        entry = trieEntry(root, r.path.slice(0, -2));
+        entry = trieEntry(root, key.slice(0, -2));
       } else {
-        entry = exact.get(r.path) ?? new PathEntry();
-        exact.set(r.path, entry);
+        entry = exact.get(key) ?? new PathEntry();
+        exact.set(key, entry);
       }
       addRule(entry, r.methods, policy);
     }
-    for (const e of exact.values()) Object.freeze(e);
+    for (const e of exact.values()) {
+      headFollowsGet(e);
+      Object.freeze(e);
+    }
     freezeTrie(root);
     this.#exact = exact.size === 0 ? null : exact;
     this.#prefixes = prefixCount === 0 ? null : root;
@@ -164,8 +172,24 @@ function addRule(entry: PathEntry, methods: string[] | null, policy: Policy): vo
   }
 }
 
+/**
+ * HEAD is GET without the body (RFC 9110 §9.3.2), and applications answer it
+ * with their GET handler: a rule narrowed to GET also governs HEAD at its path
+ * unless another rule there names HEAD. Otherwise `HEAD /reports` would fall
+ * to a looser rule and read the headers of what `GET /reports` protects.
+ */
+function headFollowsGet(entry: PathEntry): void {
+  const m = entry.byMethod;
+  if (m === null || m.has('HEAD')) return;
+  const get = m.get('GET');
+  if (get !== undefined) m.set('HEAD', get);
+}
+
 function freezeTrie(node: TrieNode): void {
-  if (node.entry !== null) Object.freeze(node.entry);
+  if (node.entry !== null) {
+    headFollowsGet(node.entry);
+    Object.freeze(node.entry);
+  }
   if (node.children !== null) for (const child of node.children.values()) freezeTrie(child);
   Object.freeze(node);
 }
@@ -175,6 +199,7 @@ function makePolicy(
   principals: readonly string[],
   roles: readonly string[],
   permissions: readonly string[],
+  maxBody: number,
   rule: string,
 ): Policy {
   // Same key order for every policy: one hidden class on the hot path.
@@ -184,6 +209,7 @@ function makePolicy(
     allowServiceAccount: principals.includes('service_account'),
     roles: roles.length === 0 ? null : Object.freeze([...roles]),
     permissions: permissions.length === 0 ? null : Object.freeze([...permissions]),
+    maxBody,
     rule,
   });
 }

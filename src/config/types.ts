@@ -21,6 +21,8 @@ export interface RouteConfig {
   roles: string[];
   /** The principal needs every one of these permissions (empty: none needed). */
   permissions: string[];
+  /** `max_body`: longest request body in bytes; absent: the project's. */
+  maxBody?: number;
 }
 
 export interface ProjectConfig {
@@ -35,6 +37,8 @@ export interface ProjectConfig {
   /** Mode for paths no rule covers. */
   default: AuthMode;
   routes: RouteConfig[];
+  /** `max_body`: default longest request body of the project's routes, in bytes; absent: `DEFAULT_MAX_BODY_BYTES`. */
+  maxBody?: number;
   /** Hosted pages; absent when the YAML has no `login:` (then `defaultLoginConfig` applies at compile). */
   login?: LoginConfig;
 }
@@ -112,6 +116,8 @@ export interface Policy {
   roles: readonly string[] | null;
   /** null when no permission is required. */
   permissions: readonly string[] | null;
+  /** Longest request body the rule accepts, in bytes (longer: 413 and the connection closed). */
+  maxBody: number;
   /** Human-readable origin of the rule, for logs: `demo:/api/v1/*` or `demo:default`. */
   rule: string;
 }
@@ -126,7 +132,10 @@ export interface CompiledProject {
   hosts: readonly string[];
   /** Hosted-page settings with defaults applied; frozen. */
   login: Readonly<LoginConfig> & { publicUrl: string; branding: Readonly<LoginConfig['branding']> & { name: string } };
-  /** Most specific rule for an already-normalized path and an upper-case method; never null (falls back to the default). */
+  /**
+   * Most specific rule for a request's match key (`NormalizeResult.key`: the normalized path with ASCII
+   * letters lower-cased and no trailing slash) and an upper-case method; never null (falls back to the default).
+   */
   match(method: string, path: string): Policy;
 }
 

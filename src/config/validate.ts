@@ -7,7 +7,8 @@
  */
 import { LineCounter, parseDocument } from 'yaml';
 import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../contract/index.js';
-import { normalizePath } from '../route/index.js';
+import { normalizePath, routeKey } from '../route/index.js';
+import { MAX_MAX_BODY_BYTES, parseSize } from './limits.js';
 import { parseDuration } from './duration.js';
 import { normalizeHost } from './host.js';
 import { isIP, BlockList } from 'node:net';
@@ -52,7 +53,7 @@ const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'service_account'];
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
 
 const ROOT_KEYS = ['projects', 'passwords', 'trusted_proxies'];
-const PROJECT_KEYS = ['id', 'name', 'hosts', 'upstream', 'session', 'default', 'routes', 'login'];
+const PROJECT_KEYS = ['id', 'name', 'hosts', 'upstream', 'session', 'default', 'routes', 'login', 'max_body'];
 const PASSWORD_KEYS = ['memory', 'iterations', 'queue'];
 const LOGIN_KEYS = ['signup', 'public_url', 'branding', 'reset_ttl', 'throttle'];
 const BRANDING_KEYS = ['name', 'color', 'logo_url'];
@@ -65,7 +66,7 @@ const MAX_MEMORY = 4 * 1024 * 1024 * 1024;
 const MIN_ITERATIONS = DEFAULT_PASSWORD_ITERATIONS;
 const MAX_ITERATIONS = 1000;
 const SESSION_KEYS = ['absolute', 'idle'];
-const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions'];
+const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body'];
 
 const DEFAULT_ABSOLUTE = '24h';
 const DEFAULT_IDLE = '30m';
@@ -232,6 +233,7 @@ function validateProject(
   const session = validateSession(own(input, 'session'), `${at}.session`, problems);
   const defaultMode = validateAuthMode(own(input, 'default'), `${at}.default`, problems);
   const routes = validateRoutes(own(input, 'routes'), `${at}.routes`, problems);
+  const maxBody = validateMaxBody(own(input, 'max_body'), `${at}.max_body`, problems);
   const rawLogin = own(input, 'login');
   const login = rawLogin === undefined || rawLogin === null ? undefined : validateLogin(rawLogin, `${at}.login`, problems);
 
@@ -256,6 +258,7 @@ function validateProject(
     routes,
   };
   if (login !== undefined && login !== null) project.login = login;
+  if (maxBody !== undefined) project.maxBody = maxBody;
   return project;
 }
 
@@ -675,13 +678,15 @@ function validateRoutes(v: unknown, at: string, problems: Problems): RouteConfig
       continue;
     }
     for (const other of seen) {
-      if (other.route.path !== route.path) continue;
+      // Rules are matched ignoring ASCII case and a trailing slash (src/route/normalize.ts).
+      if (routeKey(other.route.path) !== routeKey(route.path)) continue;
       const overlap = methodOverlap(other.route.methods, route.methods);
       if (overlap === null) continue;
       ok = false;
+      const same = other.route.path === route.path ? `same path "${route.path}"` : `"${route.path}" and "${other.route.path}" are one path (matching ignores case and a trailing slash)`;
       problems.push({
         at: `${routeAt}.path`,
-        message: `duplicates ${other.at}: same path "${route.path}" for ${overlap}; merge the two rules or give them methods that do not overlap`,
+        message: `duplicates ${other.at}: ${same} for ${overlap}; merge the two rules or give them methods that do not overlap`,
       });
       break;
     }
@@ -713,6 +718,7 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   const path = validateRoutePath(own(input, 'path'), `${at}.path`, problems);
   const auth = validateAuthMode(own(input, 'auth'), `${at}.auth`, problems);
   const methods = validateMethods(own(input, 'methods'), `${at}.methods`, problems);
+  const maxBody = validateMaxBody(own(input, 'max_body'), `${at}.max_body`, problems);
 
   const rawPrincipals = own(input, 'principals');
   const rawRoles = own(input, 'roles');
@@ -751,7 +757,24 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   ) {
     return null;
   }
-  return { path, methods, auth, principals, roles, permissions };
+  const route: RouteConfig = { path, methods, auth, principals, roles, permissions };
+  if (maxBody !== undefined) route.maxBody = maxBody;
+  return route;
+}
+
+/** `max_body`: a byte size (`1048576`, `512KiB`, `10MiB`, `0` for no body); undefined when absent or wrong. */
+function validateMaxBody(v: unknown, at: string, problems: Problems): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = parseSize(v);
+  if (n === null) {
+    problems.push({ at, message: `must be a size such as 1048576, 512KiB, 10MiB or 1GB (0: no body at all); got ${describe(v)}` });
+    return undefined;
+  }
+  if (n > MAX_MAX_BODY_BYTES) {
+    problems.push({ at, message: `must be at most 1TiB; got ${describe(v)}` });
+    return undefined;
+  }
+  return n;
 }
 
 function validateRoutePath(v: unknown, at: string, problems: Problems): string | null {
@@ -789,12 +812,14 @@ function validateRoutePath(v: unknown, at: string, problems: Problems): string |
       `must be in normalized form (requests are matched after normalization); write "${suggestion}" instead of ${got}`,
     );
   }
-  if (base === RESERVED_BASE || base.startsWith(RESERVED_PATH_PREFIX)) {
+  // Rules match ignoring ASCII case: `/_MEZU/x` would be the reserved `/_mezu/x`.
+  const lower = base.toLowerCase();
+  if (lower === RESERVED_BASE || lower.startsWith(RESERVED_PATH_PREFIX)) {
     return bad(
       `is reserved for the hosted login pages (${RESERVED_PATH_PREFIX}); choose a path outside it`,
     );
   }
-  if (base === JWKS_PATH) {
+  if (routeKey(base) === JWKS_PATH) {
     return bad(`is reserved for the assertion verification keys (${JWKS_PATH}); choose another path`);
   }
   return v;

@@ -21,6 +21,9 @@ export const Errors = {
   MEZU_NOT_FOUND: { status: 404, message: 'edge: no such reserved page' },
   MEZU_INTERNAL: { status: 503, message: 'edge: internal error; the request was denied' },
   MEZU_DRAINING: { status: 503, message: 'edge: shutting down; retry' },
+  MEZU_FRAMING_INVALID: { status: 400, message: 'edge: the request framing is ambiguous or malformed' },
+  MEZU_HEAD_TOO_LARGE: { status: 431, message: 'edge: the request head is too large' },
+  MEZU_REQUEST_TOO_LARGE: { status: 413, message: 'edge: the request body is larger than this route accepts' },
   // ── hosted pages (login, signup, reset) ──
   MEZU_LOGIN_FAILED: { status: 401, message: 'login: incorrect email or password' },
   MEZU_LOGIN_THROTTLED: { status: 429, message: 'login: too many attempts; wait and try again' },

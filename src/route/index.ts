@@ -1,3 +1,3 @@
-/** Route: request-path normalization (the trie itself is compiled in config/). */
-export { normalizePath } from './normalize.js';
+/** Route: request-path normalization and rule keys (the trie itself is compiled in config/). */
+export { normalizePath, routeKey, isForwardableQuery } from './normalize.js';
 export type { NormalizeResult } from './normalize.js';

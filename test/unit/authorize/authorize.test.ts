@@ -10,7 +10,7 @@ const PRINCIPAL_NOT_ALLOWED = 1;
 const FORBIDDEN = 2;
 
 function policy(over: Partial<Policy> = {}): Policy {
-  return { auth: 'required', allowUser: true, allowServiceAccount: true, roles: null, permissions: null, rule: 'demo:/test/*', ...over };
+  return { auth: 'required', allowUser: true, allowServiceAccount: true, roles: null, permissions: null, maxBody: 1024, rule: 'demo:/test/*', ...over };
 }
 function user(roles: string[] = [], permissions: string[] = []): Principal {
   return { type: 'user', id: 'usr_1', email: 'a@example.com', name: 'A', roles, permissions, assertion: 'x.y.z' };

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { normalizePath } from '../../../src/route/index.js';
+import { isForwardableQuery, normalizePath, routeKey } from '../../../src/route/index.js';
 
 /** [input, normalized path]: what rules are matched against and what is forwarded. */
 const accepted: [string, string][] = [
@@ -43,13 +43,12 @@ const accepted: [string, string][] = [
   ['/a%20b', '/a%20b'],
   ['/a%3fb', '/a%3Fb'],
   ['/a%23b', '/a%23b'],
-  ['/a%3bb', '/a%3Bb'],
   ['/100%25', '/100%25'],
   ['/%252e%252e/x', '/%252e%252e/x'], // decoded once only: `%25` stays `%25`
-  // `;params` on an ordinary segment are kept.
-  ['/a;b=c/d', '/a;b=c/d'],
-  ['/a/b;v=1/', '/a/b;v=1/'],
-  ['/a/...;x', '/a/...;x'],
+  // Escaped bytes that form strict UTF-8 stay escaped (upper-case hex).
+  ['/%e6%97%a5%e6%9c%ac', '/%E6%97%A5%E6%9C%AC'],
+  ['/stra%C3%9Fe', '/stra%C3%9Fe'], // ß: its full upper case is "SS", not a simple mapping
+  ['/%F0%9F%98%80', '/%F0%9F%98%80'],
   // Printable ASCII other than the rejected characters passes unchanged.
   ["/a:b@c!$&'()*+,=~", "/a:b@c!$&'()*+,=~"],
   ['/a"b<c>{d}|^`[e]', '/a"b<c>{d}|^`[e]'],
@@ -68,12 +67,41 @@ const rejected: [string, string][] = [
   ['/a/../../b', 'root'],
   ['/%2e%2e', 'root'],
   ['/a/%2E%2E/%2e%2e/etc/passwd', 'root'],
-  // Servlet containers drop `;params` and would traverse.
+  // `;`: servlet containers drop `;params` (and would traverse with `..;`), other origins keep them.
   ['/docs/..;/admin', ';'],
   ['/..;/admin', ';'],
   ['/docs/.;x/', ';'],
   ['/a/%2e%2e;x/b', ';'],
   ['/a/..;', ';'],
+  ['/a;b=c/d', ';'],
+  ['/admin;jsessionid=1', ';'],
+  ['/a%3bb', '%3B'],
+  ['/a%3B/b', '%3B'],
+  // Overlong, surrogate, truncated and out-of-range UTF-8 in escapes.
+  ['/docs/%c0%ae%c0%ae/admin', 'UTF-8'],
+  ['/%c0%af', 'UTF-8'],
+  ['/%e0%80%af', 'UTF-8'],
+  ['/%f0%80%80%af', 'UTF-8'],
+  ['/%ed%a0%80', 'UTF-8'],
+  ['/%f4%90%80%80', 'UTF-8'],
+  ['/%c3', 'UTF-8'],
+  ['/%c3x', 'UTF-8'],
+  ['/%e6%97', 'UTF-8'],
+  ['/%80', 'UTF-8'],
+  ['/%ff', 'UTF-8'],
+  // Characters that NFKC, simple case mapping or a best-fit code page turn into ASCII.
+  ['/%ef%bc%8e%ef%bc%8e/admin', 'ASCII'], // full-width ．．
+  ['/docs%EF%BC%8Fadmin', 'ASCII'], // full-width ／
+  ['/%EF%BC%A1dmin', 'ASCII'], // full-width Ａ
+  ['/%E2%84%AAey', 'ASCII'], // Kelvin sign → k
+  ['/%C5%BFecret', 'ASCII'], // long s → S
+  ['/adm%C4%B1n', 'ASCII'], // dotless ı → I
+  ['/%C4%B0d', 'ASCII'], // İ → i + combining dot
+  ['/a%C2%A0b', 'ASCII'], // NBSP → space
+  ['/a%EF%AC%81b', 'ASCII'], // ﬁ ligature → fi
+  ['/a%E2%88%95b', 'ASCII'], // ∕ division slash (best fit: /)
+  ['/a%C2%A5b', 'ASCII'], // ¥ (best fit in code page 932: \)
+  ['/a%E2%80%A5b', 'ASCII'], // ‥ two-dot leader → ..
   // Escaped separators: the app would see a different path structure.
   ['/a%2fb', '%2F'],
   ['/a%2Fb', '%2F'],
@@ -107,11 +135,45 @@ const rejected: [string, string][] = [
   ['/%2', 'malformed'],
 ];
 
+/** The match key of a normalized path: ASCII letters lower-cased outside escapes, one trailing slash dropped. */
+function keyOf(path: string): string {
+  const k = path.replace(/%[0-9A-F]{2}|[A-Z]/g, (m) => (m.length === 1 ? m.toLowerCase() : m));
+  return k.length > 1 && k.endsWith('/') ? k.slice(0, -1) : k;
+}
+
 for (const [input, expected] of accepted) {
   test(`normalizes ${JSON.stringify(input)} → ${JSON.stringify(expected)}`, (t) => {
-    t.deepEqual(normalizePath(input), { ok: true, path: expected });
+    t.deepEqual(normalizePath(input), { ok: true, path: expected, key: keyOf(expected) });
   });
 }
+
+test('the match key folds ASCII case and one trailing slash, never escapes', (t) => {
+  const cases: [string, string, string][] = [
+    ['/ADMIN/Panel', '/ADMIN/Panel', '/admin/panel'],
+    ['/admin/', '/admin/', '/admin'],
+    ['/Admin//', '/Admin/', '/admin'],
+    ['/', '/', '/'],
+    ['//', '/', '/'],
+    ['/A/%2e%2e/B/', '/B/', '/b'],
+    ['/Caf%C3%A9/%3F', '/Caf%C3%A9/%3F', '/caf%C3%A9/%3F'],
+    ['/x%41', '/xA', '/xa'],
+    ['/api/v1', '/api/v1', '/api/v1'],
+  ];
+  for (const [input, path, key] of cases) t.deepEqual(normalizePath(input), { ok: true, path, key }, input);
+});
+
+test('routeKey folds rule paths the same way as requests', (t) => {
+  t.is(routeKey('/API/V1/*'), '/api/v1/*');
+  t.is(routeKey('/*'), '/*');
+  t.is(routeKey('/Health/'), '/health');
+  t.is(routeKey('/'), '/');
+  t.is(routeKey('/a%C3%A9'), '/a%C3%A9');
+});
+
+test('a query is forwardable when it is printable ASCII without "#"', (t) => {
+  for (const q of ['a=1', 'a=1&b=%20x', "x=/..;/!$&'()*+,;=:@?/", 'q=%23']) t.true(isForwardableQuery(q), q);
+  for (const q of ['a=1#frag', 'a b', 'a=\u00e9', 'a=\u0001', 'a=\u007f', 'a=\tb']) t.false(isForwardableQuery(q), JSON.stringify(q));
+});
 
 for (const [input, word] of rejected) {
   test(`rejects ${JSON.stringify(input)}`, (t) => {
@@ -127,7 +189,7 @@ test('table sizes stay meaningful', (t) => {
 
 test('output is a fixed point: normalizing a normalized path changes nothing', (t) => {
   for (const [, expected] of accepted) {
-    t.deepEqual(normalizePath(expected), { ok: true, path: expected }, expected);
+    t.deepEqual(normalizePath(expected), { ok: true, path: expected, key: keyOf(expected) }, expected);
   }
 });
 
@@ -136,7 +198,10 @@ test('fast path returns the very same string', (t) => {
   const raw = ['', 'api', 'v1', `users${Date.now() % 10}`].join('/');
   const r = normalizePath(raw);
   t.true(r.ok);
-  if (r.ok) t.is(r.path, raw);
+  if (r.ok) {
+    t.is(r.path, raw);
+    t.is(r.key, raw);
+  }
 });
 
 test('rejections are stable prebuilt values', (t) => {
@@ -146,7 +211,7 @@ test('rejections are stable prebuilt values', (t) => {
 });
 
 test('every byte above 0x7E is rejected, every printable byte except the listed ones passes', (t) => {
-  const refused = new Set(['\\', ' ', '#', '?', '%']);
+  const refused = new Set(['\\', ' ', '#', '?', '%', ';']);
   for (let c = 0x20; c <= 0xff; c++) {
     const ch = String.fromCharCode(c);
     const r = normalizePath(`/x${ch}y`);
@@ -159,7 +224,7 @@ test('every encoded control character is rejected, every other escape is kept or
   for (let v = 0; v <= 0xff; v++) {
     const hex = v.toString(16).padStart(2, '0');
     const r = normalizePath(`/x%${hex}y`);
-    if (v < 0x20 || v === 0x7f || v === 0x2f || v === 0x5c) {
+    if (v < 0x20 || v === 0x7f || v === 0x2f || v === 0x5c || v === 0x3b || v >= 0x80) {
       t.false(r.ok, `%${hex} must be refused`);
       continue;
     }
@@ -189,6 +254,7 @@ test('random paths: every accepted result is a fixed point without //, dot-segme
     const r = normalizePath(p);
     if (!r.ok) continue;
     acceptedCount++;
+    t.false(r.path.includes(';'), p);
     const out = r.path;
     t.true(out.startsWith('/'), p);
     t.false(out.includes('//'), `${p} → ${out}`);
@@ -196,7 +262,7 @@ test('random paths: every accepted result is a fixed point without //, dot-segme
     t.false(/%[0-9A-F]?[a-f]/.test(out), `${p} → ${out} has lower-case hex`);
     t.false(/%(2E|41|7E)/i.test(out), `${p} → ${out} kept an unreserved escape`);
     const again = normalizePath(out);
-    t.deepEqual(again, { ok: true, path: out }, `${p} → ${out} is not a fixed point`);
+    t.deepEqual(again, { ok: true, path: out, key: keyOf(out) }, `${p} → ${out} is not a fixed point`);
   }
   t.true(acceptedCount > 500, `only ${acceptedCount} random paths were accepted`);
 });

@@ -1,0 +1,83 @@
+/**
+ * Config pieces of edge hardening: `max_body` (project default, per route),
+ * rule matching on folded keys (ASCII case, trailing slash), HEAD following a
+ * GET-narrowed rule.
+ */
+import test from 'ava';
+import { validateConfig, compileConfig, parseSize, DEFAULT_MAX_BODY_BYTES } from '../../../src/config/index.js';
+import { normalizePath } from '../../../src/route/index.js';
+
+function compiled(routes: unknown[], extra: Record<string, unknown> = {}) {
+  const r = validateConfig({ projects: [{ id: 'p', hosts: ['p.example'], upstream: 'p', routes, ...extra }] });
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  return compileConfig(r.config, 1).projects.get('p')!;
+}
+/** Matches a request path the way the handler does: by its normalized key. */
+function match(project: ReturnType<typeof compiled>, method: string, rawPath: string) {
+  const n = normalizePath(rawPath);
+  if (!n.ok) throw new Error(n.reason);
+  return project.match(method, n.key);
+}
+
+test('parseSize: bytes and units', (t) => {
+  t.is(parseSize(0), 0);
+  t.is(parseSize(1024), 1024);
+  t.is(parseSize('1024'), 1024);
+  t.is(parseSize('512KiB'), 512 * 1024);
+  t.is(parseSize('10MiB'), 10 * 1024 * 1024);
+  t.is(parseSize('1.5GB'), 1.5e9);
+  t.is(parseSize('2 kb'), 2000);
+  for (const bad of ['', 'x', '-1', '1 XB', '1e3', -5, 1.5, null, {}]) t.is(parseSize(bad), null, JSON.stringify(bad));
+});
+
+test('max_body: project default, route override, 10 MiB when absent', (t) => {
+  const p = compiled([{ path: '/up/*', auth: 'public', max_body: '1MiB' }, { path: '/small', auth: 'public' }], { max_body: '64KiB' });
+  t.is(match(p, 'POST', '/up/x').maxBody, 1024 * 1024);
+  t.is(match(p, 'POST', '/small').maxBody, 64 * 1024);
+  t.is(match(p, 'POST', '/other').maxBody, 64 * 1024, 'the project default rule');
+  const d = compiled([{ path: '/x', auth: 'public' }]);
+  t.is(match(d, 'POST', '/x').maxBody, DEFAULT_MAX_BODY_BYTES);
+  t.is(match(d, 'POST', '/y').maxBody, DEFAULT_MAX_BODY_BYTES);
+});
+
+test('max_body: every problem is reported with its place', (t) => {
+  const r = validateConfig({ projects: [{ id: 'p', hosts: ['p.example'], upstream: 'p', max_body: 'lots', routes: [{ path: '/a', max_body: '2TiB' }, { path: '/b', max_body: -1 }] }] });
+  t.false(r.ok);
+  if (r.ok) return;
+  const at = r.problems.map((p) => p.at);
+  t.true(at.includes('projects[0].max_body'));
+  t.true(at.includes('projects[0].routes[0].max_body'));
+  t.true(at.includes('projects[0].routes[1].max_body'));
+});
+
+test('rules match ignoring ASCII case and one trailing slash', (t) => {
+  const p = compiled([
+    { path: '/admin/*', roles: ['admin'] },
+    { path: '/metrics', roles: ['ops'] },
+    { path: '/API/V1/*', auth: 'public' },
+  ]);
+  for (const path of ['/admin/x', '/ADMIN/x', '/Admin/', '/admin', '/ADMIN']) t.deepEqual(match(p, 'GET', path).roles, ['admin'], path);
+  for (const path of ['/metrics', '/metrics/', '/METRICS', '/Metrics/']) t.deepEqual(match(p, 'GET', path).roles, ['ops'], path);
+  for (const path of ['/api/v1/x', '/Api/V1/x']) t.is(match(p, 'GET', path).auth, 'public', path);
+  t.is(match(p, 'GET', '/metricsx').rule, 'p:default');
+});
+
+test('rules that differ only by case or a trailing slash are duplicates', (t) => {
+  const r = validateConfig({ projects: [{ id: 'p', hosts: ['p.example'], upstream: 'p', routes: [{ path: '/Admin' }, { path: '/admin/', auth: 'public' }] }] });
+  t.false(r.ok);
+  if (!r.ok) t.regex(r.problems[0]!.message, /one path \(matching ignores case and a trailing slash\)/);
+});
+
+test('HEAD follows a GET-narrowed rule unless HEAD has its own', (t) => {
+  const p = compiled([
+    { path: '/reports', methods: ['GET'], roles: ['admin'] },
+    { path: '/reports', auth: 'public' },
+    { path: '/feeds/*', methods: ['GET'], roles: ['reader'] },
+    { path: '/feeds/*', methods: ['HEAD'], auth: 'public' },
+  ]);
+  t.deepEqual(match(p, 'HEAD', '/reports').roles, ['admin']);
+  t.deepEqual(match(p, 'GET', '/reports').roles, ['admin']);
+  t.is(match(p, 'POST', '/reports').auth, 'public');
+  t.is(match(p, 'HEAD', '/feeds/a').auth, 'public');
+  t.deepEqual(match(p, 'GET', '/feeds/a').roles, ['reader']);
+});
