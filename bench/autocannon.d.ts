@@ -19,6 +19,10 @@ declare module 'autocannon' {
       timeout?: number;
       /** Stop once this many responses arrived in total (split across connections). */
       maxOverallRequests?: number;
+      /** Requests per second across all connections (each connection gets rate/connections per 1 s tick). */
+      overallRate?: number;
+      /** Request body. */
+      body?: string | Buffer;
       /** Latency of non-2xx responses counts too unless this is true (default false). */
       excludeErrorStats?: boolean;
     }

@@ -14,6 +14,15 @@ export interface LoadTarget {
   headers: Record<string, string>;
 }
 
+export interface DriveOptions {
+  seconds: number;
+  connections: number;
+  /** Keep every 2xx response time (exact percentiles). */
+  keepSamples: boolean;
+  /** autocannon's `overallRate` (req/s across all connections); see bench/paced.ts for why it is bursty. */
+  overallRate?: number;
+}
+
 export interface LoadOutcome {
   result: autocannon.Result;
   /** Wall-clock seconds from starting autocannon to its result. */
@@ -24,6 +33,12 @@ export interface LoadOutcome {
   errorKinds: Record<string, number>;
   /** True when the safety cap on the request count ended the run early. */
   capped: boolean;
+  /**
+   * Share of responses that completed in the first half of each 1 s window
+   * since the start: 0.5 for an even load, near 1 when a rate-limited load
+   * arrives in bursts. Null when samples were not kept.
+   */
+  firstHalfShare: number | null;
 }
 
 /**
@@ -43,12 +58,15 @@ export function stopCurrentLoad(): void {
   current?.stop();
 }
 
-export async function drive(target: LoadTarget, seconds: number, connections: number, keepSamples: boolean): Promise<LoadOutcome> {
+export async function drive(target: LoadTarget, o: DriveOptions): Promise<LoadOutcome> {
+  const { seconds, connections, keepSamples } = o;
   const u = new URL(target.url);
   if (u.hostname !== '127.0.0.1') throw new Error(`bench: refusing to load ${target.url}: only 127.0.0.1 is a target`);
   const cap = Math.ceil(seconds * MAX_REQUESTS_PER_SECOND);
   let samples = keepSamples ? new Float64Array(1 << 20) : null;
   let n = 0;
+  let firstHalf = 0;
+  let responses = 0;
   const errorKinds: Record<string, number> = {};
   const started = process.hrtime.bigint();
   const inst = autocannon({
@@ -60,10 +78,13 @@ export async function drive(target: LoadTarget, seconds: number, connections: nu
     duration: seconds,
     timeout: 10,
     maxOverallRequests: cap,
+    ...(o.overallRate !== undefined ? { overallRate: o.overallRate } : {}),
   });
   current = inst;
   if (samples !== null) {
     inst.on('response', (_client, status, _bytes, ms) => {
+      responses++;
+      if (Number(process.hrtime.bigint() - started) % 1e9 < 5e8) firstHalf++;
       if (status < 200 || status > 299 || samples === null) return;
       if (n === samples.length) {
         if (n >= MAX_SAMPLES) return;
@@ -82,7 +103,14 @@ export async function drive(target: LoadTarget, seconds: number, connections: nu
     const result = await inst;
     const elapsedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const sorted = samples === null ? null : samples.slice(0, n).sort();
-    return { result, elapsedSeconds, samplesMs: sorted, errorKinds, capped: result.requests.total >= cap };
+    return {
+      result,
+      elapsedSeconds,
+      samplesMs: sorted,
+      errorKinds,
+      capped: result.requests.total >= cap,
+      firstHalfShare: keepSamples && responses > 0 ? firstHalf / responses : null,
+    };
   } finally {
     current = null;
   }

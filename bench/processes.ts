@@ -1,6 +1,6 @@
 /**
- * The benchmark's child processes: started with the running Node, their output
- * drained continuously (a full pipe would stall a process mid-run and show up
+ * The benchmark's child processes: started with the running Node (or another
+ * program, e.g. nginx), their output drained continuously (a full pipe would stall a process mid-run and show up
  * as latency), readiness awaited with a deadline, and stopped by pid.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,9 +25,9 @@ export class Proc {
   private readonly lineWaiters: Array<(line: string, stream: 'stdout' | 'stderr') => boolean> = [];
   private readonly exitWaiters: Array<() => void> = [];
 
-  constructor(name: string, args: readonly string[], cwd: string) {
+  constructor(name: string, args: readonly string[], cwd: string, command: string = process.execPath) {
     this.name = name;
-    this.child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     if (this.child.pid === undefined) throw new Error(`bench: could not start ${name}`);
     this.pid = this.child.pid;
     this.read(this.child.stdout!, 'stdout');
@@ -119,12 +119,18 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 /**
- * Stop processes that one of ours forked (the edge's cluster workers) if they
- * outlived their parent. A pid is only signalled while /proc still shows it
- * running node on the Mezusphere CLI (what cluster.fork starts), so a recycled
+ * Stop processes that one of ours forked (the edge's cluster workers, nginx's
+ * workers) if they outlived their parent. A pid is only signalled while
+ * /proc/<pid>/cmdline still contains every one of `cmdlineHas` (by default:
+ * node running the Mezusphere CLI, what cluster.fork starts), so a recycled
  * pid belonging to someone else is never touched.
  */
-export async function stopOrphans(pids: readonly number[], parentPid: number): Promise<string[]> {
+export async function stopOrphans(
+  pids: readonly number[],
+  parentPid: number,
+  what = 'edge worker',
+  cmdlineHas: readonly string[] = ['node', 'dist/src/cli/main.js'],
+): Promise<string[]> {
   const notes: string[] = [];
   const ours = (pid: number): boolean => {
     if (!existsSync(`/proc/${pid}`)) return false;
@@ -134,18 +140,18 @@ export async function stopOrphans(pids: readonly number[], parentPid: number): P
     } catch {
       return false;
     }
-    return cmd.includes('node') && cmd.includes('dist/src/cli/main.js');
+    return cmdlineHas.every((s) => cmd.includes(s));
   };
   const left = pids.filter(ours);
   if (left.length === 0) return notes;
   for (const pid of left) {
-    notes.push(`edge worker ${pid} outlived the edge primary ${parentPid}; sending SIGTERM`);
+    notes.push(`${what} ${pid} outlived its parent ${parentPid}; sending SIGTERM`);
     signal(pid, 'SIGTERM');
   }
   const deadline = Date.now() + KILL_AFTER_MS;
   while (Date.now() < deadline && left.some(ours)) await new Promise((r) => setTimeout(r, 100));
   for (const pid of left.filter(ours)) {
-    notes.push(`edge worker ${pid} needed SIGKILL`);
+    notes.push(`${what} ${pid} needed SIGKILL`);
     signal(pid, 'SIGKILL');
   }
   return notes;

@@ -1,44 +1,58 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: the whole chain on this machine, in one run and side by side.
+ * `npm run bench`: the whole chain on this machine, in one run and side by
+ * side, against BRIEF §4's budgets.
  *
- * Starts the demo origin, the edge (node:cluster workers) and a Warpgate on
- * loopback, then drives, each for a bounded time after a short warm-up:
- *   1. the origin directly            GET /health
- *   2. a public route through the chain  GET /health        (edge → tunnel → Warpgate → origin)
- *   3. a protected route with a session  GET /api/v1/items  (+ session lookup, authz, assertion)
- * For each: req/s, latency percentiles, and CPU-µs per request of every
- * component from /proc/<pid>/stat — the figure BRIEF §4 budgets, fair even
- * though autocannon runs in this process on the same cores.
+ * Starts the bench origin (uWS, ~100-byte JSON), then drives each target for a
+ * bounded time after a short warm-up, on loopback only:
+ *   (a) the origin directly                                  GET /health
+ *   (b) edge + lean tunnel + Warpgate, public route          GET /health
+ *   (c) edge + lean tunnel + Warpgate, protected, session    GET /api/v1/items
+ *   (f) half of (c)'s peak req/s, paced (bench/paced.ts) and with autocannon
+ *       `overallRate`, against (a) at the same rate: p50/p99 added; and paced
+ *       at 1/8 and 1/4 of peak, to see how the added tail depends on load
+ *   (g) 1 MiB uploads and 10 MiB downloads through (c)'s chain: MiB/s and
+ *       peak RSS of the edge workers and the Warpgate (VmRSS every 100 ms)
+ *   (d) edge + Warpgate restarted with `--tunnel-impl node`, protected GET
+ *   (e) nginx `auth_request` + a uWS session-checking service in front of
+ *       the same origin, protected GET (skipped, with a note, without nginx)
+ * then the micro-benchmarks (bench/micro.ts, tinybench) in a child process.
+ * For each load run: req/s, exact latency percentiles, and CPU-µs per request
+ * of every component from /proc/<pid>/stat — the figure the budgets are
+ * stated in, fair even though the load generator runs in this process on the
+ * same cores.
  *
- * Before each run it waits (bounded, --quiet-wait) for the shared machine to
- * be quiet, and warns when other processes were busy during a measured window.
- *
- * Writes bench/results/latest.json and latest.md and prints the table. Exits 1
- * when any run saw errors, non-2xx responses or a crashed process.
+ * Writes bench/results/latest.json and latest.md and prints the tables. Exits
+ * 1 when a run saw errors, non-2xx responses or a crashed process (budget
+ * misses are reported, not failures: `npm run bench:ci` guards regressions).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { clockTicksPerSecond, delta, processTree, snapshot, systemTicks } from './cpu.js';
-import { drive, percentile, stopCurrentLoad, MAX_REQUESTS_PER_SECOND, type LoadTarget } from './load.js';
+import { clockTicksPerSecond, processTree } from './cpu.js';
+import { stopCurrentLoad, MAX_REQUESTS_PER_SECOND } from './load.js';
+import { compare, cpuReport, latencyStats, measureRun, round, waitQuiet, withCpu, type Ctx, type Target } from './measure.js';
+import { findNginx, freePort, nginxVersion, writeNginxConfig } from './nginx.js';
 import { Proc, stopOrphans } from './processes.js';
-import { renderMarkdown, type BenchReport, type RunReport, type ComponentCpu } from './report.js';
+import { num, renderMarkdown, signed, type BenchReport, type BudgetLine, type MicroResult, type RunReport, type TransferReport } from './report.js';
+import { BENCH_EMAIL, ROOT, SESSION_COOKIE, chainGroups, preflightChain, prepareData, request, requestUntilOk, startChain, startNodeService, stopChain, type Chain } from './stack.js';
+import { transfer } from './transfer.js';
 
-const ROOT = resolve(__dirname, '..', '..');
-const READY_TIMEOUT_MS = 20_000;
-const CLI_TIMEOUT_MS = 30_000;
-const SESSION_COOKIE = 'mezu_session';
-const BENCH_EMAIL = 'bench@example.com';
+const MIB = 1 << 20;
+const UPLOAD_BYTES = 1 * MIB;
+const DOWNLOAD_BYTES = 10 * MIB;
 /**
- * Other processes sharing the 2 cores skew every figure. Per-process ticks and
- * /proc/stat disagree by a few hundredths of a core on a quiet machine (seen:
- * −0.04 to +0.01), so more than a tenth of a core is someone else's load.
+ * Ten times the download size: if memory per in-flight request did not grow
+ * with body size (BRIEF §4), the peak RSS of this run matches the 10 MiB
+ * run's; a hop that buffered whole bodies would need 4 × 90 MiB more.
  */
-const OTHER_CORES_WARN = 0.1;
+const HUGE_DOWNLOAD_BYTES = 100 * MIB;
+/** "Modest concurrency" for the large-body runs. */
+const TRANSFER_CONCURRENCY = 4;
+/** Bounds on large-body requests per run, whatever the duration. */
+const TRANSFER_MAX_REQUESTS = 20_000;
 
 interface Settings {
   durationSeconds: number;
@@ -47,11 +61,14 @@ interface Settings {
   connections: number;
   workers: number;
   quick: boolean;
+  nginx: boolean;
+  micro: boolean;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `bench: ${msg}\nusage: node dist/bench/run.js [--duration S (default 10)] [--warmup S (default 2)] [--connections N (default 64)] [--quick (3 s runs, 1 s warm-up)] [--workers N (default 2)] [--quiet-wait S (default 60; 0 = do not wait)]\n`,
+    `bench: ${msg}\nusage: node dist/bench/run.js [--duration S (default 10)] [--warmup S (default 2)] [--connections N (default 64)] ` +
+      `[--quick (3 s runs, 1 s warm-up)] [--workers N (default 2)] [--quiet-wait S (default 60; 0 = do not wait)] [--no-nginx] [--no-micro]\n`,
   );
   process.exit(2);
 }
@@ -74,6 +91,8 @@ function parseSettings(): Settings {
         workers: { type: 'string' },
         'quiet-wait': { type: 'string' },
         quick: { type: 'boolean' },
+        'no-nginx': { type: 'boolean' },
+        'no-micro': { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -89,52 +108,9 @@ function parseSettings(): Settings {
     connections: intOption(v.connections as string | undefined, 'connections', 64, 1, 1024),
     workers: intOption(v.workers as string | undefined, 'workers', 2, 1, 16),
     quietWaitSeconds: intOption(v['quiet-wait'] as string | undefined, 'quiet-wait', 60, 0, 600),
+    nginx: v['no-nginx'] !== true,
+    micro: v['no-micro'] !== true,
   };
-}
-
-/** One CLI call for the data dir; its stdout, trimmed. */
-function cli(data: string, args: readonly string[]): string {
-  try {
-    return execFileSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args, '--data', data], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: CLI_TIMEOUT_MS,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).trim();
-  } catch (err) {
-    const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`bench: \`mezusphere ${args.join(' ')}\` failed: ${e.message}\n${e.stderr ?? ''}${e.stdout ?? ''}`);
-  }
-}
-
-function readyLine(line: string, stream: 'stdout' | 'stderr'): Record<string, unknown> | undefined {
-  if (stream !== 'stdout' || !line.startsWith('{')) return undefined;
-  try {
-    const obj = JSON.parse(line) as Record<string, unknown>;
-    return obj.event === 'ready' ? obj : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function port(obj: Record<string, unknown>, key: string, who: string): number {
-  const p = obj[key];
-  if (typeof p !== 'number' || !Number.isInteger(p) || p <= 0 || p > 65535) throw new Error(`bench: ${who} ready line has no valid "${key}": ${JSON.stringify(obj)}`);
-  return p;
-}
-
-/** One plain GET on loopback, for the pre-flight checks. */
-function get(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  return new Promise((resolveGet, reject) => {
-    const req = http.get(url, { headers, timeout: 5_000, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout on GET ${url}`)));
-    req.on('error', reject);
-  });
 }
 
 function cpuModel(): string {
@@ -147,312 +123,346 @@ function cpuModel(): string {
   return cpus()[0]?.model ?? 'unknown';
 }
 
-function round(n: number | null, digits: number): number | null {
-  if (n === null || !Number.isFinite(n)) return null;
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
-/** Cores busy outside `groups` and this process over one second. */
-async function foreignLoad(groups: ReadonlyMap<string, readonly number[]>, ticksPerSecond: number): Promise<number> {
-  const sys0 = systemTicks();
-  const cpu0 = snapshot(groups);
-  const self0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  await new Promise((r) => setTimeout(r, 1_000));
-  const self1 = process.cpuUsage(self0);
-  const d = delta(cpu0, snapshot(groups), ticksPerSecond);
-  const sys1 = systemTicks();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  let ours = (self1.user + self1.system) / 1e6;
-  for (const g of d.values()) ours += g.cpuSeconds;
-  return ((sys1.busy - sys0.busy) / ticksPerSecond - ours) / seconds;
-}
-
-/**
- * The dev machine is shared (other engineers run test suites on the same 2
- * cores); wait, bounded, for two quiet seconds in a row before a run, so a
- * run is not measured against someone else's load. Returns the wait outcome.
- */
-async function waitQuiet(groups: ReadonlyMap<string, readonly number[]>, ticksPerSecond: number, maxSeconds: number, stop: () => boolean): Promise<string> {
-  if (maxSeconds === 0) return 'not waited for';
-  const deadline = Date.now() + maxSeconds * 1_000;
-  let quietInARow = 0;
-  let last = 0;
-  while (Date.now() < deadline && !stop()) {
-    last = await foreignLoad(groups, ticksPerSecond);
-    quietInARow = last <= OTHER_CORES_WARN ? quietInARow + 1 : 0;
-    if (quietInARow >= 2) return 'quiet';
+/** Runs bench/micro.js in a child process (fresh heap, no load generator state) and reads its JSON. */
+function runMicro(data: string, problems: string[]): MicroResult[] | null {
+  const out = join(data, 'micro.json');
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'dist/bench/micro.js'), '--json-out', out], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+    return JSON.parse(readFileSync(out, 'utf8')) as MicroResult[];
+  } catch (err) {
+    problems.push(`micro-benchmarks failed: ${(err as Error).message.split('\n')[0]}`);
+    return null;
   }
-  return `still busy after ${maxSeconds} s (${last.toFixed(2)} foreign cores)`;
+}
+
+function budgets(runs: RunReport[], transfers: TransferReport[], nginxNote: string): BudgetLine[] {
+  const lines: BudgetLine[] = [];
+  const prot = runs.find((r) => r.name === 'lean-protected');
+  const edge = prot?.cpu.components.edge?.usPerUnit ?? null;
+  const wg = prot?.cpu.components.warpgate?.usPerUnit ?? null;
+  lines.push({ budget: 'edge CPU per protected GET', limit: '≤ 20 CPU-µs/req', measured: `${num(edge, 1)} CPU-µs/req`, value: edge, pass: edge === null ? null : edge <= 20, source: 'lean-protected (peak, closed loop)' });
+  lines.push({ budget: 'Warpgate CPU per protected GET (incl. origin leg)', limit: '≤ 20 CPU-µs/req', measured: `${num(wg, 1)} CPU-µs/req`, value: wg, pass: wg === null ? null : wg <= 20, source: 'lean-protected (peak, closed loop)' });
+  const ratio = prot?.vsNginx?.throughputRatio ?? null;
+  const nginxRun = runs.find((r) => r.setup === 'nginx');
+  lines.push({
+    budget: 'chain throughput vs nginx auth_request',
+    limit: '≥ 1.5×',
+    measured: nginxRun === undefined ? `not measured: ${nginxNote}` : `${num(ratio, 2)}× (${num(prot?.reqPerSec)} vs ${num(nginxRun.reqPerSec)} req/s)`,
+    value: ratio,
+    pass: ratio === null ? null : ratio >= 1.5,
+    source: 'lean-protected vs nginx-auth-request (closed loop, same run)',
+  });
+  const paced = runs.find((r) => r.name === 'half-lean-protected-paced');
+  const added = paced?.vsDirect?.addedP99Ms ?? null;
+  lines.push({
+    budget: 'p99 added by edge + tunnel + Warpgate at half of peak',
+    limit: '≤ 1 ms',
+    measured: paced === undefined ? 'not measured' : `${signed3(added)} ms (p99 ${num(paced.latencyMs.p99, 3)} vs direct ${num(runs.find((r) => r.name === 'half-direct-paced')?.latencyMs.p99, 3)} ms at ${num(paced.load.rate)} req/s)`,
+    value: added,
+    pass: added === null ? null : added <= 1,
+    source: 'half-lean-protected-paced vs half-direct-paced',
+  });
+  // Memory per in-flight request must not grow with body size: compare each watched process's
+  // peak RSS in the 100 MiB downloads with its peak in the 10 MiB downloads (same concurrency).
+  const d10 = transfers.find((t) => t.name === 'download-10mib');
+  const d100 = transfers.find((t) => t.name === 'download-100mib');
+  if (d10 !== undefined && d100 !== undefined && d10.ok > 0 && d100.ok > 0) {
+    let worst: { who: string; rise: number } = { who: '–', rise: -Infinity };
+    for (const p of d100.rss) {
+      if (p.component === 'origin') continue;
+      const q = d10.rss.find((x) => x.pid === p.pid);
+      if (q === undefined) continue;
+      const rise = p.peakMiB - q.peakMiB;
+      if (rise > worst.rise) worst = { who: `${p.component} pid ${p.pid}: ${num(q.peakMiB, 1)} → ${num(p.peakMiB, 1)} MiB`, rise };
+    }
+    const extra = ((d100.bodyBytes - d10.bodyBytes) * d100.concurrency) / MIB;
+    const tolerance = extra / 10;
+    lines.push({
+      budget: 'memory per in-flight request does not grow with body size',
+      limit: `peak RSS rise 10 → 100 MiB bodies < ${num(tolerance, 0)} MiB`,
+      measured: `largest rise ${signed(worst.rise, 1)} MiB (${worst.who}); buffering whole bodies would add ~${num(extra, 0)} MiB`,
+      value: round(worst.rise, 1),
+      pass: Number.isFinite(worst.rise) ? worst.rise < tolerance : null,
+      source: `download-10mib vs download-100mib, ${d100.concurrency} in flight, edge workers and Warpgate (tolerance: a tenth of the extra body bytes in flight)`,
+    });
+  } else {
+    lines.push({ budget: 'memory per in-flight request does not grow with body size', limit: '–', measured: 'not measured', value: null, pass: null, source: 'download runs missing or failed' });
+  }
+  return lines;
+}
+
+function signed3(n: number | null): string {
+  if (n === null) return '–';
+  return (n >= 0 ? '+' : '') + n.toFixed(3);
 }
 
 async function main(): Promise<number> {
   const settings = parseSettings();
   const ticksPerSecond = clockTicksPerSecond();
   const problems: string[] = [];
-  /** Not failures of the system under test, but reasons to distrust the figures. */
   const warnings: string[] = [];
   const notes: string[] = [];
   const procs: Proc[] = [];
-  let edgeWorkers: number[] = [];
-  let edgePid = 0;
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
-    process.stderr.write(`bench: ${sig}: stopping the load and cleaning up\n`);
+    log(`${sig}: stopping the load and cleaning up`);
     stopCurrentLoad();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const ctx: Ctx = { ticksPerSecond, quietWaitSeconds: settings.quietWaitSeconds, problems, warnings, interrupted: () => interrupted, procs };
+  const runOpts = { seconds: settings.durationSeconds, warmupSeconds: settings.warmupSeconds, connections: settings.connections };
 
   const data = mkdtempSync(join(tmpdir(), 'mezu-bench-'));
-  let report: BenchReport | null = null;
+  const runs: RunReport[] = [];
+  const transfers: TransferReport[] = [];
+  let chain: Chain | null = null;
+  let nginxProc: Proc | null = null;
+  let nginxWorkers: number[] = [];
+  const nginxBin = settings.nginx ? findNginx() : null;
+  const nginx = { version: nginxBin === null ? null : nginxVersion(nginxBin), note: '' };
+  nginx.note = !settings.nginx ? 'skipped (--no-nginx)' : nginxBin === null ? 'skipped: nginx is not installed (apt-get install -y nginx)' : 'measured';
+  let micro: MicroResult[] | null = null;
+  let originPid = 0;
   try {
-    if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) throw new Error('bench: dist/src/cli/main.js is missing; build first (npx tsc -p tsconfig.json)');
-    process.stderr.write(`bench: data dir ${data}\n`);
-    cli(data, ['pki', 'init', '--pool', 'demo']);
-    cli(data, ['apply', '-f', join(ROOT, 'examples/demo.yaml')]);
-    cli(data, ['users', 'add', '--project', 'demo', '--email', BENCH_EMAIL]);
-    const token = cli(data, ['sessions', 'create', '--project', 'demo', '--email', BENCH_EMAIL]);
-    if (!/^[A-Za-z0-9_-]{16,}$/.test(token)) throw new Error(`bench: sessions create printed something that is not a token: "${token}"`);
+    log(`data dir ${data}`);
+    const token = prepareData(data);
+    const origin = await startNodeService('origin', 'dist/bench/bench-origin.js', ['--host', '127.0.0.1', '--port', '0'], procs);
+    originPid = origin.proc.pid;
+    const originUrl = `http://127.0.0.1:${origin.port}`;
+    const cookie = `${SESSION_COOKIE}=${token}`;
 
-    const origin = new Proc('origin', [join(ROOT, 'dist/scripts/demo-origin.js'), '--host', '127.0.0.1', '--port', '0'], ROOT);
-    procs.push(origin);
-    const originPort = port(await origin.waitFor('ready line', READY_TIMEOUT_MS, readyLine), 'port', 'origin');
-
-    const edge = new Proc(
-      'edge',
-      [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', data, '--host', '127.0.0.1', '--port', '0', '--tunnel-port', '0', '--workers', String(settings.workers)],
-      ROOT,
-    );
-    procs.push(edge);
-    edgePid = edge.pid;
-    const edgeReady = await edge.waitFor('ready line', READY_TIMEOUT_MS, readyLine);
-    const edgePort = port(edgeReady, 'port', 'edge');
-    const tunnelPort = port(edgeReady, 'tunnelPort', 'edge');
-    const w = edgeReady.workers;
-    if (!Array.isArray(w) || w.length !== settings.workers || !w.every((p) => Number.isInteger(p) && (p as number) > 0)) {
-      throw new Error(`bench: edge ready line should list ${settings.workers} worker pids: ${JSON.stringify(edgeReady)}`);
-    }
-    edgeWorkers = w as number[];
-
-    const warpgate = new Proc(
-      'warpgate',
-      [join(ROOT, 'dist/warpgate/main.js'), '--edge', `127.0.0.1:${tunnelPort}`, '--origin', `http://127.0.0.1:${originPort}`, '--pki-dir', join(data, 'pki'), '--pool', 'demo'],
-      ROOT,
-    );
-    procs.push(warpgate);
-    // Wait until a tunnel is up to every edge worker, else some requests would find no agent.
-    const up = new Set<string>();
-    await warpgate.waitFor(`"tunnel up to edge worker" for all ${settings.workers} workers`, READY_TIMEOUT_MS, (line) => {
-      const m = /tunnel up to edge worker (\d+)\/(\d+)/.exec(line);
-      if (m === null) return undefined;
-      up.add(m[1]!);
-      return up.size >= settings.workers ? true : undefined;
-    });
-
-    // Pids per component, descendants included (the edge's cluster workers, any helper).
-    const edgeTree = new Set(processTree(edge.pid));
-    for (const p of edgeWorkers) {
-      if (!edgeTree.has(p)) notes.push(`edge worker ${p} from the ready line is not a descendant of the edge primary ${edge.pid}; counted anyway`);
-      edgeTree.add(p);
-    }
-    const groups = new Map<string, readonly number[]>([
-      ['origin', processTree(origin.pid)],
-      ['edge', [...edgeTree]],
-      ['warpgate', processTree(warpgate.pid)],
-    ]);
-
-    const base = `http://127.0.0.1:${edgePort}`;
-    const targets: LoadTarget[] = [
-      { name: 'direct', label: 'origin direct, GET /health', url: `http://127.0.0.1:${originPort}/health`, headers: { host: '127.0.0.1' } },
-      { name: 'public', label: 'edge+tunnel+Warpgate, public GET /health', url: `${base}/health`, headers: { host: '127.0.0.1' } },
-      {
-        name: 'protected',
-        label: 'edge+tunnel+Warpgate, session GET /api/v1/items',
-        url: `${base}/api/v1/items`,
-        headers: { host: '127.0.0.1', cookie: `${SESSION_COOKIE}=${token}` },
-      },
-    ];
-
-    // Pre-flight: each target answers 2xx, the protected one really carries the
-    // identity to the origin, and without the cookie it is refused — so the
-    // protected run measures the authenticated path and not a redirect.
-    for (const t of targets) {
-      const r = await get(t.url, t.headers);
-      if (r.status < 200 || r.status > 299) throw new Error(`bench: pre-flight GET ${t.url} answered ${r.status}: ${r.body.slice(0, 300)}`);
-      if (t.name === 'protected' && !r.body.includes(BENCH_EMAIL)) throw new Error(`bench: pre-flight protected response does not carry the identity: ${r.body.slice(0, 300)}`);
-    }
-    const anon = await get(targets[2]!.url, { host: '127.0.0.1' });
-    if (anon.status >= 200 && anon.status <= 299) throw new Error(`bench: ${targets[2]!.url} answered ${anon.status} without a session; it is not protected`);
-    notes.push(`pre-flight: all targets 2xx; protected route without a cookie answers ${anon.status}`);
-
-    const runs: RunReport[] = [];
-    for (const t of targets) {
-      if (interrupted) break;
-      process.stderr.write(`bench: ${t.label}: warm-up ${settings.warmupSeconds} s, then ${settings.durationSeconds} s at ${settings.connections} connections\n`);
-      const quiet = await waitQuiet(groups, ticksPerSecond, settings.quietWaitSeconds, () => interrupted);
-      if (quiet !== 'quiet' && quiet !== 'not waited for') warnings.push(`${t.name}: machine ${quiet}; measured anyway`);
-      let warmup: RunReport['warmup'] = null;
-      if (settings.warmupSeconds > 0) {
-        const wu = await drive(t, settings.warmupSeconds, settings.connections, false);
-        warmup = { seconds: settings.warmupSeconds, requests: wu.result.requests.total, non2xx: wu.result.non2xx, errors: wu.result.errors };
-        if (wu.result.non2xx > 0 || wu.result.errors > 0) problems.push(`${t.name}: warm-up saw ${wu.result.non2xx} non-2xx and ${wu.result.errors} errors ${JSON.stringify(wu.errorKinds)}`);
-      }
-      if (interrupted) break;
-
-      const linesBefore = procs.map((p) => p.linesSeen);
-      const sys0 = systemTicks();
-      const cpu0 = snapshot(groups);
-      const self0 = process.cpuUsage();
-      const out = await drive(t, settings.durationSeconds, settings.connections, true);
-      const self1 = process.cpuUsage(self0);
-      const cpu1 = snapshot(groups);
-      const sys1 = systemTicks();
-      if (interrupted) break; // a load cut short by SIGINT is not a measurement
-
-      const r = out.result;
-      const completed = r.requests.total;
-      const d = delta(cpu0, cpu1, ticksPerSecond);
-      const benchSeconds = (self1.user + self1.system) / 1e6;
-      const perReq = (s: number) => (completed > 0 ? (s * 1e6) / completed : null);
-      const component = (name: string): ComponentCpu => {
-        const g = d.get(name)!;
-        if (g.vanished.length > 0) problems.push(`${t.name}: ${name} pid(s) ${g.vanished.join(', ')} vanished during the window; their CPU is missing`);
-        return { cpuSeconds: round(g.cpuSeconds, 3)!, usPerReq: round(perReq(g.cpuSeconds), 1), perPidSeconds: g.perPid };
-      };
-      const originCpu = component('origin');
-      const edgeCpu = component('edge');
-      const warpgateCpu = component('warpgate');
-      const machineBusy = (sys1.busy - sys0.busy) / ticksPerSecond;
-      const otherSeconds = machineBusy - originCpu.cpuSeconds - edgeCpu.cpuSeconds - warpgateCpu.cpuSeconds - benchSeconds;
-
-      const statusCounts: Record<string, number> = {};
-      for (const [code, s] of Object.entries(r.statusCodeStats)) statusCounts[code] = s.count;
-      const samples = out.samplesMs!;
-      const run: RunReport = {
-        name: t.name,
-        label: t.label,
-        url: t.url,
-        headers: Object.keys(t.headers),
-        warmup,
-        elapsedSeconds: round(out.elapsedSeconds, 3)!,
-        requests: {
-          completed,
-          sent: r.requests.sent,
-          ok2xx: r['2xx'],
-          non2xx: r.non2xx,
-          statusCounts,
-          errors: r.errors,
-          timeouts: r.timeouts,
-          resets: r.resets,
-          mismatches: r.mismatches,
-          errorKinds: out.errorKinds,
-          capped: out.capped,
-        },
-        reqPerSec: round(completed / out.elapsedSeconds, 0)!,
-        autocannonMeanReqPerSec: r.requests.average,
-        latencyMs: {
-          autocannon: { p50: r.latency.p50, p99: r.latency.p99, p99_9: r.latency.p99_9, mean: r.latency.mean, max: r.latency.max, resolution: '1 ms (integer histogram)' },
-          exact: {
-            samples: samples.length,
-            p50: round(percentile(samples, 50), 3),
-            p99: round(percentile(samples, 99), 3),
-            p99_9: round(percentile(samples, 99.9), 3),
-            mean: round(samples.length > 0 ? samples.reduce((a, b) => a + b, 0) / samples.length : null, 3),
-            max: round(samples.length > 0 ? samples[samples.length - 1]! : null, 3),
-          },
-        },
-        cpu: {
-          origin: originCpu,
-          edge: edgeCpu,
-          warpgate: warpgateCpu,
-          bench: { cpuSeconds: round(benchSeconds, 3)!, usPerReq: round(perReq(benchSeconds), 1), perPidSeconds: { [String(process.pid)]: round(benchSeconds, 3)! } },
-          other: { cpuSeconds: round(otherSeconds, 3)!, usPerReq: round(perReq(otherSeconds), 1), perPidSeconds: {} },
-          machineBusyCores: round(machineBusy / out.elapsedSeconds, 2)!,
-        },
-        logLines: Object.fromEntries(procs.map((p, i) => [p.name, p.linesSeen - linesBefore[i]!])),
-        vsDirect: null,
-      };
-      runs.push(run);
-
-      const otherCores = otherSeconds / out.elapsedSeconds;
-      if (otherCores > OTHER_CORES_WARN) {
-        warnings.push(`${t.name}: the machine was not quiet: ${otherCores.toFixed(2)} cores busy outside the benchmarked processes during the window; its CPU and latency figures are inflated`);
-      }
-      if (r.non2xx > 0) problems.push(`${t.name}: ${r.non2xx} non-2xx responses ${JSON.stringify(statusCounts)}`);
-      if (r.errors > 0) problems.push(`${t.name}: ${r.errors} errors (${r.timeouts} timeouts) ${JSON.stringify(out.errorKinds)}`);
-      if (r.mismatches > 0) problems.push(`${t.name}: ${r.mismatches} body mismatches`);
-      if (out.capped) problems.push(`${t.name}: hit the safety cap of ${settings.durationSeconds * MAX_REQUESTS_PER_SECOND} requests; the run ended early`);
-      if (completed === 0) problems.push(`${t.name}: no response completed`);
-      for (const p of procs) if (!p.alive) problems.push(`${t.name}: ${p.name} (pid ${p.pid}) exited during the run: ${JSON.stringify(p.exit)}`);
-      for (const pid of edgeWorkers) if (!existsSync(`/proc/${pid}`)) problems.push(`${t.name}: edge worker ${pid} is gone`);
-      if (problems.some((x) => x.includes('exited during the run') || x.includes('is gone'))) break;
-    }
-
-    const direct = runs.find((x) => x.name === 'direct');
-    if (direct !== undefined) {
-      for (const run of runs) {
-        if (run === direct) continue;
-        const ex = run.latencyMs.exact, dx = direct.latencyMs.exact;
-        const sub = (a: number | null, b: number | null) => (a === null || b === null ? null : round(a - b, 3));
-        run.vsDirect = {
-          throughputRatio: round(run.reqPerSec / direct.reqPerSec, 3)!,
-          addedP50Ms: sub(ex.p50, dx.p50),
-          addedP99Ms: sub(ex.p99, dx.p99),
-          addedP50MsAutocannon: run.latencyMs.autocannon.p50 - direct.latencyMs.autocannon.p50,
-          addedP99MsAutocannon: run.latencyMs.autocannon.p99 - direct.latencyMs.autocannon.p99,
-        };
-      }
-    }
-    if (interrupted) problems.push('interrupted by a signal; the runs are incomplete');
-
-    report = {
-      date: new Date().toISOString(),
-      node: process.version,
-      cpuModel: cpuModel(),
-      cores: cpus().length,
-      clockTicksPerSecond: ticksPerSecond,
-      command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
-      settings: {
-        ...settings,
-        pipelining: 1,
-        requestTimeoutSeconds: 10,
-        maxRequestsPerRun: settings.durationSeconds * MAX_REQUESTS_PER_SECOND,
-        tunnel: 'node:http2 reference tunnel (1 connection per edge worker)',
-        pids: { origin: origin.pid, edgePrimary: edge.pid, edgeWorkers, warpgate: warpgate.pid, bench: process.pid },
-      },
-      runs,
-      problems,
-      warnings,
-      notes,
-      ok: false,
+    // ── lean tunnel: (a) (b) (c), then (f) and (g) against the same processes ──
+    chain = await startChain('lean', data, origin.port, settings.workers, procs, notes);
+    let base = `http://127.0.0.1:${chain.edgePort}`;
+    await preflightChain(base, token, notes, 'lean');
+    let groups = chainGroups(originPid, chain);
+    const direct: Target = { name: 'direct', label: 'origin direct, GET /health', url: `${originUrl}/health`, headers: { host: '127.0.0.1' }, setup: 'direct', tunnel: null };
+    const leanPublic: Target = { name: 'lean-public', label: 'edge+lean tunnel+Warpgate, public GET /health', url: `${base}/health`, headers: { host: '127.0.0.1' }, setup: 'chain', tunnel: 'lean' };
+    const leanProtected: Target = {
+      name: 'lean-protected',
+      label: 'edge+lean tunnel+Warpgate, session GET /api/v1/items',
+      url: `${base}/api/v1/items`,
+      headers: { host: '127.0.0.1', cookie },
+      setup: 'chain',
+      tunnel: 'lean',
     };
+    for (const t of [direct, leanPublic, leanProtected]) {
+      const r = await measureRun(ctx, t, groups, { kind: 'closed', ...runOpts }, log);
+      if (r === null) break;
+      runs.push(r);
+    }
+
+    const peak = runs.find((r) => r.name === 'lean-protected');
+    if (peak !== undefined && !interrupted) {
+      const rate = Math.max(1, Math.round(peak.reqPerSec / 2));
+      notes.push(`half of peak: ${rate} req/s = lean-protected's ${peak.reqPerSec} req/s ÷ 2`);
+      const half = [
+        { ...direct, name: 'half-direct-paced', label: 'origin direct, GET /health' },
+        { ...leanProtected, name: 'half-lean-protected-paced', label: 'edge+lean tunnel+Warpgate, session GET' },
+      ];
+      for (const t of half) {
+        if (interrupted) break;
+        const r = await measureRun(ctx, t, groups, { kind: 'paced', ...runOpts, rate }, log);
+        if (r !== null) runs.push(r);
+      }
+      // The same pair at an eighth and a quarter of peak: is the added tail a matter of load
+      // (queueing, run-queue waits on 2 shared cores) or there at any rate? Shorter runs.
+      for (const div of [8, 4]) {
+        const r8 = Math.max(1, Math.round(peak.reqPerSec / div));
+        for (const t of [
+          { ...direct, name: `curve-1/${div}-direct-paced`, label: `origin direct, GET /health (1/${div} of peak)` },
+          { ...leanProtected, name: `curve-1/${div}-lean-protected-paced`, label: `edge+lean tunnel+Warpgate, session GET (1/${div} of peak)` },
+        ]) {
+          if (interrupted) break;
+          const r = await measureRun(ctx, t, groups, { kind: 'paced', seconds: Math.max(1, Math.ceil(settings.durationSeconds / 2)), warmupSeconds: 1, connections: settings.connections, rate: r8 }, log);
+          if (r !== null) runs.push(r);
+        }
+      }
+      const rated = [
+        { ...direct, name: 'half-direct-autocannon', label: 'origin direct, GET /health' },
+        { ...leanProtected, name: 'half-lean-protected-autocannon', label: 'edge+lean tunnel+Warpgate, session GET' },
+      ];
+      for (const t of rated) {
+        if (interrupted) break;
+        const r = await measureRun(ctx, t, groups, { kind: 'autocannon-rate', ...runOpts, rate }, log);
+        if (r !== null) runs.push(r);
+      }
+    }
+
+    // (g) large bodies through the lean chain.
+    const big = [
+      { name: 'upload-1mib', label: 'PUT 1 MiB', direction: 'upload' as const, url: `${base}/api/v1/upload`, bytes: UPLOAD_BYTES },
+      { name: 'download-10mib', label: 'GET 10 MiB', direction: 'download' as const, url: `${base}/api/v1/big?bytes=${DOWNLOAD_BYTES}`, bytes: DOWNLOAD_BYTES },
+      { name: 'download-100mib', label: 'GET 100 MiB', direction: 'download' as const, url: `${base}/api/v1/big?bytes=${HUGE_DOWNLOAD_BYTES}`, bytes: HUGE_DOWNLOAD_BYTES },
+    ];
+    for (const b of big) {
+      if (interrupted) break;
+      log(`${b.label}: ${settings.durationSeconds} s at concurrency ${TRANSFER_CONCURRENCY}`);
+      const quiet = await waitQuiet(groups, ctx);
+      if (quiet !== 'quiet' && quiet !== 'not waited for') warnings.push(`${b.name}: machine ${quiet} before the run; measured anyway`);
+      const watch = new Map<string, readonly number[]>([
+        ['edge worker', chain.edgeWorkers],
+        ['Warpgate', chain.warpgatePids],
+        ['origin', [originPid]],
+      ]);
+      const m = await withCpu(groups, ticksPerSecond, () =>
+        transfer({
+          direction: b.direction,
+          url: b.url,
+          headers: { host: '127.0.0.1', cookie },
+          bodyBytes: b.bytes,
+          concurrency: TRANSFER_CONCURRENCY,
+          seconds: settings.durationSeconds,
+          maxRequests: TRANSFER_MAX_REQUESTS,
+          watch,
+        }),
+      );
+      const t = m.value;
+      const mib = t.bytes / MIB;
+      transfers.push({
+        name: b.name,
+        label: b.label,
+        direction: b.direction,
+        url: b.url.replace(base, ''),
+        bodyBytes: b.bytes,
+        concurrency: TRANSFER_CONCURRENCY,
+        seconds: settings.durationSeconds,
+        completed: t.completed,
+        ok: t.ok,
+        failed: t.failed,
+        errorKinds: t.errorKinds,
+        bytes: t.bytes,
+        elapsedSeconds: round(t.elapsedSeconds, 3)!,
+        mibPerSec: round(mib / t.elapsedSeconds, 1)!,
+        latencyMs: latencyStats(t.latencySortedMs),
+        inFlightBodyMiB: (TRANSFER_CONCURRENCY * b.bytes) / MIB,
+        rss: t.rss,
+        rssSamples: t.rssSamples,
+        cpu: cpuReport(m.cpu, mib, m.elapsedSeconds, b.name, problems),
+      });
+      if (t.failed > 0) problems.push(`${b.name}: ${t.failed} failed transfers ${JSON.stringify(t.errorKinds)}`);
+      for (const p of procs) if (!p.alive) problems.push(`${b.name}: ${p.name} (pid ${p.pid}) exited during the run`);
+    }
+    await stopChain(chain, procs, notes, problems);
+    chain = null;
+
+    // ── (d) node:http2 reference tunnel, for comparison ──
+    if (!interrupted) {
+      chain = await startChain('node', data, origin.port, settings.workers, procs, notes);
+      base = `http://127.0.0.1:${chain.edgePort}`;
+      await preflightChain(base, token, notes, 'node');
+      groups = chainGroups(originPid, chain);
+      const nodeProtected: Target = {
+        name: 'node-protected',
+        label: 'edge+node:http2 tunnel+Warpgate, session GET /api/v1/items',
+        url: `${base}/api/v1/items`,
+        headers: { host: '127.0.0.1', cookie },
+        setup: 'chain',
+        tunnel: 'node',
+      };
+      const r = await measureRun(ctx, nodeProtected, groups, { kind: 'closed', ...runOpts }, log);
+      if (r !== null) runs.push(r);
+      await stopChain(chain, procs, notes, problems);
+      chain = null;
+    }
+
+    // ── (e) nginx auth_request, when installed ──
+    if (nginxBin !== null && !interrupted) {
+      const tokens = join(data, 'auth-tokens.txt');
+      writeFileSync(tokens, `${token}\n`, { mode: 0o600 });
+      const auth = await startNodeService('auth', 'dist/bench/auth-service.js', ['--tokens', tokens, '--email', BENCH_EMAIL], procs);
+      const nginxPort = await freePort();
+      const setup = writeNginxConfig(join(data, 'nginx'), nginxPort, origin.port, auth.port, settings.workers);
+      nginxProc = new Proc('nginx', setup.args, ROOT, nginxBin);
+      procs.push(nginxProc);
+      const nbase = `http://127.0.0.1:${nginxPort}`;
+      await requestUntilOk(`${nbase}/api/v1/items`, { host: '127.0.0.1', cookie }, 10_000);
+      const echo = await request(`${nbase}/api/v1/echo`, { host: '127.0.0.1', cookie });
+      if (!echo.body.includes(BENCH_EMAIL)) throw new Error(`bench: pre-flight nginx: the identity did not reach the origin: ${echo.body.slice(0, 300)}`);
+      const anon = await request(`${nbase}/api/v1/items`, { host: '127.0.0.1' });
+      if (anon.status !== 401) throw new Error(`bench: pre-flight nginx: GET without a cookie answered ${anon.status}, expected 401`);
+      const tree = processTree(nginxProc.pid);
+      nginxWorkers = tree.slice(1);
+      if (nginxWorkers.length !== settings.workers) notes.push(`nginx has ${nginxWorkers.length} worker processes, expected ${settings.workers}`);
+      notes.push(`pre-flight (nginx): protected 200 with the identity at the origin; without a cookie 401; master ${nginxProc.pid}, workers ${nginxWorkers.join(', ')}`);
+      const ngroups = new Map<string, readonly number[]>([
+        ['origin', processTree(originPid)],
+        ['nginx', tree],
+        ['auth', processTree(auth.proc.pid)],
+      ]);
+      const nginxTarget: Target = {
+        name: 'nginx-auth-request',
+        label: 'nginx auth_request + uWS auth service, session GET /api/v1/items',
+        url: `${nbase}/api/v1/items`,
+        headers: { host: '127.0.0.1', cookie },
+        setup: 'nginx',
+        tunnel: null,
+      };
+      const r = await measureRun(ctx, nginxTarget, ngroups, { kind: 'closed', ...runOpts }, log);
+      if (r !== null) runs.push(r);
+    } else if (nginxBin === null) {
+      log(`nginx comparison ${nginx.note}`);
+      notes.push(`nginx comparison ${nginx.note}`);
+    }
   } finally {
-    process.stderr.write('bench: stopping processes\n');
+    log('stopping processes');
+    if (chain !== null) await stopChain(chain, procs, notes, problems);
     for (const p of [...procs].reverse()) {
       const diedEarly = !p.alive;
-      const how = await p.stop();
-      notes.push(`${p.name} (pid ${p.pid}) ${how}`);
+      notes.push(`${p.name} (pid ${p.pid}) ${await p.stop()}`);
       if (diedEarly) problems.push(`${p.name} (pid ${p.pid}) had exited on its own before the bench stopped it: ${JSON.stringify(p.exit)}`);
     }
-    if (edgePid !== 0) notes.push(...(await stopOrphans(edgeWorkers, edgePid)));
+    if (nginxProc !== null) notes.push(...(await stopOrphans(nginxWorkers, nginxProc.pid, 'nginx worker', ['nginx'])));
+    if (settings.micro && !interrupted && existsSync(join(ROOT, 'dist/bench/micro.js'))) {
+      log('micro-benchmarks (bench/micro.ts)');
+      micro = runMicro(data, problems);
+    }
     rmSync(data, { recursive: true, force: true });
   }
 
-  // Decided after cleanup, which can add problems (a process that had died).
-  report.ok = report.problems.length === 0 && report.runs.length === 3;
+  compare(runs);
+  if (interrupted) problems.push('interrupted by a signal; the runs are incomplete');
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpuModel: cpuModel(),
+    cores: cpus().length,
+    clockTicksPerSecond: ticksPerSecond,
+    command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+    settings: {
+      ...settings,
+      pipelining: 1,
+      requestTimeoutSeconds: 10,
+      maxRequestsPerRun: settings.durationSeconds * MAX_REQUESTS_PER_SECOND,
+      transfer: { concurrency: TRANSFER_CONCURRENCY, uploadBytes: UPLOAD_BYTES, downloadBytes: [DOWNLOAD_BYTES, HUGE_DOWNLOAD_BYTES], maxRequests: TRANSFER_MAX_REQUESTS },
+      warpgate: 'defaults: --conns-per-worker 2, --origin-connections 64',
+    },
+    nginx,
+    runs,
+    transfers,
+    budgets: budgets(runs, transfers, nginx.note),
+    micro,
+    problems,
+    warnings,
+    notes,
+    ok: false,
+  };
+  // 3 lean runs at peak + 4 at half load + 4 at 1/8 and 1/4 + node + nginx (when installed).
+  const expected = 3 + 4 + 4 + 1 + (nginxBin !== null ? 1 : 0);
+  if (runs.length !== expected && !interrupted) problems.push(`${runs.length} load runs completed, expected ${expected}`);
+  report.ok = problems.length === 0 && runs.length === expected && transfers.length === 3;
   const md = renderMarkdown(report);
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(dir, 'latest.md'), md);
   process.stdout.write(md);
-  if (report.warnings.length > 0) {
-    process.stderr.write(`\n!!! bench: WARNINGS:\n${report.warnings.map((w) => `!!!   ${w}`).join('\n')}\n`);
-  }
+  if (report.warnings.length > 0) process.stderr.write(`\n!!! bench: WARNINGS:\n${report.warnings.map((w) => `!!!   ${w}`).join('\n')}\n`);
   if (!report.ok) {
     process.stderr.write(`\n!!! bench: PROBLEMS — these figures are not clean:\n${report.problems.map((p) => `!!!   ${p}`).join('\n')}\n`);
     return 1;
