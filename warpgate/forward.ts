@@ -8,7 +8,7 @@ import { Pool, errors as undiciErrors } from 'undici';
 import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { constants as h2c } from 'node:http2';
 import { pipeline, PassThrough } from 'node:stream';
-import { IdentityHeader, Tunnel, isReservedHeader, type AssertionClaims } from '../src/contract/index.js';
+import { IdentityHeader, Tunnel, isReservedHeader } from '../src/contract/index.js';
 import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
 import type { AssertionVerifier } from './verify.js';
 
@@ -46,7 +46,7 @@ export class OriginForwarder {
     const requestId = headers[IdentityHeader.requestId];
     if (typeof project !== 'string' || typeof path !== 'string' || path.charCodeAt(0) !== 0x2f) return fail(stream, 'MEZU_ASSERTION_INVALID');
 
-    let claims: AssertionClaims | null = null;
+    let identity: readonly string[] | null = null;
     if (assertion !== undefined) {
       if (typeof assertion !== 'string') return fail(stream, 'MEZU_ASSERTION_INVALID');
       const v = this.verifier.verify(assertion, project);
@@ -54,7 +54,7 @@ export class OriginForwarder {
         this.log(`warpgate: refused request ${String(requestId)}: assertion ${v.reason}`);
         return fail(stream, 'MEZU_ASSERTION_INVALID');
       }
-      claims = v.claims;
+      identity = v.identity;
     }
 
     // Every reserved spelling goes; identity comes only from the verified claims.
@@ -66,15 +66,8 @@ export class OriginForwarder {
     }
     out['host'] = String(headers[':authority'] ?? '');
     if (typeof requestId === 'string') out[IdentityHeader.requestId] = requestId;
-    if (claims !== null) {
-      out[IdentityHeader.userId] = claims.sub;
-      out[IdentityHeader.userEmail] = headerSafe(claims.email);
-      out[IdentityHeader.userName] = headerSafe(claims.name);
-      out[IdentityHeader.principalType] = claims.typ;
-      out[IdentityHeader.authMethod] = claims.amr.join(',');
-      out[IdentityHeader.authTime] = String(claims.auth_time);
-      out[IdentityHeader.roles] = claims.roles.join(',');
-      out[IdentityHeader.permissions] = claims.permissions.join(',');
+    if (identity !== null) {
+      for (let i = 0; i < identity.length; i += 2) out[identity[i]!] = identity[i + 1]!;
       out[IdentityHeader.assertion] = assertion as string;
     }
 
@@ -155,9 +148,4 @@ function fail(stream: ServerHttp2Stream, code: ErrorCode): void {
   }
   // Drain any request body we are not going to use.
   stream.resume();
-}
-
-/** Header values must be visible ASCII; anything else is percent-encoded (RFC 3986 style) so the app can decode it. */
-function headerSafe(v: string): string {
-  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
 }

@@ -5,7 +5,7 @@
  * a response head with an immediate end).
  */
 import type { H2Stream, ServerStreamSink } from '../src/tunnel/h2/connection.js';
-import { IdentityHeader, Tunnel, isReservedHeader, type AssertionClaims } from '../src/contract/index.js';
+import { IdentityHeader, Tunnel, isReservedHeader } from '../src/contract/index.js';
 import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
 import type { AssertionVerifier } from './verify.js';
 import type { OriginClient, OriginRequest, OriginSink, OriginErrorCode } from './origin/client.js';
@@ -46,29 +46,21 @@ export class LeanForwarder {
       out.push(n, v);
     }
     if (project === null || path.charCodeAt(0) !== 0x2f) return refuse(stream, 'MEZU_ASSERTION_INVALID');
-    let claims: AssertionClaims | null = null;
+    let identity: readonly string[] | null = null;
     if (assertion !== null) {
       const v = this.verifier.verify(assertion, project);
       if (!v.ok) {
         this.log(`warpgate: refused request ${requestId}: assertion ${v.reason}`);
         return refuse(stream, 'MEZU_ASSERTION_INVALID');
       }
-      claims = v.claims;
+      identity = v.identity;
     }
     out.push('host', authority);
     if (requestId !== '') out.push(IdentityHeader.requestId, requestId);
-    if (claims !== null) {
-      out.push(
-        IdentityHeader.userId, claims.sub,
-        IdentityHeader.userEmail, headerSafe(claims.email),
-        IdentityHeader.userName, headerSafe(claims.name),
-        IdentityHeader.principalType, claims.typ,
-        IdentityHeader.authMethod, claims.amr.join(','),
-        IdentityHeader.authTime, String(claims.auth_time),
-        IdentityHeader.roles, claims.roles.join(','),
-        IdentityHeader.permissions, claims.permissions.join(','),
-        IdentityHeader.assertion, assertion!,
-      );
+    if (identity !== null) {
+      // Built once per assertion by the verifier; only the assertion itself is added here.
+      for (let i = 0; i < identity.length; i++) out.push(identity[i]!);
+      out.push(IdentityHeader.assertion, assertion!);
     }
     const f = new LeanForward(stream, requestId, this.log);
     stream.reqSink = new TunnelSide(f);
@@ -152,9 +144,4 @@ class TunnelSide implements ServerStreamSink {
 function refuse(stream: H2Stream, code: ErrorCode): void {
   stream.respond([':status', String(Errors[code].status), 'content-type', 'application/json', 'cache-control', 'no-store'], false);
   stream.end(Buffer.from(errorBody(code)));
-}
-
-/** Header values must be visible ASCII; anything else is percent-encoded so the app can decode it. */
-function headerSafe(v: string): string {
-  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
 }

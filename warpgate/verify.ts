@@ -5,9 +5,37 @@
  * check per assertion lifetime, not one per request.
  */
 import { KeySet } from '../src/identity/jwt.js';
-import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, type AssertionClaims, type Jwks } from '../src/contract/index.js';
+import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, IdentityHeader, type AssertionClaims, type Jwks } from '../src/contract/index.js';
 
-export type Verdict = { ok: true; claims: AssertionClaims } | { ok: false; reason: string };
+/**
+ * `identity` is the flat [name, value, …] list of identity headers the
+ * application receives (everything but the request id and the assertion),
+ * built once per token and reused for every request that carries it.
+ */
+export type Verdict = { ok: true; claims: AssertionClaims; identity: readonly string[] } | { ok: false; reason: string };
+
+interface Entry {
+  claims: AssertionClaims;
+  identity: readonly string[];
+}
+
+/** Header values must be visible ASCII; anything else is percent-encoded so the app can decode it. */
+export function headerSafe(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+}
+
+function identityHeaders(c: AssertionClaims): readonly string[] {
+  return Object.freeze([
+    IdentityHeader.userId, headerSafe(c.sub),
+    IdentityHeader.userEmail, headerSafe(c.email),
+    IdentityHeader.userName, headerSafe(c.name),
+    IdentityHeader.principalType, c.typ,
+    IdentityHeader.authMethod, headerSafe(c.amr.join(',')),
+    IdentityHeader.authTime, String(c.auth_time),
+    IdentityHeader.roles, headerSafe(c.roles.join(',')),
+    IdentityHeader.permissions, headerSafe(c.permissions.join(',')),
+  ]);
+}
 
 /** Bounded: when full, the cache is cleared (a re-verify costs ~60 µs, a leak costs the process). */
 export const VERIFY_CACHE_MAX = 50_000;
@@ -16,7 +44,7 @@ export class AssertionVerifier {
   private keys: KeySet = new KeySet({ keys: [] });
   private issuer = '';
   private audiences = new Set<string>();
-  private readonly cache = new Map<string, AssertionClaims>();
+  private readonly cache = new Map<string, Entry>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -39,24 +67,27 @@ export class AssertionVerifier {
   /** Verifies `token` for a request the edge said belongs to `project`. */
   verify(token: string, project: string): Verdict {
     const nowS = this.now() / 1000;
-    let claims = this.cache.get(token);
-    if (claims === undefined) {
+    let e = this.cache.get(token);
+    if (e === undefined) {
       const r = this.keys.verify(token);
       if (!r.ok) return r;
-      claims = r.claims;
+      const claims = r.claims;
       if (claims.iss !== this.issuer) return { ok: false, reason: 'wrong issuer' };
       if (!this.audiences.has(claims.aud)) return { ok: false, reason: 'audience not served here' };
       if (claims.exp - claims.iat > ASSERTION_MAX_TTL_S) return { ok: false, reason: 'lifetime too long' };
       if (claims.iat > nowS + ASSERTION_CLOCK_SKEW_S) return { ok: false, reason: 'issued in the future' };
+      if (!Array.isArray(claims.roles) || !Array.isArray(claims.permissions) || !Array.isArray(claims.amr)) return { ok: false, reason: 'bad claims' };
+      e = { claims, identity: identityHeaders(claims) };
       if (this.cache.size >= VERIFY_CACHE_MAX) this.cache.clear();
-      this.cache.set(token, claims);
+      this.cache.set(token, e);
     }
     // Time and audience-vs-request are checked on every use, cached or not.
-    if (claims.exp + ASSERTION_CLOCK_SKEW_S <= nowS) {
+    if (e.claims.exp + ASSERTION_CLOCK_SKEW_S <= nowS) {
       this.cache.delete(token);
       return { ok: false, reason: 'expired' };
     }
-    if (claims.aud !== project) return { ok: false, reason: 'audience mismatch' };
-    return { ok: true, claims };
+    if (e.claims.aud !== project) return { ok: false, reason: 'audience mismatch' };
+    return { ok: true, claims: e.claims, identity: e.identity };
   }
+
 }
