@@ -31,6 +31,10 @@ export interface AgentOptions {
   impl: 'lean' | 'node';
   /** Lean codec limits (PING liveness, windows, …). */
   limits: Partial<H2Limits>;
+  /** Agent id sent in the hello (enrollment names the Warpgate with it); random when absent. */
+  id?: string;
+  /** Told of every failed dial (enrollment checks its key when dials keep failing). */
+  onDialFailure?(why: string, consecutive: number): void;
 }
 
 export interface Timers {
@@ -64,7 +68,7 @@ interface Conn {
 }
 
 export class Agent {
-  readonly id = randomBytes(6).toString('hex');
+  readonly id: string;
   private readonly conns = new Set<Conn>();
   private dialing = 0;
   private failures = 0;
@@ -80,10 +84,19 @@ export class Agent {
     private readonly leanForwarder: LeanForwarder | null,
     private readonly log: (m: string) => void,
     private readonly timers: Timers = realTimers,
-  ) {}
+  ) {
+    this.id = opts.id ?? randomBytes(6).toString('hex');
+  }
 
   start(): void {
     this.ensure();
+  }
+
+  /** Enrollment renewed the client certificate: later dials use it; live tunnels keep theirs. */
+  setCredentials(c: { cert: string; key: string; ca: string }): void {
+    this.opts.cert = c.cert;
+    this.opts.key = c.key;
+    this.opts.ca = c.ca;
   }
 
   /** Connections holding a completed hello with the current edge instance, per worker. */
@@ -147,6 +160,7 @@ export class Agent {
         this.failures++;
         if (this.failures === 1 || this.failures % 10 === 0) this.log(`warpgate: cannot reach the edge at ${o.edgeHost}:${o.edgePort}: ${why} (attempt ${this.failures})`);
         this.scheduleRetry();
+        o.onDialFailure?.(why, this.failures);
       }
     };
     socket.setNoDelay(true);

@@ -4,17 +4,22 @@
  * forwards verified requests to the local application.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { AssertionVerifier } from './verify.js';
 import { OriginForwarder } from './forward.js';
-import { Agent } from './agent.js';
+import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
 import { parseDuration } from '../src/config/index.js';
+import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
-const USAGE = `usage: warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)
+const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID]   (enrollment)
+       warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]
                 [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
+
+const VERSION = '0.1.0';
 
 function die(msg: string): never {
   process.stderr.write(`warpgate: ${msg}\n${USAGE}\n`);
@@ -41,6 +46,9 @@ export async function main(argv: string[]): Promise<void> {
         'tunnel-impl': { type: 'string' },
         'tunnel-ping': { type: 'string' },
         'tunnel-ping-timeout': { type: 'string' },
+        'key-file': { type: 'string' },
+        'edge-ca': { type: 'string' },
+        id: { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -55,8 +63,21 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (!v.edge) die('--edge is required');
   if (!v.origin) die('--origin is required');
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(v.edge);
-  if (!m) die(`--edge must be HOST:PORT, got "${v.edge}"`);
+  // Enrollment: --edge is the Console URL and --key an API key (`mzk_…`); the certificate comes from enrollment.
+  const enrolling = /^https?:\/\//.test(v.edge) || v['key-file'] !== undefined || (v.key ?? '').startsWith('mzk_');
+  let keyText = '';
+  if (enrolling) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(v.edge)) die(`--edge must be the Console URL (like http://localhost:8081) when enrolling with a key; got "${v.edge}"`);
+    if (v['pki-dir'] !== undefined || v.cert !== undefined || v.ca !== undefined) die('give either --key (enrollment) or static certificates (--pki-dir, --cert/--key/--ca), not both');
+    try {
+      keyText = v['key-file'] !== undefined ? readFileSync(v['key-file'], 'utf8').trim() : (v.key ?? process.env.MEZU_WARPGATE_KEY ?? '');
+    } catch (err) {
+      die(`cannot read --key-file: ${(err as Error).message}`);
+    }
+    if (!/^mzk_[A-Za-z0-9_-]{16}_[A-Za-z0-9_-]{43}$/.test(keyText)) die('--key must be a service-account API key (mzk_<id>_<secret>)');
+  }
+  const m = enrolling ? ['', '0.0.0.0', '0'] : /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(v.edge);
+  if (!m) die(`--edge must be HOST:PORT (static certificates) or the Console URL (enrollment with --key); got "${v.edge}"`);
   const edgeHost = m[1]!.replace(/^\[|\]$/g, '');
   const edgePort = Number(m[2]);
   let origin: URL;
@@ -73,7 +94,7 @@ export async function main(argv: string[]): Promise<void> {
     keyFile ??= `${v['pki-dir']}/warpgate-${v.pool}-key.pem`;
     caFile ??= `${v['pki-dir']}/ca.pem`;
   }
-  if (!certFile || !keyFile || !caFile) die('give --cert, --key and --ca (or --pki-dir and --pool)');
+  if (!enrolling && (!certFile || !keyFile || !caFile)) die('give --cert, --key and --ca (or --pki-dir and --pool), or enroll with --edge CONSOLE_URL --key mzk_…');
   const timeout = parseDuration(v['origin-timeout'] ?? '30s');
   if (timeout === null || timeout <= 0) die(`--origin-timeout must be a duration like 30s, got "${v['origin-timeout']}"`);
   const impl = v['tunnel-impl'] ?? 'lean';
@@ -86,11 +107,14 @@ export async function main(argv: string[]): Promise<void> {
   const originConns = Number(v['origin-connections'] ?? '64');
   if (!Number.isInteger(originConns) || originConns < 1) die('--origin-connections must be a positive integer');
 
-  let cert: string, key: string, ca: string;
+  let cert = '', key = '', ca = '';
+  let consoleCa: string | null = null;
   try {
-    cert = readFileSync(certFile, 'utf8');
-    key = readFileSync(keyFile, 'utf8');
-    ca = readFileSync(caFile, 'utf8');
+    if (!enrolling) {
+      cert = readFileSync(certFile!, 'utf8');
+      key = readFileSync(keyFile!, 'utf8');
+      ca = readFileSync(caFile!, 'utf8');
+    } else if (v['edge-ca'] !== undefined) consoleCa = readFileSync(v['edge-ca'], 'utf8');
   } catch (err) {
     die(`cannot read credentials: ${(err as Error).message}`);
   }
@@ -104,20 +128,33 @@ export async function main(argv: string[]): Promise<void> {
   const originClient = lean ? new OriginClient({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }) : null;
   if (impl === 'lean' && !lean) die('--tunnel-impl lean supports http:// origins; use --tunnel-impl node for an https:// origin');
   const leanForwarder = originClient === null ? null : new LeanForwarder(originClient, verifier, log);
-  const agent = new Agent(
-    { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: '0.1.0', impl, limits: { pingIntervalMs: pingMs, pingTimeoutMs } },
-    verifier,
-    forwarder,
-    leanForwarder,
-    log,
-  );
-  agent.start();
-  log(`dialing the edge at ${edgeHost}:${edgePort}; forwarding to ${origin.origin}`);
+  const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, impl, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
+  let runner: { stop(): Promise<void> };
+  if (enrolling) {
+    const warpgateId = v.id ?? defaultWarpgateId(origin.origin, keyText);
+    let enrollment: Enrollment | null = null;
+    enrollment = new Enrollment({ url: v.edge, key: keyText, consoleCa, warpgateId, hostname: hostname(), version: VERSION }, (e) => {
+      const ep = splitEndpoint(e.response.tunnel.endpoints[0]!)!;
+      log(`dialing the edge at ${ep.host}:${ep.port}; forwarding to ${origin.origin}`);
+      return new Agent(
+        { ...agentOptions, edgeHost: ep.host, edgePort: ep.port, servername: v.servername ?? e.response.tunnel.servername, cert: e.response.certificate, key: e.key, ca: e.response.ca, id: warpgateId, onDialFailure: (_why, n) => enrollment?.onDialFailure(n) },
+        verifier, forwarder, leanForwarder, log,
+      );
+    }, log);
+    log(`enrolling with the Console at ${v.edge} as ${warpgateId} (key mzk_${keyText.slice(4, 20)})`);
+    void enrollment.run();
+    runner = enrollment;
+  } else {
+    const agent = new Agent(agentOptions, verifier, forwarder, leanForwarder, log);
+    agent.start();
+    log(`dialing the edge at ${edgeHost}:${edgePort}; forwarding to ${origin.origin}`);
+    runner = agent;
+  }
   const stop = () => {
     log('stopping: finishing in-flight requests');
     const t = setTimeout(() => process.exit(0), 5_000);
     t.unref();
-    agent
+    runner
       .stop()
       .then(() => Promise.all([forwarder?.close(), originClient?.close()]))
       .finally(() => process.exit(0));

@@ -10,29 +10,21 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigYaml, parseDuration, parseSize } from '../config/index.js';
 import { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../hardening/index.js';
-import { openStore, type Store, type UserStatus } from '../store/index.js';
+import { openStore, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
-import { hashToken, newApiKey, newId, newSessionToken } from '../session/index.js';
 import { ensureDevPki } from '../pki/index.js';
-import { ENV_OPTIONS, ENV_WORKER_INDEX, type EdgeOptions } from '../cluster/options.js';
+import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions } from '../cluster/options.js';
 import { codeOf } from '../errors/index.js';
+import { CONTROL_USAGE, runControlCommand, consoleOptions } from './control.js';
 
 const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--max-head-size 16KiB]
+       [--max-head-size 16KiB] [--console-port 8081 [--console-host H] [--console-url URL] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
-  users add --project P --email E [--name N] [--roles a,b] [--permissions x,y]
-  users set --project P --email E [--status active|suspended|deactivated] [--roles a,b] [--permissions x,y]
-  users list [--project P]
-  users history EMAIL [--project P] [--limit N]   authentication events (logins, failures, resets, locks) and last login
-  sessions create --project P --email E        print a new session token (the cookie value)
-  sessions revoke --token T | --project P --email E --all
-  service-accounts add --project P --name N [--roles a,b] [--permissions x,y]
-  keys create --service-account ID [--expires 30d]     print a new API key once
-  keys revoke --id KEY_ID
+${CONTROL_USAGE}
   signing-keys rotate
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
   mail outbox [--to EMAIL] [--limit N]  mail kept by the development outbox (reset and signup links)
@@ -66,7 +58,6 @@ function parse(args: string[], extra: Record<string, { type: 'string' | 'boolean
 
 const str = (v: Vals, k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
 const need = (v: Vals, k: string): string => str(v, k) ?? fail(`--${k} is required`);
-const list = (s: string | undefined): string[] => (s === undefined || s === '' ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
 const dataDir = (v: Vals): string => resolve(str(v, 'data') ?? process.env.MEZU_DATA ?? '.mezu-dev');
 
 function out(v: Vals, human: string, json: unknown): void {
@@ -127,6 +118,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
     'tunnel-impl': { type: 'string' }, 'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
     'max-head-size': { type: 'string' },
+    'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
   const tunnelImpl = str(v, 'tunnel-impl') ?? 'lean';
   if (tunnelImpl !== 'lean' && tunnelImpl !== 'node') fail(`--tunnel-impl must be lean or node; got "${tunnelImpl}"`);
@@ -158,6 +150,11 @@ async function cmdEdge(args: string[]): Promise<void> {
     smtpUrl: smtpOpt(str(v, 'smtp') ?? process.env.MEZU_SMTP_URL),
     mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',
     edgeId: '',
+    // The Console (admin API + pages) as a supervised child of the primary, on a port of its own.
+    console:
+      str(v, 'console-port') === undefined
+        ? null
+        : consoleOptions({ port: str(v, 'console-port'), host: str(v, 'console-host'), 'public-url': str(v, 'console-url'), 'warpgate-cert-ttl': str(v, 'warpgate-cert-ttl'), smtp: str(v, 'smtp'), 'mail-from': str(v, 'mail-from') }, dir, { tunnelHost: str(v, 'tunnel-host') ?? '127.0.0.1' }),
   };
   for (const f of [opts.tunnelCertFile, opts.tunnelKeyFile, ...opts.tunnelCaFiles]) {
     try {
@@ -204,86 +201,6 @@ async function cmdConfig(sub: string | undefined, args: string[]): Promise<void>
   });
 }
 
-const STATUSES: UserStatus[] = ['active', 'suspended', 'deactivated'];
-
-async function cmdUsers(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub === 'add') {
-    const v = parse(args, { project: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, roles: { type: 'string' }, permissions: { type: 'string' } });
-    const project = need(v, 'project');
-    const email = need(v, 'email').trim();
-    if (!/^[^\s@]+@[^\s@]+$/.test(email)) fail(`--email must be an email address; got "${email}"`);
-    const now = Date.now();
-    const name = str(v, 'name') ?? email.split('@')[0]!;
-    const rec = { id: newId('usr_'), directory: project, email, name, displayName: name, status: 'active' as const, roles: list(str(v, 'roles')), permissions: list(str(v, 'permissions')), version: 1, createdAt: now, updatedAt: now, lastLoginAt: null };
-    await withStore(v, (s) => s.users.create(rec));
-    out(v, `users: created ${email} as ${rec.id} in ${project}`, rec);
-    return;
-  }
-  if (sub === 'set') {
-    const v = parse(args, { project: { type: 'string' }, email: { type: 'string' }, status: { type: 'string' }, roles: { type: 'string' }, permissions: { type: 'string' } });
-    const project = need(v, 'project');
-    const email = need(v, 'email');
-    const status = str(v, 'status');
-    if (status !== undefined && !STATUSES.includes(status as UserStatus)) fail(`--status must be one of ${STATUSES.join(', ')}; got "${status}"`);
-    const patch: { status?: UserStatus; roles?: string[]; permissions?: string[] } = {};
-    if (status !== undefined) patch.status = status as UserStatus;
-    if (str(v, 'roles') !== undefined) patch.roles = list(str(v, 'roles'));
-    if (str(v, 'permissions') !== undefined) patch.permissions = list(str(v, 'permissions'));
-    if (Object.keys(patch).length === 0) fail('nothing to change: give --status, --roles or --permissions');
-    const rec = await withStore(v, async (s) => {
-      const u = s.users.getByEmail(project, email);
-      if (u === undefined) throw new Error(`users: no user ${email} in ${project}`);
-      const r = await s.users.update(u.id, patch);
-      // Suspension and deactivation end every session at once (the edge also checks status on every request).
-      if (patch.status !== undefined && patch.status !== 'active') await s.sessions.revokeAllForUser(u.id);
-      return r;
-    });
-    out(v, `users: ${email} is ${rec.status}; roles [${rec.roles.join(', ')}]; permissions [${rec.permissions.join(', ')}]`, rec);
-    return;
-  }
-  if (sub === 'list') {
-    const v = parse(args, { project: { type: 'string' } });
-    const users = await withStore(v, async (s) => s.users.list(str(v, 'project') ?? null));
-    out(v, users.map((u) => `${u.id}\t${u.directory}\t${u.email}\t${u.status}\t${u.roles.join(',')}`).join('\n'), users);
-    return;
-  }
-  fail(`unknown users command "${sub ?? ''}"`);
-}
-
-/** `users history EMAIL`: positional email (the one command that takes one). */
-async function cmdUsersHistory(args: string[]): Promise<void> {
-  let parsed: { values: Vals; positionals: string[] };
-  try {
-    parsed = parseArgs({ args, options: { data: { type: 'string' }, json: { type: 'boolean' }, project: { type: 'string' }, limit: { type: 'string' } }, strict: true, allowPositionals: true }) as { values: Vals; positionals: string[] };
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  const v = parsed.values;
-  if (parsed.positionals.length !== 1) fail('users history takes exactly one EMAIL');
-  const email = parsed.positionals[0]!.trim();
-  const limit = intOpt(v, 'limit', 50, 1, 100_000);
-  const r = await withStore(v, async (s) => {
-    // Without --project: the email in every directory that has history or a user for it.
-    const dirs = str(v, 'project') !== undefined ? [str(v, 'project')!] : [...new Set([...s.users.list(null).map((u) => u.directory), ...(s.config.current()?.config as { projects?: Array<{ id: string }> } | undefined)?.projects?.map((p) => p.id) ?? []])];
-    const out: Array<{ directory: string; user: { id: string; status: string; lastLoginAt: number | null } | null; events: ReturnType<Store['loginHistory']['list']> }> = [];
-    for (const d of dirs) {
-      const u = s.users.getByEmail(d, email);
-      const events = s.loginHistory.list(d, email, limit);
-      if (u === undefined && events.length === 0) continue;
-      out.push({ directory: d, user: u === undefined ? null : { id: u.id, status: u.status, lastLoginAt: u.lastLoginAt }, events });
-    }
-    return out;
-  });
-  if (r.length === 0) throw new Error(`users: no user and no history for ${email}`);
-  const iso = (t: number | null) => (t === null ? 'never' : new Date(t).toISOString());
-  const lines: string[] = [];
-  for (const d of r) {
-    lines.push(`${email} in ${d.directory}: ${d.user === null ? 'no such user' : `${d.user.id}, ${d.user.status}, last login ${iso(d.user.lastLoginAt)}`}`);
-    for (const e of d.events) lines.push(`  ${iso(e.at)}  ${e.type.padEnd(16)} ${(e.reason ?? '').padEnd(18)} ${e.ip.padEnd(15)} ${e.userAgent}`);
-  }
-  out(v, lines.join('\n'), r);
-}
-
 async function cmdMail(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'outbox') fail(`unknown mail command "${sub ?? ''}"`);
   const v = parse(args, { to: { type: 'string' }, limit: { type: 'string' } });
@@ -293,78 +210,6 @@ async function cmdMail(sub: string | undefined, args: string[]): Promise<void> {
     ? 'mail: the outbox is empty (the edge writes here unless it runs with --smtp)'
     : mails.map((m) => `── ${new Date(m.at).toISOString()}  to ${m.to}  (${m.projectId})\nSubject: ${m.subject}\n\n${m.text.trimEnd()}\n`).join('\n');
   out(v, human, mails);
-}
-
-async function cmdSessions(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub === 'create') {
-    const v = parse(args, { project: { type: 'string' }, email: { type: 'string' } });
-    const project = need(v, 'project');
-    const email = need(v, 'email');
-    const r = await withStore(v, async (s) => {
-      const u = s.users.getByEmail(project, email);
-      if (u === undefined) throw new Error(`sessions: no user ${email} in ${project}`);
-      if (u.status !== 'active') throw new Error(`sessions: ${email} is ${u.status}`);
-      const token = newSessionToken();
-      const now = Date.now();
-      const sid = newId('ses_');
-      await s.sessions.create(hashToken(token), { id: sid, principalType: 'user', userId: u.id, projectId: project, createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
-      return { token, sessionId: sid, userId: u.id };
-    });
-    out(v, r.token, r);
-    return;
-  }
-  if (sub === 'revoke') {
-    const v = parse(args, { token: { type: 'string' }, project: { type: 'string' }, email: { type: 'string' }, all: { type: 'boolean' } });
-    const token = str(v, 'token');
-    if (token !== undefined) {
-      const ok = await withStore(v, (s) => s.sessions.revoke(hashToken(token)));
-      out(v, ok ? 'sessions: revoked' : 'sessions: no such session', { revoked: ok ? 1 : 0 });
-      return;
-    }
-    if (!v.all) fail('give --token T, or --project P --email E --all');
-    const project = need(v, 'project');
-    const email = need(v, 'email');
-    const n = await withStore(v, async (s) => {
-      const u = s.users.getByEmail(project, email);
-      if (u === undefined) throw new Error(`sessions: no user ${email} in ${project}`);
-      return s.sessions.revokeAllForUser(u.id);
-    });
-    out(v, `sessions: revoked ${n}`, { revoked: n });
-    return;
-  }
-  fail(`unknown sessions command "${sub ?? ''}"`);
-}
-
-async function cmdServiceAccounts(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub !== 'add') fail(`unknown service-accounts command "${sub ?? ''}"`);
-  const v = parse(args, { project: { type: 'string' }, name: { type: 'string' }, roles: { type: 'string' }, permissions: { type: 'string' } });
-  const now = Date.now();
-  const rec = { id: newId('sa_'), projectId: need(v, 'project'), name: need(v, 'name'), status: 'active' as const, roles: list(str(v, 'roles')), permissions: list(str(v, 'permissions')), version: 1, createdAt: now, updatedAt: now };
-  await withStore(v, (s) => s.serviceAccounts.create(rec));
-  out(v, `service-accounts: created ${rec.name} as ${rec.id}`, rec);
-}
-
-async function cmdKeys(sub: string | undefined, args: string[]): Promise<void> {
-  if (sub === 'create') {
-    const v = parse(args, { 'service-account': { type: 'string' }, expires: { type: 'string' } });
-    const saId = need(v, 'service-account');
-    const exp = str(v, 'expires') === undefined ? null : Date.now() + durationOpt(v, 'expires', '0');
-    const k = newApiKey();
-    await withStore(v, async (s) => {
-      const sa = s.serviceAccounts.get(saId);
-      if (sa === undefined) throw new Error(`keys: no service account ${saId}`);
-      await s.serviceAccounts.addKey({ id: k.id, serviceAccountId: sa.id, projectId: sa.projectId, secretHash: hashToken(k.secret), createdAt: Date.now(), expiresAt: exp, revokedAt: null, lastUsedAt: null, assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
-    });
-    out(v, k.text, { id: k.id, key: k.text, expiresAt: exp });
-    return;
-  }
-  if (sub === 'revoke') {
-    const v = parse(args, { id: { type: 'string' } });
-    const ok = await withStore(v, (s) => s.serviceAccounts.revokeKey(need(v, 'id')));
-    out(v, ok ? 'keys: revoked' : 'keys: no such active key', { revoked: ok });
-    return;
-  }
-  fail(`unknown keys command "${sub ?? ''}"`);
 }
 
 async function cmdSigningKeys(sub: string | undefined, args: string[]): Promise<void> {
@@ -387,15 +232,12 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   const withSub = (f: (s: string | undefined, a: string[]) => Promise<void>) => f(sub?.startsWith('-') ? undefined : sub, sub?.startsWith('-') ? [sub, ...rest] : rest);
   try {
+    if (cmd !== undefined && (await runControlCommand(cmd, sub, rest))) return typeof process.exitCode === 'number' ? process.exitCode : 0;
     switch (cmd) {
       case 'edge': await cmdEdge(argv.slice(1)); break;
       case 'apply': await cmdApply(argv.slice(1)); break;
       case 'config': await withSub(cmdConfig); break;
-      case 'users': if (sub === 'history') await cmdUsersHistory(rest); else await withSub(cmdUsers); break;
       case 'mail': await withSub(cmdMail); break;
-      case 'sessions': await withSub(cmdSessions); break;
-      case 'service-accounts': await withSub(cmdServiceAccounts); break;
-      case 'keys': await withSub(cmdKeys); break;
       case 'signing-keys': await withSub(cmdSigningKeys); break;
       case 'pki': await withSub(cmdPki); break;
       case 'loadtest': { const lt = await import('../loadtest/index.js'); const p = lt.parseLoadtestArgs(argv.slice(1)); if (!p.ok) fail(p.reason); return await lt.runLoadtest(p.plan); }
@@ -406,8 +248,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`mezusphere: ${err.message}\n${USAGE}\n`);
+    if (err instanceof UsageError || codeOf(err) === 'MEZU_USAGE') {
+      process.stderr.write(`mezusphere: ${(err as Error).message}\n${USAGE}\n`);
       return 2;
     }
     process.stderr.write(`mezusphere: ${(err as Error).message} (${codeOf(err)})\n`);
@@ -415,14 +257,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (cluster.isWorker && process.env[ENV_OPTIONS] !== undefined) {
+if (cluster.isWorker && process.env[ENV_CONSOLE_OPTIONS] !== undefined) {
+  // The Console, forked by the edge primary (`edge --console-port`).
+  void import('../console/index.js').then((m) => m.runConsole(JSON.parse(process.env[ENV_CONSOLE_OPTIONS]!) as import('../console/index.js').ConsoleOptions));
+} else if (cluster.isWorker && process.env[ENV_OPTIONS] !== undefined) {
   // An edge worker forked by the primary (cluster re-runs this entry point).
   void import('../cluster/worker.js').then((m) => m.runWorker(JSON.parse(process.env[ENV_OPTIONS]!) as EdgeOptions, Number(process.env[ENV_WORKER_INDEX])));
 } else if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {
-      // A running edge keeps the process alive; anything else exits with its code.
-      if (process.argv[2] !== 'edge' || code !== 0) process.exit(code);
+      // A running edge or Console keeps the process alive; anything else exits with its code.
+      const serving = process.argv[2] === 'edge' || (process.argv[2] === 'console' && (process.argv[3] === undefined || process.argv[3].startsWith('-')));
+      if (!serving || code !== 0) process.exit(code);
     },
     (err) => {
       process.stderr.write(`mezusphere: ${(err as Error).message}\n`);

@@ -1,3 +1,5 @@
+import type { ConsoleOptions } from '../console/server.js';
+
 /** Options of `mezusphere edge`, shared by the primary and its workers. */
 export interface EdgeOptions {
   dataDir: string;
@@ -36,9 +38,16 @@ export interface EdgeOptions {
   maxHeadBytes: number;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
+  /**
+   * The Console (`--console-port`): the primary forks it once the workers are
+   * ready (its tunnel endpoint defaults to the tunnel port they listen on) and
+   * respawns it if it dies. Null: no Console (run `mezusphere console` apart).
+   */
+  console: ConsoleOptions | null;
 }
 
 export const ENV_OPTIONS = 'MEZU_EDGE_OPTIONS';
+export const ENV_CONSOLE_OPTIONS = 'MEZU_CONSOLE_OPTIONS';
 export const ENV_WORKER_INDEX = 'MEZU_WORKER_INDEX';
 
 /** Messages between the primary and workers. */

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { openStore } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { loadUws } from '../../native/uws.js';
-import { ENV_OPTIONS, ENV_WORKER_INDEX, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
+import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
 
 /** Respawn backoff: 100 ms doubling to 5 s; a worker that lived 30 s resets it. */
 const RESPAWN_MIN_MS = 100;
@@ -50,9 +50,13 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
       if (m.type === 'ready') {
         tunnelPort = m.tunnelPort;
         if (++readyCount === opts.workers) {
-          // One machine-readable line: tests and the dev stack wait for it.
-          process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid) }) + '\n');
-          log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}`);
+          const announce = (consoleInfo: { port: number; url: string } | null) => {
+            // One machine-readable line: tests and the dev stack wait for it.
+            process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid), ...(consoleInfo === null ? {} : { console: consoleInfo }) }) + '\n');
+            log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}${consoleInfo === null ? '' : `; Console on ${consoleInfo.url}`}`);
+          };
+          if (opts.console === null) announce(null);
+          else startConsole(opts.console, tunnelPort, announce);
         } else if (readyCount > opts.workers) {
           log(`worker ${index} (pid ${w.process.pid}) respawned and ready`);
         }
@@ -75,17 +79,51 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
     });
   };
 
+  // The Console: one child, forked once the workers are ready, respawned with the workers' backoff.
+  let consoleChild: Worker | null = null;
+  let consoleBackoff = RESPAWN_MIN_MS;
+  const startConsole = (c: NonNullable<EdgeOptions['console']>, tPort: number, announce: (info: { port: number; url: string }) => void) => {
+    // Unless given, Warpgates enroll to dial the tunnel port the workers actually listen on.
+    const fixed = { ...c, tunnelEndpoints: c.tunnelEndpoints.map((e) => (e === `${opts.tunnelHost}:7443` && tPort !== 7443 ? `${opts.tunnelHost}:${tPort}` : e)) };
+    const w = cluster.fork({ [ENV_CONSOLE_OPTIONS]: JSON.stringify(fixed) });
+    consoleChild = w;
+    const startedAt = Date.now();
+    let announced = false;
+    // The Console prints its own JSON ready line on stdout; the primary reads it through IPC instead.
+    w.on('message', (m: { type?: string; port?: number; url?: string }) => {
+      if (m?.type === 'console-ready' && !announced) {
+        announced = true;
+        // Later starts (respawns) keep the port the first one got.
+        fixed.port = m.port!;
+        announce({ port: m.port!, url: m.url! });
+      }
+    });
+    w.on('exit', (code, signal) => {
+      consoleChild = null;
+      if (draining) return;
+      if (Date.now() - startedAt > HEALTHY_AFTER_MS) consoleBackoff = RESPAWN_MIN_MS;
+      log(`console exited (${signal ?? code}); respawning in ${consoleBackoff} ms`);
+      const t = setTimeout(() => {
+        if (!draining) startConsole(fixed, tPort, () => undefined);
+      }, consoleBackoff);
+      t.unref();
+      consoleBackoff = Math.min(consoleBackoff * 2, RESPAWN_MAX_MS);
+    });
+  };
+
   const shutdown = (exitCode: number) => {
     if (draining) return;
     draining = true;
+    (consoleChild as Worker | null)?.process.kill('SIGTERM');
     log(`draining: stop accepting, finishing in-flight requests (grace ${opts.drainGraceMs} ms)`);
     const msg: PrimaryMessage = { type: 'drain', graceMs: opts.drainGraceMs };
     for (const s of slots) s.worker?.send(msg);
     const killAt = setTimeout(() => {
       for (const s of slots) s.worker?.process.kill('SIGKILL');
+      (consoleChild as Worker | null)?.process.kill('SIGKILL');
     }, opts.drainGraceMs + 1_000);
     const check = setInterval(() => {
-      if (slots.every((s) => s.worker === null)) {
+      if (slots.every((s) => s.worker === null) && consoleChild === null) {
         clearInterval(check);
         clearTimeout(killAt);
         process.exit(exitCode);

@@ -17,6 +17,10 @@ import { createHandler } from '../accept/handler.js';
 import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
 import { codeOf } from '../errors/index.js';
+import { TunnelGuard } from '../enroll/index.js';
+
+/** Each worker rewrites its tunnel report this often (the Console treats older reports as a stopped edge). */
+export const TUNNEL_STATUS_EVERY_MS = 5_000;
 
 /** How long a respawned worker waits for its tunnels before it takes traffic. */
 export const RESPAWN_TUNNEL_WAIT_MS = 10_000;
@@ -62,12 +66,27 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   };
   loadConfig();
 
+  // Static CAs (--tunnel-ca) plus every project's tunnel CA (enrolled Warpgates, src/enroll).
+  const guard = new TunnelGuard(store, () => current);
+  const staticCas = opts.tunnelCaFiles.map((f) => readFileSync(f, 'utf8'));
+  let statusTimer: NodeJS.Timeout | null = null;
+  const reportTunnels = () => {
+    if (statusTimer !== null) return;
+    statusTimer = setTimeout(() => {
+      statusTimer = null;
+      const list = tunnel.tunnels().map((t) => ({ warpgateId: t.warpgateId, version: t.version, pool: t.pool, keyId: t.credential, since: t.since }));
+      store.tunnelStatus.put({ edgeId: opts.edgeId, worker: index, pid: process.pid, updatedAt: Date.now(), tunnels: list }).catch((err: Error) => log(`tunnel: status report failed: ${err.message}`));
+    }, 100);
+    statusTimer.unref();
+  };
   const tunnel = new TunnelServer({
     host: opts.tunnelHost,
     port: opts.tunnelPort,
     key: readFileSync(opts.tunnelKeyFile, 'utf8'),
     cert: readFileSync(opts.tunnelCertFile, 'utf8'),
-    ca: opts.tunnelCaFiles.map((f) => readFileSync(f, 'utf8')),
+    ca: [...staticCas, ...guard.projectCas()],
+    admit: (socket, pool) => guard.admit(socket, pool),
+    onTunnelsChanged: reportTunnels,
     edgeId: opts.edgeId,
     worker: index,
     workers: opts.workers,
@@ -137,11 +156,17 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
       if (cfgChanged || keysChanged) tunnel.broadcastHello();
       if (cfgChanged) log(`config: now serving version ${(current as CompiledConfig | null)?.version}`);
       if (cfgChanged && current !== null) login.onConfig(current);
+      // Enrolled Warpgates: a new project CA is accepted from now on; a revoked key's tunnels close now.
+      if (guard.reloadCas()) tunnel.setClientCas([...staticCas, ...guard.projectCas()]);
+      tunnel.revalidate((keyId) => guard.live(keyId));
     } catch (err) {
       log(`config: poll failed: ${(err as Error).message}`);
     }
   }, opts.configPollMs);
   poll.unref();
+  reportTunnels();
+  const heartbeat = setInterval(reportTunnels, TUNNEL_STATUS_EVERY_MS);
+  heartbeat.unref();
 
   process.on('message', (m: PrimaryMessage) => {
     if (m?.type !== 'drain' || draining.on) return;

@@ -7,7 +7,7 @@
 import { FrozenMap } from './frozen-map.js';
 import { DEFAULT_MAX_BODY_BYTES } from './limits.js';
 import { routeKey } from '../route/index.js';
-import { defaultLoginConfig, defaultPasswordConfig } from './defaults.js';
+import { defaultLoginConfig, defaultPasswordConfig, DEFAULT_ORGANIZATION, orgDirectoryId } from './defaults.js';
 import type {
   AuthMode,
   CompiledConfig,
@@ -46,6 +46,8 @@ function pick(entry: PathEntry, method: string): Policy | null {
 class Project implements CompiledProject {
   readonly id: string;
   readonly name: string;
+  readonly organization: string;
+  readonly directory: string;
   readonly upstream: string;
   readonly sessionAbsoluteMs: number;
   readonly sessionIdleMs: number;
@@ -59,6 +61,8 @@ class Project implements CompiledProject {
   constructor(p: ProjectConfig) {
     this.id = p.id;
     this.name = p.name;
+    this.organization = p.organization ?? DEFAULT_ORGANIZATION;
+    this.directory = p.directory === 'organization' ? orgDirectoryId(this.organization) : p.id;
     this.upstream = p.upstream;
     this.sessionAbsoluteMs = p.session.absoluteMs;
     this.sessionIdleMs = p.session.idleMs;
@@ -245,8 +249,12 @@ export function compileConfig(config: ValidConfig, version: number): CompiledCon
       hosts.set(h, compiled);
     }
   }
+  const orgs = new Map<string, Readonly<{ id: string; name: string }>>();
+  orgs.set(DEFAULT_ORGANIZATION, Object.freeze({ id: DEFAULT_ORGANIZATION, name: 'Default' }));
+  for (const o of config.organizations ?? []) orgs.set(o.id, Object.freeze({ id: o.id, name: o.name }));
   return Object.freeze({
     version,
+    organizations: new FrozenMap(orgs),
     hosts: new FrozenMap(hosts),
     projects: new FrozenMap(projects),
     passwords: Object.freeze({ ...(config.passwords ?? defaultPasswordConfig()) }),

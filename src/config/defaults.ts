@@ -40,3 +40,11 @@ export function defaultLoginConfig(): LoginConfig {
     throttle: { account: defaultAccountThrottle(), ip: defaultIpThrottle() },
   };
 }
+
+/** The organization of projects whose config names none; it always exists. */
+export const DEFAULT_ORGANIZATION = 'default';
+
+/** Directory id of an organization-scoped directory (`org:acme`); a project-scoped directory's id is the project id. */
+export function orgDirectoryId(organization: string): string {
+  return `org:${organization}`;
+}

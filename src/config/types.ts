@@ -25,10 +25,22 @@ export interface RouteConfig {
   maxBody?: number;
 }
 
+/** Whose user directory a project signs users in with: its own, or its organization's (shared by the organization's projects). */
+export type DirectoryScope = 'project' | 'organization';
+
+export interface OrganizationConfig {
+  id: string;
+  name: string;
+}
+
 export interface ProjectConfig {
   id: string;
   /** Display name (defaults to the id). */
   name: string;
+  /** Organization the project belongs to; absent: `default`. */
+  organization?: string;
+  /** Absent: `project`. */
+  directory?: DirectoryScope;
   /** Lower-case host names without port or trailing dot. */
   hosts: string[];
   /** Warpgate pool that serves this project. */
@@ -86,6 +98,8 @@ export interface PasswordConfig {
 
 /** A validated config: safe to compile. */
 export interface ValidConfig {
+  /** Present when the YAML has `organizations:`; the organization `default` always exists. */
+  organizations?: OrganizationConfig[];
   projects: ProjectConfig[];
   /** Present when the YAML has `passwords:`; else `defaultPasswordConfig`. */
   passwords?: PasswordConfig;
@@ -125,6 +139,13 @@ export interface Policy {
 export interface CompiledProject {
   id: string;
   name: string;
+  /** Organization id (`default` when the config names none). */
+  organization: string;
+  /**
+   * Id of the user directory the project's hosted login uses: the project id
+   * (scope `project`, the default) or `org:<organization>` (scope `organization`).
+   */
+  directory: string;
   upstream: string;
   sessionAbsoluteMs: number;
   sessionIdleMs: number;
@@ -141,6 +162,8 @@ export interface CompiledProject {
 
 export interface CompiledConfig {
   version: number;
+  /** Every organization: the configured ones plus `default`. */
+  organizations: ReadonlyMap<string, Readonly<OrganizationConfig>>;
   /** Lower-case host (no port, no trailing dot) → project. */
   hosts: ReadonlyMap<string, CompiledProject>;
   projects: ReadonlyMap<string, CompiledProject>;

@@ -22,9 +22,12 @@ import {
   defaultAccountThrottle,
   defaultIpThrottle,
 } from './defaults.js';
+import { DEFAULT_ORGANIZATION } from './defaults.js';
 import type {
   AuthMode,
   ConfigProblem,
+  DirectoryScope,
+  OrganizationConfig,
   LoginConfig,
   PasswordConfig,
   SignupMode,
@@ -52,8 +55,10 @@ const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'service_account'];
 /** TRACE reflects the request (credentials included); CONNECT would open a raw tunnel. */
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
 
-const ROOT_KEYS = ['projects', 'passwords', 'trusted_proxies'];
-const PROJECT_KEYS = ['id', 'name', 'hosts', 'upstream', 'session', 'default', 'routes', 'login', 'max_body'];
+const ROOT_KEYS = ['organizations', 'projects', 'passwords', 'trusted_proxies'];
+const PROJECT_KEYS = ['id', 'name', 'organization', 'directory', 'hosts', 'upstream', 'session', 'default', 'routes', 'login', 'max_body'];
+const ORGANIZATION_KEYS = ['id', 'name'];
+const DIRECTORY_SCOPES: readonly DirectoryScope[] = ['project', 'organization'];
 const PASSWORD_KEYS = ['memory', 'iterations', 'queue'];
 const LOGIN_KEYS = ['signup', 'public_url', 'branding', 'reset_ttl', 'throttle'];
 const BRANDING_KEYS = ['name', 'color', 'logo_url'];
@@ -88,11 +93,12 @@ type Mapping = Record<string, unknown>;
 export function validateConfig(input: unknown): ValidationResult {
   const problems: Problems = [];
   try {
-    const projects = validateRoot(input, problems);
-    if (problems.length === 0 && projects !== null) {
-      const config: ValidationResult & { ok: true } = { ok: true, config: { projects } };
+    const root = validateRoot(input, problems);
+    if (problems.length === 0 && root !== null) {
+      const config: ValidationResult & { ok: true } = { ok: true, config: { projects: root.projects } };
       // Optional sections appear in the validated config only when written (their defaults apply at compile).
       const m = input as Mapping;
+      if (own(m, 'organizations') !== undefined && own(m, 'organizations') !== null) config.config.organizations = root.organizations;
       const pw = own(m, 'passwords');
       if (pw !== undefined && pw !== null) config.config.passwords = validatePasswords(pw, 'passwords', problems) ?? undefined;
       const tp = own(m, 'trusted_proxies');
@@ -149,7 +155,7 @@ export function parseConfigYaml(text: string): ValidationResult {
 // ---------------------------------------------------------------------------
 // Document structure
 
-function validateRoot(input: unknown, problems: Problems): ProjectConfig[] | null {
+function validateRoot(input: unknown, problems: Problems): { projects: ProjectConfig[]; organizations: OrganizationConfig[] } | null {
   if (input === null || input === undefined) {
     problems.push({
       at: ROOT,
@@ -184,11 +190,54 @@ function validateRoot(input: unknown, problems: Problems): ProjectConfig[] | nul
   const projects: ProjectConfig[] = [];
   const ids = new Map<string, string>(); // id → where first defined
   const hostOwners = new Map<string, { id: string; at: string }>();
+  const rawOrgs = own(input, 'organizations');
+  const orgs = rawOrgs === undefined || rawOrgs === null ? [] : validateOrganizations(rawOrgs, problems) ?? [];
+  const orgIds = new Set([DEFAULT_ORGANIZATION, ...orgs.map((o) => o.id)]);
   for (let i = 0; i < raw.length; i++) {
     const project = validateProject(raw[i], `projects[${i}]`, ids, hostOwners, problems);
-    if (project !== null) projects.push(project);
+    if (project === null) continue;
+    if (project.organization !== undefined && !orgIds.has(project.organization)) {
+      problems.push({
+        at: `projects[${i}].organization`,
+        message: `names no organization; add { id: ${project.organization} } under "organizations", or remove it (projects belong to "${DEFAULT_ORGANIZATION}" by default)`,
+      });
+      continue;
+    }
+    projects.push(project);
   }
-  return projects;
+  return { projects, organizations: orgs };
+}
+
+/** `organizations: [{ id, name }]`: ids unique. */
+function validateOrganizations(v: unknown, problems: Problems): OrganizationConfig[] | null {
+  const sink = problems;
+  if (!Array.isArray(v)) {
+    sink.push({ at: 'organizations', message: `must be a list such as [{ id: acme, name: Acme Inc }]; got ${describe(v)}` });
+    return null;
+  }
+  const out: OrganizationConfig[] = [];
+  const seen = new Map<string, string>();
+  const before = sink.length;
+  for (let i = 0; i < v.length; i++) {
+    const at = `organizations[${i}]`;
+    const o = v[i];
+    if (!isMapping(o)) {
+      sink.push({ at, message: `must be a mapping such as { id: acme, name: Acme Inc }; got ${describe(o)}` });
+      continue;
+    }
+    checkKeys(o, ORGANIZATION_KEYS, at, sink);
+    const id = validateId(own(o, 'id'), `${at}.id`, 'organization id, e.g. "acme"', sink);
+    const name = validateName(own(o, 'name'), `${at}.name`, sink);
+    if (id === null) continue;
+    const first = seen.get(id);
+    if (first !== undefined) {
+      sink.push({ at: `${at}.id`, message: `duplicates the id of ${first}; every organization needs its own id` });
+      continue;
+    }
+    seen.set(id, at);
+    out.push({ id, name: name ?? id });
+  }
+  return sink.length === before ? out : null;
 }
 
 function validateProject(
@@ -223,6 +272,14 @@ function validateProject(
   const label = id ?? at;
 
   const name = validateName(own(input, 'name'), `${at}.name`, problems);
+  const rawOrg = own(input, 'organization');
+  const organization = rawOrg === undefined || rawOrg === null ? undefined : validateId(rawOrg, `${at}.organization`, 'organization id, e.g. "acme"', problems);
+  const rawDir = own(input, 'directory');
+  let directory: DirectoryScope | undefined;
+  if (rawDir !== undefined && rawDir !== null) {
+    if (typeof rawDir === 'string' && (DIRECTORY_SCOPES as readonly string[]).includes(rawDir)) directory = rawDir as DirectoryScope;
+    else problems.push({ at: `${at}.directory`, message: `must be one of ${DIRECTORY_SCOPES.join(', ')} (whose user directory the project signs users in with); got ${describe(rawDir)}` });
+  }
   const hosts = validateHosts(own(input, 'hosts'), `${at}.hosts`, label, hostOwners, problems);
   const upstream = validateId(
     own(input, 'upstream'),
@@ -259,6 +316,8 @@ function validateProject(
   };
   if (login !== undefined && login !== null) project.login = login;
   if (maxBody !== undefined) project.maxBody = maxBody;
+  if (organization !== undefined && organization !== null) project.organization = organization;
+  if (directory !== undefined) project.directory = directory;
   return project;
 }
 

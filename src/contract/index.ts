@@ -129,3 +129,40 @@ export interface TunnelHelloReply {
 
 /** URI SAN prefix in a Warpgate client certificate naming its upstream pool. */
 export const POOL_URI_PREFIX = 'urn:mezusphere:pool:';
+
+/**
+ * Further URI SANs in a client certificate issued by enrollment: the API key,
+ * service account and Warpgate it was issued to. The edge re-checks the key
+ * on every handshake and while the tunnel lives (a revoked key closes it).
+ */
+export const KEY_URI_PREFIX = 'urn:mezusphere:key:';
+export const SERVICE_ACCOUNT_URI_PREFIX = 'urn:mezusphere:service-account:';
+export const WARPGATE_URI_PREFIX = 'urn:mezusphere:warpgate:';
+
+/** Warpgate enrollment: `POST` on the Console listener with `Authorization: Bearer mzk_…`. */
+export const ENROLL_PATH = '/api/v1/warpgates/enroll';
+
+/** Body of an enrollment (first one and every renewal: each sends a CSR for a fresh key pair). */
+export interface EnrollRequest {
+  /** PKCS#10 PEM for an ECDSA P-256 key the Warpgate generated; only its public key is used. */
+  csr: string;
+  /** The agent's id (it sends the same in the tunnel hello). */
+  warpgate_id: string;
+  hostname: string;
+  version: string;
+}
+
+export interface EnrollResponse {
+  /** PEM client certificate: pool, key, service account and Warpgate in URI SANs, EKU clientAuth. */
+  certificate: string;
+  /** PEM of the CA that signed the edge's tunnel certificate: the only CA the Warpgate trusts for the tunnel. */
+  ca: string;
+  tunnel: { endpoints: string[]; servername: string };
+  project: string;
+  pool: string;
+  service_account: string;
+  key: string;
+  expires_at: string;
+  /** When to renew (about two thirds into the certificate's life). */
+  renew_after: string;
+}

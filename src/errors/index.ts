@@ -54,6 +54,28 @@ export const Errors = {
   MEZU_NATIVE_UWS: { status: 500, message: 'native: uWebSockets.js native binary not loaded' },
   MEZU_SIGNING_KEY_MISSING: { status: 503, message: 'identity: no signing key is available' },
   MEZU_USAGE: { status: 400, message: 'cli: bad arguments' },
+  MEZU_STATUS_TRANSITION: { status: 409, message: 'store: this status change is not allowed' },
+  MEZU_SESSION_NOT_FOUND: { status: 404, message: 'store: no such session' },
+  MEZU_KEY_NOT_FOUND: { status: 404, message: 'store: no such API key' },
+  MEZU_KEY_NOT_LIVE: { status: 409, message: 'store: this key is revoked, expired or already rotated' },
+  // ── Console: admin API and pages ──
+  MEZU_CONSOLE_AUTH_REQUIRED: { status: 401, message: 'console: sign in to the Console or send a service-account key' },
+  MEZU_CONSOLE_FORBIDDEN: { status: 403, message: 'console: your role or key does not allow this' },
+  MEZU_API_NOT_FOUND: { status: 404, message: 'console: no such API route' },
+  MEZU_API_METHOD_NOT_ALLOWED: { status: 405, message: 'console: this method is not allowed on this route' },
+  MEZU_REQUEST_INVALID: { status: 400, message: 'console: the request is invalid' },
+  MEZU_BODY_TOO_LARGE: { status: 413, message: 'console: the request body is too large' },
+  MEZU_ALREADY_EXISTS: { status: 409, message: 'console: an object with this id already exists' },
+  MEZU_PROJECT_NOT_FOUND: { status: 404, message: 'console: no such project' },
+  MEZU_DIRECTORY_NOT_FOUND: { status: 404, message: 'console: no such user directory' },
+  MEZU_KEY_INVALID: { status: 401, message: 'console: the API key is unknown or malformed' },
+  MEZU_KEY_REVOKED: { status: 401, message: 'console: the API key was revoked' },
+  MEZU_KEY_EXPIRED: { status: 401, message: 'console: the API key has expired' },
+  MEZU_SERVICE_ACCOUNT_DISABLED: { status: 403, message: 'console: the service account of this key is disabled' },
+  // ── Warpgate enrollment ──
+  MEZU_CSR_INVALID: { status: 400, message: 'console: the certificate signing request is invalid' },
+  MEZU_ENROLL_FAILED: { status: 502, message: 'warpgate: enrollment failed; retrying' },
+  MEZU_TUNNEL_CREDENTIAL_REVOKED: { status: 403, message: 'tunnel: the Warpgate key is revoked or expired; its tunnels are closed' },
 } as const;
 
 export type ErrorCode = keyof typeof Errors;

@@ -176,13 +176,13 @@ export class LoginService {
     if ([...password].length > MAX_PASSWORD_CHARS) return this.loginFailed(c, email, null, 'too_long');
     const p = c.project;
     const now = this.d.now();
-    const aKey = accountKey(p.id, email);
+    const aKey = accountKey(p.directory, email);
     const iKey = ipKey(c.ip);
     const blocked = await this.countAttempts(c, email, aKey, iKey, p.login.throttle, now);
     if (blocked !== null) {
       return this.loginForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again, or reset your password.` });
     }
-    const user = this.d.store.users.getByEmail(p.id, email) ?? null;
+    const user = this.d.store.users.getByEmail(p.directory, email) ?? null;
     const cred = user === null ? undefined : this.d.store.credentials.get(user.id);
     const params = argon(c.cfg);
     const v = await this.d.hasher.verify(password, cred?.hash ?? null, params);
@@ -208,8 +208,8 @@ export class LoginService {
   /** Counts the attempt on both keys; returns seconds to wait when either refuses. */
   private async countAttempts(c: Ctx, email: string, aKey: string, iKey: string, t: CompiledProject['login']['throttle'], now: number): Promise<number | null> {
     const [a, i]: Attempt[] = await Promise.all([this.throttle.attempt(aKey, now, t.account), this.throttle.attempt(iKey, now, t.ip)]);
-    if (a!.allowed && a!.lockedNow) this.event(c, 'lock', 'account', this.d.store.users.getByEmail(c.project.id, email) ?? null, email);
-    if (i!.allowed && i!.lockedNow) this.event(c, 'lock', 'ip', this.d.store.users.getByEmail(c.project.id, email) ?? null, email);
+    if (a!.allowed && a!.lockedNow) this.event(c, 'lock', 'account', this.d.store.users.getByEmail(c.project.directory, email) ?? null, email);
+    if (i!.allowed && i!.lockedNow) this.event(c, 'lock', 'ip', this.d.store.users.getByEmail(c.project.directory, email) ?? null, email);
     if (a!.allowed && i!.allowed) return null;
     // The refused key was not counted; give back the one that was.
     if (a!.allowed) await this.throttle.release(aKey, t.account);
@@ -313,7 +313,7 @@ export class LoginService {
     const wait = await this.mailThrottle(c, email);
     if (wait !== null) return this.signupForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: wait, error: `Too many requests. Wait ${fmtWait(wait)} and try again.` });
     const rd = safeReturnPath(c.field('rd'));
-    const user = this.d.store.users.getByEmail(c.project.id, email) ?? null;
+    const user = this.d.store.users.getByEmail(c.project.directory, email) ?? null;
     // Same answer in every case; what happens is decided in the background.
     void this.afterSignupRequest(c, email, user, mode, rd).catch((err: Error) => this.d.log(`login: signup mail for ${c.project.id} failed (${MAIL_FAILED}): ${err.message}`));
     return this.checkInbox(c, email, 'signup');
@@ -418,7 +418,7 @@ export class LoginService {
     if (!validEmail(email)) return this.forgotForm(c, { email, status: 400, code: 'MEZU_FORM_INVALID', error: 'Enter your email address, like name@example.com.' });
     const wait = await this.mailThrottle(c, email);
     if (wait !== null) return this.forgotForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: wait, error: `Too many requests. Wait ${fmtWait(wait)} and try again.` });
-    const user = this.d.store.users.getByEmail(c.project.id, email) ?? null;
+    const user = this.d.store.users.getByEmail(c.project.directory, email) ?? null;
     void this.afterForgot(c, email, user).catch((err: Error) => this.d.log(`login: reset mail for ${c.project.id} failed (${MAIL_FAILED}): ${err.message}`));
     return this.checkInbox(c, email, 'reset');
   }
@@ -476,7 +476,7 @@ export class LoginService {
     await this.d.store.credentials.set(user.id, hash);
     const ended = await this.d.store.sessions.revokeAllForUser(user.id);
     await this.d.store.emailTokens.removeFor(user.directory, user.email, 'reset');
-    await this.throttle.clear(accountKey(c.project.id, user.email));
+    await this.throttle.clear(accountKey(c.project.directory, user.email));
     this.event(c, 'password_reset', null, user, user.email);
     // Not signed in automatically: the user signs in with the new password (the link alone is not a login).
     return this.noReferrer(this.page(c, 200, null, {
@@ -520,7 +520,7 @@ export class LoginService {
     const verdict = checkNewPassword(password, s.user.email);
     if (verdict !== 'ok') return this.passwordForm(c, { status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
     const p = c.project;
-    const aKey = accountKey(p.id, s.user.email);
+    const aKey = accountKey(p.directory, s.user.email);
     const iKey = ipKey(c.ip);
     const blocked = await this.countAttempts(c, s.user.email, aKey, iKey, p.login.throttle, this.d.now());
     if (blocked !== null) return this.passwordForm(c, { status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again.` });
@@ -567,7 +567,7 @@ export class LoginService {
     const t = c.project.login.throttle;
     const now = this.d.now();
     const [a, i] = await Promise.all([
-      this.throttle.attempt(mailAccountKey(c.project.id, email), now, t.account),
+      this.throttle.attempt(mailAccountKey(c.project.directory, email), now, t.account),
       this.throttle.attempt(mailIpKey(c.ip), now, t.ip),
     ]);
     if (a.allowed && i.allowed) return null;
@@ -577,7 +577,7 @@ export class LoginService {
   private async issueToken(c: Ctx, purpose: EmailTokenPurpose, email: string, user: UserRecord | null, rd: string): Promise<string> {
     const token = randomBytes(32).toString('base64url');
     const now = this.d.now();
-    const rec: EmailTokenRecord = { purpose, projectId: c.project.id, directory: c.project.id, email, userId: user?.id ?? null, rd, createdAt: now, expiresAt: now + c.project.login.resetTtlMs };
+    const rec: EmailTokenRecord = { purpose, projectId: c.project.id, directory: c.project.directory, email, userId: user?.id ?? null, rd, createdAt: now, expiresAt: now + c.project.login.resetTtlMs };
     await this.d.store.emailTokens.add(hashToken(token), rec);
     return token;
   }
@@ -605,7 +605,7 @@ export class LoginService {
 
   private event(c: Ctx, type: LoginEventType, reason: string | null, user: UserRecord | null, email: string): void {
     this.d.store.loginHistory
-      .add({ at: this.d.now(), type, reason, userId: user?.id ?? null, directory: c.project.id, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
+      .add({ at: this.d.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
       .catch((err: Error) => this.d.log(`login: history write failed: ${err.message}`));
   }
 

@@ -14,7 +14,7 @@ import { promises as fsp } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import type { PeerCertificate } from 'node:tls';
-import { POOL_URI_PREFIX } from '../contract/index.js';
+import { POOL_URI_PREFIX, KEY_URI_PREFIX, SERVICE_ACCOUNT_URI_PREFIX, WARPGATE_URI_PREFIX } from '../contract/index.js';
 
 /** A certificate and its private key, both PEM (the key as PKCS#8 `PRIVATE KEY`). */
 export interface CertKeyPem {
@@ -233,6 +233,93 @@ export async function issueClientCert(
   ]);
 }
 
+// --- enrollment: CSRs ------------------------------------------------------
+
+/** A key pair and a PKCS#10 request for it (the Warpgate's side of enrollment). The private key never leaves the Warpgate. */
+export async function createCsr(commonName: string): Promise<{ csr: string; key: string }> {
+  const keys = await generateKeyPair();
+  const req = await x509.Pkcs10CertificateRequestGenerator.create({ name: subjectName(commonName), keys, signingAlgorithm: SIGNING_ALG }, cryptoProvider);
+  return { csr: req.toString('pem'), key: await privateKeyPem(keys.privateKey) };
+}
+
+/** Largest CSR accepted (a P-256 CSR is ~400 bytes of PEM). */
+export const MAX_CSR_PEM = 8 * 1024;
+
+export interface EnrolledIdentity {
+  pool: string;
+  keyId: string;
+  serviceAccountId: string;
+  warpgateId: string;
+}
+
+/**
+ * Signs a Warpgate's CSR with a project's tunnel CA. Only the CSR's public
+ * key is used, after its signature proves the requester holds the private
+ * key; subject and SANs come from the enrollment (the requester cannot ask
+ * for another pool). ECDSA P-256 keys only. Throws RangeError on a bad CSR.
+ */
+export async function signCsr(ca: CertKeyPem, csrPem: string, id: EnrolledIdentity, lifetimeMs: number): Promise<{ cert: string; serial: string; notAfter: Date }> {
+  if (typeof csrPem !== 'string' || csrPem.length > MAX_CSR_PEM || !csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
+    throw new RangeError('pki: csr must be a PEM certificate request');
+  }
+  let req: x509.Pkcs10CertificateRequest;
+  try {
+    req = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (err) {
+    throw new RangeError(`pki: the CSR does not parse: ${(err as Error).message}`);
+  }
+  const alg = req.publicKey.algorithm as { name?: string; namedCurve?: string };
+  if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new RangeError('pki: the CSR key must be ECDSA P-256');
+  if (!(await req.verify(cryptoProvider))) throw new RangeError('pki: the CSR signature does not verify');
+  for (const [what, v] of [['pool', id.pool], ['key', id.keyId], ['service account', id.serviceAccountId], ['warpgate', id.warpgateId]] as const) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new RangeError(`pki: invalid ${what} id ${JSON.stringify(v)}`);
+  }
+  if (!POOL_NAME_RE.test(id.pool)) throw new RangeError(`pki: invalid pool name ${JSON.stringify(id.pool)}`);
+  const issuer = await loadCA(ca);
+  const now = Date.now();
+  const notAfter = new Date(now + lifetimeMs);
+  const caSki = issuer.cert.getExtension(x509.SubjectKeyIdentifierExtension);
+  const aki = caSki
+    ? new x509.AuthorityKeyIdentifierExtension(caSki.keyId, false)
+    : await x509.AuthorityKeyIdentifierExtension.create(issuer.cert.publicKey, false, cryptoProvider);
+  const serial = randomSerialHex();
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: serial,
+      subject: subjectName(`warpgate-${id.warpgateId}`),
+      issuer: issuer.cert.subjectName,
+      notBefore: new Date(now - SKEW_MS),
+      notAfter,
+      publicKey: req.publicKey,
+      signingKey: issuer.signingKey,
+      signingAlgorithm: SIGNING_ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+        new x509.SubjectAlternativeNameExtension(
+          [
+            { type: 'url', value: POOL_URI_PREFIX + id.pool },
+            { type: 'url', value: KEY_URI_PREFIX + id.keyId },
+            { type: 'url', value: SERVICE_ACCOUNT_URI_PREFIX + id.serviceAccountId },
+            { type: 'url', value: WARPGATE_URI_PREFIX + id.warpgateId },
+          ],
+          false,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(req.publicKey, false, cryptoProvider),
+        aki,
+      ],
+    },
+    cryptoProvider,
+  );
+  return { cert: certPem(cert), serial, notAfter };
+}
+
+/** SHA-256 fingerprint of a PEM certificate, formatted as node's `fingerprint256` (`AB:CD:…`). */
+export function fingerprint256(certPemText: string): string {
+  return new NodeX509Certificate(certPemText).fingerprint256;
+}
+
 // --- reading the pool back ------------------------------------------------
 
 /**
@@ -298,6 +385,31 @@ export function poolFromPeerCertificate(cert: PeerCertificate | NodeX509Certific
     pool = p;
   }
   return pool;
+}
+
+/**
+ * The enrollment identity a client certificate carries (key, service account,
+ * Warpgate URI SANs), or null for a certificate without a key SAN (a
+ * statically provisioned one). Two different values for one kind → null too
+ * (the caller then refuses: an enrolled certificate is never ambiguous).
+ */
+export function credentialFromPeerCertificate(cert: PeerCertificate | NodeX509Certificate): { keyId: string; serviceAccountId: string | null; warpgateId: string | null } | 'ambiguous' | null {
+  if (cert === null || typeof cert !== 'object') return null;
+  const san = cert instanceof NodeX509Certificate ? cert.subjectAltName : (cert as PeerCertificate).subjectaltname;
+  if (typeof san !== 'string' || san.length === 0) return null;
+  const entries = parseSubjectAltName(san);
+  if (!entries) return 'ambiguous';
+  const found: Record<string, string | null> = { key: null, sa: null, wg: null };
+  for (const [type, value] of entries) {
+    if (type !== 'URI') continue;
+    const kind = value.startsWith(KEY_URI_PREFIX) ? 'key' : value.startsWith(SERVICE_ACCOUNT_URI_PREFIX) ? 'sa' : value.startsWith(WARPGATE_URI_PREFIX) ? 'wg' : null;
+    if (kind === null) continue;
+    const v = value.slice(value.lastIndexOf(':') + 1);
+    if (found[kind] !== null && found[kind] !== v) return 'ambiguous';
+    found[kind] = v;
+  }
+  if (found.key === null) return null;
+  return { keyId: found.key, serviceAccountId: found.sa ?? null, warpgateId: found.wg ?? null };
 }
 
 // --- dev PKI on disk ------------------------------------------------------

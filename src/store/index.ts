@@ -20,6 +20,10 @@ import type {
   EmailTokenRecord,
   ThrottleRecord,
   OutboxRecord,
+  AuditRecord,
+  TunnelCaRecord,
+  WarpgateRecord,
+  TunnelStatusRecord,
 } from './records.js';
 import { randomBytes } from 'node:crypto';
 import { MezuError } from '../errors/index.js';
@@ -81,15 +85,42 @@ export class UserStore {
     });
     if (!ok) throw new MezuError('MEZU_USER_EXISTS', `store: a user with email ${rec.email} already exists in directory ${rec.directory}`);
   }
-  /** Applies a change and bumps the version (so cached assertions are re-minted). */
-  async update(id: string, patch: Partial<Pick<UserRecord, 'name' | 'displayName' | 'status' | 'roles' | 'permissions' | 'lastLoginAt'>>): Promise<UserRecord> {
+  /**
+   * Applies a change and bumps the version (so cached assertions are
+   * re-minted). An email change moves the email index in the same
+   * transaction and fails with MEZU_USER_EXISTS when the new email is taken.
+   * `expect` (optional) must hold on the current record, or nothing is
+   * written and MEZU_STATUS_TRANSITION is thrown (a compare-and-swap).
+   */
+  async update(
+    id: string,
+    patch: Partial<Pick<UserRecord, 'name' | 'displayName' | 'email' | 'status' | 'roles' | 'permissions' | 'lastLoginAt'>>,
+    expect?: (cur: UserRecord) => boolean,
+  ): Promise<UserRecord> {
     let out: UserRecord | undefined;
+    let outcome = 'missing' as 'ok' | 'missing' | 'taken' | 'refused';
     await this.db.transaction(() => {
       const cur = this.db.get(id);
       if (cur === undefined) return;
+      if (expect !== undefined && !expect(cur)) {
+        outcome = 'refused';
+        return;
+      }
+      if (patch.email !== undefined && patch.email.toLowerCase() !== cur.email.toLowerCase()) {
+        const k = emailKey(cur.directory, patch.email);
+        if (this.byEmail.get(k) !== undefined) {
+          outcome = 'taken';
+          return;
+        }
+        void this.byEmail.remove(emailKey(cur.directory, cur.email));
+        void this.byEmail.put(k, id);
+      }
       out = { ...cur, ...patch, version: cur.version + 1, updatedAt: Date.now() };
       void this.db.put(id, out);
+      outcome = 'ok';
     });
+    if (outcome === 'taken') throw new MezuError('MEZU_USER_EXISTS', `store: a user with email ${patch.email} already exists in this directory`);
+    if (outcome === 'refused') throw new MezuError('MEZU_STATUS_TRANSITION');
     if (out === undefined) throw new MezuError('MEZU_USER_NOT_FOUND', `store: no user ${id}`);
     return out;
   }
@@ -99,6 +130,36 @@ export class UserStore {
   list(directory: string | null): UserRecord[] {
     const out: UserRecord[] = [];
     for (const { value } of this.db.getRange()) if (directory === null || value.directory === directory) out.push(value);
+    return out;
+  }
+  /**
+   * One page of a directory's users in email order, read through the email
+   * index (a range read, not a scan of every directory). `after` is the last
+   * email of the previous page; `filter` narrows (search, status).
+   */
+  page(directory: string, after: string | null, limit: number, filter: (u: UserRecord) => boolean): { users: UserRecord[]; more: boolean } {
+    const prefix = `${directory}\u0000`;
+    const start = after === null ? prefix : `${prefix}${after.toLowerCase()}\u0000`;
+    const users: UserRecord[] = [];
+    let more = false;
+    for (const { value: id } of this.byEmail.getRange({ start, end: `${directory}\u0001` })) {
+      const u = this.db.get(id);
+      if (u === undefined || !filter(u)) continue;
+      if (users.length === limit) {
+        more = true;
+        break;
+      }
+      users.push(u);
+    }
+    return { users, more };
+  }
+  /** Directories that hold at least one user, with their user counts. */
+  directories(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { key } of this.byEmail.getRange()) {
+      const d = key.slice(0, key.indexOf('\u0000'));
+      out.set(d, (out.get(d) ?? 0) + 1);
+    }
     return out;
   }
 }
@@ -202,10 +263,47 @@ export class ServiceAccountStore {
     });
   }
   async setStatus(id: string, status: ServiceAccountRecord['status']): Promise<void> {
-    await this.accounts.transaction(() => {
+    await this.update(id, { status });
+  }
+  /** Applies a change and bumps the version (cached key assertions are re-minted). */
+  async update(id: string, patch: Partial<Pick<ServiceAccountRecord, 'name' | 'status' | 'roles' | 'permissions'>>): Promise<ServiceAccountRecord> {
+    const out = await this.accounts.transaction(() => {
       const cur = this.accounts.get(id);
-      if (cur === undefined) throw new MezuError('MEZU_SERVICE_ACCOUNT_NOT_FOUND', `store: no service account ${id}`);
-      void this.accounts.put(id, { ...cur, status, version: cur.version + 1, updatedAt: Date.now() });
+      if (cur === undefined) return undefined;
+      const next = { ...cur, ...patch, version: cur.version + 1, updatedAt: Date.now() };
+      void this.accounts.put(id, next);
+      return next;
+    });
+    if (out === undefined) throw new MezuError('MEZU_SERVICE_ACCOUNT_NOT_FOUND', `store: no service account ${id}`);
+    return out;
+  }
+  /** Service accounts of a project (every project when null), oldest first. */
+  list(projectId: string | null): ServiceAccountRecord[] {
+    const out: ServiceAccountRecord[] = [];
+    for (const { value } of this.accounts.getRange()) if (projectId === null || value.projectId === projectId) out.push(value);
+    return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+  /** Keys of a service account, oldest first. */
+  listKeys(serviceAccountId: string): ApiKeyRecord[] {
+    const out: ApiKeyRecord[] = [];
+    for (const { value } of this.keys.getRange()) if (value.serviceAccountId === serviceAccountId) out.push(value);
+    return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+  /**
+   * Rotation: stores the new key and, in the same transaction, marks the old
+   * one replaced and makes it expire at `oldExpiresAt` (the overlap's end, or
+   * sooner when it already expired earlier). False when the old key is not
+   * live any more (revoked, expired, or already replaced).
+   */
+  async rotateKey(oldId: string, fresh: ApiKeyRecord, oldExpiresAt: number): Promise<boolean> {
+    return this.keys.transaction(() => {
+      const cur = this.keys.get(oldId);
+      if (cur === undefined || cur.revokedAt !== null || (cur.replacedBy ?? null) !== null) return false;
+      if (cur.expiresAt !== null && cur.expiresAt <= Date.now()) return false;
+      const exp = cur.expiresAt === null ? oldExpiresAt : Math.min(cur.expiresAt, oldExpiresAt);
+      void this.keys.put(oldId, { ...cur, expiresAt: exp, replacedBy: fresh.id });
+      void this.keys.put(fresh.id, fresh);
+      return true;
     });
   }
 }
@@ -396,6 +494,117 @@ export class SecretStore {
   }
 }
 
+/**
+ * The audit log: one record per change, keyed by time (zero-padded) plus a
+ * random suffix, so a reverse range read lists the newest first and a page
+ * cursor is simply the last key seen. Append-only.
+ */
+export class AuditStore {
+  constructor(private readonly db: Database<AuditRecord, string>) {}
+  async add(rec: AuditRecord): Promise<void> {
+    await this.db.put(auditKey(rec), rec);
+  }
+  /** Newest first; `before` is the cursor (a key) returned with the previous page. */
+  page(before: string | null, limit: number, filter: (r: AuditRecord) => boolean): { entries: AuditRecord[]; next: string | null } {
+    const entries: AuditRecord[] = [];
+    let last: string | null = null;
+    let more = false;
+    const opts = before === null ? { reverse: true } : { start: before, reverse: true };
+    for (const { key, value } of this.db.getRange(opts)) {
+      if (key === before) continue;
+      if (!filter(value)) continue;
+      if (entries.length === limit) {
+        more = true;
+        break;
+      }
+      entries.push(value);
+      last = key;
+    }
+    return { entries, next: more ? last : null };
+  }
+}
+
+export function auditKey(rec: AuditRecord): string {
+  return `${String(rec.at).padStart(15, '0')}${rec.id}`;
+}
+
+/** Per-project tunnel CAs (created on a project's first Warpgate enrollment). */
+export class TunnelCaStore {
+  constructor(private readonly db: Database<TunnelCaRecord, string>) {}
+  get(projectId: string): TunnelCaRecord | undefined {
+    return this.db.get(projectId);
+  }
+  all(): TunnelCaRecord[] {
+    const out: TunnelCaRecord[] = [];
+    for (const { value } of this.db.getRange()) out.push(value);
+    return out;
+  }
+  /** Stores `rec` unless the project has a CA already; returns the one in the store (two enrollments racing get one CA). */
+  async putIfAbsent(rec: TunnelCaRecord): Promise<TunnelCaRecord> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(rec.projectId);
+      if (cur !== undefined) return cur;
+      void this.db.put(rec.projectId, rec);
+      return rec;
+    });
+  }
+}
+
+/** Enrolled Warpgates, by agent id. */
+export class WarpgateStore {
+  constructor(private readonly db: Database<WarpgateRecord, string>) {}
+  get(id: string): WarpgateRecord | undefined {
+    return this.db.get(id);
+  }
+  async put(rec: WarpgateRecord): Promise<void> {
+    await this.db.put(rec.id, rec);
+  }
+  list(projectId: string | null): WarpgateRecord[] {
+    const out: WarpgateRecord[] = [];
+    for (const { value } of this.db.getRange()) if (projectId === null || value.projectId === projectId) out.push(value);
+    return out.sort((a, b) => b.renewedAt - a.renewedAt);
+  }
+  /** Marks every Warpgate of a key refused (its key was revoked or expired). */
+  async refuseKey(keyId: string, at: number): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const { key, value } of this.db.getRange()) {
+        if (value.keyId === keyId && value.refusedAt === null) {
+          void this.db.put(key, { ...value, refusedAt: at });
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+}
+
+/** What every edge worker reports about its tunnels, keyed `edgeId:worker`. */
+export class TunnelStatusStore {
+  constructor(private readonly db: Database<TunnelStatusRecord, string>) {}
+  async put(rec: TunnelStatusRecord): Promise<void> {
+    await this.db.put(`${rec.edgeId}:${rec.worker}`, rec);
+  }
+  all(): TunnelStatusRecord[] {
+    const out: TunnelStatusRecord[] = [];
+    for (const { value } of this.db.getRange()) out.push(value);
+    return out;
+  }
+  /** Deletes reports not refreshed since `before` (edges that stopped). */
+  async prune(before: number): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const { key, value } of this.db.getRange()) {
+        if (value.updatedAt < before) {
+          void this.db.remove(key);
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+}
+
 export interface Store {
   readonly path: string;
   readonly config: ConfigStore;
@@ -409,6 +618,10 @@ export interface Store {
   readonly throttle: ThrottleStore;
   readonly outbox: OutboxStore;
   readonly secrets: SecretStore;
+  readonly audit: AuditStore;
+  readonly tunnelCas: TunnelCaStore;
+  readonly warpgates: WarpgateStore;
+  readonly tunnelStatus: TunnelStatusStore;
   close(): Promise<void>;
 }
 
@@ -435,6 +648,10 @@ export function openStore(dataDir: string): Store {
     throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle')),
     outbox: new OutboxStore(openDb<OutboxRecord>(root, 'outbox')),
     secrets: new SecretStore(openDb<string>(root, 'secrets')),
+    audit: new AuditStore(openDb<AuditRecord>(root, 'audit')),
+    tunnelCas: new TunnelCaStore(openDb<TunnelCaRecord>(root, 'tunnelCas')),
+    warpgates: new WarpgateStore(openDb<WarpgateRecord>(root, 'warpgates')),
+    tunnelStatus: new TunnelStatusStore(openDb<TunnelStatusRecord>(root, 'tunnelStatus')),
     close: () => root.close(),
   };
 }

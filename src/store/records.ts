@@ -5,7 +5,10 @@ export type UserStatus = 'active' | 'suspended' | 'deactivated';
 
 export interface UserRecord {
   id: string;
-  /** Directory the user belongs to (a project id for now; organizations come with the Console). */
+  /**
+   * Directory the user belongs to: a project id (project-scoped directory),
+   * `org:<organization>` (organization-scoped), or `_console` (Console operators).
+   */
   directory: string;
   email: string;
   name: string;
@@ -62,6 +65,12 @@ export interface ApiKeyRecord {
   expiresAt: number | null;
   revokedAt: number | null;
   lastUsedAt: number | null;
+  /** The key this one replaced by rotation (absent on keys written before rotation existed). */
+  rotatedFrom?: string | null;
+  /** The key that replaced this one by rotation; this one then expires at the end of the overlap. */
+  replacedBy?: string | null;
+  /** Who created it (`console_user:usr_…`, `service_account:sa_…`, `cli:<os user>`); absent on older keys. */
+  createdBy?: string | null;
   /** Cached assertion for this key, like a session's. */
   assertion: string | null;
   assertionExp: number;
@@ -158,4 +167,77 @@ export interface OutboxRecord {
   to: string;
   subject: string;
   text: string;
+}
+
+/** Who made a change: a Console user, a service-account key, or the CLI on the edge host. */
+export interface AuditActor {
+  type: 'console_user' | 'service_account' | 'cli' | 'system';
+  /** User id, service-account id, or the OS user of the CLI. */
+  id: string;
+  /** Email, service-account name (with the key id), or the OS user. */
+  name: string;
+}
+
+/** One change, kept for audit: who, what, when, on which object. Never updated or deleted by the API. */
+export interface AuditRecord {
+  id: string;
+  at: number;
+  actor: AuditActor;
+  /** `<object>.<verb>`: `user.create`, `user.suspend`, `key.revoke`, `routes.update`, … */
+  action: string;
+  target: { type: string; id: string };
+  /** The project the object belongs to, or null for organization-wide and Console objects. */
+  projectId: string | null;
+  /** What changed (never a secret: key texts and passwords are never recorded). */
+  details: Record<string, unknown>;
+  /** Client IP of the API call, '' for the CLI. */
+  ip: string;
+}
+
+/** A project's tunnel CA: signs the client certificates of the Warpgates enrolled for it. */
+export interface TunnelCaRecord {
+  projectId: string;
+  /** PEM certificate and PKCS#8 key (the data directory is 0700). */
+  cert: string;
+  key: string;
+  /** SHA-256 fingerprint as node prints it (`AB:CD:…`), to match a peer chain's issuer. */
+  fingerprint256: string;
+  createdAt: number;
+}
+
+/** An enrolled Warpgate (one agent process), as its last enrollment or renewal described it. */
+export interface WarpgateRecord {
+  /** The agent's id; also the id it sends in the tunnel hello. */
+  id: string;
+  projectId: string;
+  pool: string;
+  serviceAccountId: string;
+  keyId: string;
+  hostname: string;
+  version: string;
+  enrolledAt: number;
+  renewedAt: number;
+  certSerial: string;
+  certExpiresAt: number;
+  /** Set when its key was revoked or expired (tunnels closed, renewals refused). */
+  refusedAt: number | null;
+}
+
+/** One live tunnel as an edge worker sees it. */
+export interface TunnelInfo {
+  warpgateId: string;
+  version: string;
+  pool: string;
+  /** API key id from the client certificate; null for a statically provisioned certificate. */
+  keyId: string | null;
+  since: number;
+}
+
+/** What one edge worker reports about its tunnels (rewritten on change and every few seconds). */
+export interface TunnelStatusRecord {
+  edgeId: string;
+  worker: number;
+  pid: number;
+  updatedAt: number;
+  tunnels: TunnelInfo[];
 }

@@ -16,6 +16,10 @@ import { LeanTunnelConnection } from './lean.js';
 import type { H2Limits } from './h2/limits.js';
 import { PoolRegistry } from './pools.js';
 import type { TunnelHelloReply } from '../contract/index.js';
+import type { ErrorCode } from '../errors/index.js';
+
+/** Logged when an enrolled Warpgate's key no longer admits it (src/enroll/guard.ts decides). */
+const CREDENTIAL_REVOKED: ErrorCode = 'MEZU_TUNNEL_CREDENTIAL_REVOKED';
 
 /** `lean`: our HTTP/2 codec (the hot path). `node`: node:http2, the reference, kept for comparison benchmarks. */
 export type TunnelImpl = 'lean' | 'node';
@@ -42,12 +46,31 @@ export interface TunnelServerOptions {
   /** Lean codec limits (PING liveness, windows, …); defaults in h2/limits.ts. */
   limits?: Partial<H2Limits>;
   log(msg: string): void;
+  /**
+   * Enrolled Warpgates (src/enroll): decides on a connection beyond its CA and
+   * pool, returning the credential (API key id) to re-check later with
+   * `revalidate`, or why it is refused. Absent: every CA-signed pool certificate is admitted.
+   */
+  admit?(socket: tls.TLSSocket, pool: string): { credential: string | null } | { refuse: string };
+  /** Called when a tunnel became ready or closed (status reporting). */
+  onTunnelsChanged?(): void;
+}
+
+/** What the listener knows of one live tunnel (for the Console's Warpgate page). */
+export interface TunnelDescription {
+  pool: string;
+  warpgateId: string;
+  version: string;
+  credential: string | null;
+  since: number;
 }
 
 export class TunnelServer {
   readonly pools = new PoolRegistry();
   private server: tls.Server | null = null;
   private readonly conns = new Set<Conn>();
+  /** Per connection: the credential it was admitted with and, once ready, what its hello reply said. */
+  private readonly described = new Map<Conn, TunnelDescription>();
 
   constructor(private readonly opts: TunnelServerOptions) {}
 
@@ -57,7 +80,7 @@ export class TunnelServer {
       {
         key: o.key,
         cert: o.cert,
-        ca: o.ca,
+        ca: this.caList ?? o.ca,
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.3',
@@ -85,6 +108,12 @@ export class TunnelServer {
       socket.destroy();
       return;
     }
+    const admission = o.admit?.(socket, pool) ?? { credential: null };
+    if ('refuse' in admission) {
+      o.log(`tunnel: refused a warpgate of pool ${pool} (${CREDENTIAL_REVOKED}): ${admission.refuse}`);
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const conn: Conn =
       (o.impl ?? 'lean') === 'node'
@@ -108,6 +137,8 @@ export class TunnelServer {
         if (!this.conns.has(conn)) return;
         conn.ready = true;
         this.pools.add(conn);
+        this.described.set(conn, { pool, warpgateId: String(reply.warpgateId), version: String(reply.version), credential: admission.credential, since: Date.now() });
+        o.onTunnelsChanged?.();
         o.log(`tunnel: warpgate ${reply.warpgateId} connected for pool ${pool} (worker ${o.worker})`);
       },
       (err: Error) => {
@@ -120,6 +151,34 @@ export class TunnelServer {
   private onClosed(c: Conn): void {
     this.conns.delete(c);
     this.pools.remove(c);
+    if (this.described.delete(c)) this.opts.onTunnelsChanged?.();
+  }
+
+  private caList: string[] | null = null;
+
+  /** Replaces the CAs accepted for client certificates (a project's new tunnel CA); applies to new handshakes. */
+  setClientCas(ca: string[]): void {
+    this.caList = ca;
+    this.server?.setSecureContext({ key: this.opts.key, cert: this.opts.cert, ca, minVersion: 'TLSv1.3' });
+  }
+
+  /** Closes at once every tunnel whose credential `live` no longer accepts (a revoked key); returns how many. */
+  revalidate(live: (credential: string) => boolean): number {
+    let n = 0;
+    for (const [c, d] of this.described) {
+      if (d.credential === null || live(d.credential)) continue;
+      this.opts.log(`tunnel: closing a tunnel of warpgate ${d.warpgateId} (${CREDENTIAL_REVOKED}): key ${d.credential} is no longer valid`);
+      this.described.delete(c);
+      c.close(false);
+      n++;
+    }
+    if (n > 0) this.opts.onTunnelsChanged?.();
+    return n;
+  }
+
+  /** The ready tunnels of this worker. */
+  tunnels(): TunnelDescription[] {
+    return [...this.described.values()];
   }
 
   /** Sends a fresh hello (new keys or projects) to every connection. */
