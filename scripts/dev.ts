@@ -4,8 +4,11 @@
  * CA and certificates), applies the demo config on first start (and again when
  * examples/demo.yaml changed, unless someone applied another config since),
  * creates demo users with passwords and fresh sessions, starts the demo origin,
- * the edge and a Warpgate, prints what to try, and prints every mail the edge
- * puts in the development outbox (signup and reset links). Ctrl-C stops everything.
+ * the edge with its Console, and a Warpgate that enrolls with a service-account
+ * key (the same flow as production; the key is kept in .mezu-dev/), prints what
+ * to try — the Console URL and the command that creates its first owner among
+ * it — and prints every mail the edge puts in the development outbox (signup
+ * and reset links). Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,14 +17,20 @@ import { ensureDevPki } from '../src/pki/index.js';
 import { openStore } from '../src/store/index.js';
 import { parseConfigYaml } from '../src/config/index.js';
 import { Signer } from '../src/identity/index.js';
-import { hashToken, newId, newSessionToken } from '../src/session/index.js';
+import { hashToken, newId, newSessionToken, parseApiKey, secretMatches } from '../src/session/index.js';
 import { pwhashStr } from '../native/sodium.js';
+import { Control, CONSOLE_DIRECTORY, type Actor } from '../src/control/index.js';
+import type { Store } from '../src/store/index.js';
 
 const ROOT = resolve(__dirname, '../..');
 const DATA = resolve(process.env.MEZU_DATA ?? join(ROOT, '.mezu-dev'));
 const PORT = Number(process.env.MEZU_PORT ?? 8080);
 const TUNNEL_PORT = Number(process.env.MEZU_TUNNEL_PORT ?? 7443);
 const ORIGIN_PORT = Number(process.env.MEZU_ORIGIN_PORT ?? 3000);
+const CONSOLE_PORT = Number(process.env.MEZU_CONSOLE_PORT ?? 8081);
+/** The demo Warpgate's API key (enrollment), created once and kept here (0600). */
+const WARPGATE_KEY_FILE = 'warpgate-demo.key';
+const DEV_ACTOR: Actor = { type: 'system', id: 'dev', name: 'npm start', ip: '' };
 
 const DEMO_USERS = [
   { email: 'ada@example.com', name: 'Ada Admin', roles: ['admin'], permissions: ['admin:write'], password: 'ada demo password' },
@@ -94,7 +103,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
-  const pki = await ensureDevPki(join(DATA, 'pki'), { pools: ['demo'] });
+  // The tunnel listener's certificate and the CA Warpgates pin (and a static client certificate, for --pki-dir).
+  await ensureDevPki(join(DATA, 'pki'), { pools: ['demo'] });
   const store = openStore(DATA);
   const tokens: Array<{ email: string; token: string; roles: string[]; password: string }> = [];
   try {
@@ -129,16 +139,20 @@ async function main(): Promise<void> {
       await store.sessions.create(hashToken(token), { id: newId('ses_'), principalType: 'user', userId: rec.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['dev'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
       tokens.push({ email: u.email, token, roles: rec.roles, password: u.password });
     }
+    await warpgateKey(store);
   } finally {
     await store.close();
   }
 
   const origin = start('origin', [join(ROOT, 'dist/scripts/demo-origin.js'), '--port', String(ORIGIN_PORT)]);
   await waitReady(origin, 'the demo origin');
-  const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`]);
+  const consoleUrl = `http://localhost:${CONSOLE_PORT}`;
+  const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`, '--console-port', String(CONSOLE_PORT), '--console-url', consoleUrl]);
   await waitReady(edge, 'the edge');
-  start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', `127.0.0.1:${TUNNEL_PORT}`, '--origin', `http://127.0.0.1:${ORIGIN_PORT}`, '--pki-dir', pki.dir, '--pool', 'demo']);
-  await new Promise((r) => setTimeout(r, 800));
+  // The Warpgate enrolls: key → CSR → short-lived certificate from the demo project's tunnel CA, renewed before expiry.
+  start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', consoleUrl, '--key-file', join(DATA, WARPGATE_KEY_FILE), '--origin', `http://127.0.0.1:${ORIGIN_PORT}`]);
+  await new Promise((r) => setTimeout(r, 1500));
+  const owners = await withStore((s) => s.users.list(CONSOLE_DIRECTORY).filter((u) => u.roles.includes('owner') && u.status === 'active').map((u) => u.email));
 
   const base = `http://localhost:${PORT}`;
   const [ada, val] = tokens as [(typeof tokens)[0], (typeof tokens)[0]];
@@ -167,6 +181,13 @@ Try:
                                                            # forged identity headers are stripped
   curl ${base}/.well-known/mezusphere/jwks.json            # assertion verification keys
 
+Console (users, routes, service accounts and keys, Warpgates, audit log; admin API under /api/v1, docs/openapi.yaml):
+  ${consoleUrl}
+${owners.length === 0
+    ? `  No Console owner yet (there is no default account). Create the first one, then open the link it prints:
+    node dist/src/cli/main.js console add-owner --email you@example.com --data ${DATA} --console-url ${consoleUrl}`
+    : `  Sign in as ${owners.join(', ')} (add more with: node dist/src/cli/main.js console add-user --email E --role admin --data ${DATA})`}
+
 Operator commands (in another terminal):
   node dist/src/cli/main.js users list --data ${DATA}
   node dist/src/cli/main.js users history ${ada.email} --data ${DATA}     # logins, failures, resets, locks
@@ -176,6 +197,39 @@ Operator commands (in another terminal):
 These sessions are fresh on every start. Ctrl-C stops everything.
 `);
   printOutbox();
+}
+
+async function withStore<T>(fn: (s: Store) => Promise<T> | T): Promise<T> {
+  const s = openStore(DATA);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/**
+ * The demo Warpgate's service account (permission `warpgates:enroll`) and a
+ * live key for it in DATA/warpgate-demo.key: reused while it works, replaced
+ * when it was revoked or expired (say, from the Console, to watch the
+ * Warpgate lose its tunnels).
+ */
+async function warpgateKey(store: Store): Promise<void> {
+  const control = new Control(store);
+  const file = join(DATA, WARPGATE_KEY_FILE);
+  const text = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+  const parsed = parseApiKey(text);
+  const k = parsed === null ? undefined : store.serviceAccounts.getKey(parsed.id);
+  const now = Date.now();
+  if (parsed !== null && k !== undefined && secretMatches(parsed.secret, k.secretHash) && k.revokedAt === null && (k.expiresAt === null || k.expiresAt > now + 60_000)) {
+    const sa = store.serviceAccounts.get(k.serviceAccountId);
+    if (sa !== undefined && sa.status === 'active') return;
+  }
+  let sa = store.serviceAccounts.list('demo').find((x) => x.name === 'demo-warpgate' && x.status === 'active');
+  sa ??= await control.createServiceAccount(DEV_ACTOR, 'demo', { name: 'demo-warpgate', permissions: ['warpgates:enroll'] });
+  const created = await control.createKey(DEV_ACTOR, sa.id, {});
+  writeFileSync(file, created.text + '\n', { mode: 0o600 });
+  process.stdout.write(`dev      | created key mzk_${created.rec.id} for the demo Warpgate (service account ${sa.name}); kept in ${file}\n`);
 }
 
 /** Prints each new outbox mail (the dev stack's stand-in for an inbox). */

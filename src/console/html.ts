@@ -32,7 +32,8 @@ const CSS =
   '.badge{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.8rem;font-weight:600;background:#e4e7eb}' +
   '.badge.active,.badge.connected{background:#dcfce7;color:#166534}.badge.suspended,.badge.rotating{background:#fef9c3;color:#854d0e}' +
   '.badge.deactivated,.badge.revoked,.badge.expired,.badge.disabled{background:#fee2e2;color:#991b1b}' +
-  'code{font-family:ui-monospace,monospace;font-size:.9em}';
+  'code{font-family:ui-monospace,monospace;font-size:.9em}' +
+  '.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}';
 
 const CSS_HASH = createHash('sha256').update(CSS).digest('base64');
 
@@ -108,18 +109,18 @@ export function field(name: string, label: string, value: string, opts: { type?:
   const id = opts.id ?? `f-${name}`;
   const err = opts.error !== undefined ? `<p class="field-error" id="${id}-error">${esc(opts.error)}</p>` : '';
   return (
-    `<div><label for="${id}"${opts.hideLabel ? ' class="muted"' : ''}>${esc(label)}</label>` +
+    `<div><label for="${id}"${opts.hideLabel ? ' class="vh"' : ''}>${esc(label)}</label>` +
     `<input id="${id}" name="${esc(name)}" type="${opts.type ?? 'text'}" value="${esc(value)}"${opts.size !== undefined ? ` size="${opts.size}"` : ''}${opts.required ? ' required' : ''}` +
     (opts.error !== undefined ? ` aria-invalid="true" aria-describedby="${id}-error"` : '') +
     `>${err}</div>`
   );
 }
 
-export function select(name: string, label: string, value: string, options: Array<[string, string]>, opts: { error?: string | undefined; id?: string } = {}): string {
+export function select(name: string, label: string, value: string, options: Array<[string, string]>, opts: { error?: string | undefined; id?: string; hideLabel?: boolean } = {}): string {
   const id = opts.id ?? `f-${name}`;
   const err = opts.error !== undefined ? `<p class="field-error" id="${id}-error">${esc(opts.error)}</p>` : '';
   return (
-    `<div><label for="${id}">${esc(label)}</label><select id="${id}" name="${esc(name)}"` +
+    `<div><label for="${id}"${opts.hideLabel ? ' class="vh"' : ''}>${esc(label)}</label><select id="${id}" name="${esc(name)}"` +
     (opts.error !== undefined ? ` aria-invalid="true" aria-describedby="${id}-error"` : '') +
     `>${options.map(([v, t]) => `<option value="${esc(v)}"${v === value ? ' selected' : ''}>${esc(t)}</option>`).join('')}</select>${err}</div>`
   );

@@ -185,6 +185,9 @@ export class ConsolePages {
         return this.redirect(`/service-accounts/${enc(id)}?done=key-revoked`);
       }
     }
+    // The answer to a key's creation or rotation is a page at the POST's URL (the secret is shown once, never stored
+    // for a redirect to show): reloading or bookmarking it lands on the service account instead.
+    if (seg[0] === 'service-accounts' && seg.length >= 3 && !post) return this.redirect(`/service-accounts/${enc(seg[1]!)}`);
     if (seg[0] === 'warpgates' && seg.length === 1 && !post) return this.warpgates(c);
     if (seg[0] === 'audit' && seg.length === 1 && !post) return this.audit(c);
     return this.html(404, this.page(c, { title: 'Not found', current: null, error: 'There is no such page in the Console.', body: '' }));
@@ -348,7 +351,7 @@ export class ConsolePages {
     const verb = to === 'suspended' ? 'suspend' : to === 'active' ? 'activate' : to === 'deactivated' ? 'deactivate' : null;
     if (verb === null) throw new InvalidRequest([{ at: 'status', message: 'must be active, suspended or deactivated' }]);
     await c.call('POST', `/api/v1/users/${enc(id)}/${verb}`);
-    return this.redirect(`/users/${enc(id)}?done=${verb === 'activate' ? 'activated' : `${verb}d`}`);
+    return this.redirect(`/users/${enc(id)}?done=${to === 'suspended' ? 'suspended' : to === 'active' ? 'activated' : 'deactivated'}`);
   }
 
   // ── routes ─────────────────────────────────────────────────────────────
@@ -385,19 +388,19 @@ export class ConsolePages {
     let inner = '';
     if (c.canWrite) {
       const trs = rows.map((row, i) => [
-        field(`path_${i}`, 'Path', row.path ?? '', { id: `r${i}-path`, error: e(i, 'path'), size: 22 }),
-        select(`auth_${i}`, 'Auth', row.auth ?? 'required', [['required', 'required'], ['public', 'public'], ['deny', 'deny']], { id: `r${i}-auth`, error: e(i, 'auth') }),
-        field(`methods_${i}`, 'Methods', row.methods ?? '', { id: `r${i}-methods`, error: e(i, 'methods'), size: 10 }),
-        select(`principals_${i}`, 'Principals', row.principals ?? '', [['', 'users'], ['service_account', 'service accounts'], ['user,service_account', 'both']], { id: `r${i}-principals`, error: e(i, 'principals') }),
-        field(`roles_${i}`, 'Roles', row.roles ?? '', { id: `r${i}-roles`, error: e(i, 'roles'), size: 12 }),
-        field(`permissions_${i}`, 'Permissions', row.permissions ?? '', { id: `r${i}-permissions`, error: e(i, 'permissions'), size: 14 }),
-        i < rows.length - 1 || row.path !== '' ? `<div><label for="r${i}-remove">Remove</label><input id="r${i}-remove" type="checkbox" name="remove_${i}" value="1"${row.remove === '1' ? ' checked' : ''}></div>` : '<span class="muted">new rule</span>',
+        field(`path_${i}`, 'Path', row.path ?? '', { id: `r${i}-path`, hideLabel: true, error: e(i, 'path'), size: 22 }),
+        select(`auth_${i}`, 'Auth', row.auth ?? 'required', [['required', 'required'], ['public', 'public'], ['deny', 'deny']], { id: `r${i}-auth`, hideLabel: true, error: e(i, 'auth') }),
+        field(`methods_${i}`, 'Methods', row.methods ?? '', { id: `r${i}-methods`, hideLabel: true, error: e(i, 'methods'), size: 10 }),
+        select(`principals_${i}`, 'Principals', row.principals ?? '', [['', 'users'], ['service_account', 'service accounts'], ['user,service_account', 'both']], { id: `r${i}-principals`, hideLabel: true, error: e(i, 'principals') }),
+        field(`roles_${i}`, 'Roles', row.roles ?? '', { id: `r${i}-roles`, hideLabel: true, error: e(i, 'roles'), size: 12 }),
+        field(`permissions_${i}`, 'Permissions', row.permissions ?? '', { id: `r${i}-permissions`, hideLabel: true, error: e(i, 'permissions'), size: 14 }),
+        i < rows.length - 1 || row.path !== '' ? `<div><label for="r${i}-remove" class="vh">Remove</label><input id="r${i}-remove" type="checkbox" name="remove_${i}" value="1"${row.remove === '1' ? ' checked' : ''}></div>` : '<span class="muted">new rule</span>',
       ]);
       inner = form(
         `/routes?project=${enc(pid)}`,
         c.csrf,
         `<input type="hidden" name="rows" value="${rows.length}"><input type="hidden" name="expect_version" value="${r.config_version}">` +
-          table(['Path', 'Auth', 'Methods', 'Principals', 'Roles', 'Permissions', ''], trs, '') +
+          table(['Path', 'Auth', 'Methods', 'Principals', 'Roles', 'Permissions', 'Remove'], trs, '') +
           `<p class="muted">Most specific rule wins (exact path, then longer prefix). Paths no rule covers: <code>${esc(p.id)}</code>'s default. Lists are comma-separated; methods narrow a rule.</p>` +
           `<button type="submit">Save routes</button>`,
         { label: `Routes of ${p.id}` },

@@ -39,6 +39,8 @@ export const DEFAULT_CERT_TTL_MS = 60 * 60_000;
 export const MIN_CERT_TTL_MS = 5_000;
 
 const ID_RE = /^[A-Za-z0-9_-]{4,64}$/;
+/** How long a new project CA waits before the first certificate it signs is handed out: two default edge polls. */
+export const NEW_CA_SETTLE_MS = 1_000;
 
 export class Enroller {
   constructor(
@@ -78,6 +80,10 @@ export class Enroller {
       throw new InvalidRequest([{ at: 'warpgate_id', message: 'belongs to a Warpgate of another project; use a new id' }]);
     }
     const ca = await this.projectCa(project.id);
+    // A project's first enrollment creates its CA; edge workers pick new CAs up on their next store poll
+    // (500 ms by default). Answer once they have, so the Warpgate's first dial is not refused.
+    const age = Date.now() - ca.createdAt;
+    if (age < NEW_CA_SETTLE_MS) await new Promise((r) => setTimeout(r, NEW_CA_SETTLE_MS - age));
     let signed: { cert: string; serial: string; notAfter: Date };
     try {
       signed = await signCsr({ cert: ca.cert, key: ca.key }, csr, { pool: project.upstream, keyId: key.id, serviceAccountId: sa.id, warpgateId: wgId }, this.opts.certTtlMs);

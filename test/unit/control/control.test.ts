@@ -1,0 +1,175 @@
+/**
+ * The control plane against a real store: config edits keep the YAML's
+ * comments and validate the whole config, directories follow the projects'
+ * scopes, the user lifecycle refuses what it must (deactivation is final, the
+ * last Console owner stays), rotation keeps the old key until the overlap
+ * ends, and every change leaves one audit record.
+ */
+import test, { type ExecutionContext } from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openStore, type Store } from '../../../src/store/index.js';
+import { Control, InvalidRequest, CONSOLE_DIRECTORY, setRoutes, addOrganization, addProject, keyState, type Actor } from '../../../src/control/index.js';
+import { parseConfigYaml } from '../../../src/config/index.js';
+
+const YAML = `# top comment survives
+organizations:
+  - { id: acme, name: Acme }
+projects:
+  - id: demo   # the demo
+    organization: acme
+    hosts: [localhost]
+    upstream: demo
+    routes:
+      - { path: /api/*, auth: required }
+  - id: shop
+    organization: acme
+    directory: organization
+    hosts: [shop.localhost]
+    upstream: demo
+  - id: blog
+    organization: acme
+    directory: organization
+    hosts: [blog.localhost]
+    upstream: demo
+`;
+
+const ACTOR: Actor = { type: 'cli', id: 'tester', name: 'tester@host', ip: '' };
+
+async function env(t: ExecutionContext): Promise<{ store: Store; c: Control }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mezu-control-'));
+  const store = openStore(dir);
+  t.teardown(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const v = parseConfigYaml(YAML);
+  if (!v.ok) throw new Error(JSON.stringify(v.problems));
+  await store.config.apply(YAML, v.config, null);
+  return { store, c: new Control(store) };
+}
+
+function actions(store: Store): string[] {
+  return store.audit.page(null, 1000, () => true).entries.map((a) => a.action).reverse();
+}
+
+test('config edits change one node, keep comments, and validate the result', (t) => {
+  const r = setRoutes(YAML, 'demo', [{ path: '/health', auth: 'public' }, { path: '/admin/*', auth: 'required', roles: ['admin'] }]);
+  t.true(r.ok);
+  if (!r.ok) return;
+  t.regex(r.text, /# top comment survives/);
+  t.regex(r.text, /id: demo +# the demo/);
+  t.regex(r.text, /- \{ path: \/health, auth: public \}/);
+  t.regex(r.text, /- \{ path: \/admin\/\*, auth: required, roles: \[ admin \] \}/);
+  t.true(parseConfigYaml(r.text).ok);
+  const o = addOrganization(YAML, { id: 'beta', name: 'Beta' });
+  t.true(o.ok && /- \{ id: beta, name: Beta \}/.test(o.text));
+  const p = addProject('projects: []\n', { id: 'x', hosts: ['x.localhost'], upstream: 'x' });
+  t.true(p.ok && parseConfigYaml(p.text).ok);
+  const none = addOrganization('', { id: 'first' });
+  t.true(none.ok && parseConfigYaml(none.text).ok);
+});
+
+test('organizations and directories: a project-scoped directory is the project id; an organization-scoped one is shared', async (t) => {
+  const { c } = await env(t);
+  const cfg = c.config()!;
+  t.deepEqual([...cfg.organizations.keys()].sort(), ['acme', 'default']);
+  t.is(cfg.projects.get('demo')!.directory, 'demo');
+  t.is(cfg.projects.get('shop')!.directory, 'org:acme');
+  const dirs = c.directories();
+  t.deepEqual(dirs.map((d) => d.id), ['_console', 'demo', 'org:acme']);
+  t.deepEqual(dirs.find((d) => d.id === 'org:acme')!.projects, ['shop', 'blog']);
+  t.is(c.directoryOfProject('blog'), 'org:acme');
+  t.throws(() => c.directory('org:nope'), { code: 'MEZU_DIRECTORY_NOT_FOUND' } as never);
+});
+
+test('config validation: unknown organization, bad directory scope, duplicate organizations, all reported at once', (t) => {
+  const r = parseConfigYaml(`organizations:\n  - { id: a }\n  - { id: a }\n  - { id: Bad }\nprojects:\n  - { id: p, hosts: [p.localhost], upstream: p, organization: nope, directory: team }\n`);
+  t.false(r.ok);
+  if (r.ok) return;
+  t.deepEqual(r.problems.map((p) => p.at).sort(), ['organizations[1].id', 'organizations[2].id', 'projects[0].directory']);
+  const r2 = parseConfigYaml(`projects:\n  - { id: p, hosts: [p.localhost], upstream: p, organization: nope }\n`);
+  t.false(r2.ok);
+  if (!r2.ok) t.deepEqual(r2.problems.map((p) => p.at), ['projects[0].organization']);
+});
+
+test('user lifecycle: active ⇄ suspended, → deactivated is final; leaving active ends every session', async (t) => {
+  const { store, c } = await env(t);
+  const u = await c.createUser(ACTOR, 'org:acme', { email: 'Grace@Example.com', name: 'Grace' });
+  await store.sessions.create('h1', { id: 'ses_1', principalType: 'user', userId: u.id, projectId: 'shop', createdAt: 1, lastSeenAt: 1, authTime: 1, amr: ['pwd'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
+  t.is((await c.setUserStatus(ACTOR, u.id, 'suspended')).status, 'suspended');
+  t.is(store.sessions.get('h1'), undefined);
+  t.is((await c.setUserStatus(ACTOR, u.id, 'active')).status, 'active');
+  t.is((await c.setUserStatus(ACTOR, u.id, 'deactivated')).status, 'deactivated');
+  await t.throwsAsync(c.setUserStatus(ACTOR, u.id, 'active'), { code: 'MEZU_STATUS_TRANSITION' } as never);
+  await t.throwsAsync(c.setUserStatus(ACTOR, u.id, 'suspended'), { code: 'MEZU_STATUS_TRANSITION' } as never);
+  t.deepEqual(actions(store), ['user.create', 'user.suspend', 'user.activate', 'user.deactivate']);
+  const rec = store.audit.page(null, 1, () => true).entries[0]!;
+  t.deepEqual(rec.actor, { type: 'cli', id: 'tester', name: 'tester@host' });
+  t.is(rec.details.from, 'active');
+});
+
+test('profile changes: email moves the index and refuses a taken one; invalid input lists every field', async (t) => {
+  const { store, c } = await env(t);
+  const a = await c.createUser(ACTOR, 'demo', { email: 'a@example.com' });
+  await c.createUser(ACTOR, 'demo', { email: 'b@example.com' });
+  const moved = await c.updateUser(ACTOR, a.id, { email: 'a2@example.com', roles: ['admin'] });
+  t.is(moved.email, 'a2@example.com');
+  t.is(store.users.getByEmail('demo', 'A2@example.com')!.id, a.id);
+  t.is(store.users.getByEmail('demo', 'a@example.com'), undefined);
+  await t.throwsAsync(c.updateUser(ACTOR, a.id, { email: 'B@example.com' }), { code: 'MEZU_USER_EXISTS' } as never);
+  const err = await t.throwsAsync(c.createUser(ACTOR, 'demo', { email: 'x', roles: ['ok', 'not ok'], permissions: 'nope' }));
+  t.true(err instanceof InvalidRequest);
+  t.deepEqual((err as InvalidRequest).problems.map((p) => p.at), ['email', 'roles[1]', 'permissions']);
+  const st = await t.throwsAsync(c.updateUser(ACTOR, a.id, { status: 'suspended' }));
+  t.deepEqual((st as InvalidRequest).problems.map((p) => p.at), ['status']);
+});
+
+test('the Console keeps one active owner; Console users have exactly one Console role', async (t) => {
+  const { c } = await env(t);
+  const o = await c.createConsoleUser(ACTOR, 'owner@example.com', 'owner');
+  await t.throwsAsync(c.setUserStatus(ACTOR, o.id, 'suspended'), { code: 'MEZU_STATUS_TRANSITION' } as never);
+  await t.throwsAsync(c.updateUser(ACTOR, o.id, { roles: ['admin'] }), { code: 'MEZU_STATUS_TRANSITION' } as never);
+  await c.createConsoleUser(ACTOR, 'second@example.com', 'owner');
+  t.is((await c.updateUser(ACTOR, o.id, { roles: ['viewer'] })).roles[0], 'viewer');
+  await t.throwsAsync(c.createUser(ACTOR, CONSOLE_DIRECTORY, { email: 'x@example.com', roles: ['admin', 'viewer'] }), { code: 'MEZU_REQUEST_INVALID' } as never);
+  await t.throwsAsync(c.createUser(ACTOR, CONSOLE_DIRECTORY, { email: 'y@example.com', roles: ['root'] }), { code: 'MEZU_REQUEST_INVALID' } as never);
+});
+
+test('keys: rotation keeps the old key live until the overlap ends; a replaced, revoked or expired key is not rotated', async (t) => {
+  const { store, c } = await env(t);
+  const sa = await c.createServiceAccount(ACTOR, 'demo', { name: 'ci', permissions: ['users:read'] });
+  const k1 = await c.createKey(ACTOR, sa.id, { expires_in: '30d' });
+  t.regex(k1.text, /^mzk_/);
+  t.is(k1.rec.secretHash.length, 43, 'only a hash is stored');
+  t.false(JSON.stringify(store.serviceAccounts.getKey(k1.rec.id)).includes(k1.text.slice(21)));
+  const before = Date.now();
+  const r = await c.rotateKey(ACTOR, sa.id, k1.rec.id, { overlap: '10m' });
+  t.is(r.rec.rotatedFrom, k1.rec.id);
+  t.is(r.old.replacedBy, r.rec.id);
+  t.true(r.old.expiresAt! >= before + 10 * 60_000 && r.old.expiresAt! <= Date.now() + 10 * 60_000);
+  t.true(r.rec.expiresAt! > Date.now() + 29 * 86_400_000, 'the new key gets the old key\'s lifetime');
+  t.is(keyState(r.old, Date.now()), 'rotating');
+  t.is(keyState(r.old, r.old.expiresAt!), 'expired');
+  await t.throwsAsync(c.rotateKey(ACTOR, sa.id, k1.rec.id, {}), { code: 'MEZU_KEY_NOT_LIVE' } as never);
+  await c.revokeKey(ACTOR, sa.id, r.rec.id);
+  await t.throwsAsync(c.rotateKey(ACTOR, sa.id, r.rec.id, {}), { code: 'MEZU_KEY_NOT_LIVE' } as never);
+  await t.throwsAsync(c.rotateKey(ACTOR, sa.id, k1.rec.id, { overlap: '90d' }), { code: 'MEZU_REQUEST_INVALID' } as never);
+  await t.throwsAsync(c.revokeKey(ACTOR, 'sa_other', r.rec.id), { code: 'MEZU_SERVICE_ACCOUNT_NOT_FOUND' } as never);
+  t.deepEqual(actions(store), ['service_account.create', 'key.create', 'key.rotate', 'key.revoke']);
+});
+
+test('routes: problems located relative to the project; a stale version is refused; success is a new version', async (t) => {
+  const { store, c } = await env(t);
+  const err = await t.throwsAsync(c.setRoutes(ACTOR, 'shop', [{ path: '/ok' }, { path: 'bad' }], null));
+  t.is((err as InvalidRequest).code, 'MEZU_CONFIG_INVALID');
+  t.deepEqual((err as InvalidRequest).problems.map((p) => p.at), ['routes[1].path']);
+  await t.throwsAsync(c.setRoutes(ACTOR, 'shop', [], 99), { code: 'MEZU_CONFIG_STALE' } as never);
+  const v = await c.setRoutes(ACTOR, 'shop', [{ path: '/health', auth: 'public' }], 1);
+  t.is(v, 2);
+  t.regex(store.config.current()!.source, /path: \/health, auth: public/);
+  const rec = store.audit.page(null, 1, () => true).entries[0]!;
+  t.is(rec.action, 'routes.update');
+  t.deepEqual(rec.details.after, ['/health public']);
+});
