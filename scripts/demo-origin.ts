@@ -5,9 +5,16 @@
  * their application would get. With `--record`, it also keeps the requests it
  * received, readable directly (not through the edge) at `GET /__origin/requests`
  * and clearable with `DELETE /__origin/requests`: the integration tests' canary.
+ * A request is recorded as soon as its head arrives (`complete` turns true when
+ * its body has been read, `aborted` when the connection went away first), so a
+ * request that was forwarded but never finished is still seen.
+ *
+ * `?delay=MS` answers after MS milliseconds; `?bytes=N` answers with N bytes of
+ * application/octet-stream, streamed with backpressure (never more than one
+ * 64 KiB chunk held).
  */
 import { parseArgs } from 'node:util';
-import { loadUws } from '../native/uws.js';
+import { loadUws, type HttpResponse } from '../native/uws.js';
 
 interface Seen {
   method: string;
@@ -15,6 +22,40 @@ interface Seen {
   query: string;
   headers: Record<string, string[]>;
   bodyBytes: number;
+  /** The whole body was read (or there was none). */
+  complete: boolean;
+  /** The connection went away before the answer was sent. */
+  aborted: boolean;
+}
+
+const CHUNK = Buffer.alloc(64 * 1024, 0x62);
+const MAX_BYTES = 1 << 30;
+
+/** Streams `total` bytes one CHUNK at a time, resuming from onWritable. */
+function streamBytes(res: HttpResponse, total: number, isAborted: () => boolean): void {
+  let sent = 0;
+  const pump = (): boolean => {
+    for (;;) {
+      if (isAborted()) return true;
+      const start = sent;
+      const base = res.getWriteOffset();
+      const [ok, done] = res.tryEnd(CHUNK.subarray(0, Math.min(CHUNK.length, total - start)), total);
+      if (done) return true;
+      if (!ok) {
+        // The socket took part of the chunk (offset - base bytes); the content is constant, so go on from there.
+        res.onWritable((offset) => {
+          sent = start + (offset - base);
+          return pump();
+        });
+        return false;
+      }
+      sent = start + Math.min(CHUNK.length, total - start);
+    }
+  };
+  res.cork(() => {
+    res.writeHeader('content-type', 'application/octet-stream');
+    pump();
+  });
 }
 
 export function startDemoOrigin(host: string, port: number, record: boolean): Promise<number> {
@@ -38,21 +79,27 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
       res.writeStatus('404 Not Found').end();
       return;
     }
+    const entry: Seen = { method, path, query, headers, bodyBytes: 0, complete: false, aborted: false };
+    if (record) {
+      seen.push(entry);
+      if (seen.length > 10_000) seen.shift();
+    }
     let aborted = false;
-    res.onAborted(() => (aborted = true));
+    res.onAborted(() => {
+      aborted = true;
+      entry.aborted = true;
+    });
     let bodyBytes = 0;
     const finish = () => {
+      entry.complete = true;
       if (aborted) return;
       const mezu: Record<string, string | string[]> = {};
       for (const k of Object.keys(headers)) if (k.startsWith('x-mezu-')) mezu[k] = headers[k]!.length === 1 ? headers[k]![0]! : headers[k]!;
-      const entry: Seen = { method, path, query, headers, bodyBytes };
-      if (record) {
-        seen.push(entry);
-        if (seen.length > 10_000) seen.shift();
-      }
       const slow = /(?:^|&)delay=(\d+)/.exec(query);
+      const big = /(?:^|&)bytes=(\d+)/.exec(query);
       const reply = () => {
         if (aborted) return;
+        if (big) return streamBytes(res, Math.min(Number(big[1]), MAX_BYTES), () => aborted);
         res.cork(() => {
           res.writeHeader('content-type', 'application/json');
           res.end(JSON.stringify({ method, path, query, bodyBytes, identity: mezu }));
@@ -65,6 +112,7 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
     if (!hasBody) return finish();
     res.onData((chunk, isLast) => {
       bodyBytes += chunk.byteLength;
+      entry.bodyBytes = bodyBytes;
       if (isLast) finish();
     });
   });

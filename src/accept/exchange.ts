@@ -27,6 +27,8 @@ export class Exchange implements ResponseSink {
   pending: Buffer | null = null;
   pendingBase = 0;
   waitingWritable = false;
+  /** A request body is still arriving from the client (set by Upload). */
+  uploading = false;
 
   constructor(
     readonly res: HttpResponse,
@@ -49,7 +51,11 @@ export class Exchange implements ResponseSink {
         cl = Number.isSafeInteger(n) && n >= 0 ? n : -1;
       }
     }
-    this.total = cl;
+    // A response that starts while the client is still uploading ends the connection with it
+    // (`end(…, true)`): uWS would otherwise go on reading that body after the response without its
+    // idle timeout, however slowly it comes. Only `end` can close, so such a response is chunked.
+    const closing = this.uploading;
+    this.total = closing ? -1 : cl;
     this.headStatus = status;
     this.headHeaders = headers;
     const res = this.res;
@@ -57,8 +63,8 @@ export class Exchange implements ResponseSink {
       res.cork(() => {
         this.writeHead();
         // No body follows (RFC 9110 §6.4.1); report the length a GET would have had.
-        if (this.isHead && cl >= 0) res.endWithoutBody(cl);
-        else res.endWithoutBody();
+        if (this.isHead && cl >= 0) res.endWithoutBody(cl, closing);
+        else res.endWithoutBody(undefined, closing);
         this.finish();
       });
       return;
@@ -148,7 +154,7 @@ export class Exchange implements ResponseSink {
     }
     res.cork(() => {
       if (this.headPending) this.writeHead();
-      if (this.total < 0) res.end();
+      if (this.total < 0) res.end('', this.uploading);
       else if (this.total === 0) res.end();
       // A body shorter than its Content-Length: the client must not take it as complete.
       else res.close();
@@ -158,6 +164,8 @@ export class Exchange implements ResponseSink {
 
   onError(code: ErrorCode): void {
     if (this.aborted || this.done) return;
+    // The client is still sending a body the tunnel no longer takes: answer and close (see fail).
+    if (this.uploading) return this.fail(code);
     const res = this.res;
     this.headPending = false;
     if (!this.headWritten) res.cork(() => writeError(res, code, this.requestId));
@@ -235,7 +243,9 @@ export class Upload {
     readonly conn: TunnelConnection,
     readonly head: RequestHead,
     readonly maxBody: number,
-  ) {}
+  ) {
+    ex.uploading = true;
+  }
 
   onData(ab: ArrayBuffer, isLast: boolean): void {
     if (this.closed) return;
@@ -270,6 +280,7 @@ export class Upload {
     const ok = ab.byteLength === 0 ? true : stream.write(Buffer.from(new Uint8Array(ab)));
     if (isLast) {
       this.closed = true;
+      ex.uploading = false;
       stream.end();
     } else if (!ok) {
       this.res.pause();

@@ -214,9 +214,10 @@ export class Stack {
     });
   }
 
-  async originSeen(): Promise<Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number }>> {
+  /** Every request the canary origin received, recorded when its head arrived (`complete`/`aborted` tell how it ended). */
+  async originSeen(): Promise<Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number; complete: boolean; aborted: boolean }>> {
     const r = await directGet(this.originPort, '/__origin/requests');
-    return JSON.parse(r) as Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number }>;
+    return JSON.parse(r) as Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number; complete: boolean; aborted: boolean }>;
   }
 
   async clearOrigin(): Promise<void> {
