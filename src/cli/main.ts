@@ -232,6 +232,10 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   const withSub = (f: (s: string | undefined, a: string[]) => Promise<void>) => f(sub?.startsWith('-') ? undefined : sub, sub?.startsWith('-') ? [sub, ...rest] : rest);
   try {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
     if (cmd !== undefined && (await runControlCommand(cmd, sub, rest))) return typeof process.exitCode === 'number' ? process.exitCode : 0;
     switch (cmd) {
       case 'edge': await cmdEdge(argv.slice(1)); break;

@@ -50,7 +50,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
       if (m.type === 'ready') {
         tunnelPort = m.tunnelPort;
         if (++readyCount === opts.workers) {
-          const announce = (consoleInfo: { port: number; url: string } | null) => {
+          const announce = (consoleInfo: { port: number; url: string; pid: number } | null) => {
             // One machine-readable line: tests and the dev stack wait for it.
             process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid), ...(consoleInfo === null ? {} : { console: consoleInfo }) }) + '\n');
             log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}${consoleInfo === null ? '' : `; Console on ${consoleInfo.url}`}`);
@@ -82,7 +82,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
   // The Console: one child, forked once the workers are ready, respawned with the workers' backoff.
   let consoleChild: Worker | null = null;
   let consoleBackoff = RESPAWN_MIN_MS;
-  const startConsole = (c: NonNullable<EdgeOptions['console']>, tPort: number, announce: (info: { port: number; url: string }) => void) => {
+  const startConsole = (c: NonNullable<EdgeOptions['console']>, tPort: number, announce: (info: { port: number; url: string; pid: number }) => void) => {
     // Unless given, Warpgates enroll to dial the tunnel port the workers actually listen on.
     const fixed = { ...c, tunnelEndpoints: c.tunnelEndpoints.map((e) => (e === `${opts.tunnelHost}:7443` && tPort !== 7443 ? `${opts.tunnelHost}:${tPort}` : e)) };
     const w = cluster.fork({ [ENV_CONSOLE_OPTIONS]: JSON.stringify(fixed) });
@@ -90,12 +90,12 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
     const startedAt = Date.now();
     let announced = false;
     // The Console prints its own JSON ready line on stdout; the primary reads it through IPC instead.
-    w.on('message', (m: { type?: string; port?: number; url?: string }) => {
+    w.on('message', (m: { type?: string; port?: number; url?: string; pid?: number }) => {
       if (m?.type === 'console-ready' && !announced) {
         announced = true;
         // Later starts (respawns) keep the port the first one got.
         fixed.port = m.port!;
-        announce({ port: m.port!, url: m.url! });
+        announce({ port: m.port!, url: m.url!, pid: m.pid! });
       }
     });
     w.on('exit', (code, signal) => {
@@ -104,7 +104,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
       if (Date.now() - startedAt > HEALTHY_AFTER_MS) consoleBackoff = RESPAWN_MIN_MS;
       log(`console exited (${signal ?? code}); respawning in ${consoleBackoff} ms`);
       const t = setTimeout(() => {
-        if (!draining) startConsole(fixed, tPort, () => undefined);
+        if (!draining) startConsole(fixed, tPort, (info) => log(`console respawned (pid ${info.pid}) on ${info.url}`));
       }, consoleBackoff);
       t.unref();
       consoleBackoff = Math.min(consoleBackoff * 2, RESPAWN_MAX_MS);

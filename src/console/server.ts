@@ -347,7 +347,7 @@ export async function runConsole(opts: ConsoleOptions): Promise<void> {
   const log = (m: string) => process.stderr.write(`[console] ${m}\n`);
   const { server, port } = await ConsoleServer.start(opts, log);
   const url = server.opts.publicUrl;
-  if (process.send !== undefined) process.send({ type: 'console-ready', port, url });
+  if (process.send !== undefined) process.send({ type: 'console-ready', port, url, pid: process.pid });
   else process.stdout.write(JSON.stringify({ event: 'ready', component: 'console', port, url }) + '\n');
   log(`listening on ${opts.host}:${port}; open ${url}`);
   const owners = server.store.users.list('_console').filter((u) => u.roles.includes('owner'));
