@@ -65,6 +65,9 @@ export interface TunnelDescription {
   since: number;
 }
 
+/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export class TunnelServer {
   readonly pools = new PoolRegistry();
   private server: tls.Server | null = null;
@@ -115,6 +118,7 @@ export class TunnelServer {
       return;
     }
     socket.setNoDelay(true);
+    const notAfter = Date.parse(socket.getPeerCertificate().valid_to);
     const conn: Conn =
       (o.impl ?? 'lean') === 'node'
         ? new H2TunnelConnection(pool, socket, (c) => this.onClosed(c), o.responseTimeoutMs)
@@ -123,6 +127,7 @@ export class TunnelServer {
             this.onClosed(c);
           });
     this.conns.add(conn);
+    this.closeAtExpiry(conn, pool, notAfter);
     const hello: TunnelHello = {
       edgeId: o.edgeId,
       worker: o.worker,
@@ -148,7 +153,41 @@ export class TunnelServer {
     );
   }
 
+  /** Per connection: the timer that closes it when its client certificate expires. */
+  private readonly expiry = new Map<Conn, NodeJS.Timeout>();
+
+  /**
+   * TLS checks the client certificate's validity only at the handshake; a
+   * tunnel must not outlive its certificate. At `notAfter` the connection is
+   * closed gracefully (GOAWAY: in-flight streams finish, new ones go to other
+   * tunnels); the Warpgate redials with its renewed certificate (enrollment
+   * renews at two thirds of the life), and a Warpgate without one is refused
+   * at the handshake. Timers are unref'd and re-armed past the 24.8-day cap.
+   */
+  private closeAtExpiry(conn: Conn, pool: string, notAfter: number): void {
+    if (!Number.isFinite(notAfter)) return;
+    const arm = (): void => {
+      const left = notAfter - Date.now();
+      if (left > 0) {
+        const t = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+        t.unref();
+        this.expiry.set(conn, t);
+        return;
+      }
+      this.expiry.delete(conn);
+      const d = this.described.get(conn);
+      this.opts.log(`tunnel: closing a tunnel of ${d === undefined ? 'a warpgate' : `warpgate ${d.warpgateId}`} for pool ${pool}: its client certificate expired at ${new Date(notAfter).toISOString()}`);
+      conn.close(true);
+    };
+    arm();
+  }
+
   private onClosed(c: Conn): void {
+    const t = this.expiry.get(c);
+    if (t !== undefined) {
+      clearTimeout(t);
+      this.expiry.delete(c);
+    }
     this.conns.delete(c);
     this.pools.remove(c);
     if (this.described.delete(c)) this.opts.onTunnelsChanged?.();

@@ -135,8 +135,9 @@ export class Stack {
     this.workerPids = r.workers as number[];
   }
 
-  async startWarpgate(extra: string[] = []): Promise<void> {
-    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo', ...extra]);
+  /** `env`: extra environment of the Warpgate process (e.g. NODE_OPTIONS for a test preload). */
+  async startWarpgate(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<void> {
+    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo', ...extra], env);
     this.warpgate = wg;
     // Ready when every edge worker has registered a tunnel of this Warpgate process (the edge logs
     // it after the hello reply, so a request sent now finds the tunnel).
