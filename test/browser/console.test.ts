@@ -210,6 +210,28 @@ test.serial('the audit log and the Warpgates page show what happened', async (t)
   await shot(page, 'audit');
 });
 
+test.serial('the first owner, created from the CLI without a password, sets it through the single-use link it printed', async (t) => {
+  const out = cli(['console', 'add-owner', '--email', 'second-owner@example.com', '--console-url', base]);
+  const link = /(http:\/\/\S+\/_mezu\/reset\?token=\S+)/.exec(out)![1]!;
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(link);
+  t.is(await page.getByRole('heading', { level: 1 }).innerText(), 'Choose a new password');
+  await page.getByLabel('New password').fill('second owner passphrase');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  t.is(await page.getByRole('heading', { level: 1 }).innerText(), 'Password changed');
+  await page.getByRole('link', { name: 'Sign in' }).click();
+  await page.getByLabel('Email').fill('second-owner@example.com');
+  await page.getByLabel('Password').fill('second owner passphrase');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${base}/users`);
+  t.regex(await page.locator('header').innerText(), /second-owner@example\.com \(owner\)/);
+  // The link worked once.
+  await page.goto(link);
+  t.is(await page.getByRole('heading', { level: 1 }).innerText(), 'This link does not work');
+  await ctx.close();
+});
+
 test.serial('a viewer sees everything and can change nothing: no control that changes anything on any page', async (t) => {
   const { ctx, page } = await signedIn('viewer@example.com', VIEWER_PW);
   for (const path of ['/users?directory=demo', '/routes?project=demo', '/service-accounts?project=demo', '/warpgates', '/audit']) {
