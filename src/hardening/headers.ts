@@ -38,9 +38,21 @@ const ROUTING_HEADERS: ReadonlySet<string> = new Set([
  * fold the two (this uWS build never delivers a name with `_`, a newer one may).
  */
 export function isClientRoutingHeader(name: string): boolean {
+  // Every listed name starts with x-/x_, fo, fa, tr, cf or cl; most request headers do not
+  // (accept*, cookie, content-*, cache-control, sec-*, user-agent…): two character tests reject them.
   const c0 = name.charCodeAt(0);
-  // Every listed name starts with x, f, t, c; most request headers do not (a, c, u, s, h, r…).
-  if (c0 !== 0x78 && c0 !== 0x66 && c0 !== 0x74 && c0 !== 0x63) return false;
+  const c1 = name.charCodeAt(1);
+  if (c0 === 0x78 /* x */) {
+    if (c1 !== 0x2d && c1 !== 0x5f) return false;
+  } else if (c0 === 0x66 /* f */) {
+    if (c1 !== 0x6f && c1 !== 0x61) return false;
+  } else if (c0 === 0x74 /* t */) {
+    if (c1 !== 0x72) return false;
+  } else if (c0 === 0x63 /* c */) {
+    if (c1 !== 0x66 && c1 !== 0x6c) return false;
+  } else {
+    return false;
+  }
   const n = name.indexOf('_') === -1 ? name : name.replace(/_/g, '-');
   return n.startsWith('x-forwarded-') || ROUTING_HEADERS.has(n);
 }
