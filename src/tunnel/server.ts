@@ -52,6 +52,8 @@ export interface TunnelServerOptions {
    * `revalidate`, or why it is refused. Absent: every CA-signed pool certificate is admitted.
    */
   admit?(socket: tls.TLSSocket, pool: string): { credential: string | null } | { refuse: string };
+  /** Is an admitted credential still good? Checked again when the hello completes (a revocation may land in between). */
+  live?(credential: string): boolean;
   /** Called when a tunnel became ready or closed (status reporting). */
   onTunnelsChanged?(): void;
 }
@@ -140,6 +142,11 @@ export class TunnelServer {
     conn.hello(hello).then(
       (reply) => {
         if (!this.conns.has(conn)) return;
+        if (admission.credential !== null && o.live !== undefined && !o.live(admission.credential)) {
+          o.log(`tunnel: refused warpgate ${reply.warpgateId} of pool ${pool} (${CREDENTIAL_REVOKED}): key ${admission.credential} was revoked during its handshake`);
+          conn.close(false);
+          return;
+        }
         conn.ready = true;
         this.pools.add(conn);
         this.described.set(conn, { pool, warpgateId: String(reply.warpgateId), version: String(reply.version), credential: admission.credential, since: Date.now() });
