@@ -792,10 +792,17 @@ test('an invalid head is refused through onError, asynchronously, and nothing is
 });
 
 test('close(): in-flight requests finish, new ones are refused', async (t) => {
-  const o = await nodeOrigin(t, (_req, res) => setTimeout(() => res.end('late'), 50));
+  // In flight means the origin has the request: wait for its handler rather
+  // than for a fixed time (a loaded CI machine may not have connected in 10 ms).
+  let arrived!: () => void;
+  const atOrigin = new Promise<void>((r) => (arrived = r));
+  const o = await nodeOrigin(t, (_req, res) => {
+    arrived();
+    setTimeout(() => res.end('late'), 50);
+  });
   const c = client(t, o.port, { connections: 1 });
   const inFlight = send(c, { path: '/' });
-  await sleep(10);
+  await atOrigin;
   const closing = c.close();
   const refused = await send(c, { path: '/' });
   t.is(refused.error, 'MEZU_ORIGIN_UNREACHABLE');
