@@ -73,11 +73,11 @@ test.serial('the Warpgate killed mid-request: in-flight requests get 502 at once
     t.is(o.status, 502, JSON.stringify(o));
     t.is(o.code, 'MEZU_TUNNEL_FAILED');
   }
-  t.true(Date.now() - killedAt < 2_000, `answered ${Date.now() - killedAt} ms after the kill, not after the 5 s origin delay or the response timeout`);
+  t.true(Date.now() - killedAt < 4_000, `answered ${Date.now() - killedAt} ms after the kill, not after the 5 s origin delay or the response timeout`);
   const none = await attempt(stack, '/health');
   t.is(none.status, 502);
   t.is(none.code, 'MEZU_NO_WARPGATE');
-  t.true(none.ms < 1_000);
+  t.true(none.ms < 3_000, `answered after ${none.ms} ms`);
   stack.markEdgeLog();
   await stack.startWarpgate();
   for (let i = 0; i < 8; i++) t.is((await attempt(stack, '/health')).status, 200);
@@ -91,10 +91,10 @@ test.serial('an origin that hangs: 504 after the edge\'s --response-timeout, and
   const o = await attempt(stack, '/health?delay=30000');
   t.is(o.status, 504);
   t.is(o.code, 'MEZU_UPSTREAM_TIMEOUT');
-  t.true(o.ms >= 1_900 && o.ms < 4_000, `answered after ${o.ms} ms`);
+  t.true(o.ms >= 1_900 && o.ms < 8_000, `answered after ${o.ms} ms`); // the origin waits 30 s
   // The edge reset the stream; the Warpgate cancels the origin request: the origin sees its client go away.
   let seen = await stack.originSeen();
-  const end = Date.now() + 3_000;
+  const end = Date.now() + 10_000; // a deadline, not a delay: the loop ends as soon as it is seen
   while (Date.now() < end && !(seen[0]?.aborted ?? false)) {
     await new Promise((r) => setTimeout(r, 50));
     seen = await stack.originSeen();
@@ -116,9 +116,9 @@ test.serial('an origin that hangs behind the Warpgate\'s --origin-timeout: 504 f
   const o = await attempt(stack, '/health?delay=30000');
   t.is(o.status, 504);
   t.is(o.code, 'MEZU_ORIGIN_TIMEOUT');
-  t.true(o.ms >= 1_900 && o.ms < 6_000, `answered after ${o.ms} ms`);
+  t.true(o.ms >= 1_900 && o.ms < 10_000, `answered after ${o.ms} ms`); // the origin waits 30 s
   let seen = await stack.originSeen();
-  const end = Date.now() + 3_000;
+  const end = Date.now() + 10_000; // a deadline, not a delay: the loop ends as soon as it is seen
   while (Date.now() < end && !(seen[0]?.aborted ?? false)) {
     await new Promise((r) => setTimeout(r, 50));
     seen = await stack.originSeen();

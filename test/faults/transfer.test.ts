@@ -60,7 +60,9 @@ test('a client that stops reading a 512 MiB download: bounded edge and Warpgate 
     }
     latencies.sort((a, b) => a - b);
     t.log(`other streams: p50 ${latencies[20]} ms, max ${latencies[39]} ms; slow client read ${(received / 1048576).toFixed(1)} MiB of 512`);
-    t.true(latencies[20]! < 50, `p50 ${latencies[20]} ms`);
+    // A stream blocked behind the stalled one would never finish (the stall
+    // lasts the whole test); 500 ms leaves room for a loaded CI machine.
+    t.true(latencies[20]! < 500, `p50 ${latencies[20]} ms`);
     // Read a little more, slowly: still bounded.
     for (let i = 0; i < 10; i++) {
       slow.resume();
@@ -77,7 +79,7 @@ test('a client that stops reading a 512 MiB download: bounded edge and Warpgate 
   // The client goes away: the stream is cancelled all the way to the origin.
   slow.destroy();
   let seen = await stack.originSeen();
-  const end = Date.now() + 3_000;
+  const end = Date.now() + 10_000; // a deadline, not a delay: the loop ends as soon as it is seen
   while (Date.now() < end && !(seen.find((s) => s.query.startsWith('bytes='))?.aborted ?? false)) {
     await new Promise((r) => setTimeout(r, 50));
     seen = await stack.originSeen();

@@ -87,7 +87,7 @@ async function auditCount(): Promise<number> {
   return n;
 }
 
-async function waitUntil(what: string, cond: () => Promise<boolean>, ms = 5_000): Promise<number> {
+async function waitUntil(what: string, cond: () => Promise<boolean>, ms = 15_000): Promise<number> {
   const t0 = Date.now();
   while (!(await cond())) {
     if (Date.now() - t0 > ms) throw new Error(`timed out: ${what}`);
@@ -410,7 +410,7 @@ test.serial('routes edited through the API go live without a restart: public →
   const put = await call(con, 'PUT', '/api/v1/projects/demo/routes', { cookie: owner.cookie(), body: { routes, expect_version: cur.config_version } });
   t.is(put.status, 200);
   const ms = await waitUntil('the edge serves the new routes', async () => (await stack.request('/open/page', { headers: { accept: 'text/html' } })).status === 302);
-  t.true(ms < 2_000, `live after ${ms} ms`);
+  t.true(ms < 5_000, `live after ${ms} ms`); // workers poll every 500 ms; room for a loaded CI machine
   const r = await stack.request('/open/page', { headers: { accept: 'text/html' } });
   t.is(r.headers.location, '/_mezu/login?rd=%2Fopen%2Fpage');
   // A project created through the API is served too.

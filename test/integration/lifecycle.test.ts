@@ -40,7 +40,7 @@ test.serial('Warpgate killed → 502 at once; it reconnects when restarted', asy
   const r = await stack.request('/health');
   t.is(r.status, 502);
   t.is(JSON.parse(r.body).error.code, 'MEZU_NO_WARPGATE');
-  t.true(Date.now() - started < 1_000, 'answered at once, not after a timeout');
+  t.true(Date.now() - started < 3_000, 'answered at once, not after a timeout');
   stack.markEdgeLog();
   await stack.startWarpgate();
   for (let i = 0; i < 10; i++) t.is((await stack.request('/health')).status, 200);

@@ -155,8 +155,10 @@ test.serial('a thousand dribbling connections do not stop legitimate traffic', a
       const p50 = latencies[50]!;
       const max = latencies[latencies.length - 1]!;
       t.log(`legitimate requests beside ${N} dribbling connections: p50 ${p50} ms, max ${max} ms`);
-      t.true(p50 < 100, `p50 ${p50} ms`);
-      t.true(max < 2_000, `max ${max} ms`);
+      // A front end starved by the dribblers would answer only after uWS's
+      // 10 s idle timeout frees them; the bounds leave room for a loaded CI machine.
+      t.true(p50 < 500, `p50 ${p50} ms`);
+      t.true(max < 5_000, `max ${max} ms`);
     } finally {
       clearInterval(drip);
     }
