@@ -11,8 +11,10 @@ import { PasswordHasher } from './hasher.js';
 import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
 import { defaultPasswordConfig } from '../config/defaults.js';
+import { sweepExpired } from './retention.js';
 
-const TOKEN_SWEEP_MS = 10 * 60_000;
+/** How often each worker runs the retention sweep (src/login/retention.ts), give or take a random fifth. */
+const SWEEP_MS = 10 * 60_000;
 
 export interface LoginSetup {
   store: Store;
@@ -58,18 +60,36 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     hasher.warm({ memoryBytes: c.passwords.memoryBytes, iterations: c.passwords.iterations }).catch((err: Error) => s.log(`login: dummy hash failed: ${err.message}`));
   };
   if (cfg !== null) onConfig(cfg);
-  // Expired reset/signup tokens are useless; drop them now and then (every worker may; it is idempotent).
-  const sweep = setInterval(() => {
-    s.store.emailTokens.sweep(Date.now()).catch((err: Error) => s.log(`login: token sweep failed: ${err.message}`));
-  }, TOKEN_SWEEP_MS);
-  sweep.unref();
+  // Expired sessions, stale throttle counters, old login history and dead
+  // emailed tokens are deleted now and then. Every worker may sweep (each
+  // deletion is re-checked in its transaction); the jitter spreads them out.
+  let sweep: NodeJS.Timeout | null = null;
+  let sweeping = false;
+  const schedule = () => {
+    sweep = setTimeout(() => {
+      if (sweeping) return schedule();
+      sweeping = true;
+      sweepExpired(s.store, s.config(), Date.now())
+        .then((n) => {
+          if (n.sessions + n.throttle + n.history + n.tokens > 0) s.log(`retention: deleted ${n.sessions} sessions, ${n.throttle} throttle counters, ${n.history} login events, ${n.tokens} emailed tokens`);
+        })
+        .catch((err: Error) => s.log(`retention: sweep failed: ${err.message}`))
+        .finally(() => {
+          sweeping = false;
+          if (sweep !== null) schedule();
+        });
+    }, SWEEP_MS * (0.8 + 0.4 * Math.random()));
+    sweep.unref();
+  };
+  schedule();
   return {
     pages: new LoginPages(service, s.log),
     hasher,
     mailer,
     onConfig,
     close: async () => {
-      clearInterval(sweep);
+      if (sweep !== null) clearTimeout(sweep);
+      sweep = null;
       await hasher.close();
       await mailer.close();
     },
