@@ -23,6 +23,7 @@ export type ListenSocket = UwsTypes.us_listen_socket;
 
 export interface Uws {
   App: typeof UwsTypes.App;
+  SSLApp: typeof UwsTypes.SSLApp;
   us_listen_socket_close: typeof UwsTypes.us_listen_socket_close;
   us_socket_local_port: typeof UwsTypes.us_socket_local_port;
 }

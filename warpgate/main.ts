@@ -14,12 +14,23 @@ import { OriginClient } from './origin/client.js';
 import { parseDuration } from '../src/config/index.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
-const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID]   (enrollment)
+const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]
                 [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
 
 const VERSION = '0.1.0';
+
+/** localhost, 127.0.0.0/8 or ::1: a plain-http Console there keeps the key on this host. */
+export function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
 
 function die(msg: string): never {
   process.stderr.write(`warpgate: ${msg}\n${USAGE}\n`);
@@ -48,6 +59,7 @@ export async function main(argv: string[]): Promise<void> {
         'tunnel-ping-timeout': { type: 'string' },
         'key-file': { type: 'string' },
         'edge-ca': { type: 'string' },
+        'allow-http-console': { type: 'boolean' },
         id: { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -69,6 +81,10 @@ export async function main(argv: string[]): Promise<void> {
   if (enrolling) {
     if (!/^https?:\/\/[^/]+\/?$/.test(v.edge)) die(`--edge must be the Console URL (like http://localhost:8081) when enrolling with a key; got "${v.edge}"`);
     if (v['pki-dir'] !== undefined || v.cert !== undefined || v.ca !== undefined) die('give either --key (enrollment) or static certificates (--pki-dir, --cert/--key/--ca), not both');
+    // The key is a bearer secret: over plain http it may cross only loopback unless the operator says otherwise.
+    if (v.edge.startsWith('http:') && !isLoopbackUrl(v.edge) && v['allow-http-console'] === undefined) {
+      die(`--edge ${v.edge} is plain http to another host: the key would cross the network in clear. Use an https Console URL (console --tls-cert/--tls-key, or a TLS proxy), or pass --allow-http-console on a network you trust`);
+    }
     try {
       keyText = v['key-file'] !== undefined ? readFileSync(v['key-file'], 'utf8').trim() : (v.key ?? process.env.MEZU_WARPGATE_KEY ?? '');
     } catch (err) {

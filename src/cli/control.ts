@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hostname, userInfo } from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { openStore, type Store, type UserRecord } from '../store/index.js';
 import { hashToken, newId, newSessionToken } from '../session/index.js';
@@ -35,7 +35,7 @@ import {
 } from '../control/index.js';
 import { MezuError } from '../errors/index.js';
 
-export const CONTROL_USAGE = `  console [--host 127.0.0.1] [--port 8081] [--public-url URL] [--tunnel-endpoint HOST:PORT]… [--tunnel-servername NAME]
+export const CONTROL_USAGE = `  console [--host 127.0.0.1] [--port 8081] [--public-url URL] [--tls-cert F --tls-key F] [--tunnel-endpoint HOST:PORT]… [--tunnel-servername NAME]
           [--tunnel-server-ca F] [--warpgate-cert-ttl 1h] [--hash-threads 1] [--smtp smtp://…]   run the Console (admin API + pages)
   console add-owner --email E [--password-stdin] [--console-url URL]   create a Console owner (prints a link to set the password)
   console add-user --email E --role owner|admin|viewer [--password-stdin] [--console-url URL]
@@ -191,6 +191,7 @@ async function cmdConsole(sub: string | undefined, args: string[]): Promise<void
     host: { type: 'string' }, port: { type: 'string' }, 'public-url': { type: 'string' },
     'tunnel-endpoint': { type: 'string', multiple: true }, 'tunnel-servername': { type: 'string' }, 'tunnel-server-ca': { type: 'string' },
     'warpgate-cert-ttl': { type: 'string' }, 'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
+    'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' },
   });
   const { runConsole } = await import('../console/index.js');
   await runConsole(consoleOptions(v, dataDir(v)));
@@ -202,7 +203,8 @@ export function consoleOptions(v: Vals, dir: string, dflt: { tunnelPort?: number
   const rawPort = str(v, 'port') ?? '8081';
   if (!/^\d{1,5}$/.test(rawPort) || Number(rawPort) > 65535) fail(`--port must be a port number; got "${rawPort}"`);
   const port = Number(rawPort);
-  const publicUrl = (str(v, 'public-url') ?? `http://${host === '127.0.0.1' || host === '0.0.0.0' ? 'localhost' : host}:${port}`).replace(/\/$/, '');
+  const tls = consoleTls(str(v, 'tls-cert'), str(v, 'tls-key'));
+  const publicUrl = (str(v, 'public-url') ?? `${tls === null ? 'http' : 'https'}://${host === '127.0.0.1' || host === '0.0.0.0' ? 'localhost' : host}:${port}`).replace(/\/$/, '');
   try {
     const u = new URL(publicUrl);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
@@ -229,7 +231,32 @@ export function consoleOptions(v: Vals, dir: string, dflt: { tunnelPort?: number
     hashThreads: threads,
     smtpUrl: str(v, 'smtp') ?? process.env.MEZU_SMTP_URL ?? null,
     mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',
+    tls,
   };
+}
+
+/**
+ * `--tls-cert` and `--tls-key`, both or neither, checked here so a bad file is
+ * a one-line error at start (uWS would only fail to listen, without saying why).
+ */
+function consoleTls(certFile: string | undefined, keyFile: string | undefined): { certFile: string; keyFile: string } | null {
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined) fail('--tls-cert and --tls-key go together');
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(certFile));
+  } catch (err) {
+    fail(`--tls-cert ${certFile}: not a readable PEM certificate (${(err as Error).message})`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(keyFile));
+  } catch (err) {
+    fail(`--tls-key ${keyFile}: not a readable PEM private key (${(err as Error).message})`);
+  }
+  if (!cert.checkPrivateKey(key)) fail(`--tls-key ${keyFile} is not the key of the certificate in ${certFile}`);
+  if (Date.parse(cert.validTo) <= Date.now()) fail(`--tls-cert ${certFile} expired on ${cert.validTo}`);
+  return { certFile, keyFile };
 }
 
 // ── organizations, projects, routes ─────────────────────────────────────

@@ -21,7 +21,7 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--max-head-size 16KiB] [--console-port 8081 [--console-host H] [--console-url URL] [--warpgate-cert-ttl 1h]]
+       [--max-head-size 16KiB] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
 ${CONTROL_USAGE}
@@ -118,7 +118,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
     'tunnel-impl': { type: 'string' }, 'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
     'max-head-size': { type: 'string' },
-    'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
+    'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
   const tunnelImpl = str(v, 'tunnel-impl') ?? 'lean';
   if (tunnelImpl !== 'lean' && tunnelImpl !== 'node') fail(`--tunnel-impl must be lean or node; got "${tunnelImpl}"`);
@@ -154,7 +154,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     console:
       str(v, 'console-port') === undefined
         ? null
-        : consoleOptions({ port: str(v, 'console-port'), host: str(v, 'console-host'), 'public-url': str(v, 'console-url'), 'warpgate-cert-ttl': str(v, 'warpgate-cert-ttl'), smtp: str(v, 'smtp'), 'mail-from': str(v, 'mail-from') }, dir, { tunnelHost: str(v, 'tunnel-host') ?? '127.0.0.1' }),
+        : consoleOptions({ port: str(v, 'console-port'), host: str(v, 'console-host'), 'public-url': str(v, 'console-url'), 'tls-cert': str(v, 'console-tls-cert'), 'tls-key': str(v, 'console-tls-key'), 'warpgate-cert-ttl': str(v, 'warpgate-cert-ttl'), smtp: str(v, 'smtp'), 'mail-from': str(v, 'mail-from') }, dir, { tunnelHost: str(v, 'tunnel-host') ?? '127.0.0.1' }),
   };
   for (const f of [opts.tunnelCertFile, opts.tunnelKeyFile, ...opts.tunnelCaFiles]) {
     try {

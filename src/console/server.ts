@@ -49,6 +49,12 @@ export interface ConsoleOptions {
   hashThreads: number;
   smtpUrl: string | null;
   mailFrom: string;
+  /**
+   * PEM certificate chain and key for HTTPS on the Console's own listener;
+   * null: plain HTTP (loopback development, or behind a TLS-terminating proxy).
+   * Warpgates send their enrollment key here, so anything else needs TLS.
+   */
+  tls?: { certFile: string; keyFile: string } | null;
 }
 
 /** Console cookie names: apart from the edge's (cookies do not see ports, and the edge may share the host name). */
@@ -161,7 +167,7 @@ export class ConsoleServer {
     const pw = defaultPasswordConfig();
     const hasher = new PasswordHasher({ threads: opts.hashThreads, queue: pw.queue });
     const mailer: Mailer = opts.smtpUrl === null ? new OutboxMailer(store.outbox) : new SmtpMailer(opts.smtpUrl, opts.mailFrom);
-    const app = uws.App();
+    const app = opts.tls ? uws.SSLApp({ cert_file_name: opts.tls.certFile, key_file_name: opts.tls.keyFile }) : uws.App();
     let server: ConsoleServer | null = null;
     app.any('/*', (res, req) => {
       if (server !== null) server.handle(res, req);
