@@ -1,0 +1,104 @@
+/**
+ * The pool registry's connection choice (src/tunnel/pools.ts): the edge sends
+ * each request on the ready connection of the upstream pool with the fewest
+ * outstanding streams (docs/ARCHITECTURE.md, "Tunnel"), and a replay goes to
+ * another connection than the one that refused it (RFC 9113 §8.7). A wrong
+ * pick is silent in every other test: requests still succeed, they just pile
+ * onto one Warpgate, or land on a draining one and are refused.
+ */
+import test from 'ava';
+import { PoolRegistry } from '../../../src/tunnel/pools.js';
+import type { TunnelConnection } from '../../../src/tunnel/types.js';
+
+/** A connection with nothing behind it: the registry reads only id, pool, ready and outstanding. */
+function fake(id: string, outstanding: number, ready = true, pool = 'demo'): TunnelConnection & { outstanding: number; ready: boolean } {
+  return {
+    id,
+    pool,
+    outstanding,
+    ready,
+    open() {
+      throw new Error(`fake connection ${id}: open() is not part of the choice`);
+    },
+    close() {
+      throw new Error(`fake connection ${id}: close() is not part of the choice`);
+    },
+  };
+}
+
+function registry(...conns: TunnelConnection[]): PoolRegistry {
+  const r = new PoolRegistry();
+  for (const c of conns) r.add(c);
+  return r;
+}
+
+test('pick: the ready connection with the fewest outstanding streams (3/1/2 and an idle one not ready → the 1)', (t) => {
+  const notReady = fake('not-ready', 0, false);
+  const c3 = fake('three', 3);
+  const c1 = fake('one', 1);
+  const c2 = fake('two', 2);
+  // The not-ready one is first and has the fewest streams: a registry that ignored `ready` would pick it.
+  const r = registry(notReady, c3, c1, c2);
+  t.is(r.pick('demo'), c1);
+  // The order of registration does not matter.
+  t.is(registry(c2, c1, notReady, c3).pick('demo'), c1);
+  t.is(registry(c1, c2, c3, notReady).pick('demo'), c1);
+});
+
+test('pick follows the live counts: a connection that fills up loses the choice, a draining one is skipped', (t) => {
+  const a = fake('a', 0);
+  const b = fake('b', 0);
+  const r = registry(a, b);
+  t.true(r.pick('demo') === a || r.pick('demo') === b);
+  a.outstanding = 5;
+  t.is(r.pick('demo'), b);
+  b.outstanding = 6;
+  t.is(r.pick('demo'), a);
+  // GOAWAY from the Warpgate: the lean adapter sets ready = false; new requests go elsewhere even though it has fewer streams.
+  a.ready = false;
+  t.is(r.pick('demo'), b);
+});
+
+test('pick: no connection, none ready, or another pool → null (the edge answers 502 at once)', (t) => {
+  t.is(new PoolRegistry().pick('demo'), null);
+  t.is(registry(fake('x', 0, false), fake('y', 2, false)).pick('demo'), null);
+  t.is(registry(fake('other', 0, true, 'other-pool')).pick('demo'), null);
+});
+
+test('pools are separate: the choice is made among the request’s upstream pool only', (t) => {
+  const busyDemo = fake('demo-busy', 9);
+  const idleOther = fake('other-idle', 0, true, 'other');
+  const r = registry(busyDemo, idleOther);
+  t.is(r.pick('demo'), busyDemo);
+  t.is(r.pick('other'), idleOther);
+  t.is(r.count('demo'), 1);
+  t.is(r.count('other'), 1);
+});
+
+test('pickOther: the best ready connection other than the one that refused (replays go elsewhere)', (t) => {
+  const refused = fake('refused', 0);
+  const c3 = fake('three', 3);
+  const c1 = fake('one', 1);
+  const notReady = fake('not-ready', 0, false);
+  const r = registry(refused, c3, c1, notReady);
+  t.is(r.pick('demo'), refused, 'the refusing one would win a plain pick');
+  t.is(r.pickOther('demo', refused), c1);
+  t.is(r.pickOther('demo', null), refused, 'no exclusion: same as pick');
+  // Only the refusing connection is ready: nowhere to replay.
+  t.is(registry(refused, notReady).pickOther('demo', refused), null);
+});
+
+test('remove: a closed connection is never picked again, and an emptied pool is forgotten', (t) => {
+  const a = fake('a', 0);
+  const b = fake('b', 4);
+  const r = registry(a, b);
+  r.remove(a);
+  t.is(r.pick('demo'), b);
+  t.is(r.count('demo'), 1);
+  r.remove(b);
+  t.is(r.pick('demo'), null);
+  t.is(r.count('demo'), 0);
+  t.deepEqual(r.all(), []);
+  r.remove(b); // Removing twice is harmless (the close callback may run after an explicit remove).
+  t.is(r.count('demo'), 0);
+});
