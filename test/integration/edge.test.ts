@@ -6,6 +6,9 @@ import test from 'ava';
 import { Stack, waitFor } from './harness.js';
 import { openStore } from '../../src/store/index.js';
 import { hashToken } from '../../src/session/index.js';
+import { KeySet } from '../../src/identity/index.js';
+import type { Jwks } from '../../src/contract/index.js';
+import { createPublicKey, verify as verifySignature } from 'node:crypto';
 
 const stack = new Stack(2);
 let token = '';
@@ -23,6 +26,23 @@ test.after.always(async () => {
 });
 
 const cookie = (t: string) => ({ cookie: `mezu_session=${t}` });
+
+/** Header (0) or claims (1) of a JWT, decoded. */
+function jwtPart(jwt: string, i: 0 | 1): Record<string, unknown> & { exp: number; iat: number } {
+  return JSON.parse(Buffer.from(jwt.split('.')[i]!, 'base64url').toString('utf8'));
+}
+
+/** RFC 7515 + RFC 8037 with node:crypto only: the key named by the header's kid, EdDSA over `header.claims`. */
+function verifyWithJwks(jwt: string, jwks: { keys: Array<Record<string, string>> }): boolean {
+  const [h, p, sig] = jwt.split('.');
+  if (h === undefined || p === undefined || sig === undefined) return false;
+  const header = jwtPart(jwt, 0);
+  if (header.alg !== 'EdDSA' || header.typ !== 'JWT') return false;
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  if (jwk === undefined) return false;
+  const key = createPublicKey({ key: { kty: jwk.kty!, crv: jwk.crv!, x: jwk.x! }, format: 'jwk' });
+  return verifySignature(null, Buffer.from(`${h}.${p}`), key, Buffer.from(sig, 'base64url'));
+}
 
 test.serial('a public route reaches the origin through the tunnel', async (t) => {
   await stack.clearOrigin();
@@ -104,13 +124,85 @@ test.serial('with a session: 200, and the origin sees exactly one copy of each i
 });
 
 test.serial('the JWKS is served on every project host and verifies the assertion the origin received', async (t) => {
+  await stack.clearOrigin();
+  t.is((await stack.request('/api/v1/items', { headers: cookie(token) })).status, 200);
+  const jwt = (await stack.originSeen())[0]!.headers['x-mezu-assertion']![0]!;
   const r = await stack.request('/.well-known/mezusphere/jwks.json');
   t.is(r.status, 200);
-  const jwks = JSON.parse(r.body);
+  t.regex(String(r.headers['content-type']), /^application\/json/);
+  const jwks = JSON.parse(r.body) as { keys: Array<Record<string, string>> };
   t.true(jwks.keys.length >= 1);
-  t.is(jwks.keys[0].crv, 'Ed25519');
+  for (const k of jwks.keys) {
+    t.like(k, { kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
+    t.false('d' in k, 'a JWKS never carries the private key');
+  }
+  // Checked twice: with node:crypto straight from the JWK (independent of our code), and with
+  // the KeySet the Warpgate uses.
+  t.true(verifyWithJwks(jwt, jwks), 'node:crypto verifies the assertion with the key named by its kid');
+  const ks = new KeySet(jwks as unknown as Jwks).verify(jwt);
+  t.true(ks.ok);
+  const claims = jwtPart(jwt, 1);
+  // The default issuer is built from --host/--port as given (the harness passes --port 0, so the
+  // issuer names port 0, not the bound port); the Warpgate checks it against the hello's value.
+  t.regex(String(claims.iss), /^http:\/\/localhost:\d+$/);
+  t.is(claims.aud, 'demo');
+  t.is(claims.typ, 'user');
+  t.is(claims.email, 'admin@example.com');
+  t.true(claims.exp - claims.iat <= 300);
+  t.true(claims.iat <= Date.now() / 1000 + 30);
+  // One changed byte in the claims, or the signature of another assertion, fails.
+  const [h, p, sig] = jwt.split('.') as [string, string, string];
+  const forged = Buffer.from(JSON.stringify({ ...claims, roles: ['root'] })).toString('base64url');
+  t.false(verifyWithJwks(`${h}.${forged}.${sig}`, jwks));
+  t.false(new KeySet(jwks as unknown as Jwks).verify(`${h}.${forged}.${sig}`).ok);
+  t.false(verifyWithJwks(`${h}.${p}.${Buffer.alloc(64, 1).toString('base64url')}`, jwks));
+  // Every project host serves the same key set.
   const o = await stack.request('/.well-known/mezusphere/jwks.json', { host: 'other.localhost' });
   t.is(o.status, 200);
+  t.deepEqual(JSON.parse(o.body), jwks);
+});
+
+test.serial('signing-keys rotate: the JWKS publishes both kids, an assertion minted before still verifies, new assertions carry the new kid', async (t) => {
+  await stack.clearOrigin();
+  t.is((await stack.request('/api/v1/items', { headers: cookie(token) })).status, 200);
+  const before = (await stack.originSeen())[0]!.headers['x-mezu-assertion']![0]!;
+  const oldKid = jwtPart(before, 0).kid as string;
+  const rot = stack.cli('signing-keys', 'rotate', '--json');
+  t.is(rot.status, 0, rot.stderr);
+  const newKid = (JSON.parse(rot.stdout) as { kid: string }).kid;
+  t.not(newKid, oldKid);
+  // Every worker serves the new set once it polls the store (--config-poll-ms 100): fresh
+  // connections, spread over both workers, until eight in a row hold both kids.
+  let jwks: { keys: Array<Record<string, string>> } = { keys: [] };
+  let inARow = 0;
+  const end = Date.now() + 15_000;
+  while (inARow < 8 && Date.now() < end) {
+    const r = await stack.request('/.well-known/mezusphere/jwks.json');
+    jwks = JSON.parse(r.body);
+    const kids = jwks.keys.map((k) => k.kid);
+    inARow = kids.includes(oldKid) && kids.includes(newKid) ? inARow + 1 : 0;
+    if (inARow === 0) await new Promise((res) => setTimeout(res, 50));
+  }
+  t.is(inARow, 8, `JWKS kids: ${JSON.stringify(jwks.keys.map((k) => k.kid))}`);
+  t.is(jwks.keys.length, 2);
+  t.true(verifyWithJwks(before, jwks), 'the assertion minted before the rotation verifies against the new JWKS (overlap)');
+  t.true(new KeySet(jwks as unknown as Jwks).verify(before).ok);
+  // Several poll periods more, so that no worker still signs with the old key.
+  await new Promise((res) => setTimeout(res, 500));
+  // A new session's assertion is signed with the new key, and the Warpgate accepts it.
+  stack.addUser('rotated@example.com');
+  const fresh = stack.session('rotated@example.com');
+  await stack.clearOrigin();
+  t.is((await stack.request('/api/v1/items', { headers: cookie(fresh) })).status, 200);
+  const after = (await stack.originSeen())[0]!.headers['x-mezu-assertion']![0]!;
+  t.is(jwtPart(after, 0).kid, newKid);
+  t.true(verifyWithJwks(after, jwks));
+  // The old session is re-minted with the new key on its next request (docs/ARCHITECTURE.md, "Assertion").
+  await stack.clearOrigin();
+  t.is((await stack.request('/api/v1/items', { headers: cookie(token) })).status, 200);
+  const again = (await stack.originSeen())[0]!.headers['x-mezu-assertion']![0]!;
+  t.is(jwtPart(again, 0).kid, newKid);
+  t.true(verifyWithJwks(again, jwks));
 });
 
 test.serial('authenticated but missing the role or permission → 403, nothing forwarded', async (t) => {
