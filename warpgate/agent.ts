@@ -5,10 +5,23 @@
  * connection; the agent keeps dialing until every worker holds
  * `connsPerWorker` of them, so no request is relayed between edge processes.
  * Reconnects use exponential backoff with full jitter and an injectable clock.
+ *
+ * Certificate rotation: the edge closes a tunnel when the client certificate it
+ * was dialed with expires (TLS checks validity only at the handshake). When
+ * enrollment renews the certificate (`setCredentials`), the agent replaces its
+ * live tunnels with tunnels dialed with the new one, make-before-break and one
+ * at a time: dial a replacement, wait until the edge has registered it (a
+ * request arrived on it, or `REPLACEMENT_SETTLE_MS` after its hello), then
+ * drain an old tunnel of that same edge worker (GOAWAY: in-flight streams
+ * finish, the edge sends new ones to the other tunnels). A worker never holds
+ * fewer ready tunnels than `connsPerWorker` because of a rotation; a failed
+ * replacement dial leaves the old tunnel serving (its certificate still holds)
+ * and is retried with the normal backoff. The edge's close-at-expiry remains
+ * the backstop for a Warpgate that could not renew or rotate in time.
  */
 import * as tls from 'node:tls';
 import * as http2 from 'node:http2';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { Tunnel, type TunnelHello, type TunnelHelloReply } from '../src/contract/index.js';
 import type { AssertionVerifier } from './verify.js';
 import type { OriginForwarder } from './forward.js';
@@ -43,6 +56,15 @@ export interface Timers {
 }
 export const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), random: Math.random };
 
+/** notAfter of a PEM certificate as ISO text ('' when it cannot be read). */
+function certificateUntil(pem: string): string {
+  try {
+    return new Date(new X509Certificate(pem).validTo).toISOString();
+  } catch {
+    return '';
+  }
+}
+
 /** Full-jitter backoff (AWS architecture blog's "full jitter"): uniform in [0, min(cap, base·2^attempt)). */
 export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
@@ -51,6 +73,16 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
 
 /** A dial must complete TLS and the edge's hello within this long. */
 export const DIAL_TIMEOUT_MS = 5_000;
+
+/**
+ * Rotation: how long after its hello a replacement tunnel counts as registered
+ * at the edge when no request has arrived on it yet. The edge registers it in
+ * the same event-loop turn as it reads the hello reply (a request on it proves
+ * that earlier); the old tunnel's GOAWAY leaves this much later, so the edge
+ * reads it after the reply unless the two connections are reordered by more
+ * than this on the way.
+ */
+export const REPLACEMENT_SETTLE_MS = 250;
 
 /** HTTP/2 settings the Warpgate (server) announces. */
 export const SERVER_SETTINGS: http2.Settings = {
@@ -65,6 +97,16 @@ interface Conn {
   lean: H2Connection | null;
   edgeId: string | null;
   worker: number;
+  /** The credentials generation it was dialed with (`Agent.generation` at dial time). */
+  generation: number;
+  /** notAfter of the certificate it was dialed with (ISO), for the log. */
+  certUntil: string;
+  /** Known to be registered at the edge: a request arrived on it, or it settled after its hello. */
+  confirmed: boolean;
+  /** Being drained by us (GOAWAY sent): no longer counted, its close is not a failure. */
+  draining: boolean;
+  /** Dialed to replace a tunnel with an older certificate. */
+  replacement: boolean;
 }
 
 export class Agent {
@@ -76,6 +118,14 @@ export class Agent {
   private workers = 1;
   private stopped = false;
   private retryTimer: unknown = null;
+  /** Bumped by every setCredentials: tunnels of an older generation are replaced. */
+  private generation = 0;
+  private certUntil: string;
+  /** Replacement dials in a row that landed on an edge worker with nothing to replace (backoff). */
+  private rotationMisses = 0;
+  /** The backoff after a miss has run: the next replacement is dialed. */
+  private rotationBackedOff = false;
+  private rotating = false;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -86,24 +136,57 @@ export class Agent {
     private readonly timers: Timers = realTimers,
   ) {
     this.id = opts.id ?? randomBytes(6).toString('hex');
+    this.certUntil = certificateUntil(opts.cert);
   }
 
   start(): void {
     this.ensure();
   }
 
-  /** Enrollment renewed the client certificate: later dials use it; live tunnels keep theirs. */
+  /**
+   * Enrollment renewed the client certificate: later dials use it, and the live
+   * tunnels are replaced with tunnels dialed with it, one at a time and
+   * make-before-break (see the file comment), long before the old one expires.
+   */
   setCredentials(c: { cert: string; key: string; ca: string }): void {
     this.opts.cert = c.cert;
     this.opts.key = c.key;
     this.opts.ca = c.ca;
+    this.generation++;
+    this.certUntil = certificateUntil(c.cert);
+    this.rotationMisses = 0;
+    const live = this.serving().length;
+    if (live > 0 && !this.stopped) {
+      this.rotating = true;
+      this.log(`warpgate: replacing ${live} live tunnel${live === 1 ? '' : 's'} with tunnels dialed with the renewed certificate (until ${this.certUntil}), one at a time`);
+    }
+    this.ensure();
   }
 
-  /** Connections holding a completed hello with the current edge instance, per worker. */
+  /** Connections holding a completed hello with the current edge instance, per worker (not those being drained). */
   coverage(): number[] {
     const per = new Array<number>(this.workers).fill(0);
-    for (const c of this.conns) if (c.edgeId === this.edgeId && c.worker >= 0 && c.worker < this.workers) per[c.worker]!++;
+    for (const c of this.serving()) per[c.worker]!++;
     return per;
+  }
+
+  /** Tunnels that serve requests: hello done with the current edge instance, a known worker, not draining. */
+  private serving(): Conn[] {
+    const out: Conn[] = [];
+    for (const c of this.conns) if (!c.draining && c.edgeId !== null && c.edgeId === this.edgeId && c.worker >= 0 && c.worker < this.workers) out.push(c);
+    return out;
+  }
+
+  /** Tunnels dialed with the current certificate / with an older one (`stale`), per worker; for tests and the log. */
+  tunnelsByCertificate(): { current: number; stale: number; draining: number } {
+    let current = 0, stale = 0, draining = 0;
+    for (const c of this.conns) {
+      if (c.edgeId === null) continue;
+      if (c.draining) draining++;
+      else if (c.generation === this.generation) current++;
+      else stale++;
+    }
+    return { current, stale, draining };
   }
 
   private ensure(): void {
@@ -113,20 +196,89 @@ export class Agent {
     for (const n of per) missing += Math.max(0, this.opts.connsPerWorker - n);
     if (this.edgeId === null) missing = Math.max(missing, this.opts.connsPerWorker);
     // Dial one at a time: the edge's primary hands connections to workers in turn.
-    if (missing > 0 && this.dialing === 0) this.dial();
+    if (missing > 0) {
+      if (this.dialing === 0) this.dial(false);
+      return;
+    }
+    this.rotate();
   }
 
-  private scheduleRetry(): void {
+  /**
+   * One step of a certificate rotation, per edge worker: drain the old tunnels
+   * that confirmed new ones make unnecessary, and dial one replacement while a
+   * worker still holds old tunnels it needs (one dial at a time; the edge's
+   * primary hands connections to workers in turn, so a replacement may land on
+   * another worker than the one that needs it: it then serves as capacity
+   * there, and repeated misses back off).
+   */
+  private rotate(): void {
+    if (this.edgeId === null) return;
+    const byWorker: Conn[][] = Array.from({ length: this.workers }, () => []);
+    for (const c of this.serving()) byWorker[c.worker]!.push(c);
+    let needed = 0;
+    let stale = 0;
+    for (let w = 0; w < this.workers; w++) {
+      const list = byWorker[w]!;
+      const fresh = list.filter((c) => c.generation === this.generation);
+      const old = list.filter((c) => c.generation !== this.generation);
+      if (old.length === 0) continue;
+      const confirmed = fresh.filter((c) => c.confirmed).length;
+      // Old tunnels still needed to keep connsPerWorker ready until the new ones are registered.
+      const keep = Math.min(old.length, Math.max(0, this.opts.connsPerWorker - confirmed));
+      for (const c of old.slice(0, old.length - keep)) this.drain(c, confirmed);
+      stale += keep;
+      needed += Math.max(0, Math.min(keep, this.opts.connsPerWorker - fresh.length));
+    }
+    if (stale === 0) {
+      if (this.rotating && this.tunnelsByCertificate().draining === 0) {
+        this.rotating = false;
+        this.log(`warpgate: every tunnel now uses the certificate valid until ${this.certUntil}`);
+      }
+      return;
+    }
+    // One replacement at a time: the next is dialed once the previous one is registered at the edge.
+    if (needed === 0 || this.dialing > 0) return;
+    for (const c of this.conns) if (c.replacement && !c.confirmed && !c.draining && c.generation === this.generation && c.edgeId !== null) return;
+    if (this.rotationMisses > 0 && !this.rotationBackedOff) {
+      this.scheduleRetry(this.rotationMisses, () => {
+        this.rotationBackedOff = true;
+        this.ensure();
+      });
+      return;
+    }
+    this.rotationBackedOff = false;
+    this.dial(true);
+  }
+
+  /** Graceful: GOAWAY, in-flight streams finish, the edge sends new ones to the other tunnels. */
+  private drain(c: Conn, registered: number): void {
+    if (c.draining) return;
+    c.draining = true;
+    this.log(`warpgate: draining a tunnel to edge worker ${c.worker} dialed with the certificate valid until ${c.certUntil} (${registered} registered tunnel${registered === 1 ? '' : 's'} with the renewed one there)`);
+    if (c.lean !== null) c.lean.close();
+    else if (c.session !== null) c.session.close();
+    else c.socket.destroy();
+  }
+
+  /** The edge has this tunnel in its pool: a request arrived on it, or it settled after its hello. */
+  private confirm(conn: Conn): void {
+    if (conn.confirmed) return;
+    conn.confirmed = true;
+    if (conn.generation !== this.generation || !this.conns.has(conn)) return;
+    this.ensure();
+  }
+
+  private scheduleRetry(attempt = this.failures, then: () => void = () => this.ensure()): void {
     if (this.stopped || this.retryTimer !== null) return;
-    const delay = backoffDelay(this.failures, this.opts.backoffBaseMs, this.opts.backoffCapMs, this.timers.random);
+    const delay = backoffDelay(attempt, this.opts.backoffBaseMs, this.opts.backoffCapMs, this.timers.random);
     this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = null;
-      this.ensure();
+      then();
     }, delay);
     // Not unref'd: reconnecting is what keeps a Warpgate process alive.
   }
 
-  private dial(): void {
+  private dial(replacement: boolean): void {
     const o = this.opts;
     this.dialing++;
     const socket = tls.connect({
@@ -139,7 +291,7 @@ export class Agent {
       minVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
     });
-    const conn: Conn = { socket, session: null, lean: null, edgeId: null, worker: -1 };
+    const conn: Conn = { socket, session: null, lean: null, edgeId: null, worker: -1, generation: this.generation, certUntil: this.certUntil, confirmed: false, draining: false, replacement };
     let settled = false;
     // A dial that never completes its handshake and hello (e.g. the edge's primary handed the
     // connection to a worker that just died) must not block the dialer forever.
@@ -171,7 +323,7 @@ export class Agent {
         this.conns.add(conn);
         h2.onStream = (stream, headers, endStream) => this.onLeanStream(conn, stream, headers, endStream, settle);
         h2.onClose = (reason) => {
-          if (conn.edgeId !== null && !this.stopped) this.log(`warpgate: tunnel closed: ${reason}`);
+          if (conn.edgeId !== null && !this.stopped && !conn.draining) this.log(`warpgate: tunnel closed: ${reason}`);
           this.onClosed(conn);
         };
         return;
@@ -225,6 +377,7 @@ export class Agent {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
+    if (!conn.confirmed) this.confirm(conn);
     this.forwarder!.handle(stream, headers);
   }
 
@@ -272,6 +425,7 @@ export class Agent {
       stream.respond([':status', '503'], true);
       return;
     }
+    if (!conn.confirmed) this.confirm(conn);
     this.leanForwarder!.handle(stream, headers, endStream);
   }
 
@@ -286,23 +440,36 @@ export class Agent {
     conn.worker = hello.worker;
     this.verifier.update(hello.jwks, hello.issuer, hello.projects);
     if (first) {
-      const per = this.coverage();
+      const fresh = this.serving().filter((c) => c.worker === hello.worker && c.generation === conn.generation);
+      const old = this.serving().filter((c) => c.worker === hello.worker && c.generation !== conn.generation);
       // Keep a surplus connection (useful capacity) unless a worker has twice its share.
-      if (per[hello.worker]! > this.opts.connsPerWorker * 2) {
+      if (fresh.length > this.opts.connsPerWorker * 2) {
         setImmediate(() => {
           conn.session?.close();
           conn.lean?.close();
         });
       } else {
-        this.log(`warpgate: tunnel up to edge worker ${hello.worker}/${hello.workers} for pool ${hello.pool} (${hello.projects.join(', ') || 'no projects yet'})`);
+        this.log(`warpgate: tunnel up to edge worker ${hello.worker}/${hello.workers} for pool ${hello.pool} (${hello.projects.join(', ') || 'no projects yet'}); certificate until ${conn.certUntil}`);
+        if (conn.replacement) {
+          // A replacement that found nothing to replace on its worker: back off before the next one.
+          const useful = old.length > 0 && fresh.length <= this.opts.connsPerWorker;
+          this.rotationMisses = useful ? 0 : this.rotationMisses + 1;
+        }
+        const settle = setTimeout(() => this.confirm(conn), REPLACEMENT_SETTLE_MS);
+        settle.unref();
       }
     }
   }
 
   private onClosed(conn: Conn): void {
     if (!this.conns.delete(conn)) return;
-    if (conn.edgeId !== null) this.log(`warpgate: tunnel to edge worker ${conn.worker} closed`);
+    if (conn.edgeId !== null) this.log(`warpgate: tunnel to edge worker ${conn.worker} closed${conn.draining ? ' (drained)' : ''}`);
     if (this.stopped) return;
+    if (conn.draining) {
+      // We drained it on purpose (certificate rotation): not a failure; carry on.
+      this.ensure();
+      return;
+    }
     // Dropped connections are redialed after a jittered delay, so a restarting edge is not stampeded.
     if (this.dialing === 0) {
       this.failures = Math.max(this.failures, 1);

@@ -10,7 +10,9 @@
  *    trusted for the tunnel: pinned), and the tunnel endpoints.
  * 3. Dial the tunnel with it (warpgate/agent.ts), and enroll again with a
  *    fresh key pair at `renew_after` (two thirds into the certificate's life);
- *    live tunnels keep going, new dials use the new certificate.
+ *    new dials use the new certificate, and the agent replaces the live
+ *    tunnels with tunnels dialed with it, one at a time, make-before-break
+ *    (the edge would close each at the old certificate's notAfter).
  *
  * Failures: an unreachable Console or a refused key (unknown, revoked,
  * expired, no `warpgates:enroll` permission) is logged with its code and
