@@ -1,0 +1,308 @@
+/**
+ * Replay on the edge's lean request path (src/tunnel/lean.ts), with the real
+ * codec on both ends: each edge connection is a LeanTunnelConnection, each
+ * Warpgate a server-role H2Connection whose behaviour the test chooses.
+ *
+ * The rules (docs/ARCHITECTURE.md, "Drain and replay"; undici does the same):
+ * a request the Warpgate refused before processing it (REFUSED_STREAM, or
+ * above a GOAWAY's last stream id; RFC 9113 §8.7) is replayed at most once, on
+ * another connection, and only when it has no body (the edge never buffers a
+ * body to make a replay possible). A request whose connection died before any
+ * response byte may have been processed: it is replayed once only when it is
+ * bodiless and idempotent (RFC 9110 §9.2.2). Anything else is a 502
+ * (MEZU_TUNNEL_FAILED). Getting this wrong either loses requests a drain
+ * should have hidden, or runs a POST twice.
+ */
+import test from 'ava';
+import * as net from 'node:net';
+import { LeanTunnelConnection } from '../../../src/tunnel/lean.js';
+import { PoolRegistry } from '../../../src/tunnel/pools.js';
+import { H2Connection, type H2Stream } from '../../../src/tunnel/h2/connection.js';
+import type { RequestHead, ResponseSink } from '../../../src/tunnel/types.js';
+import { Errors, type ErrorCode } from '../../../src/errors/index.js';
+
+const REFUSED_STREAM = 0x7;
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** What the fake Warpgate does with a request stream. */
+type Behaviour = (s: H2Stream, gate: Gate, endStream: boolean) => void;
+
+interface Gate {
+  name: string;
+  /** The Warpgate's end of the connection (server role). */
+  h2: H2Connection | null;
+  /** Request heads that reached it (flat header lists), in order. */
+  seen: string[][];
+  behaviour: Behaviour;
+}
+
+/** Answers 200 with its own name as the body (after reading a request body, if any). */
+const answer: Behaviour = (s, gate, endStream) => {
+  const reply = () => {
+    s.respond([':status', '200', 'x-gate', gate.name], false);
+    s.end(Buffer.from(`from ${gate.name}`));
+  };
+  if (endStream) return reply();
+  s.reqSink = { onData: () => undefined, onEnd: reply, onReset: () => undefined };
+};
+/** RST_STREAM REFUSED_STREAM at once: "not processed" (RFC 9113 §8.7). */
+const refuse: Behaviour = (s, gate) => gate.h2!.resetStream(s, REFUSED_STREAM, false);
+/** The Warpgate dies with the request in hand, before any response byte. */
+const die: Behaviour = (_s, gate) => gate.h2!.socket.destroy();
+/** Sends the response head and then nothing (the test kills the connection). */
+const headOnly: Behaviour = (s) => s.respond([':status', '200'], false);
+/** Holds the request, never answers. */
+const hold: Behaviour = () => undefined;
+
+interface Env {
+  registry: PoolRegistry;
+  edges: LeanTunnelConnection[];
+  gates: Gate[];
+}
+
+/** One edge connection per behaviour, all ready in pool `demo`, in this order. */
+async function env(t: { teardown(fn: () => void | Promise<void>): void }, ...behaviours: Array<[string, Behaviour, object?]>): Promise<Env> {
+  const registry = new PoolRegistry();
+  const edges: LeanTunnelConnection[] = [];
+  const gates: Gate[] = [];
+  for (const [name, behaviour, limits] of behaviours) {
+    const gate: Gate = { name, h2: null, seen: [], behaviour };
+    const server = net.createServer((sock) => {
+      const h2 = new H2Connection(sock, 'server', { pingIntervalMs: 0, ...(limits ?? {}) });
+      gate.h2 = h2;
+      h2.onStream = (s, headers, endStream) => {
+        gate.seen.push(headers);
+        gate.behaviour(s, gate, endStream);
+      };
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', r));
+    // What the tunnel listener does: registered once ready, removed when closed.
+    const edge = new LeanTunnelConnection('demo', socket, registry, { pingIntervalMs: 0 }, (c) => registry.remove(c));
+    edge.ready = true;
+    registry.add(edge);
+    await until(`${name}'s end of the connection`, () => gate.h2 !== null);
+    edges.push(edge);
+    gates.push(gate);
+    t.teardown(
+      () =>
+        new Promise<void>((r) => {
+          edge.close(false);
+          gate.h2?.destroy('test done');
+          socket.destroy();
+          server.close(() => r());
+        }),
+    );
+  }
+  return { registry, edges, gates };
+}
+
+/** Records what a request's sink is told, as the edge's Exchange would see it. */
+class Recorder implements ResponseSink {
+  heads = 0;
+  status = 0;
+  headers: string[] = [];
+  body = '';
+  ends = 0;
+  errors: ErrorCode[] = [];
+  onHead(status: number, headers: string[]): void {
+    this.heads++;
+    this.status = status;
+    this.headers = headers;
+  }
+  onData(chunk: Buffer): void {
+    this.body += chunk.toString();
+  }
+  onEnd(): void {
+    this.ends++;
+  }
+  onError(code: ErrorCode): void {
+    this.errors.push(code);
+  }
+  get settled(): boolean {
+    return this.ends > 0 || this.errors.length > 0;
+  }
+  /** The status the client gets: the response's, or the error's from the catalogue. */
+  get clientStatus(): number {
+    return this.errors.length > 0 ? Errors[this.errors[0]!].status : this.status;
+  }
+}
+
+const head = (method: string, path: string, id: string): RequestHead => ({ method, path, authority: 'localhost', headers: ['x-mezu-request-id', id, 'x-mezu-project', 'demo'] });
+const valueOf = (h: string[], name: string) => h[h.indexOf(name) + 1];
+
+test('REFUSED_STREAM before processing: a bodiless GET is replayed once, on another connection, with the same head', async (t) => {
+  const e = await env(t, ['A', refuse], ['B', answer]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/x?q=1', 'req-1'), false, sink);
+  await until('the response', () => sink.settled);
+  t.deepEqual(sink.errors, []);
+  t.is(sink.status, 200);
+  t.is(sink.body, 'from B');
+  t.is(sink.heads, 1);
+  t.is(sink.ends, 1);
+  t.is(e.gates[0]!.seen.length, 1, 'A saw it once and refused it');
+  t.is(e.gates[1]!.seen.length, 1, 'B got the replay');
+  const replay = e.gates[1]!.seen[0]!;
+  t.is(valueOf(replay, ':method'), 'GET');
+  t.is(valueOf(replay, ':path'), '/x?q=1');
+  t.is(valueOf(replay, 'x-mezu-request-id'), 'req-1', 'the replay is the same request, not a new one');
+  t.is(e.edges[0]!.outstanding + e.edges[1]!.outstanding, 0, 'no stream left open');
+});
+
+test('GOAWAY below its id (a draining Warpgate): the unprocessed request is replayed once elsewhere', async (t) => {
+  const e = await env(t, ['A', answer], ['B', answer]);
+  const sink = new Recorder();
+  // The Warpgate starts draining in the same turn as the edge opens the stream: its GOAWAY says
+  // "last processed stream 0", so stream 1 was never processed (RFC 9113 §6.8) and A ignores it.
+  e.gates[0]!.h2!.close();
+  e.edges[0]!.open(head('GET', '/drain', 'req-2'), false, sink);
+  await until('the response', () => sink.settled);
+  t.deepEqual(sink.errors, []);
+  t.is(sink.status, 200);
+  t.is(sink.body, 'from B');
+  t.is(e.gates[0]!.seen.length, 0, 'A never processed it');
+  t.is(e.gates[1]!.seen.length, 1);
+  t.false(e.edges[0]!.ready, 'A takes no new streams after its GOAWAY');
+});
+
+test('a connection that cannot take a stream at all (the Warpgate allows 0 concurrent streams): replayed elsewhere at once', async (t) => {
+  const e = await env(t, ['A', answer, { maxConcurrentStreams: 0 }], ['B', answer]);
+  // Wait until the edge has read A's SETTINGS, so A refuses locally (no stream is even sent).
+  await until("A's SETTINGS", () => (e.edges[0]!.h2 as unknown as { peerMaxConcurrent: number }).peerMaxConcurrent === 0);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/full', 'req-3'), false, sink);
+  await until('the response', () => sink.settled);
+  t.is(sink.status, 200);
+  t.is(sink.body, 'from B');
+  t.is(e.gates[0]!.seen.length, 0);
+  t.is(e.gates[1]!.seen.length, 1);
+});
+
+test('refused before processing, a bodiless POST is replayed too (never processed, RFC 9113 §8.7)', async (t) => {
+  const e = await env(t, ['A', refuse], ['B', answer]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('POST', '/submit', 'req-4'), false, sink);
+  await until('the response', () => sink.settled);
+  t.is(sink.status, 200);
+  t.is(e.gates[0]!.seen.length, 1);
+  t.is(e.gates[1]!.seen.length, 1);
+});
+
+for (const method of ['POST', 'PUT']) {
+  test(`refused with a body (${method}): 502, never replayed — the body is not buffered to make that possible`, async (t) => {
+    const e = await env(t, ['A', refuse], ['B', answer]);
+    const sink = new Recorder();
+    const s = e.edges[0]!.open(head(method, '/upload', 'req-5'), true, sink);
+    s.write(Buffer.from('part one'));
+    s.end();
+    await until('the outcome', () => sink.settled);
+    t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
+    t.is(sink.clientStatus, 502);
+    t.is(sink.heads, 0);
+    t.is(e.gates[0]!.seen.length, 1);
+    t.is(e.gates[1]!.seen.length, 0, 'B never saw it');
+    // Writes after the failure go nowhere and do not throw.
+    t.false(s.write(Buffer.from('late')));
+    t.notThrows(() => s.end());
+  });
+}
+
+test('refused twice: one replay, then 502 (at most once, whatever else is ready)', async (t) => {
+  const e = await env(t, ['A', refuse], ['B', refuse], ['C', refuse]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/twice', 'req-6'), false, sink);
+  await until('the outcome', () => sink.settled);
+  t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
+  t.is(sink.clientStatus, 502);
+  t.is(sink.heads, 0);
+  t.is(e.gates[0]!.seen.length, 1, 'the first attempt');
+  t.is(e.gates[1]!.seen.length + e.gates[2]!.seen.length, 1, 'exactly one replay, on another connection');
+  for (const edge of e.edges) t.is(edge.outstanding, 0);
+});
+
+test('refused with nowhere else to go: 502 at once', async (t) => {
+  const e = await env(t, ['A', refuse]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/alone', 'req-7'), false, sink);
+  await until('the outcome', () => sink.settled);
+  t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
+  t.is(e.gates[0]!.seen.length, 1, 'not replayed on the connection that refused it');
+});
+
+test('connection lost before any response byte: a bodiless GET is replayed once (idempotent, RFC 9110 §9.2.2)', async (t) => {
+  const e = await env(t, ['A', die], ['B', answer]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/lost', 'req-8'), false, sink);
+  await until('the response', () => sink.settled);
+  t.deepEqual(sink.errors, []);
+  t.is(sink.status, 200);
+  t.is(sink.body, 'from B');
+  t.is(e.gates[0]!.seen.length, 1);
+  t.is(e.gates[1]!.seen.length, 1);
+});
+
+test('connection lost before any response byte: a bodiless POST is NOT replayed (it may have run) → 502', async (t) => {
+  const e = await env(t, ['A', die], ['B', answer]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('POST', '/lost', 'req-9'), false, sink);
+  await until('the outcome', () => sink.settled);
+  t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
+  t.is(sink.clientStatus, 502);
+  t.is(e.gates[1]!.seen.length, 0);
+});
+
+test('lost twice (GET): one replay, then 502', async (t) => {
+  const e = await env(t, ['A', die], ['B', die], ['C', answer]);
+  // Make sure the replay lands on B, not on the healthy C: give C a stream of its own first.
+  const busy = new Recorder();
+  e.gates[2]!.behaviour = hold;
+  e.edges[2]!.open(head('GET', '/busy', 'busy'), false, busy);
+  await until('C holding a stream', () => e.gates[2]!.seen.length === 1);
+  e.gates[2]!.behaviour = answer;
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/lost-twice', 'req-10'), false, sink);
+  await until('the outcome', () => sink.settled);
+  t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
+  t.is(e.gates[0]!.seen.length, 1);
+  t.is(e.gates[1]!.seen.length, 1);
+  t.is(e.gates[2]!.seen.length, 1, 'C only ever saw its own held stream');
+});
+
+test('a response that already started is never replayed: the connection dies after the head → error, nothing sent elsewhere', async (t) => {
+  const e = await env(t, ['A', headOnly], ['B', answer]);
+  const sink = new Recorder();
+  e.edges[0]!.open(head('GET', '/half', 'req-11'), false, sink);
+  await until('the head', () => sink.heads === 1);
+  e.gates[0]!.h2!.socket.destroy();
+  await until('the outcome', () => sink.settled);
+  t.is(sink.status, 200);
+  t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED'], 'the response is cut, not restarted elsewhere');
+  t.is(sink.ends, 0);
+  t.is(e.gates[1]!.seen.length, 0);
+});
+
+test('an aborted request is not replayed when its connection goes away afterwards', async (t) => {
+  const e = await env(t, ['A', hold], ['B', answer]);
+  const sink = new Recorder();
+  const s = e.edges[0]!.open(head('GET', '/gone', 'req-12'), false, sink);
+  await until('A holding it', () => e.gates[0]!.seen.length === 1);
+  s.abort(); // The client went away.
+  e.gates[0]!.h2!.socket.destroy();
+  await until('A closed at the edge', () => e.registry.count('demo') === 1);
+  // A round trip on B proves the edge has processed everything A's death caused.
+  const probe = new Recorder();
+  e.edges[1]!.open(head('GET', '/probe', 'probe'), false, probe);
+  await until('the probe', () => probe.settled);
+  t.is(e.gates[1]!.seen.length, 1, 'B saw only the probe');
+  t.is(valueOf(e.gates[1]!.seen[0]!, ':path'), '/probe');
+  t.false(sink.settled, 'nothing is delivered to a sink whose client left');
+});
