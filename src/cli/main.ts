@@ -15,7 +15,8 @@ import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions } from '../cluster/options.js';
 import { codeOf } from '../errors/index.js';
-import { CONTROL_USAGE, runControlCommand, consoleOptions } from './control.js';
+import { CONTROL_USAGE, runControlCommand, consoleOptions, cliActor } from './control.js';
+import { Control } from '../control/index.js';
 
 const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
@@ -187,7 +188,8 @@ async function cmdApply(args: string[]): Promise<void> {
     return;
   }
   const expect = str(v, 'expect-version');
-  const version = await withStore(v, (s) => s.config.apply(text, r.config, expect === undefined ? null : Number(expect)));
+  // Through the control plane, like the API's apply: the change is audited with the OS user as actor.
+  const version = await withStore(v, (s) => new Control(s).applyConfig(cliActor(), text, expect === undefined ? null : Number(expect)));
   out(v, `config: applied ${file} as version ${version} (${r.config.projects.length} project${r.config.projects.length === 1 ? '' : 's'})`, { ok: true, version });
 }
 
