@@ -329,3 +329,147 @@ test.serial('a hash made with other parameters is rehashed with the current ones
   const again = new Client(stack);
   t.is((await again.submit('/_mezu/login', { email: 'rehash@example.com', password: PW })).status, 303, 'the new hash verifies');
 });
+
+/** Creates `email` in `project` with password PW, hashed with the default parameters (as a signup would). */
+async function userWithPassword(s: Stack, email: string, project = 'demo'): Promise<void> {
+  s.addUser(email, [], project);
+  const store = openStore(s.dir);
+  try {
+    const u = store.users.getByEmail(project, email)!;
+    await store.credentials.set(u.id, pwhashStr(Buffer.from(PW), { memoryBytes: 19 * 1024 * 1024, iterations: 2 }));
+  } finally {
+    await store.close();
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+test.serial('enumeration timing: a wrong password for a known email and any password for an unknown one both pay the argon2id cost', async (t) => {
+  // Story: an edge that skipped the hash for unknown emails would answer them in about a
+  // millisecond and a wrong password in tens, so a stopwatch tells who has an account however
+  // identical the pages are. The flow verifies unknown emails against a dummy hash made with the
+  // current parameters. Only a floor is asserted (the default m=19 MiB, t=2 costs well above
+  // 10 ms on any machine that runs this suite); no ratio or upper bound, which load could break.
+  const N = 8;
+  const known = Array.from({ length: N }, (_, i) => `timing-known-${i}@example.com`);
+  const unknown = Array.from({ length: N }, (_, i) => `timing-unknown-${i}@example.com`);
+  // One attempt per email: the account counter (lock_after 3 here) never gets in the way.
+  for (const e of known) await userWithPassword(stack, e);
+  const c = new Client(stack);
+  const hidden = hiddenFields((await c.get('/_mezu/login')).body);
+  const timed = async (email: string): Promise<number> => {
+    const t0 = process.hrtime.bigint();
+    const r = await c.post('/_mezu/login', { ...hidden, email, password: 'not the password at all' });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    t.is(r.status, 401, email);
+    return ms;
+  };
+  const k: number[] = [];
+  const u: number[] = [];
+  // Interleaved, so a change of machine load hits both series alike.
+  for (let i = 0; i < N; i++) {
+    k.push(await timed(known[i]!));
+    u.push(await timed(unknown[i]!));
+  }
+  const page: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t0 = process.hrtime.bigint();
+    await c.get('/_mezu/login');
+    page.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  t.log(`median ms: known ${median(k).toFixed(1)}, unknown ${median(u).toFixed(1)}, login page without hashing ${median(page).toFixed(1)}`);
+  t.true(median(k) > 10, `known email, wrong password: median ${median(k).toFixed(1)} ms`);
+  t.true(median(u) > 10, `unknown email: median ${median(u).toFixed(1)} ms`);
+  // The two series took the paths they were meant to: a real user's hash, and no user at all.
+  const reasons = async (email: string): Promise<Array<string | null>> => {
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const h = stack.cli('users', 'history', email, '--project', 'demo', '--json');
+      const evs = h.status === 0 ? (JSON.parse(h.stdout)[0].events as Array<{ type: string; reason: string | null }>) : [];
+      const r = evs.filter((e) => e.type === 'login_failure').map((e) => e.reason);
+      if (r.length > 0 || Date.now() > end) return r;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  };
+  t.deepEqual(await reasons(known[0]!), ['bad_password']);
+  t.deepEqual(await reasons(unknown[0]!), ['unknown_user']);
+});
+
+test.serial('login history: logout, reset request and password reset are recorded with the user agent of the request that caused them', async (t) => {
+  const email = 'history@example.com';
+  const c = await signUp(stack, email, PW);
+  const UA_LOGOUT = 'HistoryTest/1.0 (logout)';
+  const UA_FORGOT = 'HistoryTest/1.0 (forgot)';
+  const UA_RESET = 'HistoryTest/1.0 (reset)';
+  t.is((await c.get('/api/v1/x')).status, 200);
+  t.is((await c.submit('/_mezu/logout', {}, { 'user-agent': UA_LOGOUT })).status, 200);
+  const t0 = Date.now();
+  t.is((await c.submit('/_mezu/forgot', { email }, { 'user-agent': UA_FORGOT })).status, 200);
+  const token = await linkToken(stack, email, '/_mezu/reset', t0 - 1000);
+  const form = await c.get(`/_mezu/reset?token=${token}`);
+  const done = await c.post('/_mezu/reset', { ...hiddenFields(form.body), password: 'a history passphrase 7' }, { 'user-agent': UA_RESET });
+  t.is(done.status, 200);
+  // Events are written after the answer: wait for the last one.
+  type Ev = { type: string; reason: string | null; ip: string; user_agent: string };
+  let events: Ev[] = [];
+  const end = Date.now() + 10_000;
+  while (Date.now() < end) {
+    const h = stack.cli('users', 'history', email, '--project', 'demo', '--json');
+    t.is(h.status, 0, h.stderr);
+    events = (JSON.parse(h.stdout) as Array<{ events: Ev[] }>)[0]!.events;
+    if (events.some((e) => e.type === 'password_reset')) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const types = events.map((e) => e.type);
+  t.deepEqual(types.filter((x) => ['logout', 'reset_requested', 'password_reset'].includes(x)), ['logout', 'reset_requested', 'password_reset'], JSON.stringify(types));
+  const one = (type: string) => events.find((e) => e.type === type)!;
+  t.is(one('logout').user_agent, UA_LOGOUT);
+  t.is(one('reset_requested').user_agent, UA_FORGOT);
+  t.is(one('password_reset').user_agent, UA_RESET);
+  for (const x of ['logout', 'reset_requested', 'password_reset']) t.is(one(x).ip, '127.0.0.1', x);
+});
+
+const IP_THROTTLE_CONFIG = `
+projects:
+  - id: demo
+    hosts: [localhost]
+    upstream: demo
+    routes:
+      - { path: /health, auth: public }
+    login:
+      public_url: http://localhost:8080
+      throttle:
+        account: { delay_after: 100, lock_after: 100, lock: 1h, window: 1m }
+        ip: { delay_after: 3, lock_after: 3, lock: 2s, window: 1m }
+`;
+
+test.serial('per-IP throttle: failures across different emails from 127.0.0.1 lock the IP (429, MEZU_LOGIN_THROTTLED, Retry-After) for every email; released after the lock time', async (t) => {
+  // Story: the account counter alone lets one client try one password against many emails
+  // (password spraying). The IP counter lives in the store, so both workers count it.
+  const s = new Stack(2, IP_THROTTLE_CONFIG);
+  t.teardown(() => s.stop());
+  await s.start();
+  await userWithPassword(s, 'sprayed@example.com');
+  for (let i = 1; i <= 3; i++) {
+    const c = new Client(s);
+    const r = await c.submit('/_mezu/login', { email: `spray-${i}@example.com`, password: 'Winter2024!' });
+    t.is(r.status, 401, `failure ${i} (a different email each time)`);
+  }
+  const c = new Client(s);
+  const locked = await c.submit('/_mezu/login', { email: 'sprayed@example.com', password: PW });
+  t.is(locked.status, 429, 'the IP is locked: even a right password for a fresh email is refused');
+  t.is(locked.headers['x-mezu-error-code'], 'MEZU_LOGIN_THROTTLED');
+  const retry = Number(locked.headers['retry-after']);
+  t.true(Number.isInteger(retry) && retry >= 1 && retry <= 2, `Retry-After ${String(locked.headers['retry-after'])}`);
+  t.is(c.session(), '');
+  const h = s.cli('users', 'history', 'spray-3@example.com', '--project', 'demo', '--json');
+  t.is(h.status, 0, h.stderr);
+  t.true((JSON.parse(h.stdout)[0].events as Array<{ type: string; reason: string | null }>).some((e) => e.type === 'lock' && e.reason === 'ip'), h.stdout);
+  await new Promise((r) => setTimeout(r, 2_300));
+  const after = new Client(s);
+  t.is((await after.submit('/_mezu/login', { email: 'sprayed@example.com', password: PW })).status, 303, 'released after the lock time');
+  t.is((await after.get('/health')).status, 200);
+});
