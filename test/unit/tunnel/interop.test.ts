@@ -183,12 +183,20 @@ test('lean client: a paused response stops at the window and resumes intact', as
 });
 
 test('node:http2 client ↔ lean server: requests, bodies, trailers ignored', async (t) => {
+  // Trailers are real here: every request but /a ends with a trailing HEADERS frame (END_STREAM),
+  // with or without a body. The lean server must end the request on them, hand their fields to
+  // nobody, and still decode them, or its HPACK table would drift from nghttp2's (which indexes
+  // the repeated trailer) and a later request would fail with COMPRESSION_ERROR.
+  const seenHeaders: string[][] = [];
+  const ends = new Map<string, number>();
   const server = net.createServer((socket) => {
     const conn = new H2Connection(socket, 'server', { pingIntervalMs: 0 });
     conn.onStream = (stream, headers, endStream) => {
+      seenHeaders.push(headers);
       const path = headers[headers.indexOf(':path') + 1]!;
       let got = 0;
       const finish = () => {
+        ends.set(path, (ends.get(path) ?? 0) + 1);
         stream.respond([':status', '201', 'content-type', 'text/plain', 'x-path', path], false);
         stream.end(Buffer.from(`got ${got}`));
       };
@@ -200,9 +208,18 @@ test('node:http2 client ↔ lean server: requests, bodies, trailers ignored', as
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
   t.teardown(() => client.close());
-  const one = (path: string, body: Buffer | null) =>
+  let sessionError: Error | null = null;
+  client.on('error', (err) => (sessionError = err));
+  let trailersSent = 0;
+  const one = (path: string, body: Buffer | null, trailers: http2.OutgoingHttpHeaders | null) =>
     new Promise<{ status: number; text: string; path: string }>((resolve, reject) => {
-      const r = client.request({ ':method': body ? 'POST' : 'GET', ':path': path }, { endStream: body === null, waitForTrailers: false });
+      const r = client.request({ ':method': body ? 'POST' : 'GET', ':path': path }, { endStream: body === null && trailers === null, waitForTrailers: trailers !== null });
+      if (trailers !== null) {
+        r.on('wantTrailers', () => {
+          r.sendTrailers(trailers);
+          trailersSent++;
+        });
+      }
       let status = 0;
       let p = '';
       let text = '';
@@ -214,11 +231,59 @@ test('node:http2 client ↔ lean server: requests, bodies, trailers ignored', as
       r.on('end', () => resolve({ status, text, path: p }));
       r.on('error', reject);
       if (body) r.end(body);
+      else if (trailers !== null) r.end();
     });
-  const rs = await Promise.all([one('/a', null), one('/b', Buffer.alloc(3 * 1024 * 1024)), ...Array.from({ length: 50 }, (_, i) => one(`/c${i}`, Buffer.from('xyz')))]);
+  const tr = (i: number): http2.OutgoingHttpHeaders => ({ 'x-checksum': 'sha256-same-for-all', 'x-trailer-seq': String(i) });
+  const rs = await Promise.all([
+    one('/a', null, null),
+    one('/b', Buffer.alloc(3 * 1024 * 1024), tr(-1)),
+    one('/get-with-trailers', null, tr(-2)),
+    ...Array.from({ length: 50 }, (_, i) => one(`/c${i}`, Buffer.from('xyz'), tr(i))),
+  ]);
   t.deepEqual(rs[0], { status: 201, text: 'got 0', path: '/a' });
   t.deepEqual(rs[1], { status: 201, text: `got ${3 * 1024 * 1024}`, path: '/b' });
-  for (let i = 0; i < 50; i++) t.deepEqual(rs[i + 2], { status: 201, text: 'got 3', path: `/c${i}` });
+  t.deepEqual(rs[2], { status: 201, text: 'got 0', path: '/get-with-trailers' });
+  for (let i = 0; i < 50; i++) t.deepEqual(rs[i + 3], { status: 201, text: 'got 3', path: `/c${i}` });
+  t.is(trailersSent, 52, 'the client really sent trailers');
+  t.is(sessionError, null, 'no connection error (the HPACK tables stayed in step)');
+  for (const [path, n] of ends) t.is(n, 1, `${path} ended exactly once`);
+  t.is(ends.size, 53);
+  for (const h of seenHeaders) {
+    t.false(h.includes('x-checksum'), 'trailer fields never reach the request head');
+    t.false(h.includes('x-trailer-seq'));
+  }
+  // The connection is still good after all those trailer blocks.
+  t.deepEqual(await one('/after', null, null), { status: 201, text: 'got 0', path: '/after' });
+});
+
+test('lean client ↔ node:http2 server: response trailers end the stream, the body is intact, the fields are dropped', async (t) => {
+  const srv = await nodeServer((stream) => {
+    stream.respond({ ':status': 200, 'x-head': 'h' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc', 'grpc-status': '0' }));
+    stream.end('body bytes');
+  });
+  t.teardown(srv.close);
+  const c = await leanClient(srv.port);
+  t.teardown(() => c.destroy('test done'));
+  for (let i = 0; i < 20; i++) {
+    const { sink, done } = collect();
+    let ends = 0;
+    const onEnd = sink.onEnd.bind(sink);
+    sink.onEnd = () => {
+      ends++;
+      onEnd();
+    };
+    c.request(req(`/t${i}`), true, sink);
+    const r = await done;
+    t.is(r.error, null);
+    t.is(r.status, 200);
+    t.is(r.body.toString(), 'body bytes');
+    t.is(ends, 1);
+    t.is(r.headers[r.headers.indexOf('x-head') + 1], 'h');
+    t.false(r.headers.includes('x-checksum'), 'trailer fields are not merged into the head');
+  }
+  t.is(c.outstanding, 0);
+  t.false(c.closed);
 });
 
 test('GOAWAY from a node:http2 server: streams above its last id are refused (replayable)', async (t) => {
