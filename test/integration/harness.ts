@@ -113,7 +113,8 @@ export class Stack {
     return this.cli('apply', '-f', f);
   }
 
-  async start(): Promise<void> {
+  /** `warpgate: false`: the origin and the edge only, for tests that dial the tunnel port themselves. */
+  async start(opts: { warpgate?: boolean } = {}): Promise<void> {
     await ensureDevPki(join(this.dir, 'pki'), { pools: ['demo'] });
     const a = this.applyText(this.config);
     if (a.status !== 0) throw new Error(`apply failed: ${a.stderr}`);
@@ -121,7 +122,7 @@ export class Stack {
     await waitFor('origin ready', () => readyLine(this.origin!) !== null);
     this.originPort = readyLine(this.origin)!.port as number;
     await this.startEdge();
-    await this.startWarpgate();
+    if (opts.warpgate !== false) await this.startWarpgate();
   }
 
   async startEdge(): Promise<void> {
@@ -168,9 +169,9 @@ export class Stack {
 
   /** Starts one more Warpgate for pool demo; resolves once every edge worker registered one of its tunnels. */
   extra: Proc[] = [];
-  async startExtraWarpgate(extra: string[] = []): Promise<Proc> {
+  async startExtraWarpgate(extra: string[] = [], originPort = this.originPort): Promise<Proc> {
     const before = new Set(this.registrations().keys());
-    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo', ...extra]);
+    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${originPort}`, '--pki-dir', join(this.dir, 'pki'), '--pool', 'demo', ...extra]);
     this.extra.push(wg);
     await waitFor('the extra Warpgate registered by every worker', () => {
       for (const [id, workers] of this.registrations()) if (!before.has(id) && workers.size >= this.workers) return true;
@@ -179,6 +180,27 @@ export class Stack {
     if (wg.child.exitCode !== null) throw new Error(`warpgate failed: ${wg.err}`);
     return wg;
   }
+
+  /**
+   * Spawns a Warpgate dialing this edge's tunnel port and forwarding to the origin, with `args`
+   * for its credentials (e.g. --cert/--key/--ca); waits for nothing. Stopped with the stack.
+   */
+  spawnWarpgate(args: string[]): Proc {
+    const wg = launch([WARPGATE, '--edge', `127.0.0.1:${this.tunnelPort}`, '--origin', `http://127.0.0.1:${this.originPort}`, ...args]);
+    this.extra.push(wg);
+    return wg;
+  }
+
+  /** Starts one more recording demo origin (read it with originSeen(port)); stopped with the stack. */
+  async startExtraOrigin(): Promise<number> {
+    const o = launch([ORIGIN, '--host', '127.0.0.1', '--port', '0', '--record']);
+    this.extraOrigins.push(o);
+    await waitFor('extra origin ready', () => readyLine(o) !== null || o.child.exitCode !== null);
+    const r = readyLine(o);
+    if (r === null) throw new Error(`origin failed: ${o.err}`);
+    return r.port as number;
+  }
+  extraOrigins: Proc[] = [];
 
   /** Marks the edge log so that tunnelsRegistered() counts only what comes after (before a Warpgate restart). */
   markEdgeLog(): void {
@@ -216,8 +238,8 @@ export class Stack {
   }
 
   /** Every request the canary origin received, recorded when its head arrived (`complete`/`aborted` tell how it ended). */
-  async originSeen(): Promise<Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number; complete: boolean; aborted: boolean }>> {
-    const r = await directGet(this.originPort, '/__origin/requests');
+  async originSeen(port = this.originPort): Promise<Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number; complete: boolean; aborted: boolean }>> {
+    const r = await directGet(port, '/__origin/requests');
     return JSON.parse(r) as Array<{ method: string; path: string; query: string; headers: Record<string, string[]>; bodyBytes: number; complete: boolean; aborted: boolean }>;
   }
 
@@ -230,6 +252,7 @@ export class Stack {
     await stopProc(this.warpgate);
     await stopProc(this.edge);
     await stopProc(this.origin);
+    for (const p of this.extraOrigins) await stopProc(p);
     // Workers are children of the edge primary; make sure none outlives it.
     for (const pid of this.workerPids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
