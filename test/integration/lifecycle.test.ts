@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import * as http from 'node:http';
 import { join, resolve } from 'node:path';
 import { Stack, waitFor, pidAlive, stopProc } from './harness.js';
 
@@ -58,6 +59,113 @@ test.serial('SIGTERM drains: in-flight requests finish, then the edge exits', as
   t.is(res.status, 200, 'the in-flight request completed');
   t.is(await exited, 0);
   for (const pid of stack.workerPids) t.false(pidAlive(pid));
+});
+
+/** A GET on a fresh connection: its status, or the socket error's code (ECONNREFUSED…). */
+function fresh(port: number, path: string): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'localhost' }, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+/**
+ * What a client may see from a draining edge on a new connection: connection refused once the
+ * listen socket is closed, a reset for one the kernel had queued on it just before, or 503.
+ */
+const refused = (r: number | string): boolean => r === 'ECONNREFUSED' || r === 'ECONNRESET' || r === 503;
+
+/** A GET on the given keep-alive agent's connection: status, body, or the socket error's code. */
+function onAgent(agent: http.Agent, port: number, path: string): Promise<{ status: number; body: string } | string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent, headers: { host: 'localhost' }, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+// docs/ARCHITECTURE.md, "Edge primary": on SIGTERM the workers close their listen sockets at
+// once, finish in-flight requests within --drain-grace, and stragglers are cut; the edge then
+// exits 0. The test above only shows a quick request finishing; this one holds a request past
+// the grace period and checks the other three promises.
+test.serial('SIGTERM with --drain-grace 2s: new connections refused, keep-alive requests 503, nothing new forwarded, a slow request cut at the grace, exit 0', async (t) => {
+  const GRACE_MS = 2_000;
+  const stack = new Stack(1, undefined, ['--drain-grace', '2s']);
+  t.teardown(() => stack.stop());
+  await stack.start();
+  const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => keepAlive.destroy());
+  const warm = await onAgent(keepAlive, stack.port, '/health');
+  t.is(typeof warm === 'string' ? warm : warm.status, 200, 'a keep-alive connection open before the drain');
+
+  await stack.clearOrigin();
+  // The origin answers this one after 8 s: far past the grace period.
+  let slowEndedAt = 0;
+  const slow = stack.request('/health?delay=8000', { timeoutMs: 30_000 }).then(
+    (r) => ((slowEndedAt = Date.now()), r.status),
+    (e: NodeJS.ErrnoException) => ((slowEndedAt = Date.now()), e.code ?? e.message),
+  );
+  for (const end = Date.now() + 15_000; ; ) {
+    if ((await stack.originSeen()).some((s) => s.query === 'delay=8000')) break;
+    if (Date.now() > end) throw new Error('the slow request never reached the origin');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+
+  const exited = new Promise<number | null>((r) => stack.edge!.child.once('exit', (code) => r(code)));
+  const sigtermAt = Date.now();
+  stack.edge!.child.kill('SIGTERM');
+
+  // Until the worker has the drain message a new connection may still be served; once one is
+  // refused, the listen socket is closed and every later one must be refused too.
+  let firstRefusal: number | string = 0;
+  const servedBeforeRefusal: Array<number | string> = [];
+  for (const end = Date.now() + 15_000; ; ) {
+    const r = await fresh(stack.port, '/health?during-drain');
+    if (refused(r)) {
+      firstRefusal = r;
+      break;
+    }
+    servedBeforeRefusal.push(r);
+    if (Date.now() > end) throw new Error(`new connections still served: ${servedBeforeRefusal.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.true(pidAlive(stack.workerPids[0]!), 'the worker is still draining (a refusal from an exited edge would prove nothing)');
+  t.is(slowEndedAt, 0, 'the slow request is still in flight');
+  const seenAtRefusal = (await stack.originSeen()).length;
+
+  for (let i = 0; i < 5; i++) {
+    const r = await fresh(stack.port, `/health?after-refusal=${i}`);
+    t.true(refused(r), `new connection ${i} after the first refusal (${firstRefusal}): ${r}`);
+  }
+  const ka = await onAgent(keepAlive, stack.port, '/health?on-keep-alive');
+  t.not(typeof ka, 'string', `the open keep-alive connection is answered, not dropped: ${String(ka)}`);
+  if (typeof ka !== 'string') {
+    t.is(ka.status, 503);
+    t.is(JSON.parse(ka.body).error.code, 'MEZU_DRAINING');
+  }
+  t.true(pidAlive(stack.workerPids[0]!), 'still within the grace period');
+  t.is((await stack.originSeen()).length, seenAtRefusal, 'nothing new reached the origin once the edge refused');
+
+  const slowResult = await slow;
+  t.not(slowResult, 200, 'the slow request was cut, not answered');
+  t.true(slowEndedAt - sigtermAt >= GRACE_MS - 100, `cut after the grace period (${slowEndedAt - sigtermAt} ms after SIGTERM), not at once`);
+
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), GRACE_MS + 15_000))]);
+  t.is(code, 0, 'the edge exits 0 after the drain');
+  await waitFor('the worker gone', () => !pidAlive(stack.workerPids[0]!), 10_000);
+  const seen = await stack.originSeen();
+  t.deepEqual(seen.filter((s) => /after-refusal|on-keep-alive/.test(s.query)), [], 'no request made after the refusal reached the origin');
+  t.true(servedBeforeRefusal.every((s) => s === 200), `answered before the worker had the drain message: ${servedBeforeRefusal.join(', ')}`);
 });
 
 test('the edge refuses to start on the uWebSockets.js JS fallback', (t) => {
