@@ -12,12 +12,17 @@
  *   - route match (`compileConfig` → `project.match`) and path normalization;
  *   - session lookup (`Authenticator.session`) against a real LMDB store;
  *   - the Warpgate's assertion check (`AssertionVerifier.verify`), cached and
- *     uncached.
+ *     uncached;
+ *   - the edge's whole request path in this process: the uWS handler
+ *     (`createHandler`, with a stand-in for uWS's request and response
+ *     objects), session lookup, the lean tunnel client and an in-memory
+ *     HTTP/2 peer that answers at once — everything of a protected GET on the
+ *     edge except uWS's own parsing and socket I/O and TLS.
  * Each task runs a batch of operations per sample so the timer's own cost
  * (~tens of ns) does not dominate sub-µs operations; ns/op = sample mean ÷
  * batch.
  *
- *   node dist/bench/micro.js [--time MS per task (default 1000)] [--json-out FILE]
+ *   node dist/bench/micro.js [--time MS per task (default 1000)] [--only TEXT (tasks whose name contains it)] [--json-out FILE]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +40,10 @@ import { H2Connection, type ClientStreamSink, type H2Stream } from '../src/tunne
 import { HpackDecoder, HpackEncoder, DEFAULT_NO_INDEX } from '../src/tunnel/h2/hpack.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from '../src/tunnel/h2/huffman.js';
 import { AssertionVerifier } from '../warpgate/verify.js';
+import { createHandler } from '../src/accept/handler.js';
+import { PoolRegistry } from '../src/tunnel/pools.js';
+import { LeanTunnelConnection } from '../src/tunnel/lean.js';
+import type { HttpRequest, HttpResponse } from '../native/uws.js';
 import { BENCH_CONFIG } from './stack.js';
 import { renderMicro, type MicroResult } from './report.js';
 
@@ -270,6 +279,178 @@ function h2Task(pair: ReturnType<typeof h2Pair>): MicroTask {
   };
 }
 
+// ── the edge's request path, in process ──
+
+/** Stand-in for uWS's HttpRequest: a browser's protected GET. */
+class FakeRequest {
+  constructor(private readonly headers: readonly string[]) {}
+  getCaseSensitiveMethod(): string {
+    return 'GET';
+  }
+  getMethod(): string {
+    return 'get';
+  }
+  getUrl(): string {
+    return '/api/v1/items';
+  }
+  getQuery(): string | undefined {
+    return 'page=2';
+  }
+  getHeader(name: string): string {
+    for (let i = 0; i < this.headers.length; i += 2) if (this.headers[i] === name) return this.headers[i + 1]!;
+    return '';
+  }
+  forEach(cb: (k: string, v: string) => void): void {
+    // uWS hands out new strings for every request: copy, so the handler never sees interned ones.
+    for (let i = 0; i < this.headers.length; i += 2) cb(`${this.headers[i]!} `.slice(0, -1), `${this.headers[i + 1]!} `.slice(0, -1));
+  }
+}
+
+const PEER_ADDRESS = new TextEncoder().encode('203.0.113.7').buffer;
+
+/** Stand-in for uWS's HttpResponse: counts what a real one would send. */
+class FakeResponse {
+  status = '';
+  bytes = 0;
+  ended = false;
+  constructor(private readonly done: (ok: boolean) => void) {}
+  cork(cb: () => void): this {
+    cb();
+    return this;
+  }
+  writeStatus(s: string): this {
+    this.status = s;
+    return this;
+  }
+  writeHeader(k: string, v: string): this {
+    this.bytes += k.length + v.length;
+    return this;
+  }
+  write(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
+    return true;
+  }
+  getWriteOffset(): number {
+    return this.bytes;
+  }
+  tryEnd(chunk: Buffer, _total: number): [boolean, boolean] {
+    this.bytes += chunk.length;
+    this.finish();
+    return [true, true];
+  }
+  end(body?: string | Buffer): this {
+    if (body !== undefined) this.bytes += body.length;
+    this.finish();
+    return this;
+  }
+  endWithoutBody(): this {
+    this.finish();
+    return this;
+  }
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.done(this.status.startsWith('200'));
+  }
+  onAborted(_cb: () => void): this {
+    return this;
+  }
+  onWritable(_cb: (offset: number) => boolean): this {
+    return this;
+  }
+  onData(_cb: (ab: ArrayBuffer, last: boolean) => void): this {
+    return this;
+  }
+  getRemoteAddressAsText(): ArrayBuffer {
+    return PEER_ADDRESS;
+  }
+  close(): this {
+    this.finish();
+    return this;
+  }
+  pause(): void {}
+  resume(): void {}
+}
+
+async function edgePathTask(store: Store): Promise<{ task: MicroTask; close: () => void }> {
+  await Signer.ensureKey(store.signingKeys);
+  const signer = new Signer(store.signingKeys, ISSUER);
+  signer.reload();
+  const now = Date.now();
+  await store.users.create({
+    id: 'usr_edge', directory: 'demo', email: 'edge@example.com', name: 'Edge', displayName: '', status: 'active',
+    roles: ['viewer'], permissions: ['reports:read'], version: 1, createdAt: now, updatedAt: now, lastLoginAt: null,
+  });
+  const token = newSessionToken();
+  await store.sessions.create(hashToken(token), {
+    id: 'ses_edge', principalType: 'user', userId: 'usr_edge', projectId: 'demo', createdAt: now, lastSeenAt: now,
+    authTime: now, amr: ['pwd'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
+  });
+  const v = parseConfigYaml(BENCH_CONFIG);
+  if (!v.ok) throw new Error(`micro: bench config invalid: ${JSON.stringify(v.problems)}`);
+  const compiled = compileConfig(v.config, 1);
+  const pools = new PoolRegistry();
+  const a = new MemSocket();
+  const b = new MemSocket();
+  a.peer = b;
+  b.peer = a;
+  const conn = new LeanTunnelConnection('demo', a, pools, { pingIntervalMs: 0 }, () => undefined);
+  conn.ready = true;
+  pools.add(conn);
+  const server = new H2Connection(b, 'server', { pingIntervalMs: 0 });
+  server.onStream = (stream: H2Stream, _headers: string[], endStream: boolean) => {
+    if (!endStream) return stream.abort();
+    stream.respond(RESPONSE_HEAD, false);
+    stream.end(RESPONSE_BODY);
+  };
+  const handle = createHandler({
+    config: () => compiled,
+    auth: new Authenticator(store, signer),
+    signer,
+    pools,
+    cookieName: 'mezu_session',
+    scheme: 'https',
+    inflight: { n: 0 },
+    draining: { on: false },
+    login: null,
+    log: (m) => process.stderr.write(`micro: ${m}\n`),
+  });
+  const req = new FakeRequest([
+    'host', '127.0.0.1',
+    'user-agent', USER_AGENT,
+    'accept', 'application/json',
+    'accept-language', 'en-US,en;q=0.9',
+    'accept-encoding', 'gzip, deflate, br',
+    'cookie', `theme=dark; mezu_session=${token}`,
+  ]) as unknown as HttpRequest;
+  const IN_FLIGHT = 64;
+  const run = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      let left = IN_FLIGHT;
+      let bad = 0;
+      const done = (ok: boolean) => {
+        if (!ok) bad++;
+        if (--left === 0) (bad === 0 ? resolve() : reject(new Error(`micro: ${bad} edge requests did not get a 200`)));
+      };
+      for (let k = 0; k < IN_FLIGHT; k++) handle(new FakeResponse(done) as unknown as HttpResponse, req);
+    });
+  // The first request mints the session's assertion and writes it back; let that settle.
+  await run();
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    task: {
+      name: `edge request path in process: uWS handler with stand-in req/res, session lookup, lean tunnel client, in-memory HTTP/2 peer answering at once (${IN_FLIGHT} in flight)`,
+      batch: IN_FLIGHT,
+      note: 'excludes uWS parsing, sockets and TLS; includes the peer\'s HTTP/2 server side',
+      fn: run,
+    },
+    close: () => {
+      conn.close(false);
+      server.destroy('micro done');
+    },
+  };
+}
+
 // ── route, session, verifier ──
 
 function routeTasks(): MicroTask[] {
@@ -394,11 +575,11 @@ function verifierTasks(): MicroTask[] {
 }
 
 async function main(): Promise<number> {
-  let v: { time?: string; 'json-out'?: string };
+  let v: { time?: string; only?: string; 'json-out'?: string };
   try {
-    v = parseArgs({ options: { time: { type: 'string' }, 'json-out': { type: 'string' } }, strict: true }).values;
+    v = parseArgs({ options: { time: { type: 'string' }, only: { type: 'string' }, 'json-out': { type: 'string' } }, strict: true }).values;
   } catch (err) {
-    process.stderr.write(`micro: ${(err as Error).message}\nusage: node dist/bench/micro.js [--time MS (default 1000)] [--json-out FILE]\n`);
+    process.stderr.write(`micro: ${(err as Error).message}\nusage: node dist/bench/micro.js [--time MS (default 1000)] [--only TEXT] [--json-out FILE]\n`);
     return 2;
   }
   const time = Number(v.time ?? '1000');
@@ -412,6 +593,7 @@ async function main(): Promise<number> {
   const store = openStore(dir);
   const pair = h2Pair();
   const results: MicroResult[] = [];
+  let edge: { task: MicroTask; close: () => void } | null = null;
   try {
     // Let the pair exchange SETTINGS before the first measured request.
     await new Promise((r) => setTimeout(r, 50));
@@ -424,8 +606,10 @@ async function main(): Promise<number> {
       await sessionTask(store),
       ...verifierTasks(),
     ];
+    edge = await edgePathTask(store);
+    tasks.push(edge.task);
     const bench = new Bench({ time, warmupTime: Math.min(250, time), throws: true });
-    for (const t of tasks) bench.add(t.name, t.fn);
+    for (const t of tasks) if (v.only === undefined || t.name.includes(v.only)) bench.add(t.name, t.fn);
     await bench.run();
     for (const task of bench.tasks) {
       const t = tasks.find((x) => x.name === task.name)!;
@@ -446,6 +630,7 @@ async function main(): Promise<number> {
     }
   } finally {
     pair.close();
+    edge?.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
