@@ -301,12 +301,11 @@ export class H2Connection {
     const out = this.out;
     if (out.length === 0) return;
     this.out = [];
-    // The arena's written part now belongs to the socket; continue in a fresh one.
-    if (this.arenaPos > 0) {
-      this.arena = Buffer.allocUnsafe(ARENA_SIZE);
-      this.arenaPos = 0;
-      this.arenaMark = 0;
-    }
+    // The arena's written part now belongs to the socket and is never written again; later
+    // frames go after it (sealArena moved the mark), and a new arena is taken only when this
+    // one is full (reserve). Taking a fresh 16 KiB arena on every flush, as before, allocated
+    // 16 KiB of external memory per request at moderate load (~80 MB/s at 5k req/s), which
+    // made V8 run a mark-compact every ~0.5 s in each edge worker, pausing it for up to 12 ms.
     if (out.length === 1) {
       this.socket.write(out[0]!);
       return;
