@@ -93,7 +93,14 @@ export class TunnelServer {
       },
       (socket) => this.onConnection(socket),
     );
-    server.on('tlsClientError', (err) => o.log(`tunnel: rejected a handshake: ${err.message}`));
+    // With TLS 1.3 node completes the handshake, then finds the client certificate bad and
+    // destroys the socket: the error says only "socket hang up" and the reason (CERT_HAS_EXPIRED,
+    // an unknown CA…) is on the socket. An operator needs the reason.
+    server.on('tlsClientError', (err, socket) => {
+      const why = (socket as tls.TLSSocket | undefined)?.authorizationError ?? err.message;
+      const peer = socket?.remoteAddress === undefined ? '' : ` from ${socket.remoteAddress}:${socket.remotePort ?? ''}`;
+      o.log(`tunnel: rejected a handshake${peer}: ${typeof why === 'string' ? why : why.message}`);
+    });
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

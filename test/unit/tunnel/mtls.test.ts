@@ -186,15 +186,10 @@ for (const c of BAD) {
   });
 }
 
-// BUG (src/tunnel/server.ts, `tlsClientError` handler): for a client certificate that fails
-// verification (foreign CA, expired, not yet valid) node completes the TLS 1.3 handshake, finds
-// the verify error and destroys the socket itself, so the `tlsClientError` it emits carries only
-// "socket hang up" (ECONNRESET); the reason is on `socket.authorizationError`. The edge therefore
-// logs "tunnel: rejected a handshake: socket hang up" — it reads as if the Warpgate hung up, and
-// an operator whose Warpgate certificate expired cannot tell from the edge's log. Only "no
-// certificate" (refused by OpenSSL itself) is logged with its reason. Fix: log
-// `(socket as tls.TLSSocket).authorizationError ?? err.message` (plus the peer address).
-test.failing('the listener logs why a client certificate was refused (unknown CA, expired, not yet valid), not "socket hang up"', async (t) => {
+// Regression: with TLS 1.3 node completes the handshake, finds the verify error (foreign CA,
+// expired, not yet valid) and destroys the socket itself, so `tlsClientError` carries only
+// "socket hang up"; the reason is on `socket.authorizationError`, which src/tunnel/server.ts logs.
+test('the listener logs why a client certificate was refused (unknown CA, expired, not yet valid), not "socket hang up"', async (t) => {
   for (const c of BAD) {
     const l = await listener(t);
     const d = await dial(l.port, await c.cert(await pki()));
