@@ -29,6 +29,7 @@ export class H2TunnelConnection implements TunnelConnection {
   readonly id: string;
   outstanding = 0;
   ready = false;
+  peer = '';
   private readonly session: http2.ClientHttp2Session;
 
   constructor(

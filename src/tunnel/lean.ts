@@ -23,6 +23,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 export class LeanTunnelConnection implements TunnelConnection {
   readonly id: string;
   ready = false;
+  peer = '';
   readonly h2: H2Connection;
 
   constructor(
@@ -169,16 +170,17 @@ class LeanRequest implements TunnelStream, ClientStreamSink {
   }
   onLost(): void {
     if (this.aborted) return;
-    // The Warpgate went away mid-request: retry once elsewhere only when repeating it is harmless.
-    if (IDEMPOTENT.has(this.head.method)) this.onRefused();
+    // The Warpgate went away mid-request: retry once elsewhere only when repeating it is harmless,
+    // preferring another Warpgate (its siblings may be dead too, their closes not read yet).
+    if (IDEMPOTENT.has(this.head.method)) this.onRefused(this.conn?.peer);
     else this.sink.onError('MEZU_TUNNEL_FAILED');
   }
-  onRefused(): void {
+  onRefused(avoidPeer?: string): void {
     if (this.aborted) return;
     if (!this.hasBody && !this.replayed) {
       // RFC 9113 §8.7: not processed, so safe to retry — once, elsewhere.
       this.replayed = true;
-      const other = this.registry.pickOther(this.poolName(), this.conn);
+      const other = this.registry.pickOther(this.poolName(), this.conn, avoidPeer);
       if (other instanceof LeanTunnelConnection) {
         this.start(other);
         return;

@@ -27,16 +27,24 @@ export class PoolRegistry {
     }
     return best;
   }
-  /** Like pick, but never `exclude` (a replay goes to another connection). */
-  pickOther(pool: string, exclude: TunnelConnection | null): TunnelConnection | null {
+  /**
+   * Like pick, but never `exclude` (a replay goes to another connection).
+   * With `avoidPeer`, a connection of another Warpgate wins over a sibling of
+   * the same one: when a Warpgate dies the edge reads its tunnels' closes one
+   * socket at a time, so a sibling may still look ready (test/unit/tunnel/lean.test.ts).
+   */
+  pickOther(pool: string, exclude: TunnelConnection | null, avoidPeer?: string): TunnelConnection | null {
     const list = this.pools.get(pool);
     if (list === undefined) return null;
     let best: TunnelConnection | null = null;
+    let bestOther: TunnelConnection | null = null;
     for (let i = 0; i < list.length; i++) {
       const c = list[i]!;
-      if (c !== exclude && c.ready && (best === null || c.outstanding < best.outstanding)) best = c;
+      if (c === exclude || !c.ready) continue;
+      if (best === null || c.outstanding < best.outstanding) best = c;
+      if (avoidPeer !== undefined && avoidPeer !== '' && c.peer !== avoidPeer && (bestOther === null || c.outstanding < bestOther.outstanding)) bestOther = c;
     }
-    return best;
+    return bestOther ?? best;
   }
   all(): TunnelConnection[] {
     const out: TunnelConnection[] = [];

@@ -157,6 +157,7 @@ export class TunnelServer {
         conn.ready = true;
         this.pools.add(conn);
         this.described.set(conn, { pool, warpgateId: String(reply.warpgateId), version: String(reply.version), credential: admission.credential, since: Date.now() });
+        conn.peer = String(reply.warpgateId);
         o.onTunnelsChanged?.();
         o.log(`tunnel: warpgate ${reply.warpgateId} connected for pool ${pool} (worker ${o.worker})`);
       },

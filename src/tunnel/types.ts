@@ -46,6 +46,12 @@ export interface TunnelConnection {
   readonly outstanding: number;
   /** True after the hello exchange and until the connection starts closing. */
   readonly ready: boolean;
+  /**
+   * The Warpgate's id from its hello reply ('' before): a Warpgate that dies
+   * drops all its tunnels at once, so a lost request is replayed on another
+   * Warpgate's connection when there is one (pools.ts pickOther).
+   */
+  peer?: string;
   open(head: RequestHead, hasBody: boolean, sink: ResponseSink): TunnelStream;
   /** graceful: stop new streams, let in-flight ones finish (GOAWAY). */
   close(graceful: boolean): void;

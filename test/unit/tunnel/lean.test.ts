@@ -307,21 +307,18 @@ test('an aborted request is not replayed when its connection goes away afterward
   t.false(sink.settled, 'nothing is delivered to a sink whose client left');
 });
 
-// BUG (src/tunnel/lean.ts, LeanRequest.onLost → onRefused → registry.pickOther): when a Warpgate
-// process dies, all its tunnels to this worker close at the same instant, but the edge learns it
-// one socket at a time. The replay of a GET lost on the first closed tunnel is sent at once, and
-// pickOther picks the connection with the fewest streams — often a sibling tunnel of the same dead
-// Warpgate whose close is already in the socket buffer but not yet read. That replay is lost too,
-// and the request gets 502 although a healthy Warpgate was there. Seen on real processes:
-// test/integration/ha.test.ts, about one run in two loses one of ~7 in-flight GETs this way.
-// Proposed fix: defer the lost-request replay by one turn (setImmediate in onLost, keeping the
-// `aborted` check), so the close events of sibling connections read in the same poll phase are
-// processed first and those connections leave the pool; and/or have pickOther prefer a connection
-// of another Warpgate (the hello reply's warpgateId, which src/tunnel/server.ts already records).
-test.failing('a Warpgate dying with two tunnels: a GET lost on one is replayed on a live Warpgate, not on the dead sibling tunnel', async (t) => {
+// When a Warpgate process dies, all its tunnels close at once, but the edge learns it one socket
+// at a time: a replay sent on the fewest-streams rule alone often went to a sibling tunnel of the
+// same dead Warpgate (its close in the socket buffer, not yet read) and was lost too (seen in
+// test/integration/ha.test.ts). The replay of a lost request now prefers another Warpgate (the
+// hello reply's warpgateId, set as `peer` by src/tunnel/server.ts).
+test('a Warpgate dying with two tunnels: a GET lost on one is replayed on a live Warpgate, not on the dead sibling tunnel', async (t) => {
   // X and Y: two tunnels of the Warpgate that dies. Z: a healthy Warpgate, holding one stream so the
   // dead sibling Y (0 streams) is what the fewest-streams rule prefers.
   const e = await env(t, ['X', hold], ['Y', hold], ['Z', hold]);
+  e.edges[0]!.peer = 'dying';
+  e.edges[1]!.peer = 'dying';
+  e.edges[2]!.peer = 'healthy';
   const busy = new Recorder();
   e.edges[2]!.open(head('GET', '/busy', 'busy'), false, busy);
   await until('Z holding a stream', () => e.gates[2]!.seen.length === 1);

@@ -102,3 +102,16 @@ test('remove: a closed connection is never picked again, and an emptied pool is 
   r.remove(b); // Removing twice is harmless (the close callback may run after an explicit remove).
   t.is(r.count('demo'), 0);
 });
+
+test('pickOther with avoidPeer: another Warpgate wins over an idler sibling of the one that was lost; siblings only as a last resort', (t) => {
+  const lost = Object.assign(fake('lost', 1), { peer: 'wg-a' });
+  const sibling = Object.assign(fake('sibling', 0), { peer: 'wg-a' });
+  const other = Object.assign(fake('other', 5), { peer: 'wg-b' });
+  const otherIdler = Object.assign(fake('other-idler', 2), { peer: 'wg-b' });
+  t.is(registry(lost, sibling, other, otherIdler).pickOther('demo', lost, 'wg-a'), otherIdler);
+  t.is(registry(lost, sibling, other).pickOther('demo', lost), sibling, 'without avoidPeer: fewest streams');
+  t.is(registry(lost, sibling).pickOther('demo', lost, 'wg-a'), sibling, 'no other Warpgate: the sibling rather than nothing');
+  t.is(registry(lost, sibling, other).pickOther('demo', lost, ''), sibling, 'an unknown peer avoids nothing');
+  other.ready = false;
+  t.is(registry(lost, sibling, other).pickOther('demo', lost, 'wg-a'), sibling, 'a draining other Warpgate is not picked');
+});
