@@ -6,9 +6,10 @@
  * creates demo users with passwords and fresh sessions, starts the demo origin,
  * the edge with its Console, and a Warpgate that enrolls with a service-account
  * key (the same flow as production; the key is kept in .mezu-dev/), prints what
- * to try — the Console URL and the command that creates its first owner among
- * it — and prints every mail the edge puts in the development outbox (signup
- * and reset links). Ctrl-C stops everything.
+ * to try once that Warpgate holds a tunnel to every edge worker — the Console
+ * URL and the command that creates its first owner among it — and prints every
+ * mail the edge puts in the development outbox (signup and reset links).
+ * Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -30,6 +31,8 @@ const ORIGIN_PORT = Number(process.env.MEZU_ORIGIN_PORT ?? 3000);
 const CONSOLE_PORT = Number(process.env.MEZU_CONSOLE_PORT ?? 8081);
 /** The demo Warpgate's API key (enrollment), created once and kept here (0600). */
 const WARPGATE_KEY_FILE = 'warpgate-demo.key';
+/** How long start-up waits for the Warpgate's tunnels before printing what to try anyway. */
+const TUNNEL_WAIT_MS = 30_000;
 const DEV_ACTOR: Actor = { type: 'system', id: 'dev', name: 'npm start', ip: '' };
 
 const DEMO_USERS = [
@@ -84,14 +87,17 @@ async function stopAll(code: number): Promise<void> {
   process.exit(code);
 }
 
-function waitReady(child: ChildProcess, what: string): Promise<void> {
+/** Resolves with the child's JSON ready line once it has printed it whole. */
+function waitReady(child: ChildProcess, what: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (out.includes('{"event":"ready"')) {
+      const at = out.indexOf('{"event":"ready"');
+      const end = at === -1 ? -1 : out.indexOf('\n', at);
+      if (end !== -1) {
         child.stdout!.off('data', onData);
-        resolve();
+        resolve(JSON.parse(out.slice(at, end)) as Record<string, unknown>);
       }
     };
     child.stdout!.on('data', onData);
@@ -148,10 +154,12 @@ async function main(): Promise<void> {
   await waitReady(origin, 'the demo origin');
   const consoleUrl = `http://localhost:${CONSOLE_PORT}`;
   const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`, '--console-port', String(CONSOLE_PORT), '--console-url', consoleUrl]);
-  await waitReady(edge, 'the edge');
+  const edgeReady = await waitReady(edge, 'the edge');
   // The Warpgate enrolls: key → CSR → short-lived certificate from the demo project's tunnel CA, renewed before expiry.
   start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', consoleUrl, '--key-file', join(DATA, WARPGATE_KEY_FILE), '--origin', `http://127.0.0.1:${ORIGIN_PORT}`]);
-  await new Promise((r) => setTimeout(r, 1500));
+  if (!(await waitTunnels(edgeReady.workers as number[]))) {
+    process.stdout.write(`dev      | the Warpgate has not connected to every edge worker after ${TUNNEL_WAIT_MS / 1000} s; requests get 502 until it does (see its lines above)\n`);
+  }
   const owners = await withStore((s) => s.users.list(CONSOLE_DIRECTORY).filter((u) => u.roles.includes('owner') && u.status === 'active').map((u) => u.email));
 
   const base = `http://localhost:${PORT}`;
@@ -197,6 +205,29 @@ Operator commands (in another terminal):
 These sessions are fresh on every start. Ctrl-C stops everything.
 `);
   printOutbox();
+}
+
+/**
+ * Waits until every edge worker holds a tunnel of the Warpgate (the reports the
+ * workers write to the store on every change, which the Console reads too), so
+ * the URLs printed next answer at once. A fixed pause was not enough: a
+ * project's first enrollment alone waits 1 s for every worker to load its new
+ * CA, and on a busy machine the printed curl commands got 502.
+ */
+async function waitTunnels(workerPids: number[]): Promise<boolean> {
+  const store = openStore(DATA);
+  try {
+    for (const end = Date.now() + TUNNEL_WAIT_MS; Date.now() < end; ) {
+      const reports = store.tunnelStatus.all();
+      if (workerPids.every((pid) => reports.some((r) => r.pid === pid && r.tunnels.length > 0))) return true;
+      if (stopping) return false;
+      // lmdb-js renews its read snapshot on the next event-loop turn: a timer crosses one.
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  } finally {
+    await store.close();
+  }
 }
 
 async function withStore<T>(fn: (s: Store) => Promise<T> | T): Promise<T> {
