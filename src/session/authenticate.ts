@@ -2,7 +2,8 @@
  * Credential check: a session cookie or a service-account key → a principal
  * with its cached assertion, or a verdict value. Every call reads the store
  * (no per-process cache of sessions, users or keys: a revocation written by
- * any process is seen on the next request in every worker).
+ * any process is seen on the next request in every worker); the
+ * `getForRequest` reads only skip decoding bytes identical to the last ones.
  */
 import type { Store, SessionRecord, UserRecord, ApiKeyRecord, ServiceAccountRecord } from '../store/index.js';
 import type { Signer } from '../identity/index.js';
@@ -52,11 +53,11 @@ export class Authenticator {
   session(token: string, projectId: string, absoluteMs: number, idleMs: number): AuthResult {
     if (!isTokenSyntax(token)) return NONE;
     const th = hashToken(token);
-    const s = this.store.sessions.get(th);
+    const s = this.store.sessions.getForRequest(th);
     if (s === undefined || s.projectId !== projectId || s.principalType !== 'user') return NONE;
     const now = this.clock.now();
     if (now >= s.createdAt + absoluteMs || now >= s.lastSeenAt + idleMs) return NONE;
-    const u = this.store.users.get(s.userId);
+    const u = this.store.users.getForRequest(s.userId);
     if (u === undefined || u.status !== 'active') return NONE;
     const assertion = this.assertionFor(th, s, u, projectId, now);
     if (now - s.lastSeenAt >= IDLE_REFRESH_INTERVAL_MS) {
@@ -70,18 +71,18 @@ export class Authenticator {
   apiKey(text: string, projectId: string): AuthResult {
     const parsed = parseApiKey(text);
     if (parsed === null) return NONE;
-    const k = this.store.serviceAccounts.getKey(parsed.id);
+    const k = this.store.serviceAccounts.getKeyForRequest(parsed.id);
     if (k === undefined || k.projectId !== projectId || k.revokedAt !== null) return NONE;
     const now = this.clock.now();
     if (k.expiresAt !== null && now >= k.expiresAt) return NONE;
     if (!secretMatches(parsed.secret, k.secretHash)) return NONE;
-    const sa = this.store.serviceAccounts.get(k.serviceAccountId);
+    const sa = this.store.serviceAccounts.getForRequest(k.serviceAccountId);
     if (sa === undefined || sa.status !== 'active') return NONE;
     const assertion = this.keyAssertion(k, sa, projectId, now);
     return { kind: 'ok', principal: { type: 'service_account', id: sa.id, email: '', name: sa.name, roles: sa.roles, permissions: sa.permissions, assertion } };
   }
 
-  private assertionFor(th: string, s: SessionRecord, u: UserRecord, projectId: string, now: number): string {
+  private assertionFor(th: string, s: Readonly<SessionRecord>, u: Readonly<UserRecord>, projectId: string, now: number): string {
     const fresh = (exp: number) => exp - now > ASSERTION_REFRESH_BEFORE_S * 1000;
     const kid = this.signer.activeKid;
     if (s.assertion !== null && s.assertionUserVersion === u.version && s.assertionKid === kid && fresh(s.assertionExp)) return s.assertion;
@@ -95,7 +96,7 @@ export class Authenticator {
     return r.token;
   }
 
-  private keyAssertion(k: ApiKeyRecord, sa: ServiceAccountRecord, projectId: string, now: number): string {
+  private keyAssertion(k: Readonly<ApiKeyRecord>, sa: Readonly<ServiceAccountRecord>, projectId: string, now: number): string {
     const fresh = (exp: number) => exp - now > ASSERTION_REFRESH_BEFORE_S * 1000;
     const kid = this.signer.activeKid;
     if (k.assertion !== null && k.assertionUserVersion === sa.version && k.assertionKid === kid && fresh(k.assertionExp)) return k.assertion;

@@ -6,7 +6,7 @@
  * A later issue adds multi-node edges replicating through NATS JetStream with
  * LMDB as each node's local replica; callers only see these interfaces.
  */
-import { openEnv, openDb, type RootDatabase, type Database } from '../../native/lmdb.js';
+import { openEnv, openDb, RecordReader, type RootDatabase, type Database } from '../../native/lmdb.js';
 import type {
   UserRecord,
   SessionRecord,
@@ -64,12 +64,19 @@ export class ConfigStore {
 }
 
 export class UserStore {
+  private readonly reader: RecordReader<UserRecord>;
   constructor(
     private readonly db: Database<UserRecord, string>,
     private readonly byEmail: Database<string, string>,
-  ) {}
+  ) {
+    this.reader = new RecordReader(db);
+  }
   get(id: string): UserRecord | undefined {
     return this.db.get(id);
+  }
+  /** The request path's read: read from the store every call, frozen, decoded again only when it changed (RecordReader). */
+  getForRequest(id: string): Readonly<UserRecord> | undefined {
+    return this.reader.get(id);
   }
   getByEmail(directory: string, email: string): UserRecord | undefined {
     const id = this.byEmail.get(emailKey(directory, email));
@@ -210,13 +217,20 @@ async function sweepBatched<V>(db: Database<V, string>, expired: (v: V) => boole
 }
 
 export class SessionStore {
+  private readonly reader: RecordReader<SessionRecord>;
   constructor(
     private readonly db: Database<SessionRecord, string>,
     private readonly byUser: Database<string, string>,
-  ) {}
+  ) {
+    this.reader = new RecordReader(db);
+  }
   /** Looks a session up by the hash of its token (the token itself is never stored). */
   get(tokenHash: string): SessionRecord | undefined {
     return this.db.get(tokenHash);
+  }
+  /** The request path's read: read from the store every call, frozen, decoded again only when it changed (RecordReader). */
+  getForRequest(tokenHash: string): Readonly<SessionRecord> | undefined {
+    return this.reader.get(tokenHash);
   }
   async create(tokenHash: string, rec: SessionRecord): Promise<void> {
     await this.db.transaction(() => {
@@ -285,15 +299,27 @@ export class SessionStore {
 }
 
 export class ServiceAccountStore {
+  private readonly accountReader: RecordReader<ServiceAccountRecord>;
+  private readonly keyReader: RecordReader<ApiKeyRecord>;
   constructor(
     private readonly accounts: Database<ServiceAccountRecord, string>,
     private readonly keys: Database<ApiKeyRecord, string>,
-  ) {}
+  ) {
+    this.accountReader = new RecordReader(accounts);
+    this.keyReader = new RecordReader(keys);
+  }
   get(id: string): ServiceAccountRecord | undefined {
     return this.accounts.get(id);
   }
   getKey(id: string): ApiKeyRecord | undefined {
     return this.keys.get(id);
+  }
+  /** The request path's reads: read from the store every call, frozen, decoded again only when changed (RecordReader). */
+  getForRequest(id: string): Readonly<ServiceAccountRecord> | undefined {
+    return this.accountReader.get(id);
+  }
+  getKeyForRequest(id: string): Readonly<ApiKeyRecord> | undefined {
+    return this.keyReader.get(id);
   }
   async create(rec: ServiceAccountRecord): Promise<void> {
     await this.accounts.put(rec.id, rec);

@@ -247,19 +247,20 @@ test('LMDB read errors (session, user, API key) deny with 503; nothing is forwar
   const fail = (what: string) => () => {
     throw Object.assign(new Error(`MDB_CORRUPTED: ${what}`), { code: 'MDB_CORRUPTED' });
   };
-  const sessions = e.store.sessions as unknown as { get: unknown };
-  const users = e.store.users as unknown as { get: unknown };
-  const keys = e.store.serviceAccounts as unknown as { getKey: unknown };
-  const saved = { s: sessions.get, u: users.get, k: keys.getKey };
-  sessions.get = fail('sessions');
+  // The request path reads through the stores' getForRequest readers (read every call, decode skipped when unchanged).
+  const sessions = e.store.sessions as unknown as { getForRequest: unknown };
+  const users = e.store.users as unknown as { getForRequest: unknown };
+  const keys = e.store.serviceAccounts as unknown as { getKeyForRequest: unknown };
+  const saved = { s: sessions.getForRequest, u: users.getForRequest, k: keys.getKeyForRequest };
+  sessions.getForRequest = fail('sessions');
   const r1 = await run(e.ctx, 'GET', '/admin/x', withSession(e));
-  sessions.get = saved.s;
-  users.get = fail('users');
+  sessions.getForRequest = saved.s;
+  users.getForRequest = fail('users');
   const r2 = await run(e.ctx, 'GET', '/admin/x', withSession(e));
-  users.get = saved.u;
-  keys.getKey = fail('apiKeys');
+  users.getForRequest = saved.u;
+  keys.getKeyForRequest = fail('apiKeys');
   const r3 = await run(e.ctx, 'GET', '/admin/x', [['authorization', `Bearer ${e.key}`]]);
-  keys.getKey = saved.k;
+  keys.getKeyForRequest = saved.k;
   for (const r of [r1, r2, r3]) {
     t.is(r.status, '503 Service Unavailable');
     t.is(r.code(), 'MEZU_INTERNAL');
