@@ -14,6 +14,9 @@
  *   recorded for unknown emails too (enumeration resistance), so without a
  *   limit a client could grow the store at the throttle's pace forever.
  * - Emailed tokens past their expiry.
+ * - Development outbox mail (no `--smtp`) older than a day: its reset and
+ *   signup links are dead by then (reset_ttl is at most 24 h), and a copy of
+ *   the store should not keep a growing archive of them.
  *
  * Every sweep deletes in small write transactions and re-checks each record
  * inside them, so it can run in every worker at once and never undoes a
@@ -29,6 +32,8 @@ import { CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../console
 export const DEFAULT_HISTORY_MS = 90 * 24 * 3600_000;
 /** Sessions of a project that is no longer configured are kept this long after their last use. */
 export const ORPHAN_SESSION_MS = 30 * 24 * 3600_000;
+/** Development outbox mail kept: a day, the longest an emailed link may live (reset_ttl ≤ 24 h). */
+export const OUTBOX_MS = 24 * 3600_000;
 /** Throttle window assumed when no config is loaded: the longest a config may set (validate.ts). */
 const FALLBACK_WINDOW_MS = 24 * 3600_000;
 
@@ -41,6 +46,7 @@ export interface SweepCounts {
   throttle: number;
   history: number;
   tokens: number;
+  outbox: number;
 }
 
 /** Whether a session is over at `now` under the config (or the Console's fixed lifetimes). */
@@ -79,5 +85,6 @@ export async function sweepExpired(store: Store, cfg: CompiledConfig | null, now
     throttle: await store.throttle.sweep(now, longestThrottleWindow(cfg)),
     history: await store.loginHistory.sweep(now - historyMs),
     tokens: await store.emailTokens.sweep(now),
+    outbox: await store.outbox.sweep(now - OUTBOX_MS),
   };
 }

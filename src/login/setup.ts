@@ -71,7 +71,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
       sweeping = true;
       sweepExpired(s.store, s.config(), Date.now())
         .then((n) => {
-          if (n.sessions + n.throttle + n.history + n.tokens > 0) s.log(`retention: deleted ${n.sessions} sessions, ${n.throttle} throttle counters, ${n.history} login events, ${n.tokens} emailed tokens`);
+          if (n.sessions + n.throttle + n.history + n.tokens + n.outbox > 0) s.log(`retention: deleted ${n.sessions} sessions, ${n.throttle} throttle counters, ${n.history} login events, ${n.tokens} emailed tokens, ${n.outbox} outbox mails`);
         })
         .catch((err: Error) => s.log(`retention: sweep failed: ${err.message}`))
         .finally(() => {

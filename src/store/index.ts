@@ -566,6 +566,10 @@ export class OutboxStore {
     }
     return out.reverse();
   }
+  /** Deletes mail older than `before`; returns how many. */
+  async sweep(before: number): Promise<number> {
+    return sweepBatched(this.db, (m) => m.at < before);
+  }
 }
 
 /** Edge-wide random secrets (the CSRF token key), created once and shared by every worker. */

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openStore, type Store, type SessionRecord, type ThrottleRecord } from '../../../src/store/index.js';
 import { parseConfigYaml, compileConfig, type CompiledConfig } from '../../../src/config/index.js';
-import { sweepExpired, sessionExpired, longestThrottleWindow, DEFAULT_HISTORY_MS, ORPHAN_SESSION_MS } from '../../../src/login/retention.js';
+import { sweepExpired, sessionExpired, longestThrottleWindow, DEFAULT_HISTORY_MS, ORPHAN_SESSION_MS, OUTBOX_MS } from '../../../src/login/retention.js';
 import { CONSOLE_PROJECT } from '../../../src/control/index.js';
 import { CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../../../src/console/access.js';
 
@@ -165,4 +165,14 @@ test('expired emailed tokens are deleted; live ones stay', async (t) => {
   t.is((await sweepExpired(store, config(), now)).tokens, 1);
   t.is(store.emailTokens.peek('dead'), undefined);
   t.truthy(store.emailTokens.peek('live'));
+});
+
+test('development outbox mail older than a day is deleted (its links are dead by then); newer mail stays', async (t) => {
+  const store = await env(t);
+  const now = Date.now();
+  const mail = (id: string, at: number) => ({ id, at, projectId: 'demo', to: 'a@example.com', subject: 'Reset', text: `https://localhost/_mezu/reset?token=${id}` });
+  await store.outbox.add(mail('old', now - OUTBOX_MS - 1));
+  await store.outbox.add(mail('new', now - OUTBOX_MS + 60_000));
+  t.is((await sweepExpired(store, config(), now)).outbox, 1);
+  t.deepEqual(store.outbox.list(null).map((m) => m.id), ['new']);
 });
