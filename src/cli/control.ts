@@ -403,13 +403,15 @@ async function cmdSessions(sub: string | undefined, args: string[]): Promise<voi
     const { v } = parse(args, { project: { type: 'string' }, email: { type: 'string' } });
     const project = need(v, 'project');
     const email = need(v, 'email');
-    const r = await withControl(v, async (c, store) => {
+    const r = await withControl(v, async (c, store, actor) => {
       const u = userByEmail(c, c.directoryOfProject(project), email);
       if (u.status !== 'active') throw new MezuError('MEZU_STATUS_TRANSITION', `sessions: ${email} is ${u.status}`);
       const token = newSessionToken();
       const now = Date.now();
       const sid = newId('ses_');
       await store.sessions.create(hashToken(token), { id: sid, principalType: 'user', userId: u.id, projectId: project, createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
+      // A session made without a password is a change like any other: audited (never the token).
+      await c.record(actor, 'session.create', { type: 'session', id: sid }, project, { user: u.id, email: u.email, amr: ['cli'] });
       return { token, sessionId: sid, userId: u.id };
     });
     out(v, r.token, r);

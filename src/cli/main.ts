@@ -217,7 +217,11 @@ async function cmdMail(sub: string | undefined, args: string[]): Promise<void> {
 async function cmdSigningKeys(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'rotate') fail(`unknown signing-keys command "${sub ?? ''}"`);
   const v = parse(args, {});
-  const kid = await withStore(v, (s) => Signer.rotate(s.signingKeys));
+  const kid = await withStore(v, async (s) => {
+    const k = await Signer.rotate(s.signingKeys);
+    await new Control(s).record(cliActor(), 'signing_key.rotate', { type: 'signing_key', id: k }, null, {});
+    return k;
+  });
   out(v, `signing-keys: new active key ${kid}; the previous one stays published for the overlap`, { kid });
 }
 

@@ -106,6 +106,20 @@ test.serial('apply from the CLI is audited like the API apply (config.apply, the
   t.is((json(t, 'audit', '--action', 'config') as unknown[]).length, entries.length);
 });
 
+test.serial('sessions create and signing-keys rotate from the CLI are audited (never the token)', (t) => {
+  t.is(cli('users', 'add', '--project', 'demo', '--email', 'audited@example.com').status, 0);
+  const s = json(t, 'sessions', 'create', '--project', 'demo', '--email', 'audited@example.com') as { token: string; sessionId: string; userId: string };
+  const sessions = json(t, 'audit', '--action', 'session.create') as Array<{ action: string; actor: { type: string }; target: { id: string }; details: { email: string } }>;
+  const mine = sessions.find((a) => a.target.id === s.sessionId);
+  t.truthy(mine, JSON.stringify(sessions));
+  t.is(mine?.actor.type, 'cli');
+  t.is(mine?.details.email, 'audited@example.com');
+  t.false(JSON.stringify(sessions).includes(s.token), 'the audit log never holds a session token');
+  const r = json(t, 'signing-keys', 'rotate') as { kid: string };
+  const keys = json(t, 'audit', '--action', 'signing_key.rotate') as Array<{ target: { id: string }; actor: { type: string } }>;
+  t.truthy(keys.find((a) => a.target.id === r.kid && a.actor.type === 'cli'), JSON.stringify(keys));
+});
+
 const COMMANDS: string[][] = [
   ['edge'], ['apply'], ['config', 'get'], ['console'], ['console', 'add-owner'], ['orgs', 'list'], ['projects', 'list'], ['routes', 'get'],
   ['users', 'add'], ['sessions', 'create'], ['service-accounts', 'add'], ['keys', 'rotate'], ['warpgates', 'list'], ['audit'],
