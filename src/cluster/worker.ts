@@ -172,12 +172,13 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   process.on('message', (m: PrimaryMessage) => {
     if (m?.type !== 'drain' || draining.on) return;
     draining.on = true;
-    // Stop accepting at once; let in-flight requests finish within the grace period.
+    // Stop accepting at once; let in-flight requests finish within the grace period:
+    // proxied ones and hosted pages (a login being hashed, its session being committed).
     uws.us_listen_socket_close(listenSocket);
     tunnel.close(true);
     const deadline = Date.now() + m.graceMs;
     const check = setInterval(() => {
-      if (inflight.n <= 0 || Date.now() >= deadline) {
+      if ((inflight.n <= 0 && login.pages.inFlight <= 0) || Date.now() >= deadline) {
         clearInterval(check);
         process.exit(0);
       }

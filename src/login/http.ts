@@ -15,6 +15,9 @@ export const MAX_FORM_BYTES = 16 * 1024;
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 export class LoginPages {
+  /** Hosted-page requests being answered (a drain waits for them: a login's session commit must not be cut). */
+  inFlight = 0;
+
   constructor(
     private readonly service: LoginService,
     private readonly log: (m: string) => void,
@@ -59,12 +62,15 @@ export class LoginPages {
       state.aborted = true;
     });
     const run = () => {
+      this.inFlight++;
       this.service.handle(req, project, cfg).then(
         (r) => {
+          this.inFlight--;
           if (state.aborted) return;
           res.cork(() => writePage(res, rid, method === 'HEAD', r));
         },
         (err: Error) => {
+          this.inFlight--;
           this.log(`login: request ${rid} to ${path} failed (${(err as { code?: string }).code ?? 'MEZU_INTERNAL'}): ${err.stack ?? err.message}`);
           if (state.aborted) return;
           res.cork(() => writeError(res, 'MEZU_INTERNAL', rid));

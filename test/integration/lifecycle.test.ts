@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import { join, resolve } from 'node:path';
 import { Stack, waitFor, pidAlive, stopProc } from './harness.js';
+import { LOGIN_CONFIG, Client, signUp, hiddenFields } from './login-client.js';
 
 const CLI = join(resolve(__dirname, '../../..'), 'dist/src/cli/main.js');
 
@@ -59,6 +60,37 @@ test.serial('SIGTERM drains: in-flight requests finish, then the edge exits', as
   t.is(res.status, 200, 'the in-flight request completed');
   t.is(await exited, 0);
   for (const pid of stack.workerPids) t.false(pidAlive(pid));
+});
+
+// Regression: the drain waited only for proxied requests, so a login being hashed when SIGTERM
+// came was cut by the worker's exit (the user saw a reset connection, the session was lost).
+test.serial('SIGTERM during a login: the hosted page finishes (303 with a working session) before the edge exits', async (t) => {
+  // Slow hashing on purpose (256 MiB, 4 passes: about a second) so SIGTERM lands mid-hash.
+  const stack = new Stack(1, LOGIN_CONFIG('passwords: { memory: 256MiB, iterations: 4 }'));
+  t.teardown(() => stack.stop());
+  await stack.start();
+  const PW = 'lanterns over the quiet bay';
+  await signUp(stack, 'drain@example.com', PW);
+  const first = new Client(stack);
+  const t0 = Date.now();
+  t.is((await first.submit('/_mezu/login', { email: 'drain@example.com', password: PW })).status, 303);
+  const loginMs = Date.now() - t0;
+  t.log(`a login takes ${loginMs} ms here`);
+  const c = new Client(stack);
+  const page = await c.get('/_mezu/login');
+  const pending = c.post('/_mezu/login', { ...hiddenFields(page.body), email: 'drain@example.com', password: PW });
+  await new Promise((r) => setTimeout(r, Math.min(300, loginMs / 3)));
+  const exited = new Promise<number | null>((r) => stack.edge!.child.once('exit', (code) => r(code)));
+  stack.edge!.child.kill('SIGTERM');
+  const r = await pending;
+  t.is(r.status, 303, 'the login in progress was answered');
+  t.not(c.session(), '', 'with a session cookie');
+  t.is(await exited, 0);
+  // The session was committed: it works on the restarted edge.
+  await stack.startEdge();
+  await waitFor('tunnel back', () => stack.tunnelsRegistered() >= 1);
+  const hello = await stack.request('/api/v1/hello', { headers: { cookie: `mezu_session=${c.session()}` } });
+  t.is(hello.status, 200);
 });
 
 /** A GET on a fresh connection: its status, or the socket error's code (ECONNREFUSED…). */
