@@ -9,7 +9,7 @@
  * its body has been read, `aborted` when the connection went away first), so a
  * request that was forwarded but never finished is still seen.
  *
- * `?delay=MS` answers after MS milliseconds; `?bytes=N` answers with N bytes of
+ * `?status=204|304` answers that status with no body; `?delay=MS` answers after MS milliseconds; `?bytes=N` answers with N bytes of
  * application/octet-stream, streamed with backpressure (never more than one
  * 64 KiB chunk held).
  */
@@ -97,9 +97,12 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
       for (const k of Object.keys(headers)) if (k.startsWith('x-mezu-')) mezu[k] = headers[k]!.length === 1 ? headers[k]![0]! : headers[k]!;
       const slow = /(?:^|&)delay=(\d+)/.exec(query);
       const big = /(?:^|&)bytes=(\d+)/.exec(query);
+      const bodiless = /(?:^|&)status=(204|304)(?:&|$)/.exec(query);
       const reply = () => {
         if (aborted) return;
         if (big) return streamBytes(res, Math.min(Number(big[1]), MAX_BYTES), () => aborted);
+        // No content by definition (RFC 9110 §15.3.5, §15.4.5): what a proxy must pass on without a body.
+        if (bodiless) return res.cork(() => res.writeStatus(bodiless[1] === '204' ? '204 No Content' : '304 Not Modified').endWithoutBody());
         res.cork(() => {
           res.writeHeader('content-type', 'application/json');
           res.end(JSON.stringify({ method, path, query, bodyBytes, identity: mezu }));

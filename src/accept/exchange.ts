@@ -11,7 +11,7 @@
 import type { HttpResponse } from '../../native/uws.js';
 import type { ErrorCode } from '../errors/index.js';
 import type { PoolRegistry, RequestHead, ResponseSink, TunnelConnection, TunnelStream } from '../tunnel/index.js';
-import { statusLine, writeError, writeErrorNow } from './responses.js';
+import { statusLine, writeError, writeErrorNow, endWithoutContent } from './responses.js';
 
 /** Response headers never copied to the client: uWS writes its own framing, and these are hop-by-hop (RFC 9110 §7.6.1). */
 const SKIP_RESPONSE = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date', 'upgrade', 'proxy-connection', 'trailer', 'te']);
@@ -62,9 +62,9 @@ export class Exchange implements ResponseSink {
     if (this.isHead || status === 204 || status === 304) {
       res.cork(() => {
         this.writeHead();
-        // No body follows (RFC 9110 §6.4.1); report the length a GET would have had.
-        if (this.isHead && cl >= 0) res.endWithoutBody(cl, closing);
-        else res.endWithoutBody(undefined, closing);
+        // No body follows (RFC 9110 §6.4.1); a HEAD reports the length a GET would have had,
+        // a 204 or 304 none (responses.ts endWithoutContent: how uWS 20.30 must be called).
+        endWithoutContent(res, this.isHead ? cl : -1, closing);
         this.finish();
       });
       return;
@@ -148,7 +148,7 @@ export class Exchange implements ResponseSink {
     const res = this.res;
     if (!this.headWritten && !this.headPending) {
       // A stream that ended without a response head is a tunnel fault, never an empty 200.
-      res.cork(() => writeError(res, 'MEZU_TUNNEL_FAILED', this.requestId));
+      res.cork(() => writeError(res, 'MEZU_TUNNEL_FAILED', this.requestId, false, this.isHead));
       this.finish();
       return;
     }
@@ -168,7 +168,7 @@ export class Exchange implements ResponseSink {
     if (this.uploading) return this.fail(code);
     const res = this.res;
     this.headPending = false;
-    if (!this.headWritten) res.cork(() => writeError(res, code, this.requestId));
+    if (!this.headWritten) res.cork(() => writeError(res, code, this.requestId, false, this.isHead));
     // Head already sent: the only honest signal left is to cut the connection.
     else res.close();
     this.finish();
@@ -194,7 +194,7 @@ export class Exchange implements ResponseSink {
   private failNow(code: ErrorCode): void {
     if (this.aborted) return;
     const res = this.res;
-    if (!this.headWritten) res.cork(() => writeErrorNow(res, code, this.requestId, true));
+    if (!this.headWritten) res.cork(() => writeErrorNow(res, code, this.requestId, true, this.isHead));
     else res.close();
   }
 

@@ -17,7 +17,7 @@ import { Authenticator, findCookie, removeCookie, API_KEY_PREFIX, type AuthResul
 import { authorize, Decision } from '../authorize/index.js';
 import { copyForwardableHeaders, nextRequestId, type Signer } from '../identity/index.js';
 import type { PoolRegistry, RequestHead } from '../tunnel/index.js';
-import { writeError, writeLoginRequired } from './responses.js';
+import { writeError, writeLoginRequired, endBody } from './responses.js';
 import { Exchange, Upload } from './exchange.js';
 import { codeOf, type ErrorCode } from '../errors/index.js';
 import { LoginPages, clientIp } from '../login/index.js';
@@ -61,9 +61,9 @@ export function createHandler(ctx: HandlerContext): (res: HttpResponse, req: Htt
   const maxHead = ctx.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
   return function handle(res: HttpResponse, req: HttpRequest): void {
     const rid = nextRequestId();
-    if (ctx.draining.on) return writeError(res, 'MEZU_DRAINING', rid, true);
     // Copy everything from the request now: it dies when this function returns.
     const method = req.getCaseSensitiveMethod();
+    if (ctx.draining.on) return writeError(res, 'MEZU_DRAINING', rid, true, method === 'HEAD');
     const rawUrl = req.getUrl();
     const query = req.getQuery() ?? '';
     const names: string[] = [];
@@ -82,12 +82,12 @@ export function createHandler(ctx: HandlerContext): (res: HttpResponse, req: Htt
     // Framing first: when it is ambiguous, where the next request on this connection starts is too,
     // so every refusal from here on closes the connection.
     const body = inspectFraming(names, values);
-    if (body === FRAMING_INVALID) return writeError(res, 'MEZU_FRAMING_INVALID', rid, true);
-    if (headBytes > maxHead || names.length > MAX_HEADER_FIELDS) return writeError(res, 'MEZU_HEAD_TOO_LARGE', rid, true);
+    if (body === FRAMING_INVALID) return writeError(res, 'MEZU_FRAMING_INVALID', rid, true, method === 'HEAD');
+    if (headBytes > maxHead || names.length > MAX_HEADER_FIELDS) return writeError(res, 'MEZU_HEAD_TOO_LARGE', rid, true, method === 'HEAD');
     // A refusal while a body is still coming closes the connection: the edge does not read
     // (and uWS would otherwise receive and discard) an upload it already refused.
     const closeOnDeny = body !== BODY_NONE;
-    if (!METHODS.has(method)) return writeError(res, 'MEZU_METHOD_NOT_ALLOWED', rid, closeOnDeny);
+    if (!METHODS.has(method)) return writeError(res, 'MEZU_METHOD_NOT_ALLOWED', rid, closeOnDeny, method === 'HEAD');
 
     let forward: Forward | null;
     try {
@@ -95,7 +95,7 @@ export function createHandler(ctx: HandlerContext): (res: HttpResponse, req: Htt
     } catch (err) {
       // Fail closed: a fault while deciding denies.
       ctx.log(`edge: request ${rid} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`);
-      return writeError(res, faultCode(err), rid, closeOnDeny);
+      return writeError(res, faultCode(err), rid, closeOnDeny, method === 'HEAD');
     }
     if (forward === null) return;
     send(ctx, res, rid, method, forward, names, values, onFinish);
@@ -135,27 +135,27 @@ function decide(
 ): Forward | null {
   const closeOnDeny = body !== BODY_NONE;
   if (hostCount !== 1) {
-    writeError(res, 'MEZU_HOST_INVALID', rid, true);
+    writeError(res, 'MEZU_HOST_INVALID', rid, true, method === 'HEAD');
     return null;
   }
   const host = normalizeHost(hostHeader);
   if (host === null) {
-    writeError(res, 'MEZU_HOST_INVALID', rid, true);
+    writeError(res, 'MEZU_HOST_INVALID', rid, true, method === 'HEAD');
     return null;
   }
   const cfg = ctx.config();
   if (cfg === null) {
-    writeError(res, 'MEZU_CONFIG_MISSING', rid, closeOnDeny);
+    writeError(res, 'MEZU_CONFIG_MISSING', rid, closeOnDeny, method === 'HEAD');
     return null;
   }
   const project = cfg.hosts.get(host);
   if (project === undefined) {
-    writeError(res, 'MEZU_HOST_UNKNOWN', rid, closeOnDeny);
+    writeError(res, 'MEZU_HOST_UNKNOWN', rid, closeOnDeny, method === 'HEAD');
     return null;
   }
   const norm = normalizePath(rawUrl);
   if (!norm.ok || (query.length !== 0 && !isForwardableQuery(query))) {
-    writeError(res, 'MEZU_PATH_INVALID', rid, true);
+    writeError(res, 'MEZU_PATH_INVALID', rid, true, method === 'HEAD');
     return null;
   }
   const path = norm.path;
@@ -166,19 +166,20 @@ function decide(
     return null;
   }
   if (key === JWKS_PATH) {
-    res.writeStatus('200 OK').writeHeader('content-type', 'application/json').writeHeader('cache-control', 'public, max-age=300').end(ctx.signer.jwksJson(), closeOnDeny);
+    res.writeStatus('200 OK').writeHeader('content-type', 'application/json').writeHeader('cache-control', 'public, max-age=300');
+    endBody(res, ctx.signer.jwksJson(), closeOnDeny, method === 'HEAD');
     return null;
   }
   const policy: Policy = project.match(method, key);
   const target = query.length === 0 ? path : `${path}?${query}`;
   if (policy.auth === 'deny') {
-    writeError(res, 'MEZU_ROUTE_DENIED', rid, closeOnDeny);
+    writeError(res, 'MEZU_ROUTE_DENIED', rid, closeOnDeny, method === 'HEAD');
     return null;
   }
   // A declared length over the rule's limit is refused before anything is read or forwarded;
   // a chunked body is counted as it streams (exchange.ts, Upload).
   if (body > policy.maxBody) {
-    writeError(res, 'MEZU_REQUEST_TOO_LARGE', rid, true);
+    writeError(res, 'MEZU_REQUEST_TOO_LARGE', rid, true, method === 'HEAD');
     return null;
   }
   if (policy.auth === 'public') return { project, cfg, path: target, authority: hostHeader, assertion: null, body, maxBody: policy.maxBody };
@@ -199,12 +200,12 @@ function decide(
     if (token !== '') result = ctx.auth.session(token, project.id, project.sessionAbsoluteMs, project.sessionIdleMs);
   }
   if (result.kind !== 'ok') {
-    writeLoginRequired(res, isBrowser(method, names, values), target, rid, closeOnDeny);
+    writeLoginRequired(res, isBrowser(method, names, values), target, rid, closeOnDeny, method === 'HEAD');
     return null;
   }
   const d = authorize(policy, result.principal);
   if (d !== Decision.Allow) {
-    writeError(res, d === Decision.PrincipalNotAllowed ? 'MEZU_PRINCIPAL_NOT_ALLOWED' : 'MEZU_FORBIDDEN', rid, closeOnDeny);
+    writeError(res, d === Decision.PrincipalNotAllowed ? 'MEZU_PRINCIPAL_NOT_ALLOWED' : 'MEZU_FORBIDDEN', rid, closeOnDeny, method === 'HEAD');
     return null;
   }
   return { project, cfg, path: target, authority: hostHeader, assertion: result.principal.assertion, body, maxBody: policy.maxBody };
@@ -249,7 +250,7 @@ function reservedPage(
   closeOnDeny: boolean,
 ): void {
   if (ctx.login === null || !LoginPages.serves(path)) {
-    writeError(res, 'MEZU_NOT_FOUND', rid, closeOnDeny);
+    writeError(res, 'MEZU_NOT_FOUND', rid, closeOnDeny, method === 'HEAD');
     return;
   }
   ctx.login.serve(res, rid, method, path, query, names, values, hostHeader, project, cfg);
@@ -268,7 +269,7 @@ function send(
   let ex: Exchange | null = null;
   try {
     const conn = ctx.pools.pick(f.project.upstream);
-    if (conn === null) return writeError(res, 'MEZU_NO_WARPGATE', rid, f.body !== BODY_NONE);
+    if (conn === null) return writeError(res, 'MEZU_NO_WARPGATE', rid, f.body !== BODY_NONE, method === 'HEAD');
     const headers = forwardedHeaders(ctx, res, rid, f, names, values);
     ex = new Exchange(res, method === 'HEAD', rid, onFinish);
     ctx.inflight.n++;
@@ -284,7 +285,7 @@ function send(
   } catch (err) {
     // Fail closed here too: nothing is forwarded when the head could not be built or sent.
     ctx.log(`edge: request ${rid} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
-    if (ex === null) writeError(res, faultCode(err), rid, true);
+    if (ex === null) writeError(res, faultCode(err), rid, true, method === 'HEAD');
     else ex.fail('MEZU_INTERNAL');
   }
 }

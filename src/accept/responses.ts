@@ -30,20 +30,51 @@ for (const code of Object.keys(Errors) as ErrorCode[]) {
  * top half or inside res.cork). With `closeConnection`, see `closeWith`: the
  * response leaves one turn later and the connection is closed after it.
  */
-export function writeError(res: HttpResponse, code: ErrorCode, requestId: string, closeConnection = false): void {
-  if (closeConnection) return closeWith(res, (r) => writeErrorNow(r, code, requestId, true));
-  writeErrorNow(res, code, requestId, false);
+export function writeError(res: HttpResponse, code: ErrorCode, requestId: string, closeConnection = false, head = false): void {
+  if (closeConnection) return closeWith(res, (r) => writeErrorNow(r, code, requestId, true, head));
+  writeErrorNow(res, code, requestId, false, head);
 }
 
-/** Writes a prebuilt error response at once (corked); `closeConnection` as uWS `end` has it. */
-export function writeErrorNow(res: HttpResponse, code: ErrorCode, requestId: string, closeConnection: boolean): void {
+/**
+ * Writes a prebuilt error response at once (corked); `closeConnection` as uWS
+ * `end` has it. `head`: the request was HEAD, so the answer carries the
+ * body's Content-Length and no body (RFC 9110 §9.3.2; a keep-alive client
+ * would read the body as the start of the next response).
+ */
+export function writeErrorNow(res: HttpResponse, code: ErrorCode, requestId: string, closeConnection: boolean, head = false): void {
   const p = prebuilt.get(code)!;
   res
     .writeStatus(p.status)
     .writeHeader('content-type', 'application/json')
     .writeHeader('cache-control', 'no-store')
-    .writeHeader('x-mezu-request-id', requestId)
-    .end(p.body, closeConnection);
+    .writeHeader('x-mezu-request-id', requestId);
+  endBody(res, p.body, closeConnection, head);
+}
+
+/** `end(body)`, or for a HEAD request the body's length without the body. */
+export function endBody(res: HttpResponse, body: string, closeConnection: boolean, head: boolean): void {
+  if (head) endWithoutContent(res, Buffer.byteLength(body), closeConnection);
+  else res.end(body, closeConnection);
+}
+
+/**
+ * Ends a response that carries no content (HEAD, 204, 304), with
+ * `reportedLength` as its Content-Length (-1: none). uWS 20.30, measured
+ * with raw sockets: `endWithoutBody(n)` with n > 0 leaves the response
+ * waiting for n bytes (the next request on the connection aborts it; called
+ * in the handler, the process aborts), and `endWithoutBody(undefined, …)`
+ * writes `Content-Length: 9223372036854775808`. Only the argument-less call
+ * ends cleanly, so the length goes in as a header. To close the connection
+ * uWS needs `endWithoutBody(0, true)`, which says `Content-Length: 0`: a
+ * refusal that closes, where the length matters to nobody.
+ */
+export function endWithoutContent(res: HttpResponse, reportedLength: number, closeConnection: boolean): void {
+  if (closeConnection) {
+    res.endWithoutBody(0, true);
+    return;
+  }
+  if (reportedLength >= 0) res.writeHeader('content-length', String(reportedLength));
+  res.endWithoutBody();
 }
 
 /**
@@ -88,12 +119,12 @@ class Closing {
  * hosted login page with the relative path to return to; API clients get 401
  * JSON carrying the same `login_url` (brief §1 step 3).
  */
-export function writeLoginRequired(res: HttpResponse, browser: boolean, returnTo: string, requestId: string, closeConnection = false): void {
-  if (closeConnection) return closeWith(res, (r) => writeLoginRequiredNow(r, browser, returnTo, requestId, true));
-  writeLoginRequiredNow(res, browser, returnTo, requestId, false);
+export function writeLoginRequired(res: HttpResponse, browser: boolean, returnTo: string, requestId: string, closeConnection = false, head = false): void {
+  if (closeConnection) return closeWith(res, (r) => writeLoginRequiredNow(r, browser, returnTo, requestId, true, head));
+  writeLoginRequiredNow(res, browser, returnTo, requestId, false, head);
 }
 
-function writeLoginRequiredNow(res: HttpResponse, browser: boolean, returnTo: string, requestId: string, closeConnection: boolean): void {
+function writeLoginRequiredNow(res: HttpResponse, browser: boolean, returnTo: string, requestId: string, closeConnection: boolean, head: boolean): void {
   const loginUrl = `/_mezu/login?rd=${encodeURIComponent(returnTo)}`;
   if (browser) {
     res
@@ -109,6 +140,6 @@ function writeLoginRequiredNow(res: HttpResponse, browser: boolean, returnTo: st
     .writeHeader('content-type', 'application/json')
     .writeHeader('cache-control', 'no-store')
     .writeHeader('www-authenticate', 'Bearer realm="mezusphere"')
-    .writeHeader('x-mezu-request-id', requestId)
-    .end(errorBody('MEZU_LOGIN_REQUIRED', { login_url: loginUrl }), closeConnection);
+    .writeHeader('x-mezu-request-id', requestId);
+  endBody(res, errorBody('MEZU_LOGIN_REQUIRED', { login_url: loginUrl }), closeConnection, head);
 }

@@ -233,14 +233,11 @@ test.serial('HEAD without a session: Accept text/html → 302 to login with no b
   t.deepEqual((await stack.originSeen()).map((s) => `${s.method} ${s.path}`), ['HEAD /api/v1/items']);
 });
 
-// BUG (src/accept/responses.ts, src/accept/handler.ts): every answer the edge writes itself sends
-// its JSON body on HEAD too — 401, 403, 404, 421, 400 and the JWKS (found by this test; forwarded
-// answers and the hosted pages are right). RFC 9110 §9.3.2: a HEAD response carries no content;
-// on a keep-alive connection the stray bytes are read as the start of the next response (measured:
-// Node's keep-alive client fails the HEAD with "Parse Error: Expected HTTP/"). Fix: pass `head` (method === 'HEAD') to
-// writeErrorNow / writeLoginRequiredNow and end with `res.endWithoutBody(byteLength(body), close)`
-// instead of `res.end(body, close)`, as exchange.ts does; the same for the JWKS answer in handler.ts.
-test.serial.failing('HEAD answers the edge writes itself (401, 403, 404, 421, 400, JWKS) carry no body', async (t) => {
+// Regression: every answer the edge wrote itself sent its JSON body on HEAD too (401, 403, 404,
+// 421, 400, the JWKS). RFC 9110 §9.3.2: a HEAD response carries no content; on a keep-alive
+// connection the stray bytes are read as the start of the next response (Node's keep-alive client
+// failed the HEAD with "Parse Error: Expected HTTP/"). They now end with endWithoutBody(length).
+test.serial('HEAD answers the edge writes itself (401, 403, 404, 421, 400, JWKS) carry no body', async (t) => {
   const cases: Array<[string, string, number]> = [
     ['401', headReq('/api/v1/items'), 401],
     ['403 role', headReq('/admin/x', [`Cookie: mezu_session=${userToken}`]), 403],
@@ -254,6 +251,33 @@ test.serial.failing('HEAD answers the edge writes itself (401, 403, 404, 421, 40
     const r = await raw(stack.port, req, { responses: 1, settleMs: 300 });
     t.deepEqual(r.statuses, [status], name);
     t.is(afterHead(r.text), '', `${name}: no body after the head`);
+    // A refusal that closes the connection (the bad path) says Content-Length: 0 (uWS can close only so).
+    if (/\r\nconnection: close\r\n/i.test(r.text)) t.is(name, '400 path', `${name}: only the bad path closes`);
+    else t.regex(r.text, /\r\ncontent-length: [1-9]\d*\r\n/i, `${name}: the length a GET would get`);
+  }
+});
+
+// Regression: uWS 20.30's endWithoutBody(n) leaves the response waiting for n bytes and
+// endWithoutBody(undefined) reports Content-Length 2^63 (src/accept/responses.ts
+// endWithoutContent). Forwarded HEADs, 204s and 304s went out that way: the next request on the
+// connection aborted it, and a 204 carried a Content-Length. Each case here is followed by a GET on
+// the same connection, written once the first answer is in (uWS aborts a pipelined request behind
+// a forwarded one).
+test.serial('keep-alive after answers without content (HEAD refused or forwarded, 204, 304): the next request on the connection is answered', async (t) => {
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`;
+  const cases: Array<[string, string, number, RegExp | null]> = [
+    ['HEAD refused', headReq('/api/v1/items'), 401, /\r\ncontent-length: [1-9]\d*\r\n/i],
+    ['HEAD forwarded', headReq('/api/v1/items', [`Cookie: mezu_session=${token}`]), 200, /\r\ncontent-length: [1-9]\d*\r\n/i],
+    ['204 from the origin', get('/health?status=204'), 204, null],
+    ['304 from the origin', get('/health?status=304'), 304, null],
+  ];
+  for (const [name, first, status, length] of cases) {
+    const r = await raw(stack.port, [first, get('/health?then=1')], { gapMs: 1_000, responses: 2, settleMs: 200, waitMs: 8_000 });
+    t.deepEqual(r.statuses, [status, 200], `${name}: ${JSON.stringify(r.text.slice(0, 300))}`);
+    t.false(r.closed, `${name}: the connection stays open`);
+    const head = r.text.slice(0, r.text.indexOf('\r\n\r\n') + 2);
+    if (length !== null) t.regex(head, length, `${name}: the length a GET would get`);
+    else t.notRegex(head, /content-length/i, `${name}: no Content-Length (RFC 9110 §8.6)`);
   }
 });
 
