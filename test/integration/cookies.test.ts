@@ -91,3 +91,20 @@ test.serial('plain-http edge: __Host-mezu_session does not authenticate; mezu_se
   t.deepEqual(seen[0]!.headers['cookie'], ['a=1; b=2']);
   t.false(JSON.stringify(seen).includes(plainToken), 'the session token never reaches the origin');
 });
+
+// Regression: each edge stripped only its own spelling, so a session token sent under the other
+// one (valid on an edge of the other scheme over the same store) reached the application.
+test.serial('the other scheme\'s session cookie is stripped too: a token never reaches the origin under either name', async (t) => {
+  await https.clearOrigin();
+  const a = await https.request('/docs/x', { headers: { cookie: `a=1; mezu_session=${plainToken}; b=2` } });
+  t.is(a.status, 200);
+  await plain.clearOrigin();
+  const b = await plain.request('/docs/x', { headers: { cookie: `a=1; __Host-mezu_session=${httpsToken}; b=2` } });
+  t.is(b.status, 200);
+  for (const seen of [await https.originSeen(), await plain.originSeen()]) {
+    t.is(seen.length, 1);
+    t.deepEqual(seen[0]!.headers['cookie'], ['a=1; b=2']);
+  }
+  t.false(JSON.stringify(await https.originSeen()).includes(plainToken));
+  t.false(JSON.stringify(await plain.originSeen()).includes(httpsToken));
+});
