@@ -111,6 +111,30 @@ test('TunnelGuard: admits a live key\'s certificate from its project CA for its 
   t.truthy(e.store.warpgates.get('wg0001')!.refusedAt, 'the Warpgate record says its key was refused');
 });
 
+test('TunnelGuard: a key that expires, or whose rotation overlap ends, stops being live at that instant (its tunnels close on the next poll)', async (t) => {
+  const e = await env(t);
+  let now = Date.now();
+  const guard = new TunnelGuard(e.store, () => e.cfg, () => now);
+  const sa = await e.control.createServiceAccount(ACTOR, 'demo', { name: 'sa-exp', permissions: ['warpgates:enroll'] });
+  const k = await e.control.createKey(ACTOR, sa.id, { expires_in: '1h' });
+  const expiresAt = e.store.serviceAccounts.getKey(k.rec.id)!.expiresAt!;
+  t.true(expiresAt > now);
+  now = expiresAt - 1;
+  t.true(guard.live(k.rec.id), 'live up to its expiry');
+  now = expiresAt;
+  t.false(guard.live(k.rec.id), 'not live from its expiry on');
+  // Rotation: the old key lives through the overlap, then stops; the new one goes on.
+  now = Date.now();
+  const old = await e.control.createKey(ACTOR, sa.id, {});
+  const rot = await e.control.rotateKey(ACTOR, sa.id, old.rec.id, { overlap: '10m' });
+  const oldEnd = e.store.serviceAccounts.getKey(old.rec.id)!.expiresAt!;
+  now = oldEnd - 1;
+  t.true(guard.live(old.rec.id), 'the old key is live during the overlap');
+  now = oldEnd;
+  t.false(guard.live(old.rec.id), 'and not after it');
+  t.true(guard.live(rot.rec.id), 'the new key is live');
+});
+
 test('TunnelGuard: another project\'s CA, a project CA without a key, and static certificates', async (t) => {
   const e = await env(t);
   const a = await enroll(e, 'demo', 'wg0002');
