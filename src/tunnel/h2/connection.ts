@@ -58,8 +58,14 @@ export interface ServerStreamSink {
   onReset(code: number): void;
 }
 
+/** Payload of the PING that ends the first step of a graceful close (§6.8). */
+const DRAIN_PING = Buffer.from('mezudrn!', 'latin1');
+/** How long the first step waits for that PING's ack before the final GOAWAY. */
+const DRAIN_ACK_WAIT_MS = 2_000;
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const ARENA_SIZE = 16 * 1024;
+/** Frame payloads up to this size are copied into the arena; larger ones are written as they are (DATA is never copied). */
+const INLINE_PAYLOAD_MAX = 256;
 
 export class H2Stream {
   /** Flow-control window for what we send, from the peer's settings and WINDOW_UPDATEs. */
@@ -187,6 +193,9 @@ export class H2Connection {
   private flushScheduled = false;
 
   private goawaySent = false;
+  /** Server role, graceful close: the first GOAWAY (last id 2^31−1) is out; the final one waits for the PING ack. */
+  private draining = false;
+  private drainTimer: NodeJS.Timeout | null = null;
   private goawayReceived = false;
   private peerGoawayLastId = MAX_WINDOW;
   closed = false;
@@ -317,7 +326,7 @@ export class H2Connection {
 
   private writeFrame(type: number, flags: number, streamId: number, payload: Buffer | null): void {
     const len = payload === null ? 0 : payload.length;
-    if (payload !== null && len > 256) {
+    if (payload !== null && len > INLINE_PAYLOAD_MAX) {
       const at = this.reserve(FRAME_HEADER_LENGTH);
       writeFrameHeader(this.arena, at, len, type, flags, streamId);
       this.pushForeign(payload);
@@ -374,7 +383,11 @@ export class H2Connection {
 
   /** HEADERS (+ CONTINUATION when the block exceeds the peer's max frame size). */
   sendHeaders(s: H2Stream, headers: string[], endStream: boolean): void {
-    const block = this.encoder.encode(headers);
+    // The encoder's reusable buffer: writeFrame copies a small block into the arena (the steady
+    // state: ~64 B for a warm request head), so only a large one (a cold block carrying the
+    // assertion) needs a buffer of its own, which the socket may keep past the next encode.
+    let block = this.encoder.encodeView(headers);
+    if (block.length > INLINE_PAYLOAD_MAX) block = Buffer.from(block);
     const max = this.peerMaxFrameSize;
     if (endStream) s.localClosed = true;
     if (block.length <= max) {
@@ -779,6 +792,7 @@ export class H2Connection {
     if (sid !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
     if (p.length !== 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING length');
     if ((flags & Flag.ACK) !== 0) {
+      if (this.draining && p.equals(DRAIN_PING)) return this.finalGoaway();
       this.pingSentAt = 0;
       return;
     }
@@ -929,13 +943,41 @@ export class H2Connection {
   }
   private lastPing = 0;
 
-  /** Graceful: GOAWAY now, let open streams finish, then close the socket. */
+  /**
+   * Graceful: GOAWAY, let open streams finish, then close the socket. In the
+   * server role with NO_ERROR this is RFC 9113 §6.8's two steps: a GOAWAY
+   * with the last id 2^31−1 and a PING first, so streams the client opened
+   * before it read the GOAWAY are still taken; the final GOAWAY, with the
+   * real last id, goes when the PING is acknowledged (every such stream has
+   * arrived by then: they were sent before the ack) or after DRAIN_ACK_WAIT_MS.
+   * A single GOAWAY refused those streams: a request with a body could not be
+   * replayed and failed with 502 on every Warpgate drain (certificate rotation).
+   */
   close(code: number = ErrorCode.NO_ERROR): void {
     if (this.closed) return;
+    if (this.role === 'server' && code === ErrorCode.NO_ERROR && !this.goawaySent && !this.goawayReceived) {
+      if (this.draining) return;
+      this.draining = true;
+      this.writeGoaway(MAX_WINDOW, ErrorCode.NO_ERROR);
+      this.writePing(false, DRAIN_PING);
+      this.drainTimer = setTimeout(() => this.finalGoaway(), DRAIN_ACK_WAIT_MS);
+      this.drainTimer.unref();
+      return;
+    }
     if (!this.goawaySent) {
       this.goawaySent = true;
       this.writeGoaway(this.lastPeerStreamId, code);
     }
+    this.closeIfIdle();
+  }
+
+  /** Second step of a graceful server close: no stream above the last one seen will be taken. */
+  private finalGoaway(): void {
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
+    if (this.closed || this.goawaySent) return;
+    this.goawaySent = true;
+    this.writeGoaway(this.lastPeerStreamId, ErrorCode.NO_ERROR);
     this.closeIfIdle();
   }
 
@@ -962,6 +1004,7 @@ export class H2Connection {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.blocked.clear();

@@ -158,12 +158,13 @@ test('REFUSED_STREAM before processing: a bodiless GET is replayed once, on anot
   t.is(e.edges[0]!.outstanding + e.edges[1]!.outstanding, 0, 'no stream left open');
 });
 
-test('GOAWAY below its id (a draining Warpgate): the unprocessed request is replayed once elsewhere', async (t) => {
+test('GOAWAY below its id (a peer closing in one step): the unprocessed request is replayed once elsewhere', async (t) => {
   const e = await env(t, ['A', answer], ['B', answer]);
   const sink = new Recorder();
-  // The Warpgate starts draining in the same turn as the edge opens the stream: its GOAWAY says
-  // "last processed stream 0", so stream 1 was never processed (RFC 9113 §6.8) and A ignores it.
-  e.gates[0]!.h2!.close();
+  // The Warpgate closes (one GOAWAY, as any close with an error code does) in the same turn as the
+  // edge opens the stream: "last processed stream 0", so stream 1 was never processed (RFC 9113
+  // §6.8) and A ignores it. 0x2 = INTERNAL_ERROR.
+  e.gates[0]!.h2!.close(0x2);
   e.edges[0]!.open(head('GET', '/drain', 'req-2'), false, sink);
   await until('the response', () => sink.settled);
   t.deepEqual(sink.errors, []);
@@ -172,6 +173,27 @@ test('GOAWAY below its id (a draining Warpgate): the unprocessed request is repl
   t.is(e.gates[0]!.seen.length, 0, 'A never processed it');
   t.is(e.gates[1]!.seen.length, 1);
   t.false(e.edges[0]!.ready, 'A takes no new streams after its GOAWAY');
+});
+
+// Regression: a graceful Warpgate drain sent one GOAWAY with the last id it had seen, so a stream
+// the edge opened before reading it was refused; with a body it could not be replayed and failed
+// with 502 (about 1–2 per certificate rotation at 1,000 POST/s). Now the drain is RFC 9113 §6.8's
+// two steps and the Warpgate still takes such a stream.
+test('a graceful drain (two-step GOAWAY) still takes the stream the edge opened before reading it: a POST with a body is answered by the draining Warpgate', async (t) => {
+  const e = await env(t, ['A', answer], ['B', answer]);
+  const sink = new Recorder();
+  e.gates[0]!.h2!.close();
+  const st = e.edges[0]!.open(head('POST', '/drain-body', 'req-2b'), true, sink);
+  st.write(Buffer.from('payload'));
+  st.end();
+  await until('the response', () => sink.settled);
+  t.deepEqual(sink.errors, []);
+  t.is(sink.status, 200);
+  t.is(sink.body, 'from A');
+  t.is(e.gates[0]!.seen.length, 1, 'A processed it');
+  t.is(e.gates[1]!.seen.length, 0);
+  t.false(e.edges[0]!.ready, 'A takes no new streams after its first GOAWAY');
+  await until('A closed once idle', () => e.registry.count('demo') === 1);
 });
 
 test('a connection that cannot take a stream at all (the Warpgate allows 0 concurrent streams): replayed elsewhere at once', async (t) => {

@@ -121,18 +121,26 @@ function ready(edge: Edge): number[] {
   return edge.servers.map((s) => s.pools.all().filter((c) => c.ready).length);
 }
 
-/** One request through worker `w`'s pool; resolves to its status, or the error code / 'no tunnel'. */
-function request(edge: Edge, w: number): Promise<string> {
+/**
+ * One request through worker `w`'s pool; resolves to its status, or the error code / 'no tunnel'.
+ * With `body`, a POST carrying it: such a request cannot be replayed, so it shows whether a drain
+ * refuses streams the edge opened before reading the GOAWAY (RFC 9113 §6.8).
+ */
+function request(edge: Edge, w: number, body: Buffer | null = null): Promise<string> {
   const conn = edge.servers[w]!.pools.pick('demo');
   if (conn === null) return Promise.resolve('no tunnel');
   return new Promise((resolve) => {
     let status = 0;
-    conn.open({ method: 'GET', path: '/x', authority: 'localhost', headers: ['x-mezu-project', 'demo'] }, false, {
-      onHead: (st) => (status = st),
+    const st = conn.open({ method: body === null ? 'GET' : 'POST', path: '/x', authority: 'localhost', headers: ['x-mezu-project', 'demo'] }, body !== null, {
+      onHead: (code) => (status = code),
       onData: () => undefined,
       onEnd: () => resolve(String(status)),
       onError: (code) => resolve(code),
     });
+    if (body !== null) {
+      st.write(body);
+      st.end();
+    }
   });
 }
 
@@ -163,9 +171,10 @@ for (const impl of ['lean', 'node'] as const) {
     let running = true;
     const watch = setInterval(() => (minReady = Math.min(minReady, ...ready(edge))), 1);
     const outcomes: string[] = [];
-    const loops = [0, 1, 0, 1].map(async (w) => {
+    // Two loops of bodiless GETs and two of POSTs with a body, over both workers.
+    const loops = [0, 1, 0, 1].map(async (w, i) => {
       while (running) {
-        const o = await request(edge, w);
+        const o = await request(edge, w, i >= 2 ? Buffer.from('a body that cannot be replayed') : null);
         outcomes.push(o);
         if (o !== '200' && process.env.ROTATION_DEBUG) logs.push(`${Date.now() % 100000} FAILED ${o} on worker ${w}`);
       }
