@@ -177,7 +177,7 @@ export class LoginService {
     const p = c.project;
     const now = this.d.now();
     const aKey = accountKey(p.directory, email);
-    const iKey = ipKey(c.ip);
+    const iKey = ipKey(p.directory, c.ip);
     const blocked = await this.countAttempts(c, email, aKey, iKey, p.login.throttle, now);
     if (blocked !== null) {
       return this.loginForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again, or reset your password.` });
@@ -521,7 +521,7 @@ export class LoginService {
     if (verdict !== 'ok') return this.passwordForm(c, { status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
     const p = c.project;
     const aKey = accountKey(p.directory, s.user.email);
-    const iKey = ipKey(c.ip);
+    const iKey = ipKey(p.directory, c.ip);
     const blocked = await this.countAttempts(c, s.user.email, aKey, iKey, p.login.throttle, this.d.now());
     if (blocked !== null) return this.passwordForm(c, { status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again.` });
     const cred = this.d.store.credentials.get(s.user.id);

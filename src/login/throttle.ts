@@ -69,7 +69,12 @@ export class Throttle {
 }
 
 export const accountKey = (directory: string, email: string): string => `acct:${directory}:${email.toLowerCase()}`;
-export const ipKey = (ip: string): string => `ip:${ip}`;
+/**
+ * Per client IP and user directory: limits are set per project, so one
+ * project's strict IP lock must not shut an address (a whole office behind
+ * one NAT) out of every other directory on the edge, the Console's included.
+ */
+export const ipKey = (directory: string, ip: string): string => `ip:${directory}:${ip}`;
 /** Mail-sending forms (signup, forgot password) have their own counters: mail bombing is another abuse. */
 export const mailAccountKey = (directory: string, email: string): string => `mail:${directory}:${email.toLowerCase()}`;
 export const mailIpKey = (ip: string): string => `mailip:${ip}`;

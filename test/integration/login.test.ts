@@ -444,6 +444,11 @@ projects:
       throttle:
         account: { delay_after: 100, lock_after: 100, lock: 1h, window: 1m }
         ip: { delay_after: 3, lock_after: 3, lock: 2s, window: 1m }
+  - id: other
+    hosts: [other.localhost]
+    upstream: demo
+    login:
+      public_url: http://other.localhost:8080
 `;
 
 test.serial('per-IP throttle: failures across different emails from 127.0.0.1 lock the IP (429, MEZU_LOGIN_THROTTLED, Retry-After) for every email; released after the lock time', async (t) => {
@@ -468,6 +473,9 @@ test.serial('per-IP throttle: failures across different emails from 127.0.0.1 lo
   const h = s.cli('users', 'history', 'spray-3@example.com', '--project', 'demo', '--json');
   t.is(h.status, 0, h.stderr);
   t.true((JSON.parse(h.stdout)[0].events as Array<{ type: string; reason: string | null }>).some((e) => e.type === 'lock' && e.reason === 'ip'), h.stdout);
+  // The lock is this directory's: the same address still signs in to another project's directory.
+  const elsewhere = await new Client(s, 'other.localhost').submit('/_mezu/login', { email: 'someone@example.com', password: 'Winter2024!' });
+  t.is(elsewhere.status, 401, 'another directory counts this IP on its own (a plain failure, not 429)');
   await new Promise((r) => setTimeout(r, 2_300));
   const after = new Client(s);
   t.is((await after.submit('/_mezu/login', { email: 'sprayed@example.com', password: PW })).status, 303, 'released after the lock time');
