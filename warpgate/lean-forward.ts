@@ -1,8 +1,8 @@
 /**
  * The Warpgate's hot path on the lean codec: one `LeanForward` per request,
  * which is both the tunnel stream's request sink and the origin request's
- * response sink (no per-request closures beyond the microtask that coalesces
- * a response head with an immediate end).
+ * response sink (no per-request closures; one microtask per origin read
+ * coalesces each response head with an end that arrives in the same read).
  */
 import type { H2Stream, ServerStreamSink } from '../src/tunnel/h2/connection.js';
 import { IdentityHeader, Tunnel, isReservedHeader } from '../src/contract/index.js';
@@ -86,15 +86,19 @@ class LeanForward implements OriginSink {
   onHead(status: number, headers: string[]): void {
     this.headStatus = status;
     this.headHeaders = headers;
-    // Coalesce with an end arriving in the same read: one HEADERS frame with END_STREAM.
-    queueMicrotask(() => this.sendHead(false));
+    // Coalesce with an end arriving in the same read: one HEADERS frame with END_STREAM. One
+    // microtask for all heads of this read, not a closure per response.
+    pendingHeads.push(this);
+    if (pendingHeads.length === 1) queueMicrotask(flushPendingHeads);
   }
   sendHead(end: boolean): void {
     if (this.headSent || this.finished || this.headHeaders === null) return;
     this.headSent = true;
-    const h = [':status', String(this.headStatus)];
     const src = this.headHeaders;
-    for (let i = 0; i < src.length; i++) h.push(src[i]!);
+    const h = new Array<string>(2 + src.length);
+    h[0] = ':status';
+    h[1] = String(this.headStatus);
+    for (let i = 0; i < src.length; i++) h[2 + i] = src[i]!;
     this.stream.respond(h, end);
   }
   onData(chunk: Buffer): boolean {
@@ -122,6 +126,13 @@ class LeanForward implements OriginSink {
     // The head is out: a reset is the only honest signal (the edge cuts the client).
     else this.stream.abort();
   }
+}
+
+/** Responses whose head waits for the end of the current read (LeanForward.onHead). */
+const pendingHeads: LeanForward[] = [];
+function flushPendingHeads(): void {
+  for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.sendHead(false);
+  pendingHeads.length = 0;
 }
 
 /** Tunnel stream (request body, resets) → origin request. */
