@@ -63,7 +63,7 @@ test.serial('the edge refuses Warpgates with a foreign-CA, an expired or no clie
     t.is(r.status, 502, `${what}: requests find no Warpgate`);
     t.regex(r.body, /MEZU_NO_WARPGATE/);
     t.is(wg.child.exitCode, null, `${what}: the Warpgate keeps retrying`);
-    t.log(`${what}: edge: "${/tunnel: rejected a handshake: .*/.exec(edgeLog)?.[0]}"; Warpgate: "${/cannot reach the edge.*/.exec(wg.err)?.[0]}"`);
+    t.log(`${what}: edge: "${/tunnel: rejected a handshake(?: from \S+)?: .*/.exec(edgeLog)?.[0]}"; Warpgate: "${/cannot reach the edge.*/.exec(wg.err)?.[0]}"`);
     await stopProc(wg);
   }
 
@@ -76,7 +76,7 @@ test.serial('the edge refuses Warpgates with a foreign-CA, an expired or no clie
   bare.on('data', (d: Buffer) => (bareData += d.length));
   bare.on('error', () => undefined);
   bare.on('close', () => (bareClosed = true));
-  await waitFor('the edge to refuse the certificate-less handshake', () => /tunnel: rejected a handshake: .*(did not return a certificate|certificate required)/.test(edge.err.slice(mark)) && bareClosed, 20_000);
+  await waitFor('the edge to refuse the certificate-less handshake', () => /tunnel: rejected a handshake(?: from \S+)?: .*(did not return a certificate|certificate required)/.test(edge.err.slice(mark)) && bareClosed, 20_000);
   t.is(bareData, 0, 'not a byte of HTTP/2 (no SETTINGS, no hello) was sent to it');
   t.false(/connected for pool/.test(edge.err.slice(mark)));
   t.is((await stack.request('/health')).status, 502);
