@@ -170,6 +170,7 @@ for (const impl of ['lean', 'node'] as const) {
     let minReady = Infinity;
     let running = true;
     const watch = setInterval(() => (minReady = Math.min(minReady, ...ready(edge))), 1);
+    t.teardown(() => clearInterval(watch));
     const outcomes: string[] = [];
     // Two loops of bodiless GETs and two of POSTs with a body, over both workers.
     const loops = [0, 1, 0, 1].map(async (w, i) => {
@@ -253,6 +254,7 @@ test.serial('replacements that keep landing on a worker with nothing left to rep
   edge.pin = 0;
   let minReady1 = Infinity;
   const watch = setInterval(() => (minReady1 = Math.min(minReady1, ready(edge)[1]!)), 1);
+  t.teardown(() => clearInterval(watch));
   const mark = edge.handed.length;
   agent.setCredentials({ cert: b.cert, key: b.key, ca: ca.cert });
   await waitFor('worker 0 on the new certificate', () => [...edge.live[0]!.values()].filter((x) => x === serial(b.cert)).length >= CONNS_PER_WORKER && [...edge.live[0]!.values()].every((x) => x === serial(b.cert)));
@@ -264,10 +266,12 @@ test.serial('replacements that keep landing on a worker with nothing left to rep
   t.log(`gaps between replacement dials that missed: ${misses.join(', ')} ms`);
   t.true(misses.every((g) => g >= 40), `replacements dialed back to back: ${misses.join(', ')} ms`);
   t.true(edge.live[1]!.size >= CONNS_PER_WORKER && [...edge.live[1]!.values()].every((x) => x === serial(a.cert)), 'worker 1 keeps its old tunnels');
-  t.true(ready(edge)[0]! <= 2 * CONNS_PER_WORKER, `worker 0 holds ${ready(edge)[0]} tunnels`);
+  // A surplus beyond twice the share is closed (GOAWAY) right after its hello, so the edge may count it
+  // ready for a moment: the bound is where worker 0 settles, not every instant.
+  await waitFor(`worker 0 settling at twice its share at most (holds ${ready(edge)[0]})`, () => ready(edge)[0]! <= 2 * CONNS_PER_WORKER, 10_000);
 
   edge.pin = null;
-  await waitFor('the rotation completed', () => agent.tunnelsByCertificate().stale === 0 && agent.tunnelsByCertificate().draining === 0 && edge.live.every((m) => m.size >= CONNS_PER_WORKER && [...m.values()].every((x) => x === serial(b.cert))));
+  await waitFor('the rotation completed', () => agent.tunnelsByCertificate().stale === 0 && agent.tunnelsByCertificate().draining === 0 && edge.live.every((m) => m.size >= CONNS_PER_WORKER && [...m.values()].every((x) => x === serial(b.cert))), 30_000);
   clearInterval(watch);
   t.true(minReady1 >= CONNS_PER_WORKER, `worker 1 fell to ${minReady1} ready tunnels`);
   for (let w = 0; w < WORKERS; w++) t.is(await request(edge, w), '200');
