@@ -18,34 +18,11 @@ import { LeanTunnelConnection } from '../../../src/tunnel/lean.js';
 import { PoolRegistry } from '../../../src/tunnel/pools.js';
 import { HpackEncoder } from '../../../src/tunnel/h2/hpack.js';
 import { PREFACE } from '../../../src/tunnel/h2/frames.js';
+import { T, F, E, frame, u32, type Frame } from './raw-frames.js';
 import type { H2Limits } from '../../../src/tunnel/h2/limits.js';
-import type { RequestHead, ResponseSink, TunnelStream } from '../../../src/tunnel/types.js';
-import { Errors, type ErrorCode } from '../../../src/errors/index.js';
-
-const T = { DATA: 0, HEADERS: 1, RST: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
-const F = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 };
-const E = { PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, COMPRESSION_ERROR: 9, ENHANCE_YOUR_CALM: 11 };
-
-interface Frame {
-  type: number;
-  flags: number;
-  sid: number;
-  payload: Buffer;
-}
-
-function frame(type: number, flags: number, sid: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
+import type { RequestHead, TunnelStream } from '../../../src/tunnel/types.js';
+import { Errors } from '../../../src/errors/index.js';
+import { Recorder } from './recorder.js';
 
 async function until(what: string, cond: () => boolean, ms = 10_000, detail: () => string = () => ''): Promise<void> {
   const end = Date.now() + ms;
@@ -125,31 +102,6 @@ class HostileGate {
   }
 }
 
-class Recorder implements ResponseSink {
-  heads = 0;
-  status = 0;
-  headers: string[] = [];
-  bytes = 0;
-  ends = 0;
-  errors: ErrorCode[] = [];
-  onHead(status: number, headers: string[]): void {
-    this.heads++;
-    this.status = status;
-    this.headers = headers;
-  }
-  onData(chunk: Buffer): void {
-    this.bytes += chunk.length;
-  }
-  onEnd(): void {
-    this.ends++;
-  }
-  onError(code: ErrorCode): void {
-    this.errors.push(code);
-  }
-  get settled(): boolean {
-    return this.ends > 0 || this.errors.length > 0;
-  }
-}
 
 interface Env {
   gate: HostileGate;

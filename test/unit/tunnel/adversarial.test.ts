@@ -8,38 +8,7 @@ import * as net from 'node:net';
 import { H2Connection, type H2Stream } from '../../../src/tunnel/h2/connection.js';
 import { HpackEncoder } from '../../../src/tunnel/h2/hpack.js';
 import { PREFACE } from '../../../src/tunnel/h2/frames.js';
-
-const T = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST: 3, SETTINGS: 4, PUSH: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
-const E = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, FRAME_SIZE_ERROR: 6, REFUSED_STREAM: 7, COMPRESSION_ERROR: 9, ENHANCE_YOUR_CALM: 11 };
-
-interface Frame {
-  type: number;
-  flags: number;
-  sid: number;
-  payload: Buffer;
-}
-
-function frame(type: number, flags: number, sid: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-const settings = (pairs: Array<[number, number]> = []) => {
-  const b = Buffer.alloc(pairs.length * 6);
-  pairs.forEach(([id, v], i) => {
-    b.writeUInt16BE(id, i * 6);
-    b.writeUInt32BE(v >>> 0, i * 6 + 2);
-  });
-  return frame(T.SETTINGS, 0, 0, b);
-};
+import { T, E, frame, u32, settings, type Frame } from './raw-frames.js';
 
 /** A raw client speaking to an H2Connection in the server role. */
 class Peer {
@@ -345,7 +314,7 @@ test('PUSH_PROMISE is refused (push is disabled)', async (t) => {
   const e = await env();
   t.teardown(e.close);
   e.peer.hello();
-  e.peer.send(frame(T.PUSH, 0x4, 1, Buffer.alloc(4)));
+  e.peer.send(frame(T.PUSH_PROMISE, 0x4, 1, Buffer.alloc(4)));
   await e.peer.until('goaway', () => e.peer.goaway() !== null);
   t.is(e.peer.goaway(), E.PROTOCOL_ERROR);
 });

@@ -18,8 +18,8 @@ import * as net from 'node:net';
 import { LeanTunnelConnection } from '../../../src/tunnel/lean.js';
 import { PoolRegistry } from '../../../src/tunnel/pools.js';
 import { H2Connection, type H2Stream } from '../../../src/tunnel/h2/connection.js';
-import type { RequestHead, ResponseSink } from '../../../src/tunnel/types.js';
-import { Errors, type ErrorCode } from '../../../src/errors/index.js';
+import type { RequestHead } from '../../../src/tunnel/types.js';
+import { Recorder } from './recorder.js';
 
 const REFUSED_STREAM = 0x7;
 
@@ -105,36 +105,6 @@ async function env(t: { teardown(fn: () => void | Promise<void>): void }, ...beh
   return { registry, edges, gates };
 }
 
-/** Records what a request's sink is told, as the edge's Exchange would see it. */
-class Recorder implements ResponseSink {
-  heads = 0;
-  status = 0;
-  headers: string[] = [];
-  body = '';
-  ends = 0;
-  errors: ErrorCode[] = [];
-  onHead(status: number, headers: string[]): void {
-    this.heads++;
-    this.status = status;
-    this.headers = headers;
-  }
-  onData(chunk: Buffer): void {
-    this.body += chunk.toString();
-  }
-  onEnd(): void {
-    this.ends++;
-  }
-  onError(code: ErrorCode): void {
-    this.errors.push(code);
-  }
-  get settled(): boolean {
-    return this.ends > 0 || this.errors.length > 0;
-  }
-  /** The status the client gets: the response's, or the error's from the catalogue. */
-  get clientStatus(): number {
-    return this.errors.length > 0 ? Errors[this.errors[0]!].status : this.status;
-  }
-}
 
 const head = (method: string, path: string, id: string): RequestHead => ({ method, path, authority: 'localhost', headers: ['x-mezu-request-id', id, 'x-mezu-project', 'demo'] });
 const valueOf = (h: string[], name: string) => h[h.indexOf(name) + 1];
