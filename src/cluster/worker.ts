@@ -128,6 +128,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     mailFrom: opts.mailFrom,
     config: () => current,
     log,
+    sweep: index === 0,
   });
   if (index === 0) log(`login: hosted pages on /_mezu/; mail goes to the ${login.mailer.description}`);
   const handler = createHandler({

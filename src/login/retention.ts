@@ -18,9 +18,10 @@
  *   signup links are dead by then (reset_ttl is at most 24 h), and a copy of
  *   the store should not keep a growing archive of them.
  *
- * Every sweep deletes in small write transactions and re-checks each record
- * inside them, so it can run in every worker at once and never undoes a
- * concurrent login, refresh or revoke.
+ * One edge worker sweeps (src/login/setup.ts). Every sweep deletes in small
+ * write transactions and re-checks each record inside them, so it never
+ * undoes a concurrent login, refresh or revoke, and a second sweeper (another
+ * edge on the same store) is harmless.
  */
 import type { Store, SessionRecord } from '../store/index.js';
 import type { CompiledConfig } from '../config/types.js';

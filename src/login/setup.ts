@@ -27,6 +27,8 @@ export interface LoginSetup {
   mailFrom: string;
   config(): CompiledConfig | null;
   log(m: string): void;
+  /** Run the retention sweep here (one worker of the edge is enough: the others would repeat its scans). */
+  sweep: boolean;
 }
 
 export interface LoginRuntime {
@@ -61,8 +63,9 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
   };
   if (cfg !== null) onConfig(cfg);
   // Expired sessions, stale throttle counters, old login history and dead
-  // emailed tokens are deleted now and then. Every worker may sweep (each
-  // deletion is re-checked in its transaction); the jitter spreads them out.
+  // emailed tokens are deleted now and then, by one worker (`sweep`). Each
+  // deletion is re-checked in its transaction, so a second sweeper (an edge
+  // beside this one on the same store) is harmless; the jitter spreads them out.
   let sweep: NodeJS.Timeout | null = null;
   let sweeping = false;
   const schedule = () => {
@@ -81,7 +84,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     }, SWEEP_MS * (0.8 + 0.4 * Math.random()));
     sweep.unref();
   };
-  schedule();
+  if (s.sweep) schedule();
   return {
     pages: new LoginPages(service, s.log),
     hasher,

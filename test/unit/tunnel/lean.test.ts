@@ -147,7 +147,7 @@ test('GOAWAY below its id (a peer closing in one step): the unprocessed request 
 
 // Regression: a graceful Warpgate drain sent one GOAWAY with the last id it had seen, so a stream
 // the edge opened before reading it was refused; with a body it could not be replayed and failed
-// with 502 (about 1–2 per certificate rotation at 1,000 POST/s). Now the drain is RFC 9113 §6.8's
+// with 502 on every Warpgate drain under load. Now the drain is RFC 9113 §6.8's
 // two steps and the Warpgate still takes such a stream.
 test('a graceful drain (two-step GOAWAY) still takes the stream the edge opened before reading it: a POST with a body is answered by the draining Warpgate', async (t) => {
   const e = await env(t, ['A', answer], ['B', answer]);
