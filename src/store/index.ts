@@ -457,9 +457,6 @@ export class LoginHistoryStore {
   async sweep(before: number): Promise<number> {
     return sweepBatched(this.db, (ev) => ev.at < before);
   }
-  count(): number {
-    return this.db.getCount();
-  }
   /** Events for an email in a directory, oldest first; at most `limit`, the newest ones. */
   list(directory: string, email: string, limit = 1000): LoginEventRecord[] {
     const prefix = historyPrefix(directory, email);
@@ -543,9 +540,6 @@ export class ThrottleStore {
    */
   async sweep(now: number, windowMs: number): Promise<number> {
     return sweepBatched(this.db, (r) => now >= r.blockedUntil && (r.locked || now - r.lastAt > windowMs));
-  }
-  count(): number {
-    return this.db.getCount();
   }
 }
 
