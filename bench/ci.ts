@@ -15,8 +15,6 @@
  *                           BRIEF §4's edge budget of 20 µs is 1.7–2× an origin at 10–12 µs/req.
  *   warpgate_cpu_vs_origin  Warpgate CPU ÷ origin CPU, same window (budget likewise 1.7–2×).
  *   edge_public_cpu_vs_origin  the same for the public route.
- *   lean_vs_node_cpu        (edge + Warpgate) ÷ origin with the lean tunnel, divided by the same
- *                           with the node:http2 tunnel — the codec's reason to exist (brief §2).
  *   chain_vs_direct_rps     protected req/s through the chain ÷ direct-origin req/s.
  *   half_load_p99_vs_direct p99 at half of the chain's peak (paced, bench/paced.ts) ÷ the direct
  *                           origin's p99 at the same rate.
@@ -34,7 +32,7 @@
  * recorded in bench/baseline.json. Margins come from six back-to-back runs
  * on the 2-core dev machine, partly while others were using it, at about
  * 1.5–2× the spread seen: edge and Warpgate CPU ratios spread by up to 13%
- * and the lean/node ratio by 13% → 25%; the public-route CPU ratio by 22%
+ *; the public-route CPU ratio by 22%
  * and the req/s ratio by 27% (direct req/s is capped by autocannon sharing
  * the cores) → 40%; the half-load p99 ratio, which the kernel's scheduling
  * of five busy processes on two cores dominates, by about 2× (7.6 to 15.5)
@@ -139,7 +137,6 @@ const METRICS: readonly MetricDef[] = [
   { key: 'warpgate_cpu_vs_origin', label: 'Warpgate CPU ÷ origin CPU (protected GET, same window)', better: 'lower', margin: DEFAULT_MARGIN, briefEquivalent: '≈ 1.7–2 (20 ÷ 10–12)' },
   // Spread 22% over six runs (the public route's ratio is the noisiest of the CPU ratios).
   { key: 'edge_public_cpu_vs_origin', label: 'edge CPU ÷ origin CPU (public GET, same window)', better: 'lower', margin: 0.4, briefEquivalent: '–' },
-  { key: 'lean_vs_node_cpu', label: '(edge+Warpgate) CPU, lean ÷ node:http2 tunnel', better: 'lower', margin: DEFAULT_MARGIN, briefEquivalent: '–' },
   // Direct req/s is limited by autocannon sharing the cores and moved 62k–74k between runs.
   { key: 'chain_vs_direct_rps', label: 'protected req/s through chain ÷ direct req/s', better: 'higher', margin: 0.4, briefEquivalent: '–' },
   // p99 on 2 shared cores moves by tens of percent between identical runs: a wider margin, so only a real step fails.
@@ -195,7 +192,6 @@ function computeMetrics(runs: readonly RunReport[]): Measured {
   const wgBest = best(runs, 'lean-protected', perOrigin('warpgate'));
   const pubBest = best(runs, 'lean-public', perOrigin('edge'));
   const leanProxy = best(runs, 'lean-protected', perOrigin('proxy'));
-  const nodeProxy = best(runs, 'node-protected', perOrigin('proxy'));
   const protRps = best(runs, 'lean-protected', (r) => -r.reqPerSec);
   const p99Direct = best(runs, 'half-direct-paced', (r) => r.latencyMs.p99);
   const p99Chain = best(runs, 'half-lean-protected-paced', (r) => r.latencyMs.p99);
@@ -205,7 +201,6 @@ function computeMetrics(runs: readonly RunReport[]): Measured {
     edge_cpu_vs_origin: { value: val(edgeBest, perOrigin('edge')), from: [edgeBest] },
     warpgate_cpu_vs_origin: { value: val(wgBest, perOrigin('warpgate')), from: [wgBest] },
     edge_public_cpu_vs_origin: { value: val(pubBest, perOrigin('edge')), from: [pubBest] },
-    lean_vs_node_cpu: { value: ratio(val(leanProxy, perOrigin('proxy')), val(nodeProxy, perOrigin('proxy'))), from: [leanProxy, nodeProxy] },
     chain_vs_direct_rps: { value: ratio(protRps?.run.reqPerSec, directRps?.run.reqPerSec), from: [protRps, directRps] },
     half_load_p99_vs_direct: { value: ratio(p99Chain?.run.latencyMs.p99, p99Direct?.run.latencyMs.p99), from: [p99Chain, p99Direct] },
   };
@@ -215,7 +210,6 @@ function computeMetrics(runs: readonly RunReport[]): Measured {
     warpgate_cpu_us_per_req: best(runs, 'lean-protected', us('warpgate'))?.run.cpu.components.warpgate?.usPerUnit ?? null,
     edge_public_cpu_us_per_req: best(runs, 'lean-public', us('edge'))?.run.cpu.components.edge?.usPerUnit ?? null,
     lean_proxy_cpu_us_per_req: leanProxy?.run.cpu.proxyUsPerUnit ?? null,
-    node_proxy_cpu_us_per_req: nodeProxy?.run.cpu.proxyUsPerUnit ?? null,
     direct_req_per_s: directRps?.run.reqPerSec ?? null,
     lean_protected_req_per_s: protRps?.run.reqPerSec ?? null,
     half_rate_req_per_s: p99Chain?.run.load.rate ?? null,
@@ -311,7 +305,7 @@ async function main(): Promise<number> {
     const originPid = origin.proc.pid;
     const cookie = `${SESSION_COOKIE}=${token}`;
 
-    chain = await startChain('lean', data, origin.port, settings.workers, procs, notes);
+    chain = await startChain(data, origin.port, settings.workers, procs, notes);
     let base = `http://127.0.0.1:${chain.edgePort}`;
     await preflightChain(base, token, notes, 'lean');
     let groups = chainGroups(originPid, chain);
@@ -348,20 +342,6 @@ async function main(): Promise<number> {
     await stopChain(chain, procs, notes, problems);
     chain = null;
 
-    if (!interrupted) {
-      chain = await startChain('node', data, origin.port, settings.workers, procs, notes);
-      base = `http://127.0.0.1:${chain.edgePort}`;
-      await preflightChain(base, token, notes, 'node');
-      groups = chainGroups(originPid, chain);
-      const nodeProtected: Target = { name: 'node-protected', label: 'node:http2 chain, session GET /api/v1/items', url: `${base}/api/v1/items`, headers: { host: '127.0.0.1', cookie }, setup: 'chain', tunnel: 'node' };
-      const nodeReps = Math.min(settings.reps, 2);
-      for (let rep = 1; rep <= nodeReps && !interrupted && !(rep > 1 && overBudget()); rep++) {
-        const r = await measureRun(ctx, nodeProtected, groups, closed, log);
-        if (r !== null) runs.push(r);
-      }
-      await stopChain(chain, procs, notes, problems);
-      chain = null;
-    }
   } finally {
     if (chain !== null) await stopChain(chain, procs, notes, problems);
     for (const p of [...procs].reverse()) {

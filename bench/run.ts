@@ -13,7 +13,6 @@
  *       at 1/8 and 1/4 of peak, to see how the added tail depends on load
  *   (g) 1 MiB uploads and 10 MiB downloads through (c)'s chain: MiB/s and
  *       peak RSS of the edge workers and the Warpgate (VmRSS every 100 ms)
- *   (d) edge + Warpgate restarted with `--tunnel-impl node`, protected GET
  *   (e) nginx `auth_request` + a uWS session-checking service in front of
  *       the same origin, protected GET (skipped, with a note, without nginx)
  * then the micro-benchmarks (bench/micro.ts, tinybench) in a child process.
@@ -237,7 +236,7 @@ async function main(): Promise<number> {
     const cookie = `${SESSION_COOKIE}=${token}`;
 
     // ── lean tunnel: (a) (b) (c), then (f) and (g) against the same processes ──
-    chain = await startChain('lean', data, origin.port, settings.workers, procs, notes);
+    chain = await startChain(data, origin.port, settings.workers, procs, notes);
     let base = `http://127.0.0.1:${chain.edgePort}`;
     await preflightChain(base, token, notes, 'lean');
     let groups = chainGroups(originPid, chain);
@@ -351,26 +350,6 @@ async function main(): Promise<number> {
     await stopChain(chain, procs, notes, problems);
     chain = null;
 
-    // ── (d) node:http2 reference tunnel, for comparison ──
-    if (!interrupted) {
-      chain = await startChain('node', data, origin.port, settings.workers, procs, notes);
-      base = `http://127.0.0.1:${chain.edgePort}`;
-      await preflightChain(base, token, notes, 'node');
-      groups = chainGroups(originPid, chain);
-      const nodeProtected: Target = {
-        name: 'node-protected',
-        label: 'edge+node:http2 tunnel+Warpgate, session GET /api/v1/items',
-        url: `${base}/api/v1/items`,
-        headers: { host: '127.0.0.1', cookie },
-        setup: 'chain',
-        tunnel: 'node',
-      };
-      const r = await measureRun(ctx, nodeProtected, groups, { kind: 'closed', ...runOpts }, log);
-      if (r !== null) runs.push(r);
-      await stopChain(chain, procs, notes, problems);
-      chain = null;
-    }
-
     // ── (e) nginx auth_request, when installed ──
     if (nginxBin !== null && !interrupted) {
       const tokens = join(data, 'auth-tokens.txt');
@@ -452,7 +431,7 @@ async function main(): Promise<number> {
     notes,
     ok: false,
   };
-  // 3 lean runs at peak + 4 at half load + 4 at 1/8 and 1/4 + node + nginx (when installed).
+  // 3 lean runs at peak + 4 at half load + 4 at 1/8 and 1/4 + nginx (when installed).
   const expected = 3 + 4 + 4 + 1 + (nginxBin !== null ? 1 : 0);
   if (runs.length !== expected && !interrupted) problems.push(`${runs.length} load runs completed, expected ${expected}`);
   report.ok = problems.length === 0 && runs.length === expected && transfers.length === 3;

@@ -18,8 +18,6 @@ const CLI_TIMEOUT_MS = 30_000;
 export const SESSION_COOKIE = 'mezu_session';
 export const BENCH_EMAIL = 'bench@example.com';
 
-export type TunnelImpl = 'lean' | 'node';
-
 /** One CLI call for the data dir; its stdout, trimmed. */
 export function cli(data: string, args: readonly string[]): string {
   try {
@@ -93,7 +91,6 @@ export async function startNodeService(name: string, script: string, args: reado
 }
 
 export interface Chain {
-  impl: TunnelImpl;
   edge: Proc;
   warpgate: Proc;
   edgePort: number;
@@ -103,13 +100,13 @@ export interface Chain {
   warpgatePids: number[];
 }
 
-/** Starts the edge and a Warpgate (both with `impl`) and waits until every edge worker has its tunnels. */
-export async function startChain(impl: TunnelImpl, data: string, originPort: number, workers: number, procs: Proc[], notes: string[]): Promise<Chain> {
+/** Starts the edge and a Warpgate and waits until every edge worker has its tunnels. */
+export async function startChain(data: string, originPort: number, workers: number, procs: Proc[], notes: string[]): Promise<Chain> {
   const edge = new Proc(
-    `edge-${impl}`,
+    'edge',
     [
       join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', data, '--host', '127.0.0.1', '--port', '0', '--tunnel-port', '0',
-      '--workers', String(workers), '--tunnel-impl', impl,
+      '--workers', String(workers),
     ],
     ROOT,
   );
@@ -124,10 +121,10 @@ export async function startChain(impl: TunnelImpl, data: string, originPort: num
   const edgeWorkers = w as number[];
 
   const warpgate = new Proc(
-    `warpgate-${impl}`,
+    'warpgate',
     [
       join(ROOT, 'dist/warpgate/main.js'), '--edge', `127.0.0.1:${tunnelPort}`, '--origin', `http://127.0.0.1:${originPort}`,
-      '--pki-dir', join(data, 'pki'), '--pool', 'demo', '--tunnel-impl', impl,
+      '--pki-dir', join(data, 'pki'), '--pool', 'demo',
     ],
     ROOT,
   );
@@ -149,7 +146,7 @@ export async function startChain(impl: TunnelImpl, data: string, originPort: num
     if (!edgeTree.has(p)) notes.push(`edge worker ${p} from the ready line is not a descendant of the edge primary ${edge.pid}; counted anyway`);
     edgeTree.add(p);
   }
-  return { impl, edge, warpgate, edgePort, edgeWorkers, edgePids: [...edgeTree], warpgatePids: processTree(warpgate.pid) };
+  return { edge, warpgate, edgePort, edgeWorkers, edgePids: [...edgeTree], warpgatePids: processTree(warpgate.pid) };
 }
 
 /** Stops the Warpgate, then the edge, then any edge worker that outlived the primary. */

@@ -20,14 +20,12 @@
  * the backstop for a Warpgate that could not renew or rotate in time.
  */
 import * as tls from 'node:tls';
-import * as http2 from 'node:http2';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { Tunnel, type TunnelHello, type TunnelHelloReply } from '../src/contract/index.js';
-import type { AssertionVerifier } from './verify.js';
-import type { OriginForwarder } from './forward.js';
+import { Tunnel, type TunnelHello, type TunnelHelloReply } from '../wire/index.js';
+import type { AssertionVerifier } from '../wire/index.js';
 import type { LeanForwarder } from './lean-forward.js';
-import { H2Connection, type H2Stream } from '../src/tunnel/h2/connection.js';
-import type { H2Limits } from '../src/tunnel/h2/limits.js';
+import { H2Connection, type H2Stream } from '../wire/index.js';
+import type { H2Limits } from '../wire/index.js';
 
 export interface AgentOptions {
   edgeHost: string;
@@ -40,8 +38,6 @@ export interface AgentOptions {
   backoffBaseMs: number;
   backoffCapMs: number;
   version: string;
-  /** `lean`: our HTTP/2 codec (default); `node`: node:http2, the reference. Must match the edge's. */
-  impl: 'lean' | 'node';
   /** Lean codec limits (PING liveness, windows, …). */
   limits: Partial<H2Limits>;
   /** Agent id sent in the hello (enrollment names the Warpgate with it); random when absent. */
@@ -84,16 +80,8 @@ export const DIAL_TIMEOUT_MS = 5_000;
  */
 export const REPLACEMENT_SETTLE_MS = 250;
 
-/** HTTP/2 settings the Warpgate (server) announces. */
-export const SERVER_SETTINGS: http2.Settings = {
-  maxConcurrentStreams: 1000,
-  initialWindowSize: 1 << 20,
-  maxHeaderListSize: 64 * 1024,
-};
-
 interface Conn {
   socket: tls.TLSSocket;
-  session: http2.ServerHttp2Session | null;
   lean: H2Connection | null;
   edgeId: string | null;
   worker: number;
@@ -130,8 +118,7 @@ export class Agent {
   constructor(
     private readonly opts: AgentOptions,
     private readonly verifier: AssertionVerifier,
-    private readonly forwarder: OriginForwarder | null,
-    private readonly leanForwarder: LeanForwarder | null,
+    private readonly forwarder: LeanForwarder,
     private readonly log: (m: string) => void,
     private readonly timers: Timers = realTimers,
   ) {
@@ -256,7 +243,6 @@ export class Agent {
     c.draining = true;
     this.log(`warpgate: draining a tunnel to edge worker ${c.worker} dialed with the certificate valid until ${c.certUntil} (${registered} registered tunnel${registered === 1 ? '' : 's'} with the renewed one there)`);
     if (c.lean !== null) c.lean.close();
-    else if (c.session !== null) c.session.close();
     else c.socket.destroy();
   }
 
@@ -291,7 +277,7 @@ export class Agent {
       minVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
     });
-    const conn: Conn = { socket, session: null, lean: null, edgeId: null, worker: -1, generation: this.generation, certUntil: this.certUntil, confirmed: false, draining: false, replacement };
+    const conn: Conn = { socket, lean: null, edgeId: null, worker: -1, generation: this.generation, certUntil: this.certUntil, confirmed: false, draining: false, replacement };
     let settled = false;
     // A dial that never completes its handshake and hello (e.g. the edge's primary handed the
     // connection to a worker that just died) must not block the dialer forever.
@@ -317,23 +303,14 @@ export class Agent {
     };
     socket.setNoDelay(true);
     socket.once('secureConnect', () => {
-      if (o.impl === 'lean') {
-        const h2 = new H2Connection(socket, 'server', o.limits);
-        conn.lean = h2;
-        this.conns.add(conn);
-        h2.onStream = (stream, headers, endStream) => this.onLeanStream(conn, stream, headers, endStream, settle);
-        h2.onClose = (reason) => {
-          if (conn.edgeId !== null && !this.stopped && !conn.draining) this.log(`warpgate: tunnel closed: ${reason}`);
-          this.onClosed(conn);
-        };
-        return;
-      }
-      const session = http2.performServerHandshake(socket, { settings: SERVER_SETTINGS });
-      conn.session = session;
+      const h2 = new H2Connection(socket, 'server', o.limits);
+      conn.lean = h2;
       this.conns.add(conn);
-      session.on('stream', (stream, headers) => this.onStream(conn, stream, headers, settle));
-      session.on('error', () => session.destroy());
-      session.on('close', () => this.onClosed(conn));
+      h2.onStream = (stream, headers, endStream) => this.onStream(conn, stream, headers, endStream, settle);
+      h2.onClose = (reason) => {
+        if (conn.edgeId !== null && !this.stopped && !conn.draining) this.log(`warpgate: tunnel closed: ${reason}`);
+        this.onClosed(conn);
+      };
     });
     socket.on('error', (err) => {
       settle(false, err.message);
@@ -341,47 +318,11 @@ export class Agent {
     });
     socket.on('close', () => {
       settle(false, 'connection closed before the hello');
-      if (conn.session === null && conn.lean === null) this.onClosed(conn);
+      if (conn.lean === null) this.onClosed(conn);
     });
   }
 
-  private onStream(conn: Conn, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, settle: (ok: boolean, why: string) => void): void {
-    stream.on('error', () => undefined);
-    if (headers[':method'] === Tunnel.controlMethod && headers[':path'] === Tunnel.controlPath && headers[Tunnel.projectHeader] === undefined) {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > 1 << 20) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-        else chunks.push(c);
-      });
-      stream.on('end', () => {
-        let hello: TunnelHello;
-        try {
-          hello = JSON.parse(Buffer.concat(chunks).toString('utf8')) as TunnelHello;
-        } catch {
-          stream.respond({ ':status': 400 });
-          stream.end();
-          return;
-        }
-        this.onHello(conn, hello);
-        const reply: TunnelHelloReply = { warpgateId: this.id, version: this.opts.version };
-        stream.respond({ ':status': 200, 'content-type': 'application/json' });
-        stream.end(JSON.stringify(reply));
-        settle(true, '');
-      });
-      return;
-    }
-    if (conn.edgeId === null) {
-      // No request before the hello: we do not yet know the keys to verify it with.
-      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-      return;
-    }
-    if (!conn.confirmed) this.confirm(conn);
-    this.forwarder!.handle(stream, headers);
-  }
-
-  private onLeanStream(conn: Conn, stream: H2Stream, headers: string[], endStream: boolean, settle: (ok: boolean, why: string) => void): void {
+  private onStream(conn: Conn, stream: H2Stream, headers: string[], endStream: boolean, settle: (ok: boolean, why: string) => void): void {
     let method = '';
     let path = '';
     let project = false;
@@ -426,7 +367,7 @@ export class Agent {
       return;
     }
     if (!conn.confirmed) this.confirm(conn);
-    this.leanForwarder!.handle(stream, headers, endStream);
+    this.forwarder.handle(stream, headers, endStream);
   }
 
   private onHello(conn: Conn, hello: TunnelHello): void {
@@ -445,7 +386,6 @@ export class Agent {
       // Keep a surplus connection (useful capacity) unless a worker has twice its share.
       if (fresh.length > this.opts.connsPerWorker * 2) {
         setImmediate(() => {
-          conn.session?.close();
           conn.lean?.close();
         });
       } else {
@@ -482,8 +422,7 @@ export class Agent {
     this.stopped = true;
     const waits: Promise<void>[] = [];
     for (const c of this.conns) {
-      if (c.session !== null) waits.push(new Promise((r) => c.session!.close(() => r())));
-      else if (c.lean !== null) {
+      if (c.lean !== null) {
         const h2 = c.lean;
         waits.push(new Promise((r) => {
           const prev = h2.onClose;

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { createCsr } from '../src/pki/index.js';
-import { ENROLL_PATH, type EnrollResponse } from '../src/contract/index.js';
+import { ENROLL_PATH, type EnrollResponse } from '../wire/index.js';
 import { backoffDelay, realTimers, type Timers } from './agent.js';
 
 export interface EnrollConfig {

@@ -4,10 +4,10 @@
  * response sink (no per-request closures; one microtask per origin read
  * coalesces each response head with an end that arrives in the same read).
  */
-import type { H2Stream, ServerStreamSink } from '../src/tunnel/h2/connection.js';
-import { IdentityHeader, Tunnel, isReservedHeader } from '../src/contract/index.js';
+import type { H2Stream, ServerStreamSink } from '../wire/index.js';
+import { IdentityHeader, Tunnel, isReservedHeader } from '../wire/index.js';
 import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
-import type { AssertionVerifier } from './verify.js';
+import type { AssertionVerifier } from '../wire/index.js';
 import type { OriginClient, OriginRequest, OriginSink, OriginErrorCode } from './origin/client.js';
 
 export class LeanForwarder {

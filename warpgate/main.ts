@@ -6,8 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AssertionVerifier } from './verify.js';
-import { OriginForwarder } from './forward.js';
+import { AssertionVerifier } from '../wire/index.js';
 import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
@@ -17,7 +16,7 @@ import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]
-                [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
+                [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
 
 const VERSION = '0.1.0';
 
@@ -54,7 +53,6 @@ export async function main(argv: string[]): Promise<void> {
         'conns-per-worker': { type: 'string' },
         'origin-timeout': { type: 'string' },
         'origin-connections': { type: 'string' },
-        'tunnel-impl': { type: 'string' },
         'tunnel-ping': { type: 'string' },
         'tunnel-ping-timeout': { type: 'string' },
         'key-file': { type: 'string' },
@@ -103,6 +101,7 @@ export async function main(argv: string[]): Promise<void> {
     die(`--origin must be a URL like http://127.0.0.1:3000, got "${v.origin}"`);
   }
   if (origin.protocol !== 'http:' && origin.protocol !== 'https:') die('--origin must be http:// or https://');
+  if (origin.protocol === 'https:') die('--origin https:// is not supported: the Warpgate speaks HTTP/1.1 in clear to the application on its own host; give its http:// address');
   let certFile = v.cert, keyFile = v.key, caFile = v.ca;
   if (v['pki-dir'] !== undefined) {
     if (!v.pool) die('--pki-dir needs --pool');
@@ -113,8 +112,6 @@ export async function main(argv: string[]): Promise<void> {
   if (!enrolling && (!certFile || !keyFile || !caFile)) die('give --cert, --key and --ca (or --pki-dir and --pool), or enroll with --edge CONSOLE_URL --key mzk_…');
   const timeout = parseDuration(v['origin-timeout'] ?? '30s');
   if (timeout === null || timeout <= 0) die(`--origin-timeout must be a duration like 30s, got "${v['origin-timeout']}"`);
-  const impl = v['tunnel-impl'] ?? 'lean';
-  if (impl !== 'lean' && impl !== 'node') die(`--tunnel-impl must be lean or node; got "${impl}"`);
   const pingMs = parseDuration(v['tunnel-ping'] ?? '2s');
   const pingTimeoutMs = parseDuration(v['tunnel-ping-timeout'] ?? '4s');
   if (pingMs === null || pingTimeoutMs === null || pingTimeoutMs <= 0) die('--tunnel-ping and --tunnel-ping-timeout must be durations like 2s');
@@ -137,14 +134,9 @@ export async function main(argv: string[]): Promise<void> {
 
   const log = (msg: string) => process.stderr.write(`[warpgate] ${msg}\n`);
   const verifier = new AssertionVerifier();
-  // The lean path uses our keep-alive HTTP/1.1 client for http: origins; https: origins and the
-  // node:http2 reference path go through undici.
-  const lean = impl === 'lean' && origin.protocol === 'http:';
-  const forwarder = impl === 'node' ? new OriginForwarder({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }, verifier, log) : null;
-  const originClient = lean ? new OriginClient({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout }) : null;
-  if (impl === 'lean' && !lean) die('--tunnel-impl lean supports http:// origins; use --tunnel-impl node for an https:// origin');
-  const leanForwarder = originClient === null ? null : new LeanForwarder(originClient, verifier, log);
-  const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, impl, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
+  const originClient = new OriginClient({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
+  const forwarder = new LeanForwarder(originClient, verifier, log);
+  const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
   let runner: { stop(): Promise<void> };
   if (enrolling) {
     const warpgateId = v.id ?? defaultWarpgateId(origin.origin, keyText);
@@ -154,14 +146,14 @@ export async function main(argv: string[]): Promise<void> {
       log(`dialing the edge at ${ep.host}:${ep.port}; forwarding to ${origin.origin}`);
       return new Agent(
         { ...agentOptions, edgeHost: ep.host, edgePort: ep.port, servername: v.servername ?? e.response.tunnel.servername, cert: e.response.certificate, key: e.key, ca: e.response.ca, id: warpgateId, onDialFailure: (_why, n) => enrollment?.onDialFailure(n) },
-        verifier, forwarder, leanForwarder, log,
+        verifier, forwarder, log,
       );
     }, log);
     log(`enrolling with the Console at ${v.edge} as ${warpgateId} (key mzk_${keyText.slice(4, 20)})`);
     void enrollment.run();
     runner = enrollment;
   } else {
-    const agent = new Agent(agentOptions, verifier, forwarder, leanForwarder, log);
+    const agent = new Agent(agentOptions, verifier, forwarder, log);
     agent.start();
     log(`dialing the edge at ${edgeHost}:${edgePort}; forwarding to ${origin.origin}`);
     runner = agent;
@@ -172,7 +164,7 @@ export async function main(argv: string[]): Promise<void> {
     t.unref();
     runner
       .stop()
-      .then(() => Promise.all([forwarder?.close(), originClient?.close()]))
+      .then(() => originClient.close())
       .finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

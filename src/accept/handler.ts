@@ -12,7 +12,7 @@ import { bufferToText } from '../../native/uws.js';
 import type { CompiledConfig, CompiledProject, Policy } from '../config/types.js';
 import { normalizeHost } from '../config/index.js';
 import { isForwardableQuery, normalizePath } from '../route/index.js';
-import { JWKS_PATH, RESERVED_PATH_PREFIX, IdentityHeader, Tunnel } from '../contract/index.js';
+import { JWKS_PATH, RESERVED_PATH_PREFIX, IdentityHeader, Tunnel } from '../../wire/index.js';
 import { Authenticator, findCookie, removeCookie, API_KEY_PREFIX, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE, type AuthResult } from '../session/index.js';
 import { authorize, Decision } from '../authorize/index.js';
 import { copyForwardableHeaders, nextRequestId, type Signer } from '../identity/index.js';

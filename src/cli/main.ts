@@ -21,7 +21,7 @@ import { Control } from '../control/index.js';
 const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
-       [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-impl lean|node] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
+       [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
        [--max-head-size 16KiB] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
@@ -117,12 +117,10 @@ async function cmdEdge(args: string[]): Promise<void> {
     issuer: { type: 'string' }, scheme: { type: 'string' }, 'response-timeout': { type: 'string' }, 'drain-grace': { type: 'string' },
     'config-poll-ms': { type: 'string' },
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
-    'tunnel-impl': { type: 'string' }, 'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
+    'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
     'max-head-size': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
-  const tunnelImpl = str(v, 'tunnel-impl') ?? 'lean';
-  if (tunnelImpl !== 'lean' && tunnelImpl !== 'node') fail(`--tunnel-impl must be lean or node; got "${tunnelImpl}"`);
   const dir = dataDir(v);
   const scheme = str(v, 'scheme') ?? 'http';
   if (scheme !== 'http' && scheme !== 'https') fail(`--scheme must be http or https; got "${scheme}"`);
@@ -143,7 +141,6 @@ async function cmdEdge(args: string[]): Promise<void> {
     responseTimeoutMs: durationOpt(v, 'response-timeout', '60s'),
     drainGraceMs: durationOpt(v, 'drain-grace', '10s'),
     configPollMs: intOpt(v, 'config-poll-ms', 500, 10, 60_000),
-    tunnelImpl,
     tunnelPingMs: durationOpt(v, 'tunnel-ping', '2s'),
     tunnelPingTimeoutMs: durationOpt(v, 'tunnel-ping-timeout', '4s'),
     maxHeadBytes: sizeOpt(v, 'max-head-size', DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES),

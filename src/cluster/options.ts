@@ -17,8 +17,6 @@ export interface EdgeOptions {
   issuer: string;
   /** Scheme clients reach the edge over; decides the cookie name. */
   scheme: 'http' | 'https';
-  /** Tunnel implementation: `lean` (our HTTP/2 codec, default) or `node` (node:http2 reference). */
-  tunnelImpl: 'lean' | 'node';
   /** Tunnel liveness: PING interval and how long an ACK may take before the connection is declared dead. */
   tunnelPingMs: number;
   tunnelPingTimeoutMs: number;

@@ -100,7 +100,6 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     },
     jwks: () => signer.jwks(),
     responseTimeoutMs: opts.responseTimeoutMs,
-    impl: opts.tunnelImpl,
     limits: { pingIntervalMs: opts.tunnelPingMs, pingTimeoutMs: opts.tunnelPingTimeoutMs },
     log,
   });

@@ -4,7 +4,7 @@
  * only `compileConfig` turns validated config into the per-worker lookup
  * structures the hot path uses.
  */
-import type { PrincipalType } from '../contract/index.js';
+import type { PrincipalType } from '../../wire/index.js';
 
 /** `required`: a credential is needed; `public`: forwarded without one; `deny`: never forwarded (403). */
 export type AuthMode = 'required' | 'public' | 'deny';

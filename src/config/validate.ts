@@ -6,7 +6,7 @@
  * operator fixes a config in one round trip (oauth2-proxy's validators).
  */
 import { LineCounter, parseDocument } from 'yaml';
-import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../contract/index.js';
+import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../../wire/index.js';
 import { normalizePath, routeKey } from '../route/index.js';
 import { MAX_MAX_BODY_BYTES, parseSize } from './limits.js';
 import { parseDuration } from './duration.js';

@@ -15,7 +15,7 @@ import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, se
 import { MezuError } from '../errors/index.js';
 import type { Enroller } from '../enroll/index.js';
 import { API_KEY_PREFIX } from '../session/index.js';
-import { ENROLL_PATH } from '../contract/index.js';
+import { ENROLL_PATH } from '../../wire/index.js';
 import { allows, actorOf, type ApiPermission, type Caller, type Scope } from './access.js';
 
 export interface ApiRequest {

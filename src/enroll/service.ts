@@ -17,7 +17,7 @@
 import { hostname as osHostname } from 'node:os';
 import { createCA, fingerprint256, signCsr } from '../pki/index.js';
 import type { Store, ServiceAccountRecord, ApiKeyRecord, TunnelCaRecord, WarpgateRecord } from '../store/index.js';
-import type { EnrollResponse } from '../contract/index.js';
+import type { EnrollResponse } from '../../wire/index.js';
 import { MezuError } from '../errors/index.js';
 import { InvalidRequest, type Control, type Actor } from '../control/index.js';
 

@@ -1,5 +1,5 @@
 /** Header plan for forwarded requests. */
-import { isReservedHeader } from '../contract/index.js';
+import { isReservedHeader } from '../../wire/index.js';
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) and those HTTP/2 forbids (RFC 9113

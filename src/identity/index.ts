@@ -1,4 +1,4 @@
 export { Signer, RETIRED_KEY_OVERLAP_MS, type PrincipalIdentity } from './signer.js';
-export { KeySet, mintJwt, loadSigningKey, generateSigningKeyPem, jwkOf, type VerifyResult, type SigningKey } from './jwt.js';
+
 export { copyForwardableHeaders, stripReserved } from './headers.js';
 export { nextRequestId } from './request-id.js';

@@ -3,11 +3,11 @@
  * signs with the same active key); retired keys stay published in the JWKS
  * for an overlap so assertions minted just before a rotation still verify.
  */
-import type { AssertionClaims, Jwks, PrincipalType } from '../contract/index.js';
-import { ASSERTION_MAX_TTL_S } from '../contract/index.js';
+import type { AssertionClaims, Jwks, PrincipalType } from '../../wire/index.js';
+import { ASSERTION_MAX_TTL_S } from '../../wire/index.js';
 import type { SigningKeyStore } from '../store/index.js';
 import { MezuError } from '../errors/index.js';
-import { generateSigningKeyPem, jwkOf, loadSigningKey, mintJwt, type SigningKey } from './jwt.js';
+import { generateSigningKeyPem, jwkOf, loadSigningKey, mintJwt, type SigningKey } from '../../wire/index.js';
 
 /** Retired keys stay in the JWKS this long: longer than any assertion lives (5 min) plus skew. */
 export const RETIRED_KEY_OVERLAP_MS = 15 * 60 * 1000;

@@ -6,7 +6,7 @@
  * each of those is refused, in raw form and once percent-decoded (an
  * intermediate that decodes before redirecting would otherwise re-open it).
  */
-import { RESERVED_PATH_PREFIX } from '../contract/index.js';
+import { RESERVED_PATH_PREFIX } from '../../wire/index.js';
 
 export const DEFAULT_RETURN_PATH = '/';
 const MAX_RD_LENGTH = 2048;

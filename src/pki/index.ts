@@ -14,7 +14,7 @@ import { promises as fsp } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import type { PeerCertificate } from 'node:tls';
-import { POOL_URI_PREFIX, KEY_URI_PREFIX, SERVICE_ACCOUNT_URI_PREFIX, WARPGATE_URI_PREFIX } from '../contract/index.js';
+import { POOL_URI_PREFIX, KEY_URI_PREFIX, SERVICE_ACCOUNT_URI_PREFIX, WARPGATE_URI_PREFIX } from '../../wire/index.js';
 
 /** A certificate and its private key, both PEM (the key as PKCS#8 `PRIVATE KEY`). */
 export interface CertKeyPem {

@@ -7,7 +7,7 @@
  */
 import type { Store, SessionRecord, UserRecord, ApiKeyRecord, ServiceAccountRecord } from '../store/index.js';
 import type { Signer } from '../identity/index.js';
-import { ASSERTION_REFRESH_BEFORE_S, type PrincipalType } from '../contract/index.js';
+import { ASSERTION_REFRESH_BEFORE_S, type PrincipalType } from '../../wire/index.js';
 import { hashToken, isTokenSyntax, parseApiKey, secretMatches } from './tokens.js';
 
 /** Idle refreshes are written at most this often per session (never a write per request). */

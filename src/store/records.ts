@@ -1,5 +1,5 @@
 /** Record kinds kept in the store. Field order is fixed by these interfaces; every field is always present (null when empty). */
-import type { PrincipalType } from '../contract/index.js';
+import type { PrincipalType } from '../../wire/index.js';
 
 export type UserStatus = 'active' | 'suspended' | 'deactivated';
 

@@ -7,15 +7,17 @@
  * which this edge never does).
  */
 import type { Duplex } from 'node:stream';
-import { H2Connection, type ClientStreamSink, type H2Stream } from './h2/connection.js';
-import type { H2Limits } from './h2/limits.js';
-import { Tunnel, type TunnelHello, type TunnelHelloReply } from '../contract/index.js';
+import { H2Connection, type ClientStreamSink, type H2Stream } from '../../wire/index.js';
+import type { H2Limits } from '../../wire/index.js';
+import { Tunnel, type TunnelHello, type TunnelHelloReply } from '../../wire/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import type { RequestHead, ResponseSink, TunnelConnection, TunnelStream } from './types.js';
 import type { PoolRegistry } from './pools.js';
-import { HELLO_TIMEOUT_MS } from './h2-reference.js';
 
 let nextConnId = 0;
+
+/** A hello not answered within this long closes the connection. */
+export const HELLO_TIMEOUT_MS = 5_000;
 
 /** Methods a lost request may be replayed for (RFC 9110 §9.2.2), when it has no body. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);

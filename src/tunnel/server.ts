@@ -9,22 +9,17 @@
  */
 import * as tls from 'node:tls';
 import { poolFromPeerCertificate } from '../pki/index.js';
-import type { TunnelHello } from '../contract/index.js';
-import type { Jwks } from '../contract/index.js';
-import { H2TunnelConnection } from './h2-reference.js';
+import type { TunnelHello } from '../../wire/index.js';
+import type { Jwks } from '../../wire/index.js';
 import { LeanTunnelConnection } from './lean.js';
-import type { H2Limits } from './h2/limits.js';
+import type { H2Limits } from '../../wire/index.js';
 import { PoolRegistry } from './pools.js';
-import type { TunnelHelloReply } from '../contract/index.js';
 import type { ErrorCode } from '../errors/index.js';
 
 /** Logged when an enrolled Warpgate's key no longer admits it (src/enroll/guard.ts decides). */
 const CREDENTIAL_REVOKED: ErrorCode = 'MEZU_TUNNEL_CREDENTIAL_REVOKED';
 
-/** `lean`: our HTTP/2 codec (the hot path). `node`: node:http2, the reference, kept for comparison benchmarks. */
-export type TunnelImpl = 'lean' | 'node';
-
-type Conn = (H2TunnelConnection | LeanTunnelConnection) & { hello(h: TunnelHello): Promise<TunnelHelloReply> };
+type Conn = LeanTunnelConnection;
 
 export interface TunnelServerOptions {
   host: string;
@@ -41,8 +36,6 @@ export interface TunnelServerOptions {
   projectsOf(pool: string): string[];
   jwks(): Jwks;
   responseTimeoutMs: number;
-  /** Default `lean`. */
-  impl?: TunnelImpl;
   /** Lean codec limits (PING liveness, windows, …); defaults in h2/limits.ts. */
   limits?: Partial<H2Limits>;
   log(msg: string): void;
@@ -128,13 +121,10 @@ export class TunnelServer {
     }
     socket.setNoDelay(true);
     const notAfter = Date.parse(socket.getPeerCertificate().valid_to);
-    const conn: Conn =
-      (o.impl ?? 'lean') === 'node'
-        ? new H2TunnelConnection(pool, socket, (c) => this.onClosed(c), o.responseTimeoutMs)
-        : new LeanTunnelConnection(pool, socket, this.pools, { responseTimeoutMs: o.responseTimeoutMs, ...(o.limits ?? {}) }, (c, reason) => {
-            if (c.ready || this.conns.has(c)) o.log(`tunnel: connection to a warpgate of pool ${pool} closed: ${reason}`);
-            this.onClosed(c);
-          });
+    const conn: Conn = new LeanTunnelConnection(pool, socket, this.pools, { responseTimeoutMs: o.responseTimeoutMs, ...(o.limits ?? {}) }, (c, reason) => {
+      if (c.ready || this.conns.has(c)) o.log(`tunnel: connection to a warpgate of pool ${pool} closed: ${reason}`);
+      this.onClosed(c);
+    });
     this.conns.add(conn);
     this.closeAtExpiry(conn, pool, notAfter);
     const hello: TunnelHello = {

@@ -12,7 +12,7 @@
 import test from 'ava';
 import { join, resolve } from 'node:path';
 import { Stack, stopProc } from '../integration/harness.js';
-import { ASSERTION_CLOCK_SKEW_S } from '../../src/contract/index.js';
+import { ASSERTION_CLOCK_SKEW_S } from '../../wire/contract.js';
 
 const PRELOAD = join(resolve(__dirname, '../../..'), 'dist/test/faults/clock-skew.js');
 

@@ -6,9 +6,9 @@ import test from 'ava';
 import { Stack, waitFor } from './harness.js';
 import { openStore } from '../../src/store/index.js';
 import { hashToken } from '../../src/session/index.js';
-import { KeySet } from '../../src/identity/index.js';
+import { KeySet } from '../../wire/index.js';
 import { raw } from '../security/raw.js';
-import type { Jwks } from '../../src/contract/index.js';
+import type { Jwks } from '../../wire/contract.js';
 import { createPublicKey, verify as verifySignature } from 'node:crypto';
 
 const stack = new Stack(2);

@@ -12,8 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureDevPki, type DevPki } from '../../src/pki/index.js';
-import { generateSigningKeyPem, loadSigningKey, mintJwt, jwkOf } from '../../src/identity/index.js';
-import { Tunnel, type AssertionClaims, type TunnelHello } from '../../src/contract/index.js';
+import { generateSigningKeyPem, loadSigningKey, mintJwt, jwkOf } from '../../wire/index.js';
+import { Tunnel, type AssertionClaims, type TunnelHello } from '../../wire/contract.js';
 import { waitFor } from './harness.js';
 
 const ROOT = resolve(__dirname, '../../..');

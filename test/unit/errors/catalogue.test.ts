@@ -9,7 +9,7 @@ import { codeOf, errorBody, Errors, MezuError, type ErrorCode } from '../../../s
 
 // dist/test/unit/errors → repository root.
 const ROOT = path.resolve(__dirname, '../../../..');
-const SOURCE_DIRS = ['src', 'native', 'warpgate', 'scripts'];
+const SOURCE_DIRS = ['src', 'wire', 'native', 'warpgate', 'scripts'];
 
 /**
  * Catalogue codes no code path emits yet (see docs/ERRORS.md, "reserved").

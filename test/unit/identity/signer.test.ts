@@ -2,8 +2,9 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ASSERTION_MAX_TTL_S } from '../../../src/contract/index.js';
-import { generateSigningKeyPem, KeySet, RETIRED_KEY_OVERLAP_MS, Signer, type PrincipalIdentity } from '../../../src/identity/index.js';
+import { ASSERTION_MAX_TTL_S } from '../../../wire/contract.js';
+import { RETIRED_KEY_OVERLAP_MS, Signer, type PrincipalIdentity } from '../../../src/identity/index.js';
+import { generateSigningKeyPem, KeySet } from '../../../wire/index.js';
 import { openStore, type Store } from '../../../src/store/index.js';
 
 const ISSUER = 'https://edge.test';

@@ -6,7 +6,7 @@
  * binary fails to load), lmdb.ts opens every database with `cache: false` (a
  * per-process read cache would miss a revocation written by another worker),
  * sodium.ts keeps argon2id parameters at OWASP's minimum. An import elsewhere
- * bypasses that, so this test reads every TypeScript source of src/,
+ * bypasses that, so this test reads every TypeScript source of src/, wire/,
  * warpgate/, scripts/ and bench/ and lists each one that names those
  * packages: static and type-only imports, re-exports, `require()` and
  * dynamic `import()`, subpaths included. The TypeScript pre-processor reads
@@ -19,7 +19,7 @@ import * as ts from 'typescript';
 
 const ROOT = resolve(__dirname, '../../../..');
 const NATIVE_PACKAGES = ['uWebSockets.js', 'lmdb', 'sodium-native'];
-const SCANNED = ['src', 'warpgate', 'scripts', 'bench'];
+const SCANNED = ['src', 'wire', 'warpgate', 'scripts', 'bench'];
 
 function tsFiles(dir: string): string[] {
   const out: string[] = [];

@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { POOL_URI_PREFIX } from '../../../src/contract/index.js';
+import { POOL_URI_PREFIX } from '../../../wire/contract.js';
 import {
   createCA,
   ensureDevPki,

@@ -2,8 +2,9 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { AssertionClaims } from '../../../src/contract/index.js';
-import { KeySet, Signer } from '../../../src/identity/index.js';
+import type { AssertionClaims } from '../../../wire/contract.js';
+import { Signer } from '../../../src/identity/index.js';
+import { KeySet } from '../../../wire/index.js';
 import {
   Authenticator,
   hashToken,

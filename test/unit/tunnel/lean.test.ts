@@ -17,9 +17,9 @@ import test from 'ava';
 import * as net from 'node:net';
 import { LeanTunnelConnection } from '../../../src/tunnel/lean.js';
 import { PoolRegistry } from '../../../src/tunnel/pools.js';
-import { H2Connection, type H2Stream } from '../../../src/tunnel/h2/connection.js';
+import { H2Connection, type H2Stream } from '../../../wire/h2/connection.js';
 import type { RequestHead } from '../../../src/tunnel/types.js';
-import { Recorder } from './recorder.js';
+import { Recorder } from '../wire/h2/recorder.js';
 
 const REFUSED_STREAM = 0x7;
 

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, ensureDevPki, issueClientCert, type CertKeyPem, type DevPki } from '../../../src/pki/index.js';
 import { TunnelServer } from '../../../src/tunnel/server.js';
-import { H2Connection } from '../../../src/tunnel/h2/connection.js';
+import { H2Connection } from '../../../wire/h2/connection.js';
 import type { ResponseSink } from '../../../src/tunnel/types.js';
 import type { ErrorCode } from '../../../src/errors/index.js';
 

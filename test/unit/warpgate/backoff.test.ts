@@ -5,7 +5,8 @@
 import test from 'ava';
 import * as net from 'node:net';
 import { Agent, backoffDelay, type Timers } from '../../../warpgate/agent.js';
-import { AssertionVerifier } from '../../../warpgate/verify.js';
+import { AssertionVerifier } from '../../../wire/assertion.js';
+import type { LeanForwarder } from '../../../warpgate/lean-forward.js';
 
 test('full jitter: uniform in [0, min(cap, base·2^attempt))', (t) => {
   t.is(backoffDelay(0, 100, 10_000, () => 0.999999), 99);
@@ -33,10 +34,9 @@ test('the agent retries an unreachable edge forever with growing, capped, jitter
     random: () => 0.999999,
   };
   const agent = new Agent(
-    { edgeHost: '127.0.0.1', edgePort: port, servername: 'localhost', cert: '', key: '', ca: '', connsPerWorker: 1, backoffBaseMs: 100, backoffCapMs: 2_000, version: 't', impl: 'lean', limits: {} },
+    { edgeHost: '127.0.0.1', edgePort: port, servername: 'localhost', cert: '', key: '', ca: '', connsPerWorker: 1, backoffBaseMs: 100, backoffCapMs: 2_000, version: 't', limits: {} },
     new AssertionVerifier(),
-    null,
-    null,
+    null as unknown as LeanForwarder,
     () => undefined,
     timers,
   );

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, type AssertionClaims, type Jwks } from '../../../src/contract/index.js';
-import { generateSigningKeyPem, jwkOf, loadSigningKey, mintJwt, type SigningKey } from '../../../src/identity/index.js';
-import { AssertionVerifier } from '../../../warpgate/verify.js';
+import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, type AssertionClaims, type Jwks } from '../../../wire/contract.js';
+import { generateSigningKeyPem, jwkOf, loadSigningKey, mintJwt, type SigningKey } from '../../../wire/index.js';
+import { AssertionVerifier } from '../../../wire/assertion.js';
 
 const ISSUER = 'https://edge.test';
 const T0 = 1_700_000_000_000;

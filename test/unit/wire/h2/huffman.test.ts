@@ -5,7 +5,7 @@ import {
   huffmanDecode,
   huffmanEncode,
   huffmanEncodedLength,
-} from '../../../src/tunnel/h2/huffman.js';
+} from '../../../../wire/h2/huffman.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

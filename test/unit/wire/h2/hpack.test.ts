@@ -9,8 +9,8 @@ import {
   HpackEncoder,
   type DecodeResult,
   type HpackEncoderOptions,
-} from '../../../src/tunnel/h2/hpack.js';
-import { STATIC_NAMES, STATIC_VALUES } from '../../../src/tunnel/h2/static-table.js';
+} from '../../../../wire/h2/hpack.js';
+import { STATIC_NAMES, STATIC_VALUES } from '../../../../wire/h2/static-table.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { IdentityHeader, isReservedHeader, RESERVED_HEADER_PREFIX, Tunnel } from '../../../src/contract/index.js';
+import { IdentityHeader, isReservedHeader, RESERVED_HEADER_PREFIX, Tunnel } from '../../../wire/contract.js';
 
 // Brief §3: every header whose name, lower-cased with `_` read as `-`, starts
 // with `x-mezu-` is reserved. A CGI/WSGI origin folds `_` and `-` into the same

@@ -4,8 +4,8 @@
  * caches the result per token, so a session's requests cost one signature
  * check per assertion lifetime, not one per request.
  */
-import { KeySet } from '../src/identity/jwt.js';
-import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, IdentityHeader, type AssertionClaims, type Jwks } from '../src/contract/index.js';
+import { KeySet } from './jwt.js';
+import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, IdentityHeader, type AssertionClaims, type Jwks } from './contract.js';
 
 /**
  * `identity` is the flat [name, value, …] list of identity headers the

@@ -7,7 +7,7 @@
 import test from 'ava';
 import * as net from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
-import { H2Connection, type ClientStreamSink } from '../../../src/tunnel/h2/connection.js';
+import { H2Connection, type ClientStreamSink } from '../../../../wire/h2/connection.js';
 
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 

@@ -1,6 +1,6 @@
 /** A ResponseSink that records what the edge's side of a tunnel stream delivered (lean and adversarial-client tests). */
-import type { ResponseSink } from '../../../src/tunnel/types.js';
-import { Errors, type ErrorCode } from '../../../src/errors/index.js';
+import type { ResponseSink } from '../../../../src/tunnel/types.js';
+import { Errors, type ErrorCode } from '../../../../src/errors/index.js';
 
 export class Recorder implements ResponseSink {
   heads = 0;

@@ -5,7 +5,7 @@
  * per-request budget (brief §2).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, randomBytes, type KeyObject } from 'node:crypto';
-import type { AssertionClaims, Jwk, Jwks } from '../contract/index.js';
+import type { AssertionClaims, Jwk, Jwks } from './contract.js';
 
 export interface SigningKey {
   kid: string;

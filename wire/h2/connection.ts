@@ -11,7 +11,7 @@
  * It stays standard HTTP/2: the tests run it against node:http2 as the peer.
  */
 import type { Duplex } from 'node:stream';
-import type { ErrorCode as MezuCode } from '../../errors/index.js';
+import type { ErrorCode as MezuCode } from '../../src/errors/index.js';
 import { HpackDecoder, HpackEncoder, DEFAULT_NO_INDEX, type HpackEncoderOptions } from './hpack.js';
 import {
   PREFACE,

@@ -5,9 +5,9 @@
  */
 import test from 'ava';
 import * as net from 'node:net';
-import { H2Connection, type H2Stream } from '../../../src/tunnel/h2/connection.js';
-import { HpackEncoder } from '../../../src/tunnel/h2/hpack.js';
-import { PREFACE } from '../../../src/tunnel/h2/frames.js';
+import { H2Connection, type H2Stream } from '../../../../wire/h2/connection.js';
+import { HpackEncoder } from '../../../../wire/h2/hpack.js';
+import { PREFACE } from '../../../../wire/h2/frames.js';
 import { T, E, frame, u32, settings, type Frame } from './raw-frames.js';
 
 /** A raw client speaking to an H2Connection in the server role. */

@@ -14,14 +14,14 @@
  */
 import test from 'ava';
 import * as net from 'node:net';
-import { LeanTunnelConnection } from '../../../src/tunnel/lean.js';
-import { PoolRegistry } from '../../../src/tunnel/pools.js';
-import { HpackEncoder } from '../../../src/tunnel/h2/hpack.js';
-import { PREFACE } from '../../../src/tunnel/h2/frames.js';
+import { LeanTunnelConnection } from '../../../../src/tunnel/lean.js';
+import { PoolRegistry } from '../../../../src/tunnel/pools.js';
+import { HpackEncoder } from '../../../../wire/h2/hpack.js';
+import { PREFACE } from '../../../../wire/h2/frames.js';
 import { T, F, E, frame, u32, type Frame } from './raw-frames.js';
-import type { H2Limits } from '../../../src/tunnel/h2/limits.js';
-import type { RequestHead, TunnelStream } from '../../../src/tunnel/types.js';
-import { Errors } from '../../../src/errors/index.js';
+import type { H2Limits } from '../../../../wire/h2/limits.js';
+import type { RequestHead, TunnelStream } from '../../../../src/tunnel/types.js';
+import { Errors } from '../../../../src/errors/index.js';
 import { Recorder } from './recorder.js';
 
 async function until(what: string, cond: () => boolean, ms = 10_000, detail: () => string = () => ''): Promise<void> {

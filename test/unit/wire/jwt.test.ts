@@ -1,7 +1,7 @@
 import test from 'ava';
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
-import type { AssertionClaims, Jwks } from '../../../src/contract/index.js';
-import { generateSigningKeyPem, jwkOf, KeySet, loadSigningKey, mintJwt, type SigningKey, type VerifyResult } from '../../../src/identity/index.js';
+import type { AssertionClaims, Jwks } from '../../../wire/contract.js';
+import { generateSigningKeyPem, jwkOf, KeySet, loadSigningKey, mintJwt, type SigningKey, type VerifyResult } from '../../../wire/index.js';
 
 function newKey(): { key: SigningKey; jwks: Jwks } {
   const g = generateSigningKeyPem();

@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { H2Connection, type ClientStreamSink, type H2Stream } from '../../../src/tunnel/h2/connection.js';
+import { H2Connection, type ClientStreamSink, type H2Stream } from '../../../../wire/h2/connection.js';
 
 interface Collected {
   status: number;
