@@ -43,7 +43,7 @@ import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from '../wire/h2/h
 import { AssertionVerifier } from '../wire/assertion.js';
 import { createHandler } from '../src/accept/handler.js';
 import { PoolRegistry } from '../src/tunnel/pools.js';
-import { LeanTunnelConnection } from '../src/tunnel/lean.js';
+import { LeanTunnelConnection } from '../src/tunnel/connection.js';
 import type { HttpRequest, HttpResponse } from '../native/uws.js';
 import { BENCH_CONFIG } from './stack.js';
 import { renderMicro, type MicroResult } from './report.js';

@@ -47,6 +47,90 @@ export function isReservedHeader(name: string): boolean {
   return true;
 }
 
+/**
+ * Every cookie the product sets starts with this (`mezu_session`,
+ * `mezu_console_session`, `mezu_csrf`, …), or with it behind the `__Host-` or
+ * `__Secure-` prefix (RFC 6265bis §4.1.3) on HTTPS. They are the edge's and
+ * the Console's business only: the edge strips them all, present and future
+ * names alike, before a request reaches an application (a Console session
+ * handed to an application would let it act as the operator).
+ */
+export const PRODUCT_COOKIE_PREFIX = 'mezu_';
+
+/** True when `name` is a product cookie (compared without regard to case: some frameworks fold cookie names). */
+export function isProductCookie(name: string): boolean {
+  let at = 0;
+  if (name.charCodeAt(0) === 0x5f /* _ */) {
+    const l = name.length;
+    if (l > 7 && name.charCodeAt(1) === 0x5f && name.slice(2, 7).toLowerCase() === 'host-') at = 7;
+    else if (l > 9 && name.charCodeAt(1) === 0x5f && name.slice(2, 9).toLowerCase() === 'secure-') at = 9;
+    else return false;
+  }
+  return startsWithFolded(name, at, PRODUCT_COOKIE_PREFIX);
+}
+
+function startsWithFolded(s: string, at: number, lowerPrefix: string): boolean {
+  if (s.length - at < lowerPrefix.length) return false;
+  for (let i = 0; i < lowerPrefix.length; i++) {
+    let c = s.charCodeAt(at + i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lowerPrefix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * A Cookie field without its product cookies ('' when nothing is left; the
+ * same string when nothing was removed). Pairs are `name=value` separated by
+ * `;` (RFC 6265 §4.2.1); what remains is re-joined with `; `. Runs on every
+ * forwarded request that carries a cookie, so it allocates only when it
+ * removes something.
+ */
+export function stripProductCookies(header: string): string {
+  // Fast path: no `mezu_` in any case (a product cookie's name always contains it).
+  if (indexOfFolded(header, PRODUCT_COOKIE_PREFIX) === -1) return header;
+  let out = '';
+  let removed = false;
+  const len = header.length;
+  let i = 0;
+  while (i <= len) {
+    let end = header.indexOf(';', i);
+    if (end === -1) end = len;
+    let a = i;
+    let b = end;
+    while (a < b && isCookieSpace(header.charCodeAt(a))) a++;
+    while (b > a && isCookieSpace(header.charCodeAt(b - 1))) b--;
+    if (b > a) {
+      const eq = header.indexOf('=', a);
+      const nameEnd = eq === -1 || eq >= b ? b : eq;
+      let ne = nameEnd;
+      while (ne > a && isCookieSpace(header.charCodeAt(ne - 1))) ne--;
+      if (isProductCookie(header.slice(a, ne))) removed = true;
+      else {
+        const part = header.slice(a, b);
+        out = out === '' ? part : `${out}; ${part}`;
+      }
+    }
+    i = end + 1;
+  }
+  return removed ? out : header;
+}
+
+function isCookieSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+function indexOfFolded(s: string, lowerNeedle: string): number {
+  const i = s.indexOf(lowerNeedle);
+  if (i !== -1) return i;
+  // Only a spelling with capitals is left to find; rare, so the lower-cased copy is made only here.
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c >= 0x41 && c <= 0x5a) return s.toLowerCase().indexOf(lowerNeedle);
+  }
+  return -1;
+}
+
 export type PrincipalType = 'user' | 'service_account';
 
 /** Claims of the identity assertion (a JWT, EdDSA/Ed25519). */

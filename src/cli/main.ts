@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigYaml, parseDuration, parseSize } from '../config/index.js';
-import { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../hardening/index.js';
+import { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../front/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';

@@ -10,10 +10,10 @@ import { loadUws, type ListenSocket } from '../../native/uws.js';
 import { openStore } from '../store/index.js';
 import { parseConfigYaml, compileConfig } from '../config/index.js';
 import type { CompiledConfig } from '../config/types.js';
-import { Signer } from '../identity/index.js';
+import { Assertions, Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
-import { createHandler } from '../accept/handler.js';
+import { createFront } from '../front/index.js';
 import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
 import { codeOf } from '../errors/index.js';
@@ -130,16 +130,15 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     sweep: index === 0,
   });
   if (index === 0) log(`login: hosted pages on /_mezu/; mail goes to the ${login.mailer.description}`);
-  const handler = createHandler({
+  const handler = createFront({
     config: () => current,
-    auth: new Authenticator(store, signer),
+    auth: new Authenticator(store),
+    assertions: new Assertions(store, signer),
     signer,
-    pools: tunnel.pools,
+    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight },
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
-    scheme: opts.scheme,
-    inflight,
     draining,
-    login: login.pages,
+    pages: login.pages,
     maxHeadBytes: opts.maxHeadBytes,
     log,
   });

@@ -25,7 +25,7 @@ import { Control, InvalidRequest, CONSOLE_PROJECT } from '../control/index.js';
 import { Enroller, DEFAULT_CERT_TTL_MS, defaultServername } from '../enroll/index.js';
 import { LoginPages, LoginService, PasswordHasher, Csrf, OutboxMailer, SmtpMailer, sameOrigin, type Mailer } from '../login/index.js';
 import { Errors, MezuError, codeOf, type ErrorCode } from '../errors/index.js';
-import { statusLine } from '../accept/responses.js';
+import { statusLine } from '../errors/http.js';
 import { nextRequestId } from '../identity/index.js';
 import { authenticate } from './access.js';
 import { matchRoute, runApi, type ApiDeps } from './api.js';
@@ -212,22 +212,20 @@ export class ConsoleServer {
     const method = req.getCaseSensitiveMethod();
     const path = req.getUrl();
     const query = req.getQuery() ?? '';
-    const names: string[] = [];
-    const values: string[] = [];
+    const fields: string[] = [];
     req.forEach((k, v) => {
-      names.push(k);
-      values.push(v);
+      fields.push(k, v);
     });
     const header = (n: string) => {
-      const i = names.indexOf(n);
-      return i === -1 ? '' : values[i]!;
+      for (let i = 0; i < fields.length; i += 2) if (fields[i] === n) return fields[i + 1]!;
+      return '';
     };
     const hostHeader = req.getHeader('host');
     const ip = bufferToText(res.getRemoteAddressAsText());
     try {
       if (path.startsWith('/_mezu/')) {
         const l = this.loginProject();
-        this.loginPages.serve(res, rid, method, path, query, names, values, hostHeader, l.project, l.cfg);
+        this.loginPages.serve(res, rid, method, path, query, fields, hostHeader, l.project, l.cfg);
         return;
       }
     } catch (err) {

@@ -22,7 +22,7 @@ import type { Argon2Params } from '../../native/sodium.js';
 import { Csrf, CSRF_FIELD, sameOrigin } from './csrf.js';
 import { safeReturnPath } from './redirect.js';
 import { Throttle, accountKey, ipKey, mailAccountKey, mailIpKey, type Attempt } from './throttle.js';
-import { clientIp } from './client-ip.js';
+import { clientIp } from '../config/client-ip.js';
 import { checkNewPassword, describeVerdict, MAX_PASSWORD_CHARS } from './password-policy.js';
 import { renderPage, cspOf, NEW_PASSWORD_HINT, type PageSpec } from './pages.js';
 import type { PasswordHasher } from './hasher.js';

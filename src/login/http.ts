@@ -5,9 +5,9 @@
  * (uWS rules: native/uws.ts). The proxied request path never comes here.
  */
 import type { HttpResponse } from '../../native/uws.js';
-import { bufferToText } from '../../native/uws.js';
+import { peerAddress } from '../../native/uws.js';
 import type { CompiledConfig, CompiledProject } from '../config/types.js';
-import { writeError, statusLine } from '../accept/responses.js';
+import { writeError, statusLine } from '../errors/http.js';
 import { LoginService, type PageRequest, type PageResponse } from './flows.js';
 
 /** Largest form accepted: a login form is well under 1 KiB; 16 KiB leaves room for a 256-character password and a long `rd`. */
@@ -23,15 +23,16 @@ export class LoginPages {
     private readonly log: (m: string) => void,
   ) {}
 
-  static serves(path: string): boolean {
+  serves(path: string): boolean {
     return LoginService.serves(path);
   }
 
   /**
-   * Serves one hosted page. `names`/`values` are the request headers already
-   * copied out of the uWS request; nothing here reads the request object.
+   * Serves one hosted page. `fields` are the request's header fields already
+   * copied out of the uWS request (flat [name, value, …]); nothing here reads
+   * the request object.
    */
-  serve(res: HttpResponse, rid: string, method: string, path: string, query: string, names: readonly string[], values: readonly string[], hostHeader: string, project: CompiledProject, cfg: CompiledConfig): void {
+  serve(res: HttpResponse, rid: string, method: string, path: string, query: string, fields: readonly string[], hostHeader: string, project: CompiledProject, cfg: CompiledConfig): void {
     let cookie = '';
     let origin = '';
     let secFetchSite = '';
@@ -40,9 +41,9 @@ export class LoginPages {
     let contentType = '';
     let contentLength = -1;
     let chunked = false;
-    for (let i = 0; i < names.length; i++) {
-      const n = names[i]!;
-      const v = values[i]!;
+    for (let i = 0; i < fields.length; i += 2) {
+      const n = fields[i]!;
+      const v = fields[i + 1]!;
       if (n === 'cookie') cookie = cookie === '' ? v : `${cookie}; ${v}`;
       else if (n === 'origin') origin = v;
       else if (n === 'sec-fetch-site') secFetchSite = v.toLowerCase();
@@ -54,7 +55,7 @@ export class LoginPages {
     }
     const req: PageRequest = {
       method, path, query, hostHeader, cookie, origin, secFetchSite, userAgent,
-      socketIp: bufferToText(res.getRemoteAddressAsText()),
+      socketIp: peerAddress(res),
       forwardedFor, body: '',
     };
     const state = { aborted: false, done: false };

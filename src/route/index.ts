@@ -1,3 +1,3 @@
-/** Route: request-path normalization and rule keys (the trie itself is compiled in config/). */
-export { normalizePath, routeKey, isForwardableQuery } from './normalize.js';
-export type { NormalizeResult } from './normalize.js';
+/** Routing: path normalization and the per-project route table (exact > longest prefix > default). */
+export { normalizePath, routeKey, isForwardableQuery, type NormalizeResult } from './normalize.js';
+export { RouteTable, type RouteRule } from './table.js';

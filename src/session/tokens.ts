@@ -116,3 +116,15 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash);
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/**
+ * The token of an `Authorization: Bearer …` value, or ''. The scheme name is
+ * case-insensitive (RFC 9110 §11.1), so `bearer mzk_…` is a key too: it is
+ * used for authentication and, like any key, never forwarded.
+ */
+export function bearerToken(v: string): string {
+  if (v.length < 8 || (v.charCodeAt(6) !== 0x20 && v.charCodeAt(6) !== 0x09)) return '';
+  const scheme = v.slice(0, 6);
+  if (scheme !== 'Bearer' && scheme.toLowerCase() !== 'bearer') return '';
+  return v.slice(7).trim();
+}

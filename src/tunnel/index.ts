@@ -1,3 +1,4 @@
-export type { RequestHead, ResponseSink, TunnelStream, TunnelConnection } from './types.js';
+/** The edge's end of the tunnels: the listener Warpgates dial, their connections by pool, the replay rule. */
+export type { TunnelConnection, TunnelRequest } from './types.js';
 export { PoolRegistry } from './pools.js';
 export { TunnelServer, type TunnelServerOptions } from './server.js';

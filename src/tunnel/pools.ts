@@ -1,5 +1,8 @@
-/** The live tunnels of this worker, by upstream pool. */
-import type { TunnelConnection } from './types.js';
+/** The live tunnels of this worker, by upstream pool, and the replay rule for requests a tunnel lost. */
+import type { TunnelConnection, TunnelRequest } from './types.js';
+
+/** Methods a lost request may be replayed for (RFC 9110 §9.2.2), when it has no body. */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 export class PoolRegistry {
   private readonly pools = new Map<string, TunnelConnection[]>();
@@ -46,6 +49,26 @@ export class PoolRegistry {
     }
     return bestOther ?? best;
   }
+  /**
+   * A request's stream was refused before the Warpgate processed any of it
+   * (REFUSED_STREAM, or above a GOAWAY's last id: RFC 9113 §8.7), or
+   * (`lost`) its connection died before any response byte. Replays it once on
+   * another connection of its pool when that is safe: never with a body (a
+   * body already streamed cannot be replayed without buffering it, which this
+   * edge never does), and a lost one only for an idempotent method, since the
+   * Warpgate may have processed it (RFC 9110 §9.2.2). A lost request prefers
+   * another Warpgate: its siblings may be dying too, their closes not read yet.
+   * Returns false when the caller must fail the request.
+   */
+  replay(r: TunnelRequest, lost: boolean): boolean {
+    if (r.hasBody || r.replayed || r.conn === null) return false;
+    if (lost && !IDEMPOTENT.has(r.method)) return false;
+    r.replayed = true;
+    const from = r.conn;
+    const other = this.pickOther(from.pool, from, lost ? from.peer : undefined);
+    return other !== null && other.open(r);
+  }
+
   all(): TunnelConnection[] {
     const out: TunnelConnection[] = [];
     for (const l of this.pools.values()) out.push(...l);

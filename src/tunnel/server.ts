@@ -9,17 +9,15 @@
  */
 import * as tls from 'node:tls';
 import { poolFromPeerCertificate } from '../pki/index.js';
-import type { TunnelHello } from '../../wire/index.js';
-import type { Jwks } from '../../wire/index.js';
-import { LeanTunnelConnection } from './lean.js';
-import type { H2Limits } from '../../wire/index.js';
+import type { H2Limits, Jwks, TunnelHello } from '../../wire/index.js';
+import { TunnelConnection } from './connection.js';
 import { PoolRegistry } from './pools.js';
 import type { ErrorCode } from '../errors/index.js';
 
 /** Logged when an enrolled Warpgate's key no longer admits it (src/enroll/guard.ts decides). */
 const CREDENTIAL_REVOKED: ErrorCode = 'MEZU_TUNNEL_CREDENTIAL_REVOKED';
 
-type Conn = LeanTunnelConnection;
+type Conn = TunnelConnection;
 
 export interface TunnelServerOptions {
   host: string;
@@ -36,7 +34,7 @@ export interface TunnelServerOptions {
   projectsOf(pool: string): string[];
   jwks(): Jwks;
   responseTimeoutMs: number;
-  /** Lean codec limits (PING liveness, windows, …); defaults in h2/limits.ts. */
+  /** Codec limits (PING liveness, windows, …); defaults in wire/h2/limits.ts. */
   limits?: Partial<H2Limits>;
   log(msg: string): void;
   /**
@@ -121,7 +119,7 @@ export class TunnelServer {
     }
     socket.setNoDelay(true);
     const notAfter = Date.parse(socket.getPeerCertificate().valid_to);
-    const conn: Conn = new LeanTunnelConnection(pool, socket, this.pools, { responseTimeoutMs: o.responseTimeoutMs, ...(o.limits ?? {}) }, (c, reason) => {
+    const conn: Conn = new TunnelConnection(pool, socket, { responseTimeoutMs: o.responseTimeoutMs, ...(o.limits ?? {}) }, (c, reason) => {
       if (c.ready || this.conns.has(c)) o.log(`tunnel: connection to a warpgate of pool ${pool} closed: ${reason}`);
       this.onClosed(c);
     });

@@ -1,42 +1,28 @@
 /**
- * The tunnel interface the edge uses. The reference implementation speaks
- * HTTP/2 through node:http2 (`h2-reference.ts`); the fast-tunnel issue
- * replaces it with a lean codec implementing these same types.
- *
- * Roles: the Warpgate dials the edge over mTLS; on that connection the edge
- * is the HTTP/2 client and the Warpgate the HTTP/2 server.
+ * The tunnel as the edge's request path sees it. Roles: the Warpgate dials
+ * the edge over mTLS; on that connection the edge is the HTTP/2 client and
+ * the Warpgate the HTTP/2 server (the lean codec of wire/h2 on both ends).
  */
-import type { ErrorCode } from '../errors/index.js';
+import type { ClientStreamSink, H2Stream, HeadSource } from '../../wire/index.js';
 
-export interface RequestHead {
-  /** Upper-case method. */
-  method: string;
-  /** Normalized path plus `?query` when there is one: exactly what was authorized. */
-  path: string;
-  authority: string;
-  /** Flat [name, value, name, value, …], names lower-case, no hop-by-hop headers. */
-  headers: string[];
-}
-
-/** Callbacks a stream delivers the response to. */
-export interface ResponseSink {
-  onHead(status: number, headers: string[]): void;
-  onData(chunk: Buffer): void;
-  onEnd(): void;
-  /** The stream failed; `code` says how (502/504 family). Called at most once, never after onEnd. */
-  onError(code: ErrorCode): void;
-}
-
-export interface TunnelStream {
-  /** Writes request body; false means buffered past the high-water mark: wait for onDrain. */
-  write(chunk: Buffer): boolean;
-  onDrain(cb: () => void): void;
-  end(): void;
-  /** Cancels the stream (the client went away). */
-  abort(): void;
-  /** Stops / restarts response body delivery (client backpressure). */
-  pause(): void;
-  resume(): void;
+/**
+ * One request the edge forwards, as the tunnel sees it: it writes its own
+ * head into the chosen connection's HPACK encoder (HeadSource), receives the
+ * response as its HTTP/2 stream's sink (ClientStreamSink), and carries the
+ * tunnel's per-request state — which connection, which stream, whether it
+ * was replayed — so the tunnel makes no object of its own per request.
+ */
+export interface TunnelRequest extends HeadSource, ClientStreamSink {
+  /** Upper-case method (replays are for idempotent methods only). */
+  readonly method: string;
+  /** A request body follows the head: the stream stays open for it, and the request is never replayed. */
+  readonly hasBody: boolean;
+  /** The connection the request went out on, set by `TunnelConnection.open`. */
+  conn: TunnelConnection | null;
+  /** Its HTTP/2 stream (null before `open`, or when the connection refused it). */
+  stream: H2Stream | null;
+  /** Replayed once already (RFC 9113 §8.7 allows a retry of what was not processed; we allow one). */
+  replayed: boolean;
 }
 
 export interface TunnelConnection {
@@ -52,7 +38,8 @@ export interface TunnelConnection {
    * Warpgate's connection when there is one (pools.ts pickOther).
    */
   peer?: string;
-  open(head: RequestHead, hasBody: boolean, sink: ResponseSink): TunnelStream;
+  /** Opens `r`'s stream here (sets `r.conn` and `r.stream`); false when this connection cannot take it. */
+  open(r: TunnelRequest): boolean;
   /** graceful: stop new streams, let in-flight ones finish (GOAWAY). */
   close(graceful: boolean): void;
 }

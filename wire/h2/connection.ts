@@ -50,6 +50,17 @@ export interface ClientStreamSink {
   onLost(): void;
 }
 
+/**
+ * A request head written field by field into the connection's HPACK encoder
+ * (pseudo-headers first, RFC 9113 §8.3): the edge encodes a client's request
+ * straight from what it read, without building a header list. `encodeHead`
+ * must not throw (see HpackEncoder.begin); it is called again, on another
+ * connection's encoder, when a refused request is replayed.
+ */
+export interface HeadSource {
+  encodeHead(enc: HpackEncoder): void;
+}
+
 /** Server role: where a stream delivers the rest of its request. */
 export interface ServerStreamSink {
   onData(chunk: Buffer): void;
@@ -257,15 +268,32 @@ export class H2Connection {
 
   // ─────────────────────────── client role ───────────────────────────
 
-  /** Opens a request stream. `headers` is flat and includes the pseudo-headers first. */
-  request(headers: string[], endStream: boolean, sink: ClientStreamSink): H2Stream | null {
+  /**
+   * Opens a request stream. `head` is a flat list with the pseudo-headers
+   * first, or a HeadSource that writes its fields into the encoder.
+   */
+  request(head: string[] | HeadSource, endStream: boolean, sink: ClientStreamSink): H2Stream | null {
     if (!this.open || this.streams.size >= this.peerMaxConcurrent || this.nextStreamId > MAX_WINDOW) return null;
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     const s = new H2Stream(this, id, this.peerInitialWindow, this.limits.initialWindowSize);
     s.sink = sink;
     this.streams.set(id, s);
-    this.sendHeaders(s, headers, endStream);
+    if (Array.isArray(head)) this.sendHeaders(s, head, endStream);
+    else {
+      const enc = this.encoder;
+      try {
+        enc.begin();
+        head.encodeHead(enc);
+      } catch (err) {
+        // The table may hold entries the peer never saw: this connection's HPACK state is lost.
+        // The stream is forgotten first: its request fails with the caller, and is not replayed.
+        this.streams.delete(id);
+        this.destroy(`hpack: a request head failed while being encoded: ${(err as Error).message}`);
+        throw err;
+      }
+      this.sendBlock(s, enc.view(), endStream);
+    }
     return s;
   }
 
@@ -383,11 +411,15 @@ export class H2Connection {
 
   /** HEADERS (+ CONTINUATION when the block exceeds the peer's max frame size). */
   sendHeaders(s: H2Stream, headers: string[], endStream: boolean): void {
-    // The encoder's reusable buffer: writeFrame copies a small block into the arena (the steady
-    // state: ~64 B for a warm request head), so only a large one (a cold block carrying the
-    // assertion) needs a buffer of its own, which the socket may keep past the next encode.
-    let block = this.encoder.encodeView(headers);
-    if (block.length > INLINE_PAYLOAD_MAX) block = Buffer.from(block);
+    this.sendBlock(s, this.encoder.encodeView(headers), endStream);
+  }
+
+  /** HEADERS (+ CONTINUATION) for an encoded block, a view of the encoder's reusable buffer. */
+  private sendBlock(s: H2Stream, view: Buffer, endStream: boolean): void {
+    // writeFrame copies a small block into the arena (the steady state: ~64 B for a warm request
+    // head), so only a large one (a cold block carrying the assertion) needs a buffer of its own,
+    // which the socket may keep past the next encode.
+    const block = view.length > INLINE_PAYLOAD_MAX ? Buffer.from(view) : view;
     const max = this.peerMaxFrameSize;
     if (endStream) s.localClosed = true;
     if (block.length <= max) {

@@ -562,61 +562,78 @@ export class HpackEncoder {
     for (let i = 0; i < headers.length; i++) {
       if (typeof headers[i] !== 'string') throw new TypeError(`hpack: header ${i >> 1} has a non-string ${i & 1 ? 'value' : 'name'}`);
     }
+    this.begin(headroom);
+    for (let i = 0; i < headers.length; i += 2) this.field(headers[i]!, headers[i + 1]!);
+  }
+
+  /**
+   * Streaming form, for a caller that produces its fields one at a time
+   * (the edge writes a request's fields straight from the client's head,
+   * without building a list): `begin`, then `field` per field, then `view`.
+   * The caller must not throw between `begin` and `view`: fields already
+   * encoded have changed the dynamic table, and a block that is never sent
+   * leaves it out of step with the peer's (a connection whose encoder saw a
+   * throw must be closed). `headroom` as in `encodeView`.
+   */
+  begin(headroom = 0): void {
     this.pos = 0;
     this.ensure(headroom + 2 * INT_MAX_BYTES);
     this.pos = headroom;
-
     if (this.pendingFinal >= 0) {
       if (this.pendingMin < this.pendingFinal) this.sizeUpdate(this.pendingMin);
       this.sizeUpdate(this.pendingFinal);
       this.pendingMin = this.pendingFinal = -1;
     }
+  }
 
+  /** The block written since `begin`, as a view of the reusable buffer (see `encodeView`). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** Encodes one field (lower-case name, latin1 value) into the block begun by `begin`. */
+  field(name: string, value: string): void {
     const table = this.table;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      const value = headers[i + 1]!;
-      // Prefix + name length + value length integers, plus raw strings
-      // (Huffman is kept only when shorter) and the speculative overrun.
-      this.ensure(this.pos + 3 * INT_MAX_BYTES + name.length + value.length + SPECULATIVE_SLACK);
+    // Prefix + name length + value length integers, plus raw strings
+    // (Huffman is kept only when shorter) and the speculative overrun.
+    this.ensure(this.pos + 3 * INT_MAX_BYTES + name.length + value.length + SPECULATIVE_SLACK);
 
-      const st = this.names.get(name);
-      let nameIndex = 0;
-      let index = true;
-      if (st !== undefined) {
-        if (st.staticValues !== null) {
-          const exact = st.staticValues.get(value);
-          if (exact !== undefined) {
-            this.writeInt(0x80, 7, exact);
-            continue;
-          }
+    const st = this.names.get(name);
+    let nameIndex = 0;
+    let index = true;
+    if (st !== undefined) {
+      if (st.staticValues !== null) {
+        const exact = st.staticValues.get(value);
+        if (exact !== undefined) {
+          this.writeInt(0x80, 7, exact);
+          return;
         }
-        if (st.staticIndex !== 0) nameIndex = st.staticIndex;
-        else if (st.latest >= 0) nameIndex = STATIC_TABLE_LENGTH + table.inserted - st.latest;
-        if (value.length < st.neverIndexBelow) {
-          // §6.2.3 never indexed; an indexed name leaks nothing about the value.
-          this.literal(0x10, 4, nameIndex, name, value);
-          continue;
-        }
-        if (st.values !== null) {
-          const abs = st.values.get(value);
-          if (abs !== undefined) {
-            this.writeInt(0x80, 7, STATIC_TABLE_LENGTH + table.inserted - abs);
-            continue;
-          }
-        }
-        index = st.index;
       }
+      if (st.staticIndex !== 0) nameIndex = st.staticIndex;
+      else if (st.latest >= 0) nameIndex = STATIC_TABLE_LENGTH + table.inserted - st.latest;
+      if (value.length < st.neverIndexBelow) {
+        // §6.2.3 never indexed; an indexed name leaks nothing about the value.
+        this.literal(0x10, 4, nameIndex, name, value);
+        return;
+      }
+      if (st.values !== null) {
+        const abs = st.values.get(value);
+        if (abs !== undefined) {
+          this.writeInt(0x80, 7, STATIC_TABLE_LENGTH + table.inserted - abs);
+          return;
+        }
+      }
+      index = st.index;
+    }
 
-      const entrySize = name.length + value.length + ENTRY_OVERHEAD;
-      // Entries over 3/4 of the table would flush nearly everything for one
-      // field (nghttp2 uses the same bound).
-      if (index && entrySize * 4 <= table.maxSize * 3) {
-        this.literal(0x40, 6, nameIndex, name, value);
-        this.insert(st, name, value, entrySize);
-      } else {
-        this.literal(0x00, 4, nameIndex, name, value);
-      }
+    const entrySize = name.length + value.length + ENTRY_OVERHEAD;
+    // Entries over 3/4 of the table would flush nearly everything for one
+    // field (nghttp2 uses the same bound).
+    if (index && entrySize * 4 <= table.maxSize * 3) {
+      this.literal(0x40, 6, nameIndex, name, value);
+      this.insert(st, name, value, entrySize);
+    } else {
+      this.literal(0x00, 4, nameIndex, name, value);
     }
   }
 

@@ -14,7 +14,7 @@
  */
 import test from 'ava';
 import * as net from 'node:net';
-import { LeanTunnelConnection } from '../../../../src/tunnel/lean.js';
+import { LeanTunnelConnection } from '../../../../src/tunnel/connection.js';
 import { PoolRegistry } from '../../../../src/tunnel/pools.js';
 import { HpackEncoder } from '../../../../wire/h2/hpack.js';
 import { PREFACE } from '../../../../wire/h2/frames.js';

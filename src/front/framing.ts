@@ -41,30 +41,42 @@ const MAX_LENGTH_DIGITS = 15;
  *   semantics the edge will not provide).
  */
 export function inspectFraming(names: readonly string[], values: readonly string[]): number {
-  let length = BODY_NONE;
-  let chunked = false;
+  let body = BODY_NONE;
   let seenLength = false;
   let seenEncoding = false;
   for (let i = 0; i < names.length; i++) {
     const n = names[i]!;
     const len = n.length;
     if (len === 14 && n === 'content-length') {
-      if (seenLength) return FRAMING_INVALID;
+      body = withContentLength(body, seenLength, values[i]!);
       seenLength = true;
-      length = parseLength(values[i]!);
-      if (length < 0) return FRAMING_INVALID;
     } else if (len === 17 && n === 'transfer-encoding') {
-      if (seenEncoding) return FRAMING_INVALID;
+      body = withTransferEncoding(body, seenEncoding, seenLength, values[i]!);
       seenEncoding = true;
-      const v = values[i]!.trim();
-      if (v.length !== 7 || v.toLowerCase() !== 'chunked') return FRAMING_INVALID;
-      chunked = true;
     } else if (len === 7 && n === 'trailer') {
-      return FRAMING_INVALID;
+      body = FRAMING_INVALID;
     }
   }
-  if (chunked) return seenLength ? FRAMING_INVALID : BODY_CHUNKED;
-  return length === 0 ? BODY_NONE : length;
+  return body;
+}
+
+/**
+ * The framing after one more Content-Length field `v`, given the framing so
+ * far and whether a Content-Length was seen before. FRAMING_INVALID is
+ * sticky. The front end calls this (and withTransferEncoding) while it copies
+ * the fields, so the framing costs no second pass.
+ */
+export function withContentLength(body: number, seenLength: boolean, v: string): number {
+  if (seenLength || body === FRAMING_INVALID || body === BODY_CHUNKED) return FRAMING_INVALID;
+  const n = parseLength(v);
+  return n < 0 ? FRAMING_INVALID : n === 0 ? BODY_NONE : n;
+}
+
+/** The framing after one more Transfer-Encoding field `v` (see withContentLength). */
+export function withTransferEncoding(body: number, seenEncoding: boolean, seenLength: boolean, v: string): number {
+  if (seenEncoding || seenLength || body === FRAMING_INVALID) return FRAMING_INVALID;
+  const t = v.trim();
+  return t.length === 7 && t.toLowerCase() === 'chunked' ? BODY_CHUNKED : FRAMING_INVALID;
 }
 
 /** 1–15 ASCII digits → their value; anything else → -1. */

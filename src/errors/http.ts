@@ -3,7 +3,7 @@
  * load time; a verdict on the hot path selects one.
  */
 import { STATUS_CODES } from 'node:http';
-import { Errors, errorBody, type ErrorCode } from '../errors/index.js';
+import { Errors, errorBody, type ErrorCode } from './index.js';
 import type { HttpResponse } from '../../native/uws.js';
 
 const statusLines = new Map<number, string>();

@@ -5,7 +5,7 @@
  * left are whatever the client wrote, so they are never believed).
  */
 import { BlockList, isIP } from 'node:net';
-import type { CompiledConfig } from '../config/types.js';
+import type { CompiledConfig } from './types.js';
 
 const lists = new WeakMap<CompiledConfig, BlockList | null>();
 

@@ -15,7 +15,7 @@
  */
 import test from 'ava';
 import * as net from 'node:net';
-import { LeanTunnelConnection } from '../../../src/tunnel/lean.js';
+import { LeanTunnelConnection } from '../../../src/tunnel/connection.js';
 import { PoolRegistry } from '../../../src/tunnel/pools.js';
 import { H2Connection, type H2Stream } from '../../../wire/h2/connection.js';
 import type { RequestHead } from '../../../src/tunnel/types.js';

@@ -1,0 +1,229 @@
+/**
+ * The request path of an edge worker, stage by stage, each stage the owner of
+ * its folder:
+ *
+ *   front      request.ts   copy the request out of uWS; framing, head size, method
+ *   route      ../route     Host → project, path normalization, reserved paths, the rule
+ *   session    ../session   the credential → the principal (or log in)
+ *   authorize  ../authorize the rule against the principal
+ *   identity   ../identity  the assertion (after allow), the forwarded head
+ *   tunnel     ../tunnel    a connection of the project's pool; the response back
+ *
+ * Expected outcomes are verdict values that select a prebuilt response
+ * (`answer`); an exception anywhere before forwarding denies with 503 (fail
+ * closed), never forwards. docs/SECURITY.md describes what each step refuses
+ * and why.
+ */
+import type { HttpRequest, HttpResponse } from '../../native/uws.js';
+import { peerAddress } from '../../native/uws.js';
+import { JWKS_PATH, RESERVED_PATH_PREFIX } from '../../wire/index.js';
+import type { CompiledConfig, CompiledProject } from '../config/types.js';
+import { clientIp, normalizeHost } from '../config/index.js';
+import { isForwardableQuery, normalizePath } from '../route/index.js';
+import { API_KEY_PREFIX, bearerToken, findCookie, type Authenticator } from '../session/index.js';
+import { authorize, Decision } from '../authorize/index.js';
+import { nextRequestId, type Assertions, type Signer } from '../identity/index.js';
+import { codeOf, type ErrorCode } from '../errors/index.js';
+import { endBody, writeError, writeLoginRequired } from '../errors/http.js';
+import { EdgeRequest, type RequestScope } from './request.js';
+import { BODY_NONE, FRAMING_INVALID } from './framing.js';
+import { DEFAULT_MAX_HEAD_BYTES, MAX_HEADER_FIELDS } from './limits.js';
+
+/** Methods the edge forwards. Anything else (TRACE, CONNECT, WebDAV, lower-case spellings) is refused. */
+const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** `/_mezu` without its trailing slash: reserved too. */
+const RESERVED_BASE = RESERVED_PATH_PREFIX.slice(0, -1);
+
+/**
+ * Fault codes that reach the client as themselves when they deny a request;
+ * any other exception is reported as MEZU_INTERNAL (both 503).
+ */
+const FAULT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['MEZU_SIGNING_KEY_MISSING', 'MEZU_STORE_UNAVAILABLE']);
+
+/**
+ * The hosted pages under `/_mezu/` (src/login implements them): the request
+ * path hands a reserved request over and never imports the pages. `fields` is
+ * the request's flat [name, value, …] list, already copied out of uWS.
+ */
+export interface HostedPages {
+  serves(key: string): boolean;
+  serve(res: HttpResponse, rid: string, method: string, key: string, query: string, fields: readonly string[], host: string, project: CompiledProject, cfg: CompiledConfig): void;
+}
+
+export interface FrontContext {
+  config(): CompiledConfig | null;
+  auth: Authenticator;
+  assertions: Assertions;
+  signer: Signer;
+  scope: RequestScope;
+  /** Session cookie name (`mezu_session`, or `__Host-mezu_session` on https). */
+  cookieName: string;
+  /** Set when the worker drains: requests still arriving on open keep-alive connections get 503 and a close. */
+  draining: { on: boolean };
+  /** Hosted pages under /_mezu/; null serves 404 there. */
+  pages: HostedPages | null;
+  /** Longest request head (request line + fields) in bytes; default DEFAULT_MAX_HEAD_BYTES. Longer → 431. */
+  maxHeadBytes?: number;
+  /** Wall clock for session lifetimes and assertions (injectable in tests). */
+  now?: () => number;
+  log(msg: string): void;
+}
+
+/** What `decide` concluded; each value but Forward selects a prebuilt answer. */
+const enum Verdict {
+  Forward,
+  HostInvalid,
+  ConfigMissing,
+  HostUnknown,
+  PathInvalid,
+  Reserved,
+  Jwks,
+  RouteDenied,
+  TooLarge,
+  LoginRequired,
+  PrincipalNotAllowed,
+  Forbidden,
+}
+
+/** The refusal each verdict answers with, and whether it always closes the connection. */
+const REFUSAL: Readonly<Record<number, { code: ErrorCode; close: boolean }>> = {
+  [Verdict.HostInvalid]: { code: 'MEZU_HOST_INVALID', close: true },
+  [Verdict.ConfigMissing]: { code: 'MEZU_CONFIG_MISSING', close: false },
+  [Verdict.HostUnknown]: { code: 'MEZU_HOST_UNKNOWN', close: false },
+  [Verdict.PathInvalid]: { code: 'MEZU_PATH_INVALID', close: true },
+  [Verdict.RouteDenied]: { code: 'MEZU_ROUTE_DENIED', close: false },
+  [Verdict.TooLarge]: { code: 'MEZU_REQUEST_TOO_LARGE', close: true },
+  [Verdict.PrincipalNotAllowed]: { code: 'MEZU_PRINCIPAL_NOT_ALLOWED', close: false },
+  [Verdict.Forbidden]: { code: 'MEZU_FORBIDDEN', close: false },
+};
+
+export function createFront(ctx: FrontContext): (res: HttpResponse, req: HttpRequest) => void {
+  const maxHead = ctx.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
+  const now = ctx.now ?? Date.now;
+  return function handle(res: HttpResponse, req: HttpRequest): void {
+    // Everything is copied from the uWS request here: it dies when this function returns.
+    const r = new EdgeRequest(res, req, ctx.scope, nextRequestId());
+    if (ctx.draining.on) return writeError(res, 'MEZU_DRAINING', r.id, true, r.isHead);
+    // Framing first: when it is ambiguous, where the next request on this connection starts is too,
+    // so every refusal from here on closes the connection.
+    if (r.body === FRAMING_INVALID) return writeError(res, 'MEZU_FRAMING_INVALID', r.id, true, r.isHead);
+    if (r.headBytes > maxHead || r.fields.length > 2 * MAX_HEADER_FIELDS) return writeError(res, 'MEZU_HEAD_TOO_LARGE', r.id, true, r.isHead);
+    // A refusal while a body is still coming closes the connection: the edge does not read
+    // (and uWS would otherwise receive and discard) an upload it already refused.
+    const closeOnDeny = r.body !== BODY_NONE;
+    if (!METHODS.has(r.method)) return writeError(res, 'MEZU_METHOD_NOT_ALLOWED', r.id, closeOnDeny, r.isHead);
+    let v: Verdict;
+    try {
+      v = decide(ctx, r, now());
+    } catch (err) {
+      // Fail closed: a fault while deciding denies.
+      ctx.log(`edge: request ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`);
+      return writeError(res, faultCode(err), r.id, closeOnDeny, r.isHead);
+    }
+    if (v === Verdict.Forward) return send(ctx, r);
+    answer(ctx, r, v, closeOnDeny);
+  };
+}
+
+/** Route, session, authorize, identity: fills `r` and returns the verdict. */
+function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict {
+  // ── route ──
+  if (r.hostCount !== 1) return Verdict.HostInvalid;
+  const host = normalizeHost(r.host);
+  if (host === null) return Verdict.HostInvalid;
+  const cfg = ctx.config();
+  if (cfg === null) return Verdict.ConfigMissing;
+  r.config = cfg;
+  const project = cfg.hosts.get(host);
+  if (project === undefined) return Verdict.HostUnknown;
+  r.project = project;
+  const norm = normalizePath(r.url);
+  if (!norm.ok || (r.query.length !== 0 && !isForwardableQuery(r.query))) return Verdict.PathInvalid;
+  // Reserved names are judged on the folded key, as rules are: `/_MEZU/login/` is `/_mezu/login`.
+  const key = norm.key;
+  r.target = r.query.length === 0 ? norm.path : `${norm.path}?${r.query}`;
+  if (key.startsWith(RESERVED_PATH_PREFIX) || key === RESERVED_BASE) {
+    r.target = key;
+    return Verdict.Reserved;
+  }
+  if (key === JWKS_PATH) return Verdict.Jwks;
+  const policy = project.match(r.method, key);
+  r.policy = policy;
+  if (policy.auth === 'deny') return Verdict.RouteDenied;
+  // A declared length over the rule's limit is refused before anything is read or forwarded;
+  // a chunked body is counted as it streams (request.ts onBody).
+  if (r.body > policy.maxBody) return Verdict.TooLarge;
+  if (policy.auth === 'public') return Verdict.Forward;
+
+  // ── session: a service-account key in Authorization, else the session cookie ──
+  const bearer = r.authorization === '' ? '' : bearerToken(r.authorization);
+  let p = null;
+  if (bearer.startsWith(API_KEY_PREFIX)) p = ctx.auth.apiKey(bearer, project.id);
+  else if (r.cookie !== '') {
+    const token = findCookie(r.cookie, ctx.cookieName);
+    if (token !== '') p = ctx.auth.session(token, project.id, project.sessionAbsoluteMs, project.sessionIdleMs);
+  }
+  if (p === null) return Verdict.LoginRequired;
+  r.principal = p;
+
+  // ── authorize ──
+  const d = authorize(policy, p);
+  if (d !== Decision.Allow) return d === Decision.PrincipalNotAllowed ? Verdict.PrincipalNotAllowed : Verdict.Forbidden;
+
+  // ── identity: only now, so a refused request costs no signature and no store write ──
+  r.assertion = ctx.assertions.for(p, project.id, now);
+  return Verdict.Forward;
+}
+
+/** The prebuilt answer of a verdict other than Forward. */
+function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDeny: boolean): void {
+  const res = r.res;
+  switch (v) {
+    case Verdict.Reserved:
+      // `/_mezu/*`: the hosted pages when this edge serves them, else 404. Never forwarded.
+      if (ctx.pages === null || !ctx.pages.serves(r.target)) return writeError(res, 'MEZU_NOT_FOUND', r.id, closeOnDeny, r.isHead);
+      return ctx.pages.serve(res, r.id, r.method, r.target, r.query, r.fields, r.host, r.project!, r.config!);
+    case Verdict.Jwks:
+      res.writeStatus('200 OK').writeHeader('content-type', 'application/json').writeHeader('cache-control', 'public, max-age=300');
+      return endBody(res, ctx.signer.jwksJson(), closeOnDeny, r.isHead);
+    case Verdict.LoginRequired:
+      return writeLoginRequired(res, r.acceptsHtml && (r.method === 'GET' || r.isHead), r.target, r.id, closeOnDeny, r.isHead);
+    default: {
+      const refusal = REFUSAL[v]!;
+      return writeError(res, refusal.code, r.id, refusal.close || closeOnDeny, r.isHead);
+    }
+  }
+}
+
+/** Tunnel: the project pool's ready connection with the fewest open streams; none → 502 at once. */
+function send(ctx: FrontContext, r: EdgeRequest): void {
+  const conn = ctx.scope.pools.pick(r.project!.upstream);
+  if (conn === null) return writeError(r.res, 'MEZU_NO_WARPGATE', r.id, r.body !== BODY_NONE, r.isHead);
+  try {
+    r.clientAddress = clientAddress(r);
+    r.forward(conn);
+  } catch (err) {
+    // Fail closed here too: nothing is forwarded when the head could not be built or sent.
+    ctx.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
+    if (r.forwarding) r.fail('MEZU_INTERNAL');
+    else writeError(r.res, faultCode(err), r.id, true, r.isHead);
+  }
+}
+
+/**
+ * The client address the application gets in X-Forwarded-For: the socket
+ * peer; when the peer is one of the config's `trusted_proxies`, the right-most
+ * address of the client's X-Forwarded-For chain that is not a trusted proxy
+ * (config/client-ip.ts). One address, never the client's own chain.
+ */
+function clientAddress(r: EdgeRequest): string {
+  const peer = peerAddress(r.res);
+  const cfg = r.config!;
+  return cfg.trustedProxies.length === 0 ? peer : clientIp(cfg, peer, r.forwardedFor);
+}
+
+function faultCode(err: unknown): ErrorCode {
+  const c = codeOf(err);
+  return FAULT_CODES.has(c) ? (c as ErrorCode) : 'MEZU_INTERNAL';
+}

@@ -1,0 +1,489 @@
+/**
+ * One request at the edge, from the uWS handler to the last byte of its
+ * response: `EdgeRequest` is the single object every stage reads and writes
+ * (front → route → session → authorize → identity → tunnel), and, once
+ * forwarded, the tunnel stream's sink that writes the response back. Its
+ * constructor copies everything needed from the uWS request, which dies when
+ * the handler returns; every field is assigned there, so all requests share
+ * one hidden class (test/unit/front/request.test.ts checks it).
+ *
+ * uWS rules applied here: every write after the handler returned is corked;
+ * nothing touches `res` after onAborted; response bodies stream with
+ * tryEnd/onWritable when the length is known (so uWS writes one
+ * Content-Length) and with write (chunked) when it is not; the tunnel stream
+ * is paused while the client socket is backed up; request-body chunks are
+ * copied (uWS neuters them on return).
+ */
+import type { HttpRequest, HttpResponse } from '../../native/uws.js';
+import type { H2Stream, HpackEncoder } from '../../wire/index.js';
+import type { CompiledConfig, CompiledProject, Policy } from '../config/types.js';
+import type { ErrorCode } from '../errors/index.js';
+import { statusLine, writeError, writeErrorNow, endWithoutContent } from '../errors/http.js';
+import { encodeForwarded, type ForwardedRequest } from '../identity/index.js';
+import type { Principal } from '../session/index.js';
+import type { PoolRegistry, TunnelConnection, TunnelRequest } from '../tunnel/index.js';
+import { BODY_NONE, FRAMING_INVALID, withContentLength, withTransferEncoding } from './framing.js';
+
+/** What every request of a worker shares: set once when the worker starts. */
+export interface RequestScope {
+  pools: PoolRegistry;
+  /** Scheme the edge is reached over, for X-Forwarded-Proto. */
+  scheme: string;
+  /** Forwarded requests whose response has not finished (the drain waits for them). */
+  inflight: { n: number };
+}
+
+/** Response fields never copied to the client: uWS writes its own framing, and these are hop-by-hop (RFC 9110 §7.6.1). */
+const SKIP_RESPONSE: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date', 'upgrade', 'proxy-connection', 'trailer', 'te', 'uwebsockets']);
+
+/** The request being read by `collect` (uWS calls forEach's callback synchronously). */
+let reading: EdgeRequest | null = null;
+
+/**
+ * forEach's callback: one module function, not a closure per request. Copies
+ * each field and notes, in the same pass, what the stages will ask for —
+ * framing fields, Host, the credential fields, Accept, X-Forwarded-For,
+ * Connection — so no stage walks the fields again.
+ */
+function collect(k: string, v: string): void {
+  const r = reading!;
+  r.fields.push(k, v);
+  r.headBytes += k.length + v.length + 4;
+  switch (k.length) {
+    case 4:
+      if (k === 'host') {
+        if (r.hostCount++ === 0) r.host = v;
+      }
+      return;
+    case 6:
+      if (k === 'cookie') r.cookie = r.cookie === '' ? v : `${r.cookie}; ${v}`;
+      else if (k === 'accept') {
+        if (v.includes('text/html')) r.acceptsHtml = true;
+      }
+      return;
+    case 7:
+      if (k === 'trailer') r.body = FRAMING_INVALID;
+      return;
+    case 10:
+      if (k === 'connection') r.connection = r.connection === '' ? v : `${r.connection},${v}`;
+      return;
+    case 13:
+      if (k === 'authorization') r.authorization = v;
+      return;
+    case 14:
+      if (k === 'content-length') {
+        r.body = withContentLength(r.body, r.sawLength, v);
+        r.sawLength = true;
+      }
+      return;
+    case 15:
+      if (k === 'x-forwarded-for') r.forwardedFor = r.forwardedFor === '' ? v : `${r.forwardedFor},${v}`;
+      return;
+    case 17:
+      if (k === 'transfer-encoding') {
+        r.body = withTransferEncoding(r.body, r.sawEncoding, r.sawLength, v);
+        r.sawEncoding = true;
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+export class EdgeRequest implements TunnelRequest, ForwardedRequest {
+  // ── copied from uWS ──
+  readonly res: HttpResponse;
+  readonly scope: RequestScope;
+  readonly id: string;
+  readonly method: string;
+  readonly isHead: boolean;
+  /** The raw path as the client sent it (before normalization). */
+  readonly url: string;
+  readonly query: string;
+  /** The client's fields in order: flat [name, value, …], names lower-case (uWS). */
+  readonly fields: string[];
+  /** Request line plus `name: value\r\n` per field, near enough: compared with --max-head-size. */
+  headBytes: number;
+  /** Host fields seen (exactly one is valid) and the first one's value. */
+  hostCount: number;
+  host: string;
+  /** Every Cookie field, joined with `; ` (RFC 9113 §8.2.3 allows several). */
+  cookie: string;
+  /** The last Authorization field. */
+  authorization: string;
+  /** A GET/HEAD from a browser (Accept names text/html): login-required answers with a redirect. */
+  acceptsHtml: boolean;
+  /** Every X-Forwarded-For field joined with `,` (believed only from a trusted proxy). */
+  forwardedFor: string;
+  /** Every Connection field joined with `,`. */
+  connection: string;
+  /** Body framing: BODY_NONE, BODY_CHUNKED, a Content-Length, or FRAMING_INVALID. */
+  body: number;
+  sawLength: boolean;
+  sawEncoding: boolean;
+
+  // ── route ──
+  config: CompiledConfig | null;
+  project: CompiledProject | null;
+  /** Normalized path plus `?query`: what was authorized, and what is forwarded. */
+  target: string;
+  policy: Policy | null;
+
+  // ── session, authorize, identity ──
+  principal: Principal | null;
+  assertion: string | null;
+  clientAddress: string;
+
+  // ── tunnel (TunnelRequest) ──
+  /** `forward` ran: the response is this object's to write (its onAborted is registered). */
+  forwarding: boolean;
+  conn: TunnelConnection | null;
+  stream: H2Stream | null;
+  replayed: boolean;
+
+  // ── request body (streamed to the tunnel) ──
+  /** A body is still arriving from the client. */
+  uploading: boolean;
+  received: number;
+
+  // ── response ──
+  aborted: boolean;
+  done: boolean;
+  headWritten: boolean;
+  /** A response head received but not yet written: it leaves with the first body bytes, in one send. */
+  headPending: boolean;
+  headStatus: number;
+  headFields: string[] | null;
+  /** Content-Length of the response, or -1 when chunked. */
+  total: number;
+  /** Chunk waiting for the socket (tryEnd mode), and the write offset it started at. */
+  pending: Buffer | null;
+  pendingBase: number;
+  waitingWritable: boolean;
+
+  constructor(res: HttpResponse, req: HttpRequest, scope: RequestScope, id: string) {
+    this.res = res;
+    this.scope = scope;
+    this.id = id;
+    const method = req.getCaseSensitiveMethod();
+    this.method = method;
+    this.isHead = method === 'HEAD';
+    this.url = req.getUrl();
+    this.query = req.getQuery() ?? '';
+    this.fields = [];
+    this.headBytes = method.length + this.url.length + this.query.length + 12;
+    this.hostCount = 0;
+    this.host = '';
+    this.cookie = '';
+    this.authorization = '';
+    this.acceptsHtml = false;
+    this.forwardedFor = '';
+    this.connection = '';
+    this.body = BODY_NONE;
+    this.sawLength = false;
+    this.sawEncoding = false;
+    this.config = null;
+    this.project = null;
+    this.target = '';
+    this.policy = null;
+    this.principal = null;
+    this.assertion = null;
+    this.clientAddress = '';
+    this.forwarding = false;
+    this.conn = null;
+    this.stream = null;
+    this.replayed = false;
+    this.uploading = false;
+    this.received = 0;
+    this.aborted = false;
+    this.done = false;
+    this.headWritten = false;
+    this.headPending = false;
+    this.headStatus = 0;
+    this.headFields = null;
+    this.total = -1;
+    this.pending = null;
+    this.pendingBase = 0;
+    this.waitingWritable = false;
+    reading = this;
+    req.forEach(collect);
+    reading = null;
+  }
+
+  get hasBody(): boolean {
+    return this.body !== BODY_NONE;
+  }
+  get scheme(): string {
+    return this.scope.scheme;
+  }
+  get projectId(): string {
+    return this.project!.id;
+  }
+
+  // ── HeadSource: the forwarded head, written into the chosen connection's encoder ──
+  encodeHead(enc: HpackEncoder): void {
+    encodeForwarded(enc, this);
+  }
+
+  // ── forwarding ──
+
+  /**
+   * Sends the request to `conn` (bodiless now; with a body, on its first
+   * bytes). Call from the handler's top half. From here on this object owns
+   * the response.
+   */
+  forward(conn: TunnelConnection): void {
+    this.scope.inflight.n++;
+    this.forwarding = true;
+    this.res.onAborted(() => this.abort());
+    if (this.body === BODY_NONE) {
+      if (!conn.open(this) && !this.scope.pools.replay(this, false)) this.onError('MEZU_TUNNEL_FAILED');
+      return;
+    }
+    // The stream opens on the first body bytes: a request whose body never starts (uWS closes it
+    // after its idle timeout) or whose first chunk is malformed (uWS closes the connection)
+    // reaches no origin at all.
+    this.conn = conn;
+    this.uploading = true;
+    this.res.onData((ab, isLast) => this.onBody(ab, isLast));
+  }
+
+  /**
+   * A body chunk from the client, counted against the rule's `max_body` as it
+   * streams (a chunked body has no length up front): past it, the stream is
+   * reset, the client gets 413 and the connection is closed. With
+   * backpressure: the client socket is paused while the tunnel stream is above
+   * its high-water mark.
+   */
+  private onBody(ab: ArrayBuffer, isLast: boolean): void {
+    if (!this.uploading) return;
+    if (this.aborted || this.done) {
+      // The response is complete (e.g. an early 502): stop the rest of the upload on the tunnel.
+      this.uploading = false;
+      this.stream?.abort();
+      return;
+    }
+    this.received += ab.byteLength;
+    if (this.received > this.policy!.maxBody) {
+      this.uploading = false;
+      return this.fail('MEZU_REQUEST_TOO_LARGE');
+    }
+    let stream = this.stream;
+    if (stream === null) {
+      // The connection picked with the head may have closed while the body was on its way.
+      let conn = this.conn;
+      if (conn === null || !conn.ready) conn = this.scope.pools.pick(this.project!.upstream);
+      if (conn === null || !conn.open(this)) {
+        this.uploading = false;
+        return this.fail('MEZU_NO_WARPGATE');
+      }
+      stream = this.stream!;
+    }
+    // onData's buffer is neutered on return: copy it.
+    const ok = ab.byteLength === 0 ? true : stream.write(Buffer.from(new Uint8Array(ab)));
+    if (isLast) {
+      this.uploading = false;
+      stream.end();
+    } else if (!ok) {
+      this.res.pause();
+      stream.onDrain(() => {
+        if (!this.aborted) this.res.resume();
+      });
+    }
+  }
+
+  // ── ClientStreamSink: the response from the tunnel ──
+
+  onHead(status: number, headers: string[]): void {
+    if (this.aborted || this.done) return;
+    let cl = -1;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i] === 'content-length') {
+        const n = Number(headers[i + 1]);
+        cl = Number.isSafeInteger(n) && n >= 0 ? n : -1;
+      }
+    }
+    // A response that starts while the client is still uploading ends the connection with it
+    // (`end(…, true)`): uWS would otherwise go on reading that body after the response without its
+    // idle timeout, however slowly it comes. Only `end` can close, so such a response is chunked.
+    const closing = this.uploading;
+    this.total = closing ? -1 : cl;
+    this.headStatus = status;
+    this.headFields = headers;
+    const res = this.res;
+    if (this.isHead || status === 204 || status === 304) {
+      res.cork(() => {
+        this.writeHead();
+        // No body follows (RFC 9110 §6.4.1); a HEAD reports the length a GET would have had,
+        // a 204 or 304 none (errors/http.ts endWithoutContent: how uWS 20.30 must be called).
+        endWithoutContent(res, this.isHead ? cl : -1, closing);
+        this.finish();
+      });
+      return;
+    }
+    // Hold the head until the body's first bytes (usually in the same tunnel read): one corked
+    // send instead of two (measured: uWS flushes at the end of every cork). A microtask writes
+    // it anyway if no body arrives in this turn, so a slow body never delays the head.
+    this.headPending = true;
+    pendingHeads.push(this);
+    if (pendingHeads.length === 1) queueMicrotask(flushPendingHeads);
+  }
+
+  /** Writes status line and fields; call corked. */
+  writeHead(): void {
+    const res = this.res;
+    const headers = this.headFields!;
+    res.writeStatus(statusLine(this.headStatus));
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i]!;
+      if (SKIP_RESPONSE.has(n)) continue;
+      res.writeHeader(n, headers[i + 1]!);
+    }
+    res.writeHeader('x-mezu-request-id', this.id);
+    this.headWritten = true;
+    this.headPending = false;
+  }
+
+  flushHead(): void {
+    if (!this.headPending || this.aborted || this.done) return;
+    this.res.cork(() => this.writeHead());
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.aborted || this.done) return;
+    const res = this.res;
+    if (this.total >= 0) {
+      res.cork(() => {
+        if (this.headPending) this.writeHead();
+        const base = res.getWriteOffset();
+        const [ok, fin] = res.tryEnd(chunk, this.total);
+        if (fin) this.finish();
+        else if (!ok) {
+          this.pending = chunk;
+          this.pendingBase = base;
+          this.waitForWritable();
+        }
+      });
+    } else {
+      res.cork(() => {
+        if (this.headPending) this.writeHead();
+        if (!res.write(chunk)) this.waitForWritable();
+      });
+    }
+  }
+
+  private waitForWritable(): void {
+    this.stream?.pause();
+    if (this.waitingWritable) return;
+    this.waitingWritable = true;
+    this.res.onWritable((offset) => this.onWritable(offset));
+  }
+
+  private onWritable(offset: number): boolean {
+    if (this.aborted || this.done) return true;
+    if (this.pending !== null) {
+      const [ok, fin] = this.res.tryEnd(this.pending.subarray(offset - this.pendingBase), this.total);
+      if (fin) {
+        this.pending = null;
+        this.finish();
+        return true;
+      }
+      if (!ok) return false;
+      this.pending = null;
+    }
+    this.stream?.resume();
+    return true;
+  }
+
+  onEnd(): void {
+    if (this.aborted || this.done) return;
+    const res = this.res;
+    if (!this.headWritten && !this.headPending) {
+      // A stream that ended without a response head is a tunnel fault, never an empty 200.
+      res.cork(() => writeError(res, 'MEZU_TUNNEL_FAILED', this.id, false, this.isHead));
+      this.finish();
+      return;
+    }
+    res.cork(() => {
+      if (this.headPending) this.writeHead();
+      if (this.total < 0) res.end('', this.uploading);
+      else if (this.total === 0) res.end();
+      // A body shorter than its Content-Length: the client must not take it as complete.
+      else res.close();
+    });
+    this.finish();
+  }
+
+  onError(code: ErrorCode): void {
+    if (this.aborted || this.done) return;
+    // The client is still sending a body the tunnel no longer takes: answer and close (see fail).
+    if (this.uploading) return this.fail(code);
+    const res = this.res;
+    this.headPending = false;
+    if (!this.headWritten) res.cork(() => writeError(res, code, this.id, false, this.isHead));
+    // Head already sent: the only honest signal left is to cut the connection.
+    else res.close();
+    this.finish();
+  }
+
+  /** Refused before the Warpgate processed it (RFC 9113 §8.7): replayed once elsewhere when safe. */
+  onRefused(): void {
+    if (this.aborted) return;
+    if (!this.scope.pools.replay(this, false)) this.onError('MEZU_TUNNEL_FAILED');
+  }
+
+  /** The connection died before any response byte: replayed once on another Warpgate if idempotent. */
+  onLost(): void {
+    if (this.aborted) return;
+    if (!this.scope.pools.replay(this, true)) this.onError('MEZU_TUNNEL_FAILED');
+  }
+
+  /**
+   * The edge gives up on this exchange while the client may still be sending
+   * (body over the limit, tunnel gone before the body started, a fault): the
+   * tunnel stream is reset, the client gets `code` if no response head went
+   * out yet, and the connection is closed either way, so the rest of the
+   * upload is never read. Call from the handler's top half or a uWS callback.
+   */
+  fail(code: ErrorCode): void {
+    if (this.aborted || this.done) return;
+    this.stream?.abort();
+    this.headPending = false;
+    this.finish();
+    // One turn later, for the reason given at closeWith (errors/http.ts): a request the client
+    // pipelined behind this one then makes uWS abort the connection instead of dispatching it.
+    setImmediate(failNow, this, code);
+  }
+
+  failNow(code: ErrorCode): void {
+    if (this.aborted) return;
+    const res = this.res;
+    if (!this.headWritten) res.cork(() => writeErrorNow(res, code, this.id, true, this.isHead));
+    else res.close();
+  }
+
+  /** uWS onAborted: the client went away. */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.stream?.abort();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.scope.inflight.n--;
+  }
+}
+
+function failNow(r: EdgeRequest, code: ErrorCode): void {
+  r.failNow(code);
+}
+
+/** Requests whose response head waits for body bytes; flushed together at the end of the current turn. */
+const pendingHeads: EdgeRequest[] = [];
+function flushPendingHeads(): void {
+  for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.flushHead();
+  pendingHeads.length = 0;
+}

@@ -1,0 +1,68 @@
+/**
+ * The assertion forwarded with an allowed request: minted per session (or
+ * API key), never per request — an Ed25519 signature costs tens of µs. Only
+ * called once authorization has allowed the request, so a refused request
+ * costs no signature and no store write.
+ *
+ * The assertion cached on the session or key record is reused while it was
+ * minted for the principal's current version (any change of roles,
+ * permissions, status or profile re-mints), with the active signing key, and
+ * has more than ASSERTION_REFRESH_BEFORE_S of life left. A per-worker memo
+ * only bridges the moment between minting and the record's write-back.
+ */
+import { ASSERTION_REFRESH_BEFORE_S } from '../../wire/index.js';
+import type { Store } from '../store/index.js';
+import type { Principal } from '../session/index.js';
+import type { Signer } from './signer.js';
+
+const REFRESH_BEFORE_MS = ASSERTION_REFRESH_BEFORE_S * 1000;
+/** Memo entries; past it, it starts over (clearing costs a re-mint at worst). */
+const MEMO_ENTRIES = 10_000;
+
+interface Minted {
+  token: string;
+  exp: number;
+  version: number;
+  kid: string;
+}
+
+export class Assertions {
+  private readonly minted = new Map<string, Minted>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly signer: Signer,
+  ) {}
+
+  /** The assertion for `p` on `projectId` at `now`; throws MEZU_SIGNING_KEY_MISSING when there is no key (the caller denies). */
+  for(p: Principal, projectId: string, now: number): string {
+    const kid = this.signer.activeKid;
+    const s = p.session;
+    if (s !== null) {
+      const version = p.user!.version;
+      if (s.assertion !== null && s.assertionUserVersion === version && s.assertionKid === kid && s.assertionExp - now > REFRESH_BEFORE_MS) return s.assertion;
+      const m = this.minted.get(s.id);
+      if (m !== undefined && m.version === version && m.kid === kid && m.exp - now > REFRESH_BEFORE_MS) return m.token;
+      const r = this.signer.mint(projectId, { type: 'user', id: p.id, email: p.email, name: p.name, roles: [...p.roles], permissions: [...p.permissions], amr: [...s.amr], authTime: s.authTime, sid: s.id }, now);
+      this.remember(s.id, { token: r.token, exp: r.exp, version, kid: r.kid });
+      this.store.sessions.refresh(p.credential, { assertion: r.token, assertionExp: r.exp, assertionUserVersion: version, assertionKid: r.kid }).catch(noop);
+      return r.token;
+    }
+    const k = p.key!;
+    const version = p.account!.version;
+    if (k.assertion !== null && k.assertionUserVersion === version && k.assertionKid === kid && k.assertionExp - now > REFRESH_BEFORE_MS) return k.assertion;
+    const m = this.minted.get(k.id);
+    if (m !== undefined && m.version === version && m.kid === kid && m.exp - now > REFRESH_BEFORE_MS) return m.token;
+    const r = this.signer.mint(projectId, { type: 'service_account', id: p.id, email: '', name: p.name, roles: [...p.roles], permissions: [...p.permissions], amr: ['key'], authTime: k.createdAt, sid: k.id }, now);
+    this.remember(k.id, { token: r.token, exp: r.exp, version, kid: r.kid });
+    this.store.serviceAccounts.refreshKey(k.id, { assertion: r.token, assertionExp: r.exp, assertionUserVersion: version, assertionKid: r.kid, lastUsedAt: now }).catch(noop);
+    return r.token;
+  }
+
+  private remember(id: string, m: Minted): void {
+    if (this.minted.size >= MEMO_ENTRIES) this.minted.clear();
+    this.minted.set(id, m);
+  }
+}
+
+function noop(): void {}

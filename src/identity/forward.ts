@@ -1,0 +1,107 @@
+/**
+ * The forwarded request head, written field by field into the tunnel
+ * connection's HPACK encoder straight from the client's fields: no header
+ * list is built per request. The plan, in order:
+ *
+ * 1. pseudo-headers (RFC 9113 §8.3.1): method, `https`, the client's Host as
+ *    `:authority`, and the normalized path plus query — what was authorized;
+ * 2. the client's fields minus every reserved `x-mezu-*` spelling (any case,
+ *    `_` for `-`), hop-by-hop fields and those RFC 9113 §8.2.2 forbids, names
+ *    the client listed in `Connection`, `Expect` (uWS already answered
+ *    `100 Continue`), every routing or client-address claim
+ *    (routing-headers.ts), every product cookie (wire/contract.ts
+ *    isProductCookie: session, Console, CSRF…) and a service-account key in
+ *    `Authorization` — the application gets the assertion instead;
+ * 3. the edge's own fields last, so no client field can stand in for them:
+ *    `X-Forwarded-For` (one address: the peer, or from `trusted_proxies` the
+ *    right-most untrusted hop), `-Proto`, `-Host`, the request id, the
+ *    project and, for an authenticated request, the session's assertion.
+ *
+ * A client cannot remove an edge field by naming it in `Connection`: those
+ * names are only dropped from the client's own fields.
+ */
+import { IdentityHeader, Tunnel, isReservedHeader, stripProductCookies, type HpackEncoder } from '../../wire/index.js';
+import { API_KEY_PREFIX, bearerToken } from '../session/index.js';
+import { isClientRoutingHeader } from './routing-headers.js';
+
+/** What the plan needs of a request; the front end's EdgeRequest is one. */
+export interface ForwardedRequest {
+  readonly method: string;
+  /** The client's Host field, sent as `:authority` and `X-Forwarded-Host`. */
+  readonly host: string;
+  /** Normalized path plus `?query`. */
+  readonly target: string;
+  /** The client's fields as read: flat [name, value, …], names lower-case. */
+  readonly fields: readonly string[];
+  /** Values of the client's `Connection` fields joined by `,` ('' when none). */
+  readonly connection: string;
+  readonly clientAddress: string;
+  readonly scheme: string;
+  readonly id: string;
+  readonly projectId: string;
+  /** null on a public route. */
+  readonly assertion: string | null;
+}
+
+const FORWARD = 0;
+const DROP = 1;
+const COOKIE = 2;
+const AUTHORIZATION = 3;
+
+/**
+ * Names with a fixed fate. Hop-by-hop (RFC 9110 §7.6.1) and forbidden in
+ * HTTP/2 (RFC 9113 §8.2.2); `host` becomes `:authority`; `expect` was handled.
+ */
+const FIXED: ReadonlyMap<string, number> = new Map([
+  ['connection', DROP], ['keep-alive', DROP], ['proxy-connection', DROP], ['transfer-encoding', DROP], ['upgrade', DROP],
+  ['te', DROP], ['trailer', DROP], ['proxy-authorization', DROP], ['proxy-authenticate', DROP], ['host', DROP],
+  ['http2-settings', DROP], ['expect', DROP],
+  ['cookie', COOKIE], ['authorization', AUTHORIZATION],
+]);
+
+function actionOf(n: string): number {
+  const a = FIXED.get(n);
+  if (a !== undefined) return a;
+  return isReservedHeader(n) || isClientRoutingHeader(n) ? DROP : FORWARD;
+}
+
+/** Writes `r`'s forwarded head into `enc` (between the encoder's begin and view). Never throws. */
+export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest): void {
+  enc.field(':method', r.method);
+  enc.field(':scheme', 'https');
+  enc.field(':authority', r.host);
+  enc.field(':path', r.target);
+  const f = r.fields;
+  // Rare: names the client wants dropped as hop-by-hop (RFC 9110 §7.6.1). Parsed only when present.
+  const listed = r.connection === '' ? null : connectionListed(r.connection);
+  for (let i = 0; i < f.length; i += 2) {
+    const n = f[i]!;
+    let v = f[i + 1]!;
+    const a = actionOf(n);
+    if (a === DROP) continue;
+    if (listed !== null && listed.has(n)) continue;
+    if (a === COOKIE) {
+      v = stripProductCookies(v);
+      if (v === '') continue;
+    } else if (a === AUTHORIZATION) {
+      // The key is a secret between the client and the edge; the application gets the assertion.
+      if (bearerToken(v).startsWith(API_KEY_PREFIX)) continue;
+    }
+    enc.field(n, v);
+  }
+  enc.field('x-forwarded-for', r.clientAddress);
+  enc.field('x-forwarded-proto', r.scheme);
+  enc.field('x-forwarded-host', r.host);
+  enc.field(IdentityHeader.requestId, r.id);
+  enc.field(Tunnel.projectHeader, r.projectId);
+  if (r.assertion !== null) enc.field(IdentityHeader.assertion, r.assertion);
+}
+
+function connectionListed(v: string): Set<string> {
+  const out = new Set<string>();
+  for (const tok of v.split(',')) {
+    const t = tok.trim().toLowerCase();
+    if (t !== '') out.add(t);
+  }
+  return out;
+}
