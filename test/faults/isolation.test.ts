@@ -7,6 +7,7 @@
  * Errors are counted with clients that never retry: node:http with its own
  * agent and raw sockets. (autocannon re-sends a request when a keep-alive
  * connection closes under it, which would hide exactly the failures looked for.)
+ * Serial: each test measures latency beside its own load, not beside the other's.
  */
 import test from 'ava';
 import * as http from 'node:http';
@@ -97,7 +98,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-test('clients aborting mid-request by the thousand: the shared tunnel stays up, a well-behaved client on it sees no error', async (t) => {
+test.serial('clients aborting mid-request by the thousand: the shared tunnel stays up, a well-behaved client on it sees no error', async (t) => {
   // Story: the edge resets the tunnel stream of every client that goes away. The Warpgate's
   // rapid-reset guard counted those resets per second (2000) and closed the whole tunnel with
   // ENHANCE_YOUR_CALM, so every other user's requests on it failed or were replayed; under
@@ -164,7 +165,7 @@ test('clients aborting mid-request by the thousand: the shared tunnel stays up, 
   t.is((await stack.request('/health')).status, 200);
 });
 
-test('200 requests to a path that never answers: another path keeps flowing (p99 under 50 ms); origin connections grow, then shrink back', async (t) => {
+test.serial('200 requests to a path that never answers: another path keeps flowing (p99 under 50 ms); origin connections grow, then shrink back', async (t) => {
   // Story: the Warpgate's origin pool was a fixed 64 connections. 200 requests to a path that
   // never answered held all of them, and every request to any other path waited for the origin
   // timeout (30 s) and got 504. The pool now opens connections while requests wait, up to
