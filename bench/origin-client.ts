@@ -3,8 +3,12 @@
  *   (a) undici Pool.request (what warpgate/forward.ts uses today),
  *   (b) undici Pool.dispatch with a minimal handler,
  *   (c) warpgate/origin OriginClient.
+ * and, with `--only abandon,abort`, what a request the edge cancels costs the
+ * Warpgate: OriginClient requests given up when their response head arrives,
+ * by `abandon()` (read the rest and keep the connection: what the Warpgate
+ * does) or by `abort()` (close the connection: what it did before).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/origin-client.js [--seconds 10] [--concurrency 64] [--rounds 1] [--only request,dispatch,origin]
+ *   npx tsc -p tsconfig.json && node dist/bench/origin-client.js [--seconds 10] [--concurrency 64] [--rounds 1] [--only request,dispatch,origin,abandon,abort]
  *
  * The origin is a uWS server in a child process answering every GET with a
  * fixed ~100-byte JSON body (BRIEF §4's reference origin). The load is a
@@ -22,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { Pool, type Dispatcher } from 'undici';
 import { clockTicksPerSecond, processTicks } from './cpu.js';
 import { loadUws } from '../native/uws.js';
-import { OriginClient, type OriginErrorCode, type OriginSink } from '../warpgate/origin/index.js';
+import { OriginClient, type OriginErrorCode, type OriginRequest, type OriginSink } from '../warpgate/origin/index.js';
 
 const BODY = JSON.stringify({ method: 'GET', path: '/api/v1/items', query: '', bodyBytes: 0, identity: { user: 'usr_1', ok: true } });
 const WARMUP_S = 2;
@@ -131,6 +135,8 @@ interface Driver {
   /** Starts one request on slot `i`; the slot calls rec.finish and restarts itself. */
   start(rec: Recorder, slot: number): void;
   close(): Promise<void>;
+  /** Origin connections opened so far, where the client counts them. */
+  opened: (() => number) | null;
 }
 
 // (a) Pool.request: promise API, body as a Readable.
@@ -156,7 +162,7 @@ function poolRequestDriver(origin: string, connections: number): Driver {
       },
     );
   };
-  return { name: 'undici Pool.request', start: (rec) => run(rec), close: () => pool.close() };
+  return { name: 'undici Pool.request', start: (rec) => run(rec), close: () => pool.close(), opened: null };
 }
 
 // (b) Pool.dispatch: one handler object per slot, reused.
@@ -194,7 +200,7 @@ class DispatchSlot implements Dispatcher.DispatchHandlers {
 
 function poolDispatchDriver(origin: string, connections: number): Driver {
   const pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
-  return { name: 'undici Pool.dispatch', start: (rec) => new DispatchSlot(pool, rec).go(), close: () => pool.close() };
+  return { name: 'undici Pool.dispatch', start: (rec) => new DispatchSlot(pool, rec).go(), close: () => pool.close(), opened: null };
 }
 
 // (c) OriginClient: one sink object per slot, reused.
@@ -231,7 +237,53 @@ class OriginSlot implements OriginSink {
 
 function originClientDriver(origin: string, connections: number): Driver {
   const client = new OriginClient({ origin, connections });
-  return { name: 'OriginClient (warpgate/origin)', start: (rec) => new OriginSlot(client, rec).go(), close: () => client.close() };
+  return { name: 'OriginClient (warpgate/origin)', start: (rec) => new OriginSlot(client, rec).go(), close: () => client.close(), opened: () => client.stats().opened };
+}
+
+// (d), (e) OriginClient, every request given up when its response head arrives (the edge
+// cancelled it while the answer was on its way). Counted as served once the client is done
+// with it: at once for abort(), when the rest is read for abandon().
+class CancelSlot implements OriginSink {
+  t0 = 0;
+  req: OriginRequest | null = null;
+  constructor(
+    private readonly client: OriginClient,
+    private readonly rec: Recorder,
+    private readonly how: 'abandon' | 'abort',
+  ) {}
+  go(): void {
+    this.t0 = performance.now();
+    this.rec.inFlight++;
+    this.req = this.client.request(HEAD, this);
+  }
+  onHead(): void {
+    const req = this.req!;
+    if (this.how === 'abort') req.abort();
+    else if (req.abandon()) return; // onEnd or onError follows
+    this.next();
+  }
+  onData(): boolean {
+    return true;
+  }
+  onEnd(): void {
+    this.next();
+  }
+  onError(_code: OriginErrorCode): void {
+    if (this.rec.finish(this.t0, false, 0)) this.go();
+  }
+  private next(): void {
+    if (this.rec.finish(this.t0, true, BODY.length)) setImmediate(goSlot, this); // not from inside the origin read
+  }
+}
+function goSlot(s: CancelSlot): void {
+  s.go();
+}
+
+function cancelDriver(how: 'abandon' | 'abort') {
+  return (origin: string, connections: number): Driver => {
+    const client = new OriginClient({ origin, connections });
+    return { name: `OriginClient, cancelled at the head: ${how}()`, start: (rec) => new CancelSlot(client, rec, how).go(), close: () => client.close(), opened: () => client.stats().opened };
+  };
 }
 
 interface RunResult {
@@ -245,6 +297,8 @@ interface RunResult {
   p99: number;
   clientUs: number;
   originUs: number;
+  /** Origin connections opened per request (-1: not counted by this client). */
+  connsPerReq: number;
 }
 
 async function measure(driver: Driver, originPid: number, seconds: number, concurrency: number, hz: number): Promise<RunResult> {
@@ -261,6 +315,7 @@ async function measure(driver: Driver, originPid: number, seconds: number, concu
   rec.recording = true;
   rec.cap = Math.ceil(seconds * MAX_REQUESTS_PER_SECOND);
   const origin0 = processTicks(originPid);
+  const opened0 = driver.opened?.() ?? 0;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   rec.stopAt = t0 + seconds * 1000;
@@ -271,6 +326,7 @@ async function measure(driver: Driver, originPid: number, seconds: number, concu
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const origin1 = processTicks(originPid);
+  const opened1 = driver.opened?.() ?? 0;
   await driver.close();
   if (origin0 === null || origin1 === null) throw new Error('bench: the origin process went away during the run');
   const lat = rec.samples.subarray(0, rec.nSamples).sort();
@@ -286,6 +342,7 @@ async function measure(driver: Driver, originPid: number, seconds: number, concu
     p99: pct(0.99),
     clientUs: ((cpu.user + cpu.system) / rec.done),
     originUs: (((origin1 - origin0) / hz) * 1e6) / rec.done,
+    connsPerReq: driver.opened === null ? -1 : (opened1 - opened0) / rec.done,
   };
 }
 
@@ -293,12 +350,12 @@ function table(rows: RunResult[], seconds: number, concurrency: number): string 
   const out = [
     `Origin leg, ${concurrency} requests in flight, ${seconds} s per client after ${WARMUP_S} s warm-up, GET with ${HEADERS.length / 2} headers (~${HEADERS.join('').length + HEADERS.length * 2} B head), ${BODY.length}-byte JSON from a uWS origin on 127.0.0.1, Node ${process.version}.`,
     '',
-    '| client | requests | req/s | p50 ms | p99 ms | client CPU-µs/req | origin CPU-µs/req | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| client | requests | req/s | p50 ms | p99 ms | client CPU-µs/req | origin CPU-µs/req | connections opened/req | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     out.push(
-      `| ${r.name} | ${r.requests} | ${Math.round(r.rps)} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.clientUs.toFixed(1)} | ${r.originUs.toFixed(1)} | ${r.errors + r.badBodies} |`,
+      `| ${r.name} | ${r.requests} | ${Math.round(r.rps)} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.clientUs.toFixed(1)} | ${r.originUs.toFixed(1)} | ${r.connsPerReq < 0 ? '–' : r.connsPerReq.toFixed(3)} | ${r.errors + r.badBodies} |`,
     );
   }
   return out.join('\n');
@@ -314,16 +371,16 @@ async function main(): Promise<void> {
   const concurrency = Number(values.concurrency ?? '64');
   const rounds = Number(values.rounds ?? '1');
   if (!(seconds > 0) || !(concurrency >= 1) || !(rounds >= 1)) {
-    process.stderr.write('usage: node dist/bench/origin-client.js [--seconds 10] [--concurrency 64] [--rounds 1] [--only request,dispatch,origin]\n');
+    process.stderr.write('usage: node dist/bench/origin-client.js [--seconds 10] [--concurrency 64] [--rounds 1] [--only request,dispatch,origin,abandon,abort]\n');
     process.exit(2);
   }
   const hz = clockTicksPerSecond();
   const { child, port } = await startOrigin();
   const origin = `http://127.0.0.1:${port}`;
-  const all = { request: poolRequestDriver, dispatch: poolDispatchDriver, origin: originClientDriver };
-  const factories = values.only === undefined ? Object.values(all) : values.only.split(',').map((k) => {
+  const all = { request: poolRequestDriver, dispatch: poolDispatchDriver, origin: originClientDriver, abandon: cancelDriver('abandon'), abort: cancelDriver('abort') };
+  const factories = values.only === undefined ? [all.request, all.dispatch, all.origin] : values.only.split(',').map((k) => {
     const f = all[k as keyof typeof all];
-    if (f === undefined) throw new Error(`bench: --only takes request, dispatch, origin; got "${k}"`);
+    if (f === undefined) throw new Error(`bench: --only takes request, dispatch, origin, abandon, abort; got "${k}"`);
     return f;
   });
   const rows: RunResult[] = [];

@@ -419,7 +419,7 @@ async function main(): Promise<number> {
       requestTimeoutSeconds: 10,
       maxRequestsPerRun: settings.durationSeconds * MAX_REQUESTS_PER_SECOND,
       transfer: { concurrency: TRANSFER_CONCURRENCY, uploadBytes: UPLOAD_BYTES, downloadBytes: [DOWNLOAD_BYTES, HUGE_DOWNLOAD_BYTES], maxRequests: TRANSFER_MAX_REQUESTS },
-      warpgate: 'defaults: --conns-per-worker 2, --origin-connections 64',
+      warpgate: 'defaults: --conns-per-worker 2, --origin-connections 1024 (a ceiling; the pool grows while requests wait)',
     },
     nginx,
     runs,

@@ -76,6 +76,8 @@ class LeanForward implements OriginSink {
   headHeaders: string[] | null = null;
   headSent = false;
   finished = false;
+  /** The edge reset the stream while the origin request ran: its end frees the stream's slot. */
+  cancelled = false;
 
   constructor(
     readonly stream: H2Stream,
@@ -109,6 +111,7 @@ class LeanForward implements OriginSink {
     return ok;
   }
   onEnd(): void {
+    if (this.cancelled) return this.stream.release(); // drained: the origin connection is kept
     if (this.finished) return;
     if (!this.headSent) {
       this.sendHead(true);
@@ -119,6 +122,7 @@ class LeanForward implements OriginSink {
     }
   }
   onError(code: OriginErrorCode, detail: string): void {
+    if (this.cancelled) return this.stream.release(); // not drained in time: the origin connection was closed
     if (this.finished) return;
     this.finished = true;
     this.log(`warpgate: ${code} for request ${this.requestId}: ${detail}`);
@@ -145,14 +149,23 @@ class TunnelSide implements ServerStreamSink {
   onEnd(): void {
     this.f.req?.end();
   }
-  onReset(): void {
-    // The edge cancelled (client gone): stop the origin request too.
-    this.f.finished = true;
-    this.f.req?.abort();
+  onReset(): boolean {
+    // The edge cancelled (client gone). A request still waiting for a connection is dropped; one
+    // whose response is under way is drained to keep its keep-alive connection (closing it
+    // would cost a connect and a TIME_WAIT socket per cancelled request under an abort storm),
+    // for at most the origin client's abandon grace. Until then the stream holds its slot.
+    const f = this.f;
+    f.finished = true;
+    if (f.req === null || !f.req.abandon()) return false;
+    f.cancelled = true;
+    return true;
   }
 }
 
 function refuse(stream: H2Stream, code: ErrorCode): void {
-  stream.respond([':status', String(Errors[code].status), 'content-type', 'application/json', 'cache-control', 'no-store'], false);
+  const head = [':status', String(Errors[code].status), 'content-type', 'application/json', 'cache-control', 'no-store'];
+  // Saturation, not failure: the client may come back in a moment (RFC 9110 §10.2.3).
+  if (code === 'MEZU_ORIGIN_BUSY') head.push('retry-after', '1');
+  stream.respond(head, false);
   stream.end(Buffer.from(errorBody(code)));
 }

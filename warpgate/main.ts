@@ -15,7 +15,7 @@ import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
-                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections N]
+                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s]
                 [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
 
 const VERSION = '0.1.0';
@@ -29,6 +29,16 @@ export function isLoopbackUrl(url: string): boolean {
     return false;
   }
   return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** The soft RLIMIT_NOFILE, from /proc (Linux); null where it cannot be read. */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
 }
 
 function die(msg: string): never {
@@ -53,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
         'conns-per-worker': { type: 'string' },
         'origin-timeout': { type: 'string' },
         'origin-connections': { type: 'string' },
+        'origin-queue-timeout': { type: 'string' },
         'tunnel-ping': { type: 'string' },
         'tunnel-ping-timeout': { type: 'string' },
         'key-file': { type: 'string' },
@@ -117,8 +128,11 @@ export async function main(argv: string[]): Promise<void> {
   if (pingMs === null || pingTimeoutMs === null || pingTimeoutMs <= 0) die('--tunnel-ping and --tunnel-ping-timeout must be durations like 2s');
   const connsPerWorker = Number(v['conns-per-worker'] ?? '2');
   if (!Number.isInteger(connsPerWorker) || connsPerWorker < 1 || connsPerWorker > 16) die('--conns-per-worker must be 1..16');
-  const originConns = Number(v['origin-connections'] ?? '64');
+  // A ceiling: the pool opens connections while requests wait and closes idle ones (4 s).
+  const originConns = Number(v['origin-connections'] ?? '1024');
   if (!Number.isInteger(originConns) || originConns < 1) die('--origin-connections must be a positive integer');
+  const queueTimeout = parseDuration(v['origin-queue-timeout'] ?? '5s');
+  if (queueTimeout === null || queueTimeout <= 0) die(`--origin-queue-timeout must be a duration like 5s, got "${v['origin-queue-timeout']}"`);
 
   let cert = '', key = '', ca = '';
   let consoleCa: string | null = null;
@@ -133,8 +147,11 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const log = (msg: string) => process.stderr.write(`[warpgate] ${msg}\n`);
+  const fds = openFileLimit();
+  // Each origin connection is a descriptor; the tunnels, the log and the runtime take ~40 more.
+  if (fds !== null && fds < originConns + 64) log(`warpgate: the open-file limit (ulimit -n) is ${fds}, below --origin-connections ${originConns} + 64: past it, new origin connections fail with EMFILE (MEZU_ORIGIN_UNREACHABLE); raise the limit or lower --origin-connections`);
   const verifier = new AssertionVerifier();
-  const originClient = new OriginClient({ origin: origin.origin, connections: originConns, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
+  const originClient = new OriginClient({ origin: origin.origin, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
   const forwarder = new LeanForwarder(originClient, verifier, log);
   const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
   let runner: { stop(): Promise<void> };

@@ -43,6 +43,7 @@ export const Errors = {
   MEZU_ORIGIN_UNREACHABLE: { status: 502, message: 'warpgate: the origin is unreachable' },
   MEZU_ORIGIN_TIMEOUT: { status: 504, message: 'warpgate: the origin did not answer in time' },
   MEZU_ORIGIN_FAILED: { status: 502, message: 'warpgate: the origin connection failed during the request' },
+  MEZU_ORIGIN_BUSY: { status: 503, message: 'warpgate: every origin connection is busy; retry shortly' },
   // ── control plane, config, store, startup ──
   MEZU_CONFIG_INVALID: { status: 400, message: 'config: the configuration is invalid' },
   MEZU_CONFIG_STALE: { status: 409, message: 'config: another version was applied in between; reload and retry' },

@@ -6,8 +6,13 @@
  * twice the Warpgate's whole 20 µs budget (BRIEF §4; `bench/origin-client.ts`
  * measures both side by side). This client does only what the Warpgate needs:
  *
- * - up to `connections` keep-alive `net.Socket`s (TCP_NODELAY), reused LIFO,
- *   one request at a time per connection (no pipelining);
+ * - keep-alive `net.Socket`s (TCP_NODELAY) opened on demand, while requests
+ *   wait, up to `connections`, reused LIFO (so the surplus idles out after
+ *   `keepAliveTimeoutMs`), one request at a time per connection (no
+ *   pipelining); a request that waits for a connection has its own deadline;
+ * - a request whose caller gave up (`abandon()`: the edge cancelled the
+ *   stream) keeps its connection when the response ends soon: closing it
+ *   instead would cost a connect and a TIME_WAIT socket per cancelled request;
  * - reads through `onread` into one shared buffer: no stream machinery per
  *   read, and body bytes handed to the sink are copies it may keep;
  * - the request head serialized once into one string and one write;
@@ -24,14 +29,16 @@ import * as net from 'node:net';
 import { PARSE_ERROR, ResponseParser, type ResponseListener } from './parser.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, SerializedHead, isIdempotent, serializeHead, type RequestHeadInput } from './request-head.js';
 
-export type OriginErrorCode = 'MEZU_ORIGIN_UNREACHABLE' | 'MEZU_ORIGIN_TIMEOUT' | 'MEZU_ORIGIN_FAILED';
+export type OriginErrorCode = 'MEZU_ORIGIN_UNREACHABLE' | 'MEZU_ORIGIN_TIMEOUT' | 'MEZU_ORIGIN_FAILED' | 'MEZU_ORIGIN_BUSY';
 
 export type OriginRequestHead = RequestHeadInput;
 
 /**
  * Receives one response. Exactly one of `onEnd` / `onError` ends it (none
- * after `abort()`); `onHead` comes first, at most once, and `onError` may
- * follow it when the body fails.
+ * after `abort()`, nor after an `abandon()` that returned false); `onHead`
+ * comes first, at most once, and `onError` may follow it when the body fails.
+ * After an `abandon()` that returned true, only that final `onEnd` /
+ * `onError` comes: it says the origin connection is free again or closed.
  */
 export interface OriginSink {
   /** The final response head: 1xx are skipped; names are lower-case; hop-by-hop fields removed. */
@@ -46,17 +53,35 @@ export interface OriginSink {
 export interface OriginClientOptions {
   /** `http://host:port`. */
   origin: string | URL;
-  /** Keep-alive connections at most. Default 64. */
+  /**
+   * Connections at most: the pool opens them while requests wait and lets
+   * idle ones close, so this is a ceiling, not a size. Default 1024: one
+   * origin path that hangs must not take every connection (at the former 64,
+   * 200 hung requests stalled every other path for the whole head timeout).
+   * Each costs a file descriptor here and one at the origin.
+   */
   connections?: number;
-  /** Requests waiting for a connection at most; beyond, MEZU_ORIGIN_UNREACHABLE at once. Default 1024. */
+  /** Requests waiting for a connection at most; beyond, MEZU_ORIGIN_BUSY at once. Default 1024. */
   maxQueue?: number;
+  /**
+   * Longest wait for a free connection → MEZU_ORIGIN_BUSY when all
+   * `connections` are busy (MEZU_ORIGIN_TIMEOUT while the ones being opened
+   * are not yet accepted). Capped by `headersTimeoutMs`. Default 5 s.
+   */
+  queueTimeoutMs?: number;
+  /**
+   * After `abandon()`: how long, and how many body bytes, a cancelled
+   * response may still take to end so that its connection is kept. Past
+   * either, the connection is closed. Defaults 1 s and 64 KiB.
+   */
+  abandonGraceMs?: number;
+  abandonMaxBytes?: number;
   /** TCP connect, per attempt → MEZU_ORIGIN_TIMEOUT (as nginx's proxy_connect_timeout gives 504). Default 10 s. */
   connectTimeoutMs?: number;
   /**
-   * Bounds the wait for a free connection, then, once the request is on a
-   * connection, the wait for the final response head (restarted by each
-   * request-body write, so a slow upload is not cut) → MEZU_ORIGIN_TIMEOUT.
-   * Default 30 s.
+   * Once the request is on a connection, the wait for the final response
+   * head (restarted by each request-body write, so a slow upload is not cut)
+   * → MEZU_ORIGIN_TIMEOUT. Default 30 s.
    */
   headersTimeoutMs?: number;
   /** Longest silence inside a response body while the sink is reading → MEZU_ORIGIN_TIMEOUT. Default 30 s. */
@@ -129,6 +154,9 @@ export class OriginClient {
   readonly authority: string;
   readonly maxConnections: number;
   readonly maxQueue: number;
+  readonly queueTimeoutMs: number;
+  readonly abandonGraceMs: number;
+  readonly abandonMaxBytes: number;
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -162,15 +190,18 @@ export class OriginClient {
     this.host = u.hostname.replace(/^\[|\]$/g, '');
     this.port = u.port === '' ? 80 : Number(u.port);
     this.authority = u.host;
-    this.maxConnections = positive(opts.connections, 64, 'connections');
+    this.maxConnections = positive(opts.connections, 1024, 'connections');
     this.maxQueue = positive(opts.maxQueue, 1024, 'maxQueue');
     this.connectTimeoutMs = positive(opts.connectTimeoutMs, 10_000, 'connectTimeoutMs');
     this.headersTimeoutMs = positive(opts.headersTimeoutMs, 30_000, 'headersTimeoutMs');
+    this.queueTimeoutMs = Math.min(positive(opts.queueTimeoutMs, 5_000, 'queueTimeoutMs'), this.headersTimeoutMs);
+    this.abandonGraceMs = positive(opts.abandonGraceMs, 1_000, 'abandonGraceMs');
+    this.abandonMaxBytes = positive(opts.abandonMaxBytes, 64 * 1024, 'abandonMaxBytes');
     this.bodyTimeoutMs = positive(opts.bodyTimeoutMs, 30_000, 'bodyTimeoutMs');
     this.keepAliveTimeoutMs = positive(opts.keepAliveTimeoutMs, 4_000, 'keepAliveTimeoutMs');
     this.maxHeaderBytes = positive(opts.maxHeaderBytes, 16 * 1024, 'maxHeaderBytes');
     this.maxHeaderCount = positive(opts.maxHeaderCount, 100, 'maxHeaderCount');
-    const shortest = Math.min(this.connectTimeoutMs, this.headersTimeoutMs, this.bodyTimeoutMs, this.keepAliveTimeoutMs);
+    const shortest = Math.min(this.connectTimeoutMs, this.headersTimeoutMs, this.bodyTimeoutMs, this.keepAliveTimeoutMs, this.queueTimeoutMs, this.abandonGraceMs);
     this.tickMs = Math.max(TICK_MIN_MS, Math.min(TICK_MAX_MS, Math.floor(shortest / 8)));
     this.now = Date.now();
     this.conns = new Set();
@@ -203,14 +234,14 @@ export class OriginClient {
     }
     if (this.ticker === null) this.startTicker();
     this.now = Date.now();
-    req.deadline = this.now + this.headersTimeoutMs + this.tickMs;
+    req.deadline = this.now + this.queueTimeoutMs + this.tickMs;
     const conn = this.idle.pop();
     if (conn !== undefined) {
       conn.assign(req);
       return req;
     }
     if (this.queue.length >= this.maxQueue) {
-      req.failSoon('MEZU_ORIGIN_UNREACHABLE', `all ${this.maxConnections} origin connections busy and ${this.maxQueue} requests waiting`);
+      req.failSoon('MEZU_ORIGIN_BUSY', `all ${this.maxConnections} origin connections busy and ${this.maxQueue} requests waiting`);
       return req;
     }
     this.queue.push(req);
@@ -327,6 +358,7 @@ export class OriginClient {
   /** Puts a request whose stale connection failed before any response byte back at the head of the queue. */
   retry(req: OriginRequest): void {
     this.retried++;
+    req.deadline = this.now + this.queueTimeoutMs + this.tickMs;
     this.queue.unshift(req);
     // A fresh connection: the other idle ones were likely closed by the origin at the same moment.
     if (this.conns.size < this.maxConnections) {
@@ -366,7 +398,11 @@ export class OriginClient {
         const req = this.queue[i]!;
         if (now >= req.deadline) {
           this.queue.splice(i, 1);
-          req.fail('MEZU_ORIGIN_TIMEOUT', `no origin connection free within ${this.headersTimeoutMs} ms`);
+          // At the cap the origin is saturated: a fast 503 lets clients back off, rather than a
+          // wait as long as the head timeout. Below it, connections are being opened and the
+          // origin is slow to accept them.
+          if (this.conns.size >= this.maxConnections) req.fail('MEZU_ORIGIN_BUSY', `no origin connection free within ${this.queueTimeoutMs} ms: all ${this.maxConnections} busy`);
+          else req.fail('MEZU_ORIGIN_TIMEOUT', `no connection to ${this.authority} accepted within ${this.queueTimeoutMs} ms`);
         } else i++;
       }
     }
@@ -415,6 +451,8 @@ export class OriginRequest {
   /** Inside sink.onData: a resume() there applies to the false it is about to return. */
   inData: boolean;
   resumeEarly: boolean;
+  /** The caller gave up (abandon()); the response drains to keep the connection. */
+  abandoned: boolean;
 
   constructor(client: OriginClient, head: SerializedHead | null, method: string, sink: OriginSink) {
     this.onDrain = null;
@@ -434,6 +472,7 @@ export class OriginRequest {
     this.paused = false;
     this.inData = false;
     this.resumeEarly = false;
+    this.abandoned = false;
   }
 
   /** Bytes written but not yet handed to the kernel. */
@@ -500,6 +539,37 @@ export class OriginRequest {
     else if (wasQueued) this.client.dequeue(this);
   }
 
+  /**
+   * Gives up on the response, cheaply. A queued request is dropped; one whose
+   * request is still being written closes its connection (it is mid-message).
+   * A fully written one stays on its connection: the response is read and
+   * discarded, and if it ends within `abandonGraceMs` and `abandonMaxBytes`
+   * the connection goes back to the pool, else it is closed.
+   *
+   * Returns true when the request still occupies its connection: exactly one
+   * `onEnd` (kept) or `onError` (closed) follows when it stops. False: it has
+   * stopped here, and no callback follows.
+   */
+  abandon(): boolean {
+    if (this.state === R_DONE) return false;
+    if (this.state === R_QUEUED) {
+      this.state = R_DONE;
+      this.client.dequeue(this);
+      return false;
+    }
+    if (this.abandoned) return true;
+    const conn = this.conn!;
+    if (!conn.requestComplete) {
+      this.state = R_DONE;
+      this.conn = null;
+      conn.destroy();
+      return false;
+    }
+    this.abandoned = true;
+    conn.drain();
+    return true;
+  }
+
   /** Reads again after `onData` returned false. */
   resume(): void {
     if (this.inData) {
@@ -553,6 +623,10 @@ export class Connection implements ResponseListener {
   responseDone: boolean;
   /** The request (head, body, terminator) was written in full. */
   requestComplete: boolean;
+  /** While an abandoned response drains: the deadline no read may push back (0: none). */
+  drainUntil: number;
+  /** Body bytes of an abandoned response read and dropped. */
+  discarded: number;
   readonly client: OriginClient;
   readonly socket: net.Socket;
   readonly parser: ResponseParser;
@@ -565,6 +639,8 @@ export class Connection implements ResponseListener {
     this.served = 0;
     this.responseDone = false;
     this.requestComplete = false;
+    this.drainUntil = 0;
+    this.discarded = 0;
     this.client = client;
     this.parser = new ResponseParser(this, { maxHeaderBytes: client.maxHeaderBytes, maxHeaderCount: client.maxHeaderCount });
     readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE);
@@ -581,11 +657,27 @@ export class Connection implements ResponseListener {
 
   setDeadline(kind: number, ms: number): void {
     this.deadlineKind = kind;
-    this.deadline = this.client.now + ms + this.client.tickMs;
+    const d = this.client.now + ms + this.client.tickMs;
+    this.deadline = this.drainUntil !== 0 && this.drainUntil < d ? this.drainUntil : d;
   }
 
   refreshHeadersDeadline(): void {
-    if (this.deadlineKind === D_HEADERS) this.deadline = this.client.now + this.client.headersTimeoutMs + this.client.tickMs;
+    if (this.deadlineKind === D_HEADERS) this.setDeadline(D_HEADERS, this.client.headersTimeoutMs);
+  }
+
+  /** The request was abandoned: read on, without the sink, until the response ends or the grace is over. */
+  drain(): void {
+    const client = this.client;
+    client.now = Date.now();
+    this.drainUntil = client.now + client.abandonGraceMs + client.tickMs;
+    const req = this.req!;
+    if (req.paused) {
+      req.paused = false;
+      this.resumeReading(); // a body deadline, capped
+    } else if (this.deadlineKind === D_NONE || this.deadline > this.drainUntil) {
+      if (this.deadlineKind === D_NONE) this.deadlineKind = D_BODY;
+      this.deadline = this.drainUntil;
+    }
   }
 
   /** Starts `req` on this connection: the head (and any body written meanwhile) in one write. */
@@ -596,6 +688,8 @@ export class Connection implements ResponseListener {
     req.state = R_ACTIVE;
     this.responseDone = false;
     this.requestComplete = false;
+    this.drainUntil = 0;
+    this.discarded = 0;
     this.parser.reset(req.method === 'HEAD');
     this.setDeadline(D_HEADERS, this.client.headersTimeoutMs);
     const head = req.head!;
@@ -651,12 +745,17 @@ export class Connection implements ResponseListener {
   onResponseHead(status: number, headers: string[]): void {
     this.setDeadline(D_BODY, this.client.bodyTimeoutMs);
     const req = this.req!;
-    if (req.state === R_ACTIVE) req.sink.onHead(status, headers);
+    if (req.state === R_ACTIVE && !req.abandoned) req.sink.onHead(status, headers);
   }
 
   onResponseData(buf: Buffer, start: number, end: number): void {
     const req = this.req!;
     if (req.state !== R_ACTIVE) return;
+    if (req.abandoned) {
+      this.discarded += end - start;
+      if (this.discarded > this.client.abandonMaxBytes) this.fail('MEZU_ORIGIN_FAILED', `cancelled response longer than ${this.client.abandonMaxBytes} bytes: connection closed`);
+      return;
+    }
     // Copy out of the shared read buffer: the sink may keep the chunk.
     const chunk = Buffer.allocUnsafe(end - start);
     buf.copy(chunk, 0, start, end);
@@ -664,7 +763,7 @@ export class Connection implements ResponseListener {
     const more = req.sink.onData(chunk);
     req.inData = false;
     if (req.resumeEarly) req.resumeEarly = false;
-    else if (!more) req.paused = true;
+    else if (!more && !req.abandoned) req.paused = true;
   }
 
   onResponseEnd(): void {
@@ -695,7 +794,7 @@ export class Connection implements ResponseListener {
     }
     const client = this.client;
     client.now = Date.now(); // deadlines set while handling this read start from now, not from the last tick
-    if (this.deadlineKind === D_BODY) this.deadline = client.now + client.bodyTimeoutMs + client.tickMs;
+    if (this.deadlineKind === D_BODY) this.setDeadline(D_BODY, client.bodyTimeoutMs);
     const r = this.parser.execute(buf, length);
     if (this.state === C_CLOSED) return false; // the sink aborted while we parsed
     if (r === PARSE_ERROR) {
@@ -791,9 +890,11 @@ export class Connection implements ResponseListener {
         this.client.removed(this);
         return;
       case D_HEADERS:
+        if (this.drainUntil !== 0) return this.fail('MEZU_ORIGIN_TIMEOUT', `cancelled request not answered within ${this.client.abandonGraceMs} ms: connection closed`);
         this.fail('MEZU_ORIGIN_TIMEOUT', `no response head within ${this.client.headersTimeoutMs} ms`);
         return;
       case D_BODY:
+        if (this.drainUntil !== 0) return this.fail('MEZU_ORIGIN_TIMEOUT', `cancelled response not finished within ${this.client.abandonGraceMs} ms: connection closed`);
         this.fail('MEZU_ORIGIN_TIMEOUT', `response body idle for ${this.client.bodyTimeoutMs} ms`);
         return;
       case D_IDLE:

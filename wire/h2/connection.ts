@@ -65,8 +65,15 @@ export interface HeadSource {
 export interface ServerStreamSink {
   onData(chunk: Buffer): void;
   onEnd(): void;
-  /** The peer reset the stream or the connection went away. */
-  onReset(code: number): void;
+  /**
+   * The peer reset the stream, we reset it for a protocol error, or the
+   * connection went away. Return true while the work the stream started (the
+   * origin request) is still running: the stream then keeps its concurrency
+   * slot until `H2Stream.release()`, so resetting cannot start more work than
+   * SETTINGS_MAX_CONCURRENT_STREAMS (the CVE-2023-44487 fix of Go's
+   * x/net/http2: a reset stream counts until its handler returns).
+   */
+  onReset(code: number): boolean | void;
 }
 
 /** Payload of the PING that ends the first step of a graceful close (§6.8). */
@@ -102,6 +109,11 @@ export class H2Stream {
   reqSink: ServerStreamSink | null = null;
   /** Whether any response byte has been delivered (client role); governs replay. */
   touched = false;
+  /** Server role: holds one of the connection's work slots (started, and not yet released). */
+  working = false;
+  /** Server role: accepted but waiting for a work slot; its request head, delivered when it starts. */
+  waitHeaders: string[] | null = null;
+  waitEnd = false;
 
   constructor(
     readonly conn: H2Connection,
@@ -150,6 +162,10 @@ export class H2Stream {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
+    this.deliverPaused();
+  }
+  /** Delivers what arrived while paused, or while the stream waited for a work slot. */
+  deliverPaused(): void {
     const q = this.pausedIn;
     // Deliver what arrived while paused, in order; the consumer may pause again midway.
     while (q !== null && q.length > 0 && !this.paused && !this.done) this.conn.deliverData(this, q.shift()!);
@@ -158,6 +174,14 @@ export class H2Stream {
       this.pausedEnd = false;
       this.conn.deliverEnd(this);
     }
+  }
+
+  /**
+   * Server role: the work this stream started has stopped, after `onReset`
+   * returned true. Frees its concurrency slot; a waiting stream may start.
+   */
+  release(): void {
+    this.conn.endWork(this);
   }
 
   /** Server role: sends the response head. */
@@ -211,7 +235,15 @@ export class H2Connection {
   private peerGoawayLastId = MAX_WINDOW;
   closed = false;
 
-  private resetCount = 0;
+  /**
+   * Server role: streams whose work has started and not stopped — open ones,
+   * and reset ones whose sink still runs (ServerStreamSink.onReset). Kept at
+   * or below maxConcurrentStreams; a stream that arrives beyond it waits.
+   */
+  private working = 0;
+  /** Server role: open streams waiting for a work slot, oldest first. At most maxConcurrentStreams (they are open). */
+  private readonly waiting = new Set<H2Stream>();
+  private refusedCount = 0;
   private controlCount = 0;
   private rateWindowStart = Date.now();
   private pingSentAt = 0;
@@ -693,8 +725,11 @@ export class H2Connection {
     if (this.goawaySent) return; // Streams above our GOAWAY's last id are ignored (§6.8).
     if (headers === null) return this.writeRst(sid, ErrorCode.REFUSED_STREAM); // Header list over our limit.
     if (this.streams.size >= this.limits.maxConcurrentStreams) {
-      this.countReset();
-      return this.writeRst(sid, ErrorCode.REFUSED_STREAM);
+      // More open streams than we announced (RFC 9113 §5.1.2). A compliant peer never gets here:
+      // it counts its open streams against our setting, and a stream it reset or we ended is
+      // closed on our side before its next HEADERS arrives (TCP keeps the order).
+      this.writeRst(sid, ErrorCode.REFUSED_STREAM);
+      return this.countRefused();
     }
     const s = new H2Stream(this, sid, this.peerInitialWindow, this.limits.initialWindowSize);
     if (!validRequestHeaders(headers)) {
@@ -704,7 +739,41 @@ export class H2Connection {
     this.streams.set(sid, s);
     if (endStream) s.remoteClosed = true;
     if (this.onStream === null) return this.streamError(s, ErrorCode.REFUSED_STREAM);
-    this.onStream(s, headers, endStream);
+    if (this.working >= this.limits.maxConcurrentStreams) {
+      // Every work slot is taken, some by streams the peer reset whose work still runs (which the
+      // peer counts as closed): this one waits, its body buffered within its stream window, and
+      // starts when a slot frees (the reset-stream work is bounded by the sink: the Warpgate
+      // drains a cancelled origin response for at most 1 s). Backpressure, not an error.
+      s.waitHeaders = headers;
+      s.waitEnd = endStream;
+      s.paused = true;
+      this.waiting.add(s);
+      return;
+    }
+    this.startWork(s, headers, endStream);
+  }
+
+  private startWork(s: H2Stream, headers: string[], endStream: boolean): void {
+    s.working = true;
+    this.working++;
+    this.onStream!(s, headers, endStream);
+  }
+
+  /** Server role: a stream's work stopped (its stream ended, or its sink released it after a reset). */
+  endWork(s: H2Stream): void {
+    if (!s.working) return;
+    s.working = false;
+    if (this.closed) return;
+    this.working--;
+    for (const w of this.waiting) {
+      if (this.working >= this.limits.maxConcurrentStreams) break;
+      this.waiting.delete(w);
+      const h = w.waitHeaders!;
+      w.waitHeaders = null;
+      w.paused = false;
+      this.startWork(w, h, w.waitEnd);
+      if (!w.paused && !w.done) w.deliverPaused();
+    }
   }
 
   private onResponseHeaders(sid: number, headers: string[] | null, endStream: boolean): void {
@@ -746,18 +815,19 @@ export class H2Connection {
     if (p.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM length');
     if (sid === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (this.isIdle(sid)) return this.connectionError(ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${sid}`);
-    this.countReset();
-    if (this.closed) return;
+    // Not counted: a reset stream keeps its work slot until its work stops (endWork), so resets
+    // cannot start more work than maxConcurrentStreams, and processing one costs less than the
+    // HEADERS that opened the stream. Counting them closed tunnels whenever edge clients left.
     const s = this.streams.get(sid);
     if (s === undefined) return;
     const code = p.readUInt32BE(0);
     this.finishWithError(s, code, code === ErrorCode.REFUSED_STREAM && !s.touched);
   }
 
-  /** Rapid-reset defense: too many resets (received or refused) in the rate window closes the connection. */
-  private countReset(): void {
+  /** A peer that keeps opening streams beyond our limit makes us write a RST_STREAM each (reset flood, CVE-2019-9514). */
+  private countRefused(): void {
     this.rollRateWindow();
-    if (++this.resetCount > this.limits.maxResetsPerWindow) this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many stream resets');
+    if (++this.refusedCount > this.limits.maxRefusedStreamsPerWindow) this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams beyond the concurrency limit');
   }
   private countControl(): boolean {
     this.rollRateWindow();
@@ -771,7 +841,7 @@ export class H2Connection {
     const now = Date.now();
     if (now - this.rateWindowStart >= this.limits.rateWindowMs) {
       this.rateWindowStart = now;
-      this.resetCount = 0;
+      this.refusedCount = 0;
       this.controlCount = 0;
     }
   }
@@ -879,6 +949,7 @@ export class H2Connection {
     s.done = true;
     this.streams.delete(s.id);
     this.blocked.delete(s);
+    this.endWork(s); // the response is complete
     this.closeIfIdle();
   }
 
@@ -889,10 +960,12 @@ export class H2Connection {
     s.done = true;
     this.streams.delete(s.id);
     this.blocked.delete(s);
+    this.waiting.delete(s);
     this.rememberReset(s.id);
     s.pendingOut = [];
     s.pendingOutBytes = 0;
     if (notify) this.notifyError(s, code, false);
+    else this.endWork(s); // the application reset it: its work is over
     this.closeIfIdle();
   }
 
@@ -929,6 +1002,7 @@ export class H2Connection {
     s.done = true;
     this.streams.delete(s.id);
     this.blocked.delete(s);
+    this.waiting.delete(s); // reset before it started: no work to stop
     s.pendingOut = [];
     s.pendingOutBytes = 0;
     this.notifyError(s, code, refused);
@@ -939,7 +1013,8 @@ export class H2Connection {
     if (s.sink !== null) {
       if (refused) s.sink.onRefused();
       else s.sink.onError('MEZU_TUNNEL_FAILED');
-    } else if (s.reqSink !== null) s.reqSink.onReset(code);
+    } else if (s.reqSink !== null && s.reqSink.onReset(code) === true) return; // keeps its slot until release()
+    this.endWork(s);
   }
 
   // ─────────────────────────── connection lifecycle ───────────────────────────
@@ -1040,6 +1115,7 @@ export class H2Connection {
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.blocked.clear();
+    this.waiting.clear();
     for (const s of streams) {
       if (s.done) continue;
       s.done = true;

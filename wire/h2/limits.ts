@@ -4,7 +4,7 @@
  * compromised or buggy peer must still not be able to exhaust memory or CPU.
  */
 export interface H2Limits {
-  /** Streams the peer may open at once (we announce it; server role). Beyond: REFUSED_STREAM. */
+  /** Streams the peer may open at once (we announce it; server role), and streams whose work may run at once. Beyond: REFUSED_STREAM. */
   maxConcurrentStreams: number;
   /** Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE). Bounds bytes buffered per paused stream. */
   initialWindowSize: number;
@@ -21,8 +21,14 @@ export interface H2Limits {
   maxContinuationFrames: number;
   /** Outbound bytes queued per stream before write() asks the caller to wait (flow-control backpressure). */
   streamHighWaterMark: number;
-  /** Peer-initiated resets (RST_STREAM) per window before the connection is closed with ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). */
-  maxResetsPerWindow: number;
+  /**
+   * Streams refused per window because the peer opened more than maxConcurrentStreams at once,
+   * before ENHANCE_YOUR_CALM. A compliant peer refuses none; each costs us a RST_STREAM written
+   * (reset flood, CVE-2019-9514). Rapid reset (CVE-2023-44487) is answered without a rate: a
+   * stream the peer resets keeps its slot of maxConcurrentStreams until its work has stopped
+   * (server role, `ServerStreamSink.onReset`), and streams beyond the slots wait.
+   */
+  maxRefusedStreamsPerWindow: number;
   /** PINGs and SETTINGS frames per window before ENHANCE_YOUR_CALM (control-frame floods). */
   maxControlFramesPerWindow: number;
   rateWindowMs: number;
@@ -43,7 +49,7 @@ export const DEFAULT_LIMITS: Readonly<H2Limits> = Object.freeze({
   maxHeaderBlockBytes: 128 * 1024,
   maxContinuationFrames: 32,
   streamHighWaterMark: 256 * 1024,
-  maxResetsPerWindow: 2000,
+  maxRefusedStreamsPerWindow: 100,
   maxControlFramesPerWindow: 2000,
   rateWindowMs: 1000,
   pingIntervalMs: 2000,
