@@ -72,6 +72,8 @@ export const Errors = {
   MEZU_KEY_REVOKED: { status: 401, message: 'console: the API key was revoked' },
   MEZU_KEY_EXPIRED: { status: 401, message: 'console: the API key has expired' },
   MEZU_SERVICE_ACCOUNT_DISABLED: { status: 403, message: 'console: the service account of this key is disabled' },
+  MEZU_GRANT_EXCEEDS_CALLER: { status: 403, message: 'console: a caller cannot grant roles or permissions it does not hold' },
+  MEZU_SELF_EDIT_FORBIDDEN: { status: 403, message: 'console: a key cannot change its own service account' },
   // ── Warpgate enrollment ──
   MEZU_CSR_INVALID: { status: 400, message: 'console: the certificate signing request is invalid' },
   MEZU_ENROLL_FAILED: { status: 502, message: 'warpgate: enrollment failed; retrying' },
