@@ -13,7 +13,7 @@ import type { CompiledConfig, CompiledProject, Policy } from '../config/types.js
 import { normalizeHost } from '../config/index.js';
 import { isForwardableQuery, normalizePath } from '../route/index.js';
 import { JWKS_PATH, RESERVED_PATH_PREFIX, IdentityHeader, Tunnel } from '../contract/index.js';
-import { Authenticator, findCookie, removeCookie, API_KEY_PREFIX, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE, type AuthResult } from '../session/index.js';
+import { Authenticator, findCookie, removeProductCookies, API_KEY_PREFIX, type AuthResult } from '../session/index.js';
 import { authorize, Decision } from '../authorize/index.js';
 import { copyForwardableHeaders, nextRequestId, type Signer } from '../identity/index.js';
 import type { PoolRegistry, RequestHead } from '../tunnel/index.js';
@@ -311,10 +311,10 @@ function forwardedHeaders(ctx: HandlerContext, res: HttpResponse, rid: string, f
     const n = headers[r]!;
     let v = headers[r + 1]!;
     if (n === 'cookie') {
-      // Both spellings: this edge authenticates with one, but a token sent under the other is a
-      // session token all the same (the same store serves an http and an https edge) and must not
-      // reach the application.
-      v = removeCookie(removeCookie(v, SESSION_COOKIE_SECURE), SESSION_COOKIE_PLAIN);
+      // Every product cookie (contract isProductCookie): both session spellings, whichever this edge
+      // authenticates with, the CSRF cookies, and the Console's session, which a browser sends here
+      // when the Console shares this host name. None is the application's.
+      v = removeProductCookies(v);
       if (v === '') continue;
     } else if (n === 'authorization') {
       // The key is a secret between the client and the edge; the application gets the assertion.

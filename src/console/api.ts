@@ -14,6 +14,7 @@ import type { Store, UserStatus, UserRecord, AuditRecord } from '../store/index.
 import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, type TunnelHolder } from '../control/index.js';
 import { MezuError, codeOf } from '../errors/index.js';
 import type { Enroller } from '../enroll/index.js';
+import type { Csrf } from '../login/index.js';
 import { API_KEY_PREFIX } from '../session/index.js';
 import { ENROLL_PATH } from '../contract/index.js';
 import { allows, actorOf, type ApiPermission, type Caller, type Scope } from './access.js';
@@ -39,6 +40,8 @@ export interface ApiDeps {
   store: Store;
   control: Control;
   enroller: Enroller;
+  /** Signs the session-bound token cookie-authenticated API changes carry (`X-CSRF-Token`). */
+  csrf: Csrf;
   now(): number;
 }
 
@@ -197,8 +200,8 @@ const statusRoute = (verb: string, to: UserStatus): ApiRoute => ({
 export const API_ROUTES: readonly ApiRoute[] = [
   {
     method: 'GET', path: '/api/v1/me', perm: null, scope: () => GLOBAL,
-    run: (_d, _p, r) => ok(r.caller.kind === 'console'
-      ? { type: 'console_user', id: r.caller.user.id, email: r.caller.user.email, name: r.caller.user.displayName, role: r.caller.role }
+    run: (d, _p, r) => ok(r.caller.kind === 'console'
+      ? { type: 'console_user', id: r.caller.user.id, email: r.caller.user.email, name: r.caller.user.displayName, role: r.caller.role, csrf_token: d.csrf.sessionToken(r.caller.tokenHash) }
       : { type: 'service_account', id: r.caller.sa.id, name: r.caller.sa.name, project: r.caller.sa.projectId, key: `${API_KEY_PREFIX}${r.caller.key.id}`, permissions: r.caller.sa.permissions }),
   },
   // ── organizations, projects, routes, config ──

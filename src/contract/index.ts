@@ -47,6 +47,37 @@ export function isReservedHeader(name: string): boolean {
   return true;
 }
 
+/**
+ * Every cookie the product sets is named `mezu_…`, or `__Host-mezu_…` over
+ * HTTPS: the edge's session and CSRF cookies, the Console's session and CSRF
+ * cookies, and any added later. None of them is ever the application's: the
+ * edge removes all of them from a request before forwarding it, whatever the
+ * edge itself authenticated with. Cookies ignore ports, so a browser that holds
+ * a Console session for a host name also sends it to a project on that host.
+ */
+export const PRODUCT_COOKIE_PREFIXES: readonly string[] = ['mezu_', '__host-mezu_', '__secure-mezu_'];
+
+/**
+ * True when `name` is a product cookie, compared ASCII-case-insensitively: the
+ * edge authenticates with exact names only, so a different spelling is never a
+ * credential here, but an origin framework that folds case would read it as
+ * one. Stripping one cookie too many costs nothing. `start`/`end` name a
+ * slice of `name`, so a Cookie header is read in place.
+ */
+export function isProductCookie(name: string, start = 0, end = name.length): boolean {
+  for (const prefix of PRODUCT_COOKIE_PREFIXES) {
+    if (end - start < prefix.length) continue;
+    let i = 0;
+    while (i < prefix.length && (name.charCodeAt(start + i) | (isUpperAscii(name.charCodeAt(start + i)) ? 0x20 : 0)) === prefix.charCodeAt(i)) i++;
+    if (i === prefix.length) return true;
+  }
+  return false;
+}
+
+function isUpperAscii(c: number): boolean {
+  return c >= 0x41 && c <= 0x5a;
+}
+
 export type PrincipalType = 'user' | 'service_account';
 
 /** Claims of the identity assertion (a JWT, EdDSA/Ed25519). */

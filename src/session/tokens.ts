@@ -6,6 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isProductCookie } from '../contract/index.js';
 
 export const SESSION_COOKIE_SECURE = '__Host-mezu_session';
 export const SESSION_COOKIE_PLAIN = 'mezu_session';
@@ -89,6 +90,41 @@ export function removeCookie(header: string, name: string): string {
   }
   return out;
 }
+
+/**
+ * The Cookie header without any cookie the product sets (contract
+ * `isProductCookie`: `mezu_…`, `__Host-mezu_…`, any case): the edge's session
+ * and CSRF cookies, and the Console's, which a browser sends to every project
+ * on the Console's host name ('' when nothing is left). Same splitting and
+ * trimming as `removeCookie`. Runs on every forwarded request that carries a
+ * cookie: a header without `mezu_` in it is returned as it is, untouched.
+ */
+export function removeProductCookies(header: string): string {
+  if (!PRODUCT_COOKIE_HINT.test(header)) return header;
+  let out = '';
+  const len = header.length;
+  let i = 0;
+  while (i <= len) {
+    let end = header.indexOf(';', i);
+    if (end === -1) end = len;
+    let a = i;
+    let b = end;
+    while (a < b && isTrimmed(header.charCodeAt(a))) a++;
+    while (b > a && isTrimmed(header.charCodeAt(b - 1))) b--;
+    if (b > a) {
+      const eq = header.indexOf('=', a);
+      let nameEnd = eq === -1 || eq >= b ? b : eq;
+      while (nameEnd > a && isTrimmed(header.charCodeAt(nameEnd - 1))) nameEnd--;
+      if (!isProductCookie(header, a, nameEnd)) {
+        const part = header.slice(a, b);
+        out = out === '' ? part : `${out}; ${part}`;
+      }
+    }
+    i = end + 1;
+  }
+  return out;
+}
+const PRODUCT_COOKIE_HINT = /mezu_/i;
 
 /** What String.prototype.trim removes: ECMAScript WhiteSpace and LineTerminator code units. */
 function isTrimmed(c: number): boolean {

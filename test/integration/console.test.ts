@@ -210,6 +210,33 @@ test.serial('a cookie-authenticated change must be a same-origin JSON request', 
   t.is(cross.body.error.code, 'MEZU_CSRF_FAILED');
 });
 
+// Regression: the Console's cookies reached proxied applications (same host name, other port), and
+// the leaked owner cookie alone, sent by a script with neither Origin nor Sec-Fetch-Site, created a new
+// Console owner (201): the CSRF check let requests without those headers through. A cookie-carried
+// change now also needs the session's token (csrf_token of GET /api/v1/me) in X-CSRF-Token.
+test.serial('the Console cookie alone makes no change: the session\'s CSRF token is required even without Origin', async (t) => {
+  const count = async () => (await call(con, 'GET', '/api/v1/directories/_console/users', { cookie: owner.cookie() })).body.items.length as number;
+  const n = await count();
+  const body = { email: 'leaked@example.com', roles: ['owner'] };
+  const leaked = await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: owner.cookie(), body, bare: true });
+  t.is(leaked.status, 403, leaked.text);
+  t.is(leaked.body.error.code, 'MEZU_CSRF_FAILED');
+  const bad = async (token: string) => (await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: owner.cookie(), body, bare: true, headers: { 'x-csrf-token': token } })).body?.error?.code;
+  t.is(await bad('A'.repeat(43)), 'MEZU_CSRF_FAILED', 'a made-up token');
+  t.is(await bad(ConsoleBrowser.csrfOf((await owner.get('/_mezu/login')).text)), 'MEZU_CSRF_FAILED', 'a page form token is not an API token');
+  t.is(await bad((await call(con, 'GET', '/api/v1/me', { cookie: admin.cookie() })).body.csrf_token), 'MEZU_CSRF_FAILED', 'another session\'s token');
+  t.is(await count(), n, 'nothing was created');
+  // With the session's own token (and no Origin: a script, not a cross-site page) the change is made.
+  const me = await call(con, 'GET', '/api/v1/me', { cookie: owner.cookie() });
+  t.regex(me.body.csrf_token, /^[A-Za-z0-9_-]{43}$/);
+  const ok = await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: owner.cookie(), body: { email: 'scripted@example.com', roles: ['viewer'] }, bare: true, headers: { 'x-csrf-token': me.body.csrf_token } });
+  t.is(ok.status, 201, ok.text);
+  // Keys are not cookies: no token needed, and none is handed out.
+  t.false('csrf_token' in (await call(con, 'GET', '/api/v1/me', { key: (await call(con, 'POST', `/api/v1/service-accounts/${(await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { cookie: owner.cookie(), body: { name: 'no-csrf' } })).body.id}/keys`, { cookie: owner.cookie(), body: {} })).body.key })).body);
+  // The Console shares its host name (localhost) with project demo here: it said so at start-up.
+  t.regex(con.err, /warning: the Console \(http:\/\/localhost:\d+\) shares its host name with project "demo"/);
+});
+
 test.serial('a viewer cannot change anything through the API; an admin cannot manage Console users', async (t) => {
   const before = await auditCount();
   const u = (await call(con, 'POST', '/api/v1/directories/demo/users', { cookie: owner.cookie(), body: { email: 'victim@example.com' } })).body;

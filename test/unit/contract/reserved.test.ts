@@ -1,5 +1,8 @@
 import test from 'ava';
-import { IdentityHeader, isReservedHeader, RESERVED_HEADER_PREFIX, Tunnel } from '../../../src/contract/index.js';
+import { IdentityHeader, isProductCookie, isReservedHeader, RESERVED_HEADER_PREFIX, Tunnel } from '../../../src/contract/index.js';
+import { SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../../../src/session/index.js';
+import { CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from '../../../src/login/index.js';
+import { CONSOLE_SESSION_COOKIE_PLAIN, CONSOLE_SESSION_COOKIE_SECURE, CONSOLE_CSRF_COOKIE_PLAIN, CONSOLE_CSRF_COOKIE_SECURE } from '../../../src/console/server.js';
 
 // Brief §3: every header whose name, lower-cased with `_` read as `-`, starts
 // with `x-mezu-` is reserved. A CGI/WSGI origin folds `_` and `-` into the same
@@ -110,4 +113,17 @@ test('the answer does not depend on what follows the prefix', (t) => {
     t.true(isReservedHeader('X_Mezu-' + tail));
     t.false(isReservedHeader('X_Mezx-' + tail));
   }
+});
+
+// Every cookie the product sets is stripped before forwarding by one predicate: each name it sets must
+// be one the predicate knows, or a new cookie would reach applications (as the Console's once did).
+test('isProductCookie: every cookie name the product sets, and only names with a product prefix', (t) => {
+  for (const name of [SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE, CONSOLE_SESSION_COOKIE_PLAIN, CONSOLE_SESSION_COOKIE_SECURE, CONSOLE_CSRF_COOKIE_PLAIN, CONSOLE_CSRF_COOKIE_SECURE]) {
+    t.true(isProductCookie(name), name);
+  }
+  for (const name of ['mezu_', 'MEZU_Anything', '__host-mezu_x', '__Secure-mezu_x']) t.true(isProductCookie(name), name);
+  for (const name of ['', 'mezu', 'mezu-session', 'xmezu_session', 'my_mezu_pref', '__Host-session', '__Host-mezu', ' mezu_session']) t.false(isProductCookie(name), name);
+  // A slice of a longer string, read in place.
+  t.true(isProductCookie('a=1; mezu_csrf=x', 5, 14));
+  t.false(isProductCookie('a=1; mezu_csrf=x', 0, 3));
 });

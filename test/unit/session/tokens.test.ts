@@ -9,6 +9,7 @@ import {
   newSessionToken,
   parseApiKey,
   removeCookie,
+  removeProductCookies,
   secretMatches,
   SESSION_COOKIE_PLAIN,
   SESSION_COOKIE_SECURE,
@@ -159,6 +160,54 @@ test('removeCookie: no secret survives in any form', (t) => {
 
 test('removeCookie: removes a valueless pair with the name and empty parts', (t) => {
   t.is(removeCookie(`a=1; ${N}; ; b=2`, N), 'a=1; b=2');
+});
+
+// ── removeProductCookies ──
+
+test('removeProductCookies: every mezu_ / __Host-mezu_ cookie goes, in any case; the application\'s stay in order', (t) => {
+  t.is(removeProductCookies(`mezu_session=s; a=1; mezu_console_session=o; mezu_console_csrf=x; mezu_csrf=y; b=2`), 'a=1; b=2');
+  t.is(removeProductCookies('__Host-mezu_console_session=o;__Host-mezu_csrf=c;c=3'), 'c=3');
+  t.is(removeProductCookies('MEZU_SESSION=s; __HOST-MEZU_X=1; __Secure-mezu_y=2; d=4'), 'd=4');
+  t.is(removeProductCookies('mezu_session=s'), '');
+  t.is(removeProductCookies('mezu_session ; mezu_x=1'), '', 'valueless pairs and a space before the end of the name');
+  // Look-alikes are the application's: only a name that starts with a product prefix is ours.
+  t.is(removeProductCookies('my_mezu_pref=1; xmezu_a=2; mezu=3; mezu-x=4; __Host-app=5; a=mezu_session'), 'my_mezu_pref=1; xmezu_a=2; mezu=3; mezu-x=4; __Host-app=5; a=mezu_session');
+});
+
+test('removeProductCookies: a header without "mezu_" in it is returned as it is', (t) => {
+  const h = 'a=1;b=2;  c=3';
+  t.is(removeProductCookies(h), h);
+  t.is(removeProductCookies(''), '');
+});
+
+/** Reference: split, trim, drop empty parts and product names (case-insensitive prefixes), join. */
+function removeProductReference(header: string): string {
+  if (!/mezu_/i.test(header)) return header;
+  const kept: string[] = [];
+  for (const p of header.split(';')) {
+    const t = p.trim();
+    if (t === '') continue;
+    const eq = t.indexOf('=');
+    const name = (eq === -1 ? t : t.slice(0, eq)).trim().toLowerCase();
+    if (['mezu_', '__host-mezu_', '__secure-mezu_'].some((x) => name.startsWith(x))) continue;
+    kept.push(t);
+  }
+  return kept.join('; ');
+}
+
+test('removeProductCookies: the same result as split/trim/filter/join on random headers', (t) => {
+  const pieces = ['mezu_session', 'mezu_console_session=o', 'MEZU_CSRF', '__Host-mezu_x', '__host-MEZU_y=1', '__Secure-mezu_z', 'xmezu_', 'mezu', '_', 'a=1', 'b', '=', ';', ';', ' ', '\t', '\u00a0', '\ufeff', '\u200b', 'x'];
+  let seed = 4242;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  for (let k = 0; k < 20000; k++) {
+    let h = '';
+    const parts = 1 + rnd(8);
+    for (let j = 0; j < parts; j++) h += pieces[rnd(pieces.length)];
+    const want = removeProductReference(h);
+    const got = removeProductCookies(h);
+    if (got !== want) return t.fail(`removeProductCookies(${JSON.stringify(h)}) = ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`);
+  }
+  t.pass();
 });
 
 // ── tokens and ids ──
