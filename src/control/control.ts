@@ -342,6 +342,8 @@ export class Control {
     this.mayGrant(a, cur.directory, patch.roles ?? cur.roles, patch.permissions ?? cur.permissions);
     if (cur.directory === CONSOLE_DIRECTORY && cur.roles.includes('owner') && patch.roles !== undefined && !patch.roles.includes('owner')) this.keepAnOwner(cur.id);
     const next = await this.store.users.update(id, patch);
+    // Links mailed to the old address (reset, signup) must not keep resetting the account.
+    if (next.email.toLowerCase() !== cur.email.toLowerCase()) await this.store.emailTokens.removeForUser(id, cur.directory, [cur.email, next.email]);
     const changed: Record<string, unknown> = {};
     for (const k of Object.keys(patch) as Array<keyof typeof patch>) changed[k === 'displayName' ? 'display_name' : k] = { from: cur[k], to: next[k] };
     await this.record(actor, 'user.update', { type: 'user', id }, this.auditProjectOf(cur.directory), changed);
@@ -365,6 +367,9 @@ export class Control {
     if (cur.directory === CONSOLE_DIRECTORY && to !== 'active' && cur.roles.includes('owner')) this.keepAnOwner(cur.id);
     const next = await this.store.users.update(id, { status: to }, (u) => allowed(u.status));
     const ended = to === 'active' ? 0 : await this.store.sessions.revokeAllForUser(id);
+    // Every status change voids the links mailed before it: a suspension is not undone by a reset link,
+    // and a reactivated account starts without links sent while it was active before.
+    await this.store.emailTokens.removeForUser(id, cur.directory, [cur.email]);
     const verb = to === 'active' ? 'activate' : to === 'suspended' ? 'suspend' : 'deactivate';
     await this.record(actor, `user.${verb}`, { type: 'user', id }, this.auditProjectOf(cur.directory), { email: cur.email, from: cur.status, to, sessions_ended: ended });
     return next;

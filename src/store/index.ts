@@ -493,13 +493,19 @@ export class EmailTokenStore {
       return cur.expiresAt > now ? cur : undefined;
     });
   }
-  /** Deletes every token of a purpose for an email (a completed reset voids the other links sent before it). */
-  async removeFor(directory: string, email: string, purpose: EmailTokenRecord['purpose']): Promise<number> {
+  /**
+   * Deletes every outstanding token of a user, reset and signup alike: those
+   * issued for its id, and those sent to any of `emails` in its directory (an
+   * email change voids the links sent to the old address, and any signup link
+   * already sent to the new one). Called on every password, email and status
+   * change: a link mailed before the change must not undo it.
+   */
+  async removeForUser(userId: string, directory: string, emails: readonly string[]): Promise<number> {
+    const lower = emails.map((e) => e.toLowerCase());
     return this.db.transaction(() => {
       let n = 0;
-      const e = email.toLowerCase();
       for (const { key, value } of this.db.getRange()) {
-        if (value.directory === directory && value.email.toLowerCase() === e && value.purpose === purpose) {
+        if (value.userId === userId || (value.directory === directory && lower.includes(value.email.toLowerCase()))) {
           void this.db.remove(key);
           n++;
         }

@@ -243,3 +243,28 @@ test('nobody grants what they do not hold: keys, Console admins, route rules', a
   t.deepEqual((await c.createUser(asAdmin, 'demo', { email: 'pa@example.com', roles: ['admin'], permissions: ['admin:write'] })).roles, ['admin']);
   t.is(store.serviceAccounts.get(sa.id)!.permissions.length, 4, 'the key never changed its own account');
 });
+
+// Regression: an email or status change left the user's emailed links live, so a link sent to an
+// address the account no longer has (or sent before a suspension) still reset it.
+test('email and status changes void the user\'s outstanding reset and signup links', async (t) => {
+  const { store, c } = await env(t);
+  const u = await c.createUser(ACTOR, 'demo', { email: 'old@example.com' });
+  const other = await c.createUser(ACTOR, 'demo', { email: 'other@example.com' });
+  const now = Date.now();
+  const tok = (email: string, userId: string | null, purpose: 'reset' | 'signup' = 'reset') => ({ purpose, projectId: 'demo', directory: 'demo', email, userId, rd: '/', createdAt: now, expiresAt: now + 60_000 });
+  await store.emailTokens.add('h-reset-old', tok('old@example.com', u.id));
+  await store.emailTokens.add('h-signup-old', tok('OLD@example.com', u.id, 'signup'));
+  await store.emailTokens.add('h-signup-new', tok('new@example.com', null, 'signup'));
+  await store.emailTokens.add('h-other', tok('other@example.com', other.id));
+  await c.updateUser(ACTOR, u.id, { name: 'Same Email' });
+  t.truthy(store.emailTokens.peek('h-reset-old'), 'a profile change without a new email keeps the links');
+  await c.updateUser(ACTOR, u.id, { email: 'new@example.com' });
+  for (const h of ['h-reset-old', 'h-signup-old', 'h-signup-new']) t.is(store.emailTokens.peek(h), undefined, h);
+  t.truthy(store.emailTokens.peek('h-other'), 'another user\'s link is untouched');
+  await store.emailTokens.add('h-reset-new', tok('new@example.com', u.id));
+  await c.setUserStatus(ACTOR, u.id, 'suspended');
+  t.is(store.emailTokens.peek('h-reset-new'), undefined);
+  await store.emailTokens.add('h-reset-new2', tok('new@example.com', u.id));
+  await c.setUserStatus(ACTOR, u.id, 'active');
+  t.is(store.emailTokens.peek('h-reset-new2'), undefined, 'reactivation voids them too');
+});
