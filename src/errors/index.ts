@@ -51,6 +51,8 @@ export const Errors = {
   MEZU_USER_NOT_FOUND: { status: 404, message: 'store: no such user' },
   MEZU_SERVICE_ACCOUNT_NOT_FOUND: { status: 404, message: 'store: no such service account' },
   MEZU_STORE_UNAVAILABLE: { status: 503, message: 'store: the store cannot be opened' },
+  MEZU_STORE_NOT_OWNED: { status: 503, message: 'store: the data directory belongs to another user' },
+  MEZU_STORE_KEY_INVALID: { status: 503, message: 'store: the store key is missing or does not open the sealed secrets' },
   MEZU_NATIVE_UWS: { status: 500, message: 'native: uWebSockets.js native binary not loaded' },
   MEZU_SIGNING_KEY_MISSING: { status: 503, message: 'identity: no signing key is available' },
   MEZU_USAGE: { status: 400, message: 'cli: bad arguments' },
