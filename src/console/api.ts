@@ -451,8 +451,10 @@ function decodeURIComponentSafe(s: string): string {
 const NOT_FOUND_CODES: ReadonlySet<string> = new Set(['MEZU_PROJECT_NOT_FOUND', 'MEZU_DIRECTORY_NOT_FOUND', 'MEZU_USER_NOT_FOUND', 'MEZU_SERVICE_ACCOUNT_NOT_FOUND']);
 const NOWHERE: Scope = { kind: 'projects', ids: [] };
 
-function forbidden(caller: Caller, perm: ApiPermission, scope: Scope): MezuError {
-  return new MezuError('MEZU_CONSOLE_FORBIDDEN', `console: ${caller.kind === 'console' ? `the ${caller.role} role` : `this key (permissions: ${caller.sa.permissions.join(', ') || 'none'}; project ${caller.sa.projectId})`} does not allow ${perm}${scope.kind === 'console' ? ' on Console users' : scope.kind === 'global' ? ' across organizations' : ''}`);
+/** The refusal; for a key that holds the permission, it says the object is outside its project, without saying whether it exists. */
+function forbidden(caller: Caller, perm: ApiPermission, scope: Scope, held: boolean): MezuError {
+  const where = scope.kind === 'console' ? ' on Console users' : scope.kind === 'global' ? ' across organizations' : held && caller.kind === 'key' ? ' outside its project' : '';
+  return new MezuError('MEZU_CONSOLE_FORBIDDEN', `console: ${caller.kind === 'console' ? `the ${caller.role} role` : `this key (permissions: ${caller.sa.permissions.join(', ') || 'none'}; project ${caller.sa.projectId})`} does not allow ${perm}${where}`);
 }
 
 /**
@@ -467,7 +469,7 @@ function forbidden(caller: Caller, perm: ApiPermission, scope: Scope): MezuError
 export async function runApi(d: ApiDeps, route: ApiRoute, params: Params, r: ApiRequest): Promise<ApiReply> {
   if (route.perm !== null) {
     const own: Scope = r.caller.kind === 'key' ? { kind: 'projects', ids: [r.caller.sa.projectId] } : GLOBAL;
-    if (!allows(r.caller, route.perm, own)) throw forbidden(r.caller, route.perm, NOWHERE);
+    if (!allows(r.caller, route.perm, own)) throw forbidden(r.caller, route.perm, NOWHERE, false);
     let scope: Scope;
     try {
       scope = route.scope(d, params, r);
@@ -475,7 +477,7 @@ export async function runApi(d: ApiDeps, route: ApiRoute, params: Params, r: Api
       if (r.caller.kind !== 'key' || !NOT_FOUND_CODES.has(codeOf(err))) throw err;
       scope = NOWHERE;
     }
-    if (!allows(r.caller, route.perm, scope)) throw forbidden(r.caller, route.perm, scope);
+    if (!allows(r.caller, route.perm, scope)) throw forbidden(r.caller, route.perm, scope, true);
   }
   return route.run(d, params, r);
 }
