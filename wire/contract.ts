@@ -57,20 +57,25 @@ export function isReservedHeader(name: string): boolean {
  */
 export const PRODUCT_COOKIE_PREFIX = 'mezu_';
 
-/** True when `name` is a product cookie (compared without regard to case: some frameworks fold cookie names). */
-export function isProductCookie(name: string): boolean {
-  let at = 0;
-  if (name.charCodeAt(0) === 0x5f /* _ */) {
-    const l = name.length;
-    if (l > 7 && name.charCodeAt(1) === 0x5f && name.slice(2, 7).toLowerCase() === 'host-') at = 7;
-    else if (l > 9 && name.charCodeAt(1) === 0x5f && name.slice(2, 9).toLowerCase() === 'secure-') at = 9;
+/**
+ * True when `name` (or its slice `start`..`end`, so a Cookie header is read in
+ * place) is a product cookie, compared ASCII-case-insensitively: the edge
+ * authenticates with exact names only, so another spelling is never a
+ * credential here, but an origin framework that folds case would read it as
+ * one. Stripping one cookie too many costs nothing.
+ */
+export function isProductCookie(name: string, start = 0, end = name.length): boolean {
+  let at = start;
+  if (name.charCodeAt(at) === 0x5f /* _ */ && name.charCodeAt(at + 1) === 0x5f) {
+    if (startsWithFolded(name, at + 2, end, 'host-')) at += 7;
+    else if (startsWithFolded(name, at + 2, end, 'secure-')) at += 9;
     else return false;
   }
-  return startsWithFolded(name, at, PRODUCT_COOKIE_PREFIX);
+  return startsWithFolded(name, at, end, PRODUCT_COOKIE_PREFIX);
 }
 
-function startsWithFolded(s: string, at: number, lowerPrefix: string): boolean {
-  if (s.length - at < lowerPrefix.length) return false;
+function startsWithFolded(s: string, at: number, end: number, lowerPrefix: string): boolean {
+  if (end - at < lowerPrefix.length) return false;
   for (let i = 0; i < lowerPrefix.length; i++) {
     let c = s.charCodeAt(at + i);
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
@@ -80,17 +85,15 @@ function startsWithFolded(s: string, at: number, lowerPrefix: string): boolean {
 }
 
 /**
- * A Cookie field without its product cookies ('' when nothing is left; the
- * same string when nothing was removed). Pairs are `name=value` separated by
- * `;` (RFC 6265 §4.2.1); what remains is re-joined with `; `. Runs on every
- * forwarded request that carries a cookie, so it allocates only when it
- * removes something.
+ * A Cookie field without any product cookie ('' when nothing is left): split
+ * on `;`, each pair trimmed (as String.prototype.trim trims), product cookies
+ * dropped, the rest joined with `; ` (RFC 6265 §4.2.1). Runs on every
+ * forwarded request that carries a cookie: a field without `mezu_` in it (in
+ * any case) is returned as it is, and nothing is allocated.
  */
 export function stripProductCookies(header: string): string {
-  // Fast path: no `mezu_` in any case (a product cookie's name always contains it).
   if (indexOfFolded(header, PRODUCT_COOKIE_PREFIX) === -1) return header;
   let out = '';
-  let removed = false;
   const len = header.length;
   let i = 0;
   while (i <= len) {
@@ -98,32 +101,33 @@ export function stripProductCookies(header: string): string {
     if (end === -1) end = len;
     let a = i;
     let b = end;
-    while (a < b && isCookieSpace(header.charCodeAt(a))) a++;
-    while (b > a && isCookieSpace(header.charCodeAt(b - 1))) b--;
+    while (a < b && isTrimmed(header.charCodeAt(a))) a++;
+    while (b > a && isTrimmed(header.charCodeAt(b - 1))) b--;
     if (b > a) {
       const eq = header.indexOf('=', a);
-      const nameEnd = eq === -1 || eq >= b ? b : eq;
-      let ne = nameEnd;
-      while (ne > a && isCookieSpace(header.charCodeAt(ne - 1))) ne--;
-      if (isProductCookie(header.slice(a, ne))) removed = true;
-      else {
+      let nameEnd = eq === -1 || eq >= b ? b : eq;
+      while (nameEnd > a && isTrimmed(header.charCodeAt(nameEnd - 1))) nameEnd--;
+      if (!isProductCookie(header, a, nameEnd)) {
         const part = header.slice(a, b);
         out = out === '' ? part : `${out}; ${part}`;
       }
     }
     i = end + 1;
   }
-  return removed ? out : header;
+  return out;
 }
 
-function isCookieSpace(c: number): boolean {
-  return c === 0x20 || c === 0x09;
+/** What String.prototype.trim removes: ECMAScript WhiteSpace and LineTerminator code units. */
+function isTrimmed(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
+/** `s.toLowerCase().indexOf(lowerNeedle)` without the copy when `s` has the needle as it is or no capitals at all. */
 function indexOfFolded(s: string, lowerNeedle: string): number {
   const i = s.indexOf(lowerNeedle);
   if (i !== -1) return i;
-  // Only a spelling with capitals is left to find; rare, so the lower-cased copy is made only here.
   for (let k = 0; k < s.length; k++) {
     const c = s.charCodeAt(k);
     if (c >= 0x41 && c <= 0x5a) return s.toLowerCase().indexOf(lowerNeedle);

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigYaml, parseDuration, parseSize } from '../config/index.js';
 import { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../front/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions } from '../cluster/options.js';
@@ -27,6 +27,8 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   config get                          print the YAML of the current version
 ${CONTROL_USAGE}
   signing-keys rotate
+  store-key rotate                    re-seal the store's private keys and secrets under a new store key (DATA/store.key)
+  store compact                       rewrite data.mdb without free pages (old bytes of replaced values); the edge and Console stopped
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
   mail outbox [--to EMAIL] [--limit N]  mail kept by the development outbox (reset and signup links)
   loadtest URL [--project P [--email E] [--roles a,b] [--permissions x,y] [--https-cookie] [--keep] | --cookie NAME=VALUE | --key mzk_…]
@@ -222,6 +224,46 @@ async function cmdSigningKeys(sub: string | undefined, args: string[]): Promise<
   out(v, `signing-keys: new active key ${kid}; the previous one stays published for the overlap`, { kid });
 }
 
+/**
+ * `store-key rotate`: a new store key in DATA/store.key and every sealed value
+ * re-sealed under it (src/store/seal.ts). Running edges and Consoles keep
+ * working: they read the key file again before sealing and when they meet a
+ * value sealed under a key they do not know. With the key in MEZU_STORE_KEY
+ * the variable is the source of truth: this prints a new key and how to roll
+ * it out (every process re-seals on open under the first key of the variable).
+ */
+async function cmdStoreKey(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'rotate') fail(`unknown store-key command "${sub ?? ''}"`);
+  const v = parse(args, {});
+  const r = await withStore(v, async (s) => {
+    if (s.sealer.source.kind === 'env') {
+      const { secretboxKey } = await import('../../native/sodium.js');
+      return { env: true as const, key: secretboxKey().toString('base64url'), current: s.sealer.currentId };
+    }
+    const res = await s.sealer.rotate(async () => s.reseal());
+    await new Control(s).record(cliActor(), 'store_key.rotate', { type: 'store_key', id: res.id }, null, { previous: res.previous, resealed: res.resealed });
+    return { env: false as const, ...res, file: s.sealer.source.path };
+  });
+  if (r.env) {
+    out(
+      v,
+      `store-key: the store key comes from ${ENV_STORE_KEY} (current key ${r.current}). A new key:\n  ${r.key}\n` +
+        `Set ${ENV_STORE_KEY}="${r.key},<the current value>" for every edge, Console and CLI process and restart them (each re-seals on open under the first key), then drop the old key from the variable.`,
+      { source: 'env', new_key: r.key, current: r.current },
+    );
+    return;
+  }
+  out(v, `store-key: new store key ${r.id} in ${r.file}; ${r.resealed} value${r.resealed === 1 ? '' : 's'} re-sealed; the previous key (${r.previous.join(', ')}) is gone. Back the file up apart from the store.`, { id: r.id, previous: r.previous, resealed: r.resealed, file: r.file });
+}
+
+/** `store compact`: data.mdb rewritten with its live pages only (after the first open of an upgraded store, say). */
+async function cmdStore(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'compact') fail(`unknown store command "${sub ?? ''}"`);
+  const v = parse(args, {});
+  const r = await openStore(dataDir(v)).compactAndClose();
+  out(v, `store: compacted data.mdb from ${r.before} to ${r.after} bytes`, r);
+}
+
 async function cmdPki(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'init') fail(`unknown pki command "${sub ?? ''}"`);
   const v = parse(args, { pool: { type: 'string', multiple: true } });
@@ -246,6 +288,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'config': await withSub(cmdConfig); break;
       case 'mail': await withSub(cmdMail); break;
       case 'signing-keys': await withSub(cmdSigningKeys); break;
+      case 'store-key': await withSub(cmdStoreKey); break;
+      case 'store': await withSub(cmdStore); break;
       case 'pki': await withSub(cmdPki); break;
       case 'loadtest': { const lt = await import('../loadtest/index.js'); const p = lt.parseLoadtestArgs(argv.slice(1)); if (!p.ok) fail(p.reason); return await lt.runLoadtest(p.plan); }
       case undefined: case 'help': case '--help': case '-h':

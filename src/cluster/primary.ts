@@ -62,7 +62,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
         }
       } else if (m.type === 'fatal') {
         log(`worker ${index} failed to start: ${m.code}: ${m.message}`);
-        if (m.code === 'MEZU_NATIVE_UWS' || m.code === 'MEZU_STORE_UNAVAILABLE') shutdown(1);
+        if (m.code === 'MEZU_NATIVE_UWS' || m.code === 'MEZU_STORE_UNAVAILABLE' || m.code === 'MEZU_STORE_NOT_OWNED' || m.code === 'MEZU_STORE_KEY_INVALID') shutdown(1);
       }
     });
     w.on('exit', (code, signal) => {

@@ -12,8 +12,9 @@
  */
 import type { Store, UserStatus, UserRecord, AuditRecord } from '../store/index.js';
 import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, type TunnelHolder } from '../control/index.js';
-import { MezuError } from '../errors/index.js';
+import { MezuError, codeOf } from '../errors/index.js';
 import type { Enroller } from '../enroll/index.js';
+import type { Csrf } from '../login/index.js';
 import { API_KEY_PREFIX } from '../session/index.js';
 import { ENROLL_PATH } from '../../wire/index.js';
 import { allows, actorOf, type ApiPermission, type Caller, type Scope } from './access.js';
@@ -39,6 +40,8 @@ export interface ApiDeps {
   store: Store;
   control: Control;
   enroller: Enroller;
+  /** Signs the session-bound token cookie-authenticated API changes carry (`X-CSRF-Token`). */
+  csrf: Csrf;
   now(): number;
 }
 
@@ -197,8 +200,8 @@ const statusRoute = (verb: string, to: UserStatus): ApiRoute => ({
 export const API_ROUTES: readonly ApiRoute[] = [
   {
     method: 'GET', path: '/api/v1/me', perm: null, scope: () => GLOBAL,
-    run: (_d, _p, r) => ok(r.caller.kind === 'console'
-      ? { type: 'console_user', id: r.caller.user.id, email: r.caller.user.email, name: r.caller.user.displayName, role: r.caller.role }
+    run: (d, _p, r) => ok(r.caller.kind === 'console'
+      ? { type: 'console_user', id: r.caller.user.id, email: r.caller.user.email, name: r.caller.user.displayName, role: r.caller.role, csrf_token: d.csrf.sessionToken(r.caller.tokenHash) }
       : { type: 'service_account', id: r.caller.sa.id, name: r.caller.sa.name, project: r.caller.sa.projectId, key: `${API_KEY_PREFIX}${r.caller.key.id}`, permissions: r.caller.sa.permissions }),
   },
   // ── organizations, projects, routes, config ──
@@ -444,13 +447,37 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
-/** Runs an authenticated request: authorize on the route's scope, then the handler. Throws MezuError for refusals. */
+/** Lookups a scope function makes; for a key, "not found" must look like "not yours". */
+const NOT_FOUND_CODES: ReadonlySet<string> = new Set(['MEZU_PROJECT_NOT_FOUND', 'MEZU_DIRECTORY_NOT_FOUND', 'MEZU_USER_NOT_FOUND', 'MEZU_SERVICE_ACCOUNT_NOT_FOUND']);
+const NOWHERE: Scope = { kind: 'projects', ids: [] };
+
+/** The refusal; for a key that holds the permission, it says the object is outside its project, without saying whether it exists. */
+function forbidden(caller: Caller, perm: ApiPermission, scope: Scope, held: boolean): MezuError {
+  const where = scope.kind === 'console' ? ' on Console users' : scope.kind === 'global' ? ' across organizations' : held && caller.kind === 'key' ? ' outside its project' : '';
+  return new MezuError('MEZU_CONSOLE_FORBIDDEN', `console: ${caller.kind === 'console' ? `the ${caller.role} role` : `this key (permissions: ${caller.sa.permissions.join(', ') || 'none'}; project ${caller.sa.projectId})`} does not allow ${perm}${where}`);
+}
+
+/**
+ * Runs an authenticated request: authorize, then the handler. Throws MezuError for refusals.
+ *
+ * Authorization comes before any lookup: first whether the caller may use the route's permission at
+ * all, then on the scope of the objects named. A key whose lookup finds nothing is refused exactly
+ * as one that finds another project's object (same status, code and message): otherwise a 404 for a
+ * project that does not exist next to a 403 for one that does would let a key list other tenants'
+ * project and directory names. Console users see every project, so they get the 404.
+ */
 export async function runApi(d: ApiDeps, route: ApiRoute, params: Params, r: ApiRequest): Promise<ApiReply> {
   if (route.perm !== null) {
-    const scope = route.scope(d, params, r);
-    if (!allows(r.caller, route.perm, scope)) {
-      throw new MezuError('MEZU_CONSOLE_FORBIDDEN', `console: ${r.caller.kind === 'console' ? `the ${r.caller.role} role` : `this key (permissions: ${r.caller.sa.permissions.join(', ') || 'none'}; project ${r.caller.sa.projectId})`} does not allow ${route.perm}${scope.kind === 'console' ? ' on Console users' : scope.kind === 'global' ? ' across organizations' : ''}`);
+    const own: Scope = r.caller.kind === 'key' ? { kind: 'projects', ids: [r.caller.sa.projectId] } : GLOBAL;
+    if (!allows(r.caller, route.perm, own)) throw forbidden(r.caller, route.perm, NOWHERE, false);
+    let scope: Scope;
+    try {
+      scope = route.scope(d, params, r);
+    } catch (err) {
+      if (r.caller.kind !== 'key' || !NOT_FOUND_CODES.has(codeOf(err))) throw err;
+      scope = NOWHERE;
     }
+    if (!allows(r.caller, route.perm, scope)) throw forbidden(r.caller, route.perm, scope, true);
   }
   return route.run(d, params, r);
 }

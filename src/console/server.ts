@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { loadUws, bufferToText, type HttpResponse, type HttpRequest, type ListenSocket } from '../../native/uws.js';
 import { openStore, type Store } from '../store/index.js';
-import { compileConfig, type CompiledConfig, type CompiledProject } from '../config/index.js';
+import { compileConfig, normalizeHost, type CompiledConfig, type CompiledProject } from '../config/index.js';
 import { defaultLoginConfig, defaultPasswordConfig } from '../config/defaults.js';
 import { Control, InvalidRequest, CONSOLE_PROJECT } from '../control/index.js';
 import { Enroller, DEFAULT_CERT_TTL_MS, defaultServername } from '../enroll/index.js';
@@ -62,6 +62,9 @@ export const CONSOLE_SESSION_COOKIE_PLAIN = 'mezu_console_session';
 export const CONSOLE_SESSION_COOKIE_SECURE = '__Host-mezu_console_session';
 export const CONSOLE_CSRF_COOKIE_PLAIN = 'mezu_console_csrf';
 export const CONSOLE_CSRF_COOKIE_SECURE = '__Host-mezu_console_csrf';
+
+/** Header carrying the session-bound CSRF token of a cookie-authenticated API change (lower case: uWS hands names so). */
+export const API_CSRF_HEADER = 'x-csrf-token';
 
 /** Largest API body (a whole YAML config fits easily). */
 export const MAX_API_BODY = 1024 * 1024;
@@ -131,7 +134,7 @@ export class ConsoleServer {
     readonly store: Store,
     private readonly hasher: PasswordHasher,
     private readonly mailer: Mailer,
-    csrf: Csrf,
+    private readonly csrf: Csrf,
     private readonly log: (m: string) => void,
   ) {
     const https = opts.publicUrl.startsWith('https:');
@@ -189,7 +192,7 @@ export class ConsoleServer {
   }
 
   private deps(): ApiDeps {
-    return { store: this.store, control: this.control, enroller: this.enroller, now: () => Date.now() };
+    return { store: this.store, control: this.control, enroller: this.enroller, csrf: this.csrf, now: () => Date.now() };
   }
 
   /** The Console's login project, following the config's password parameters. */
@@ -284,12 +287,18 @@ export class ConsoleServer {
       if (caller.code === 'MEZU_CONSOLE_AUTH_REQUIRED') r.headers.push(['www-authenticate', 'Bearer realm="mezusphere-console"']);
       return r;
     }
-    // CSRF: a change carried by the Console cookie must be a same-origin JSON request. A cross-site form
-    // cannot send application/json, and a cross-site script cannot without CORS, which the Console never grants.
+    // CSRF: a change carried by the Console cookie must be a same-origin JSON request with the session's
+    // token (`GET /api/v1/me` → `csrf_token`) in X-CSRF-Token. A cross-site form cannot send
+    // application/json, and a cross-site script cannot without CORS, which the Console never grants; but
+    // a client that sends neither Origin nor Sec-Fetch-Site passes those checks, so the token is required
+    // always: the cookie alone (a browser sends it wherever it goes) never makes a change.
     if (caller.kind === 'console' && method !== 'GET' && method !== 'HEAD') {
       const allowed = [this.opts.publicUrl.toLowerCase().replace(/\/$/, ''), `${this.opts.publicUrl.startsWith('https:') ? 'https' : 'http'}://${header('host').toLowerCase()}`];
       if (!header('content-type').toLowerCase().startsWith('application/json') || !sameOrigin(header('origin'), header('sec-fetch-site').toLowerCase(), allowed)) {
         return apiError('MEZU_CSRF_FAILED', 'console: a change with the Console cookie must be a same-origin JSON request');
+      }
+      if (!this.csrf.checkSession(caller.tokenHash, header(API_CSRF_HEADER))) {
+        return apiError('MEZU_CSRF_FAILED', `console: a change with the Console cookie needs the session's token in ${API_CSRF_HEADER} (csrf_token of GET /api/v1/me)`);
       }
     }
     let body: unknown = undefined;
@@ -346,6 +355,26 @@ export class ConsoleServer {
   }
 }
 
+/**
+ * Projects whose host names include the Console's. Cookies ignore ports
+ * (RFC 6265 §8.5), so a browser signed in to the Console at `localhost:8081`
+ * sends its Console session to a project served at `localhost:8080` too: the
+ * edge strips every product cookie before forwarding, but a Console with a
+ * host name of its own does not rely on that (nor on every origin being honest
+ * about cookies it sets for the shared name).
+ */
+export function projectsSharingHost(cfg: CompiledConfig | null, publicUrl: string): string[] {
+  if (cfg === null) return [];
+  let host: string | null;
+  try {
+    host = normalizeHost(new URL(publicUrl).host);
+  } catch {
+    return [];
+  }
+  const p = host === null ? undefined : cfg.hosts.get(host);
+  return p === undefined ? [] : [p.id];
+}
+
 /** `mezusphere console`: runs the Console until SIGTERM/SIGINT; prints one JSON ready line. */
 export async function runConsole(opts: ConsoleOptions): Promise<void> {
   const log = (m: string) => process.stderr.write(`[console] ${m}\n`);
@@ -354,6 +383,9 @@ export async function runConsole(opts: ConsoleOptions): Promise<void> {
   if (process.send !== undefined) process.send({ type: 'console-ready', port, url, pid: process.pid });
   else process.stdout.write(JSON.stringify({ event: 'ready', component: 'console', port, url }) + '\n');
   log(`listening on ${opts.host}:${port}; open ${url}`);
+  for (const p of projectsSharingHost(server.control.config(), url)) {
+    log(`warning: the Console (${url}) shares its host name with project "${p}": cookies ignore ports, so a browser signed in to the Console sends its Console session to that project's host too. The edge strips it before forwarding, but give the Console a host name of its own (--public-url, or edge --console-url) that no project serves`);
+  }
   const owners = server.store.users.list('_console').filter((u) => u.roles.includes('owner'));
   if (owners.length === 0) log(`no Console owner yet: create one with \`mezusphere console add-owner --email you@example.com --data ${opts.dataDir}\``);
   const stop = () => {

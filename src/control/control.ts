@@ -28,6 +28,23 @@ export interface Actor extends AuditActor {
   ip: string;
 }
 
+/**
+ * What an actor may hand out. The rule: nobody grants what they do not hold.
+ * The CLI (the edge host's operator) and a Console owner hold everything; a
+ * Console admin holds everything but the Console's `owner` role; a key holds
+ * exactly the roles and permissions of its own service account — admin-API
+ * permissions (`users:write`) and the names edge routes test (`admin:write`)
+ * alike, since both are strings in one list.
+ */
+export type Authority =
+  | { kind: 'all' }
+  | { kind: 'admin' }
+  | { kind: 'key'; serviceAccountId: string; roles: readonly string[]; permissions: readonly string[] }
+  | { kind: 'none' };
+
+const ALL: Authority = { kind: 'all' };
+const NONE: Authority = { kind: 'none' };
+
 /** A request the control plane refuses, with every problem located (`email`, `routes[2].path`). */
 export class InvalidRequest extends MezuError {
   constructor(
@@ -191,6 +208,66 @@ export class Control {
     return this.config()?.projects.get(projectId)?.directory ?? projectId;
   }
 
+  // ── who may hand out what ───────────────────────────────────────────────
+
+  /**
+   * The authority of an actor, read from the store now (never from what the
+   * caller claimed): a key's service account as it is, a Console user's role
+   * as it is. Anything not recognised holds nothing (fail closed).
+   */
+  authority(actor: Actor): Authority {
+    if (actor.type === 'cli' || actor.type === 'system') return ALL;
+    if (actor.type === 'service_account') {
+      const sa = this.store.serviceAccounts.get(actor.id);
+      return sa === undefined || sa.status !== 'active' ? NONE : { kind: 'key', serviceAccountId: sa.id, roles: sa.roles, permissions: sa.permissions };
+    }
+    if (actor.type === 'console_user') {
+      const u = this.store.users.get(actor.id);
+      if (u === undefined || u.status !== 'active' || u.directory !== CONSOLE_DIRECTORY) return NONE;
+      return u.roles.includes('owner') ? ALL : u.roles.includes('admin') ? { kind: 'admin' } : NONE;
+    }
+    return NONE;
+  }
+
+  /**
+   * Refuses handing out `roles` and `permissions` in `directory` (null: a
+   * service account) beyond what `a` holds. Roles and permissions are matched
+   * as exact names: a key holding `reports:write` does not hold `reports:read`
+   * at the edge, so it cannot give it either.
+   */
+  private mayGrant(a: Authority, directory: string | null, roles: readonly string[], permissions: readonly string[], doing = 'grant what its service account does not hold'): void {
+    if (a.kind === 'all') return;
+    if (a.kind === 'none') throw new MezuError('MEZU_CONSOLE_FORBIDDEN');
+    if (a.kind === 'admin') {
+      if (directory === CONSOLE_DIRECTORY && roles.includes('owner')) throw new MezuError('MEZU_GRANT_EXCEEDS_CALLER', 'console: an admin cannot make a Console owner; ask an owner');
+      return;
+    }
+    const r = roles.filter((x) => !a.roles.includes(x));
+    const p = permissions.filter((x) => !a.permissions.includes(x));
+    if (r.length > 0 || p.length > 0) {
+      throw new MezuError('MEZU_GRANT_EXCEEDS_CALLER', `console: this key cannot ${doing} (${[...r.map((x) => `role ${x}`), ...p.map((x) => `permission ${x}`)].join(', ')})`);
+    }
+  }
+
+  /**
+   * Refuses changing a user or service account that holds more than `a`: taking it over (a new email
+   * and a reset link, a new key) would hand its grants to the caller.
+   */
+  private mayManage(a: Authority, directory: string | null, target: { roles: readonly string[]; permissions: readonly string[] }, what: string): void {
+    if (a.kind === 'admin' && directory === CONSOLE_DIRECTORY && target.roles.includes('owner')) throw new MezuError('MEZU_GRANT_EXCEEDS_CALLER', 'console: an admin cannot change a Console owner; ask an owner');
+    if (a.kind !== 'key') return this.mayGrant(a, directory, target.roles, target.permissions);
+    const r = target.roles.filter((x) => !a.roles.includes(x));
+    const p = target.permissions.filter((x) => !a.permissions.includes(x));
+    if (r.length > 0 || p.length > 0) {
+      throw new MezuError('MEZU_GRANT_EXCEEDS_CALLER', `console: this key cannot change ${what}: it holds more than the key (${[...r.map((x) => `role ${x}`), ...p.map((x) => `permission ${x}`)].join(', ')})`);
+    }
+  }
+
+  /** A key never changes its own service account, nor mints keys for it: what it holds comes from someone above it. */
+  private notSelf(a: Authority, saId: string): void {
+    if (a.kind === 'key' && a.serviceAccountId === saId) throw new MezuError('MEZU_SELF_EDIT_FORBIDDEN');
+  }
+
   // ── audit ───────────────────────────────────────────────────────────────
 
   /** Writes one audit record (after the change it describes committed). */
@@ -232,6 +309,7 @@ export class Control {
     if (directory === CONSOLE_DIRECTORY) consoleRoles(c, roles, permissions);
     c.done();
     this.directory(directory);
+    this.mayGrant(this.authority(actor), directory, roles, permissions);
     const now = this.now();
     const n = name || email!.split('@')[0]!;
     const rec: UserRecord = { id: newId('usr_'), directory, email: email!, name: n, displayName: displayName || n, status: 'active', roles, permissions, version: 1, createdAt: now, updatedAt: now, lastLoginAt: null };
@@ -259,8 +337,13 @@ export class Control {
     if (cur.directory === CONSOLE_DIRECTORY) consoleRoles(c, patch.roles ?? cur.roles, patch.permissions ?? cur.permissions);
     if (Object.keys(patch).length === 0 && c.problems.length === 0) c.fail('(body)', 'nothing to change: give email, name, display_name, roles or permissions');
     c.done();
+    const a = this.authority(actor);
+    this.mayManage(a, cur.directory, cur, `user ${cur.email}`);
+    this.mayGrant(a, cur.directory, patch.roles ?? cur.roles, patch.permissions ?? cur.permissions);
     if (cur.directory === CONSOLE_DIRECTORY && cur.roles.includes('owner') && patch.roles !== undefined && !patch.roles.includes('owner')) this.keepAnOwner(cur.id);
     const next = await this.store.users.update(id, patch);
+    // Links mailed to the old address (reset, signup) must not keep resetting the account.
+    if (next.email.toLowerCase() !== cur.email.toLowerCase()) await this.store.emailTokens.removeForUser(id, cur.directory, [cur.email, next.email]);
     const changed: Record<string, unknown> = {};
     for (const k of Object.keys(patch) as Array<keyof typeof patch>) changed[k === 'displayName' ? 'display_name' : k] = { from: cur[k], to: next[k] };
     await this.record(actor, 'user.update', { type: 'user', id }, this.auditProjectOf(cur.directory), changed);
@@ -275,6 +358,7 @@ export class Control {
    */
   async setUserStatus(actor: Actor, id: string, to: UserStatus): Promise<UserRecord> {
     const cur = this.user(id);
+    this.mayManage(this.authority(actor), cur.directory, cur, `user ${cur.email}`);
     if (cur.status === to) return cur;
     const allowed = (from: UserStatus) => (from === 'active' && to !== 'active') || (from === 'suspended' && to !== 'suspended');
     if (!allowed(cur.status)) {
@@ -283,6 +367,9 @@ export class Control {
     if (cur.directory === CONSOLE_DIRECTORY && to !== 'active' && cur.roles.includes('owner')) this.keepAnOwner(cur.id);
     const next = await this.store.users.update(id, { status: to }, (u) => allowed(u.status));
     const ended = to === 'active' ? 0 : await this.store.sessions.revokeAllForUser(id);
+    // Every status change voids the links mailed before it: a suspension is not undone by a reset link,
+    // and a reactivated account starts without links sent while it was active before.
+    await this.store.emailTokens.removeForUser(id, cur.directory, [cur.email]);
     const verb = to === 'active' ? 'activate' : to === 'suspended' ? 'suspend' : 'deactivate';
     await this.record(actor, `user.${verb}`, { type: 'user', id }, this.auditProjectOf(cur.directory), { email: cur.email, from: cur.status, to, sessions_ended: ended });
     return next;
@@ -304,6 +391,7 @@ export class Control {
 
   async revokeSession(actor: Actor, userId: string, sid: string): Promise<void> {
     const u = this.user(userId);
+    this.mayManage(this.authority(actor), u.directory, u, `user ${u.email}`);
     const th = this.store.sessions.findById(userId, sid);
     if (th === undefined || !(await this.store.sessions.revoke(th))) throw new MezuError('MEZU_SESSION_NOT_FOUND', `store: user ${userId} has no session ${sid}`);
     await this.record(actor, 'session.revoke', { type: 'session', id: sid }, this.auditProjectOf(u.directory), { user: userId, email: u.email });
@@ -311,6 +399,7 @@ export class Control {
 
   async revokeAllSessions(actor: Actor, userId: string): Promise<number> {
     const u = this.user(userId);
+    this.mayManage(this.authority(actor), u.directory, u, `user ${u.email}`);
     const n = await this.store.sessions.revokeAllForUser(userId);
     await this.record(actor, 'session.revoke_all', { type: 'user', id: userId }, this.auditProjectOf(u.directory), { email: u.email, sessions_ended: n });
     return n;
@@ -337,6 +426,7 @@ export class Control {
     const roles = c.names(body.roles, 'roles', 'role') ?? [];
     const permissions = c.names(body.permissions, 'permissions', 'permission') ?? [];
     c.done();
+    this.mayGrant(this.authority(actor), null, roles, permissions);
     const now = this.now();
     const rec: ServiceAccountRecord = { id: newId('sa_'), projectId, name: name!, status: 'active', roles, permissions, version: 1, createdAt: now, updatedAt: now };
     await this.store.serviceAccounts.create(rec);
@@ -361,6 +451,10 @@ export class Control {
     if (perms !== undefined) patch.permissions = perms;
     if (Object.keys(patch).length === 0 && c.problems.length === 0) c.fail('(body)', 'nothing to change: give name, status, roles or permissions');
     c.done();
+    const a = this.authority(actor);
+    this.notSelf(a, id);
+    this.mayManage(a, null, cur, `service account ${cur.name}`);
+    this.mayGrant(a, null, patch.roles ?? cur.roles, patch.permissions ?? cur.permissions);
     const next = await this.store.serviceAccounts.update(id, patch);
     const changed: Record<string, unknown> = {};
     for (const k of Object.keys(patch) as Array<keyof typeof patch>) changed[k] = { from: cur[k], to: next[k] };
@@ -388,6 +482,9 @@ export class Control {
   /** A new key; its text (`mzk_<id>_<secret>`) is returned here once and never again (only its SHA-256 is stored). */
   async createKey(actor: Actor, saId: string, body: Record<string, unknown>): Promise<{ rec: ApiKeyRecord; text: string }> {
     const sa = this.serviceAccount(saId);
+    const a = this.authority(actor);
+    this.notSelf(a, sa.id);
+    this.mayManage(a, null, sa, `service account ${sa.name}`);
     const c = new Check();
     for (const k of Object.keys(body)) if (k !== 'expires_in') c.fail(k, 'unknown field (allowed: expires_in)');
     const life = c.duration(body.expires_in, 'expires_in', MAX_KEY_LIFETIME_MS);
@@ -407,6 +504,9 @@ export class Control {
   async rotateKey(actor: Actor, saId: string, keyId: string, body: Record<string, unknown>): Promise<{ rec: ApiKeyRecord; text: string; old: ApiKeyRecord }> {
     const sa = this.serviceAccount(saId);
     const old = this.key(saId, keyId);
+    const a = this.authority(actor);
+    this.notSelf(a, sa.id);
+    this.mayManage(a, null, sa, `service account ${sa.name}`);
     const c = new Check();
     for (const k of Object.keys(body)) if (k !== 'overlap' && k !== 'expires_in') c.fail(k, 'unknown field (allowed: overlap, expires_in)');
     const overlap = c.duration(body.overlap, 'overlap', MAX_OVERLAP_MS) ?? DEFAULT_OVERLAP_MS;
@@ -427,6 +527,9 @@ export class Control {
   async revokeKey(actor: Actor, saId: string, keyId: string): Promise<ApiKeyRecord> {
     const sa = this.serviceAccount(saId);
     const k = this.key(saId, keyId);
+    const a = this.authority(actor);
+    // A key may revoke its own keys (that only takes away); another account's only when it holds as much.
+    if (!(a.kind === 'key' && a.serviceAccountId === sa.id)) this.mayManage(a, null, sa, `service account ${sa.name}`);
     if (k.revokedAt !== null) return k;
     await this.store.serviceAccounts.revokeKey(keyId);
     const wg = await this.store.warpgates.refuseKey(keyId, this.now());
@@ -467,6 +570,11 @@ export class Control {
     const cur = this.source();
     if (expectVersion !== null && expectVersion !== cur.version) throw new MezuError('MEZU_CONFIG_STALE');
     const before = (parseConfigYaml(cur.text) as { ok: true; config: { projects: Array<{ id: string; routes: unknown }> } }).config.projects.find((x) => x.id === p.id)?.routes ?? [];
+    // Routes decide who reaches what: a key that could drop `roles: [admin]` from the admin prefix rule, or add a
+    // public `/admin/panel` beside it, would grant everyone what those names guard. So a key edits a
+    // project's routes only while it holds every role and permission they test, before and after.
+    const tested = testedNames([...(Array.isArray(before) ? before : []), ...routes]);
+    this.mayGrant(this.authority(actor), null, tested.roles, tested.permissions, 'edit routes that test roles or permissions its service account does not hold');
     const r = setRoutes(cur.text, projectId, routes as RouteInput[]);
     if (!r.ok) throw new InvalidRequest(r.problems);
     return this.applyEdited(actor, r.text, cur.version, 'routes.update', { type: 'project', id: projectId }, projectId, { before: routeSummary(before), after: routeSummary(routes) }, r.index);
@@ -505,6 +613,18 @@ function consoleRoles(c: Check, roles: string[], permissions: string[]): void {
   const r = roles.filter((x) => (CONSOLE_ROLES as readonly string[]).includes(x));
   if (r.length !== 1 || roles.length !== 1) c.fail('roles', `a Console user has exactly one role: ${CONSOLE_ROLES.join(', ')}`);
   if (permissions.length > 0) c.fail('permissions', 'Console users have roles, not permissions');
+}
+
+/** Every role and permission name the rules test (raw input included: validation comes later). */
+function testedNames(routes: unknown[]): { roles: string[]; permissions: string[] } {
+  const roles = new Set<string>();
+  const permissions = new Set<string>();
+  for (const r of routes) {
+    const o = (r ?? {}) as Record<string, unknown>;
+    if (Array.isArray(o.roles)) for (const x of o.roles) if (typeof x === 'string') roles.add(x);
+    if (Array.isArray(o.permissions)) for (const x of o.permissions) if (typeof x === 'string') permissions.add(x);
+  }
+  return { roles: [...roles], permissions: [...permissions] };
 }
 
 function routeSummary(routes: unknown): string[] {

@@ -10,14 +10,14 @@
  * interval (500 ms by default).
  */
 import type { TLSSocket } from 'node:tls';
-import type { Store, TunnelCaRecord } from '../store/index.js';
+import type { Store, TunnelCaPublic } from '../store/index.js';
 import type { CompiledConfig } from '../config/index.js';
 import { credentialFromPeerCertificate } from '../pki/index.js';
 
 export type Admission = { credential: string | null } | { refuse: string };
 
 export class TunnelGuard {
-  private cas: TunnelCaRecord[] = [];
+  private cas: TunnelCaPublic[] = [];
   private casKey = '';
 
   constructor(

@@ -52,6 +52,8 @@ export const Errors = {
   MEZU_USER_NOT_FOUND: { status: 404, message: 'store: no such user' },
   MEZU_SERVICE_ACCOUNT_NOT_FOUND: { status: 404, message: 'store: no such service account' },
   MEZU_STORE_UNAVAILABLE: { status: 503, message: 'store: the store cannot be opened' },
+  MEZU_STORE_NOT_OWNED: { status: 503, message: 'store: the data directory belongs to another user' },
+  MEZU_STORE_KEY_INVALID: { status: 503, message: 'store: the store key is missing or does not open the sealed secrets' },
   MEZU_NATIVE_UWS: { status: 500, message: 'native: uWebSockets.js native binary not loaded' },
   MEZU_SIGNING_KEY_MISSING: { status: 503, message: 'identity: no signing key is available' },
   MEZU_USAGE: { status: 400, message: 'cli: bad arguments' },
@@ -73,6 +75,8 @@ export const Errors = {
   MEZU_KEY_REVOKED: { status: 401, message: 'console: the API key was revoked' },
   MEZU_KEY_EXPIRED: { status: 401, message: 'console: the API key has expired' },
   MEZU_SERVICE_ACCOUNT_DISABLED: { status: 403, message: 'console: the service account of this key is disabled' },
+  MEZU_GRANT_EXCEEDS_CALLER: { status: 403, message: 'console: a caller cannot grant roles or permissions it does not hold' },
+  MEZU_SELF_EDIT_FORBIDDEN: { status: 403, message: 'console: a key cannot change its own service account' },
   // ── Warpgate enrollment ──
   MEZU_CSR_INVALID: { status: 400, message: 'console: the certificate signing request is invalid' },
   MEZU_ENROLL_FAILED: { status: 502, message: 'warpgate: enrollment failed; retrying' },

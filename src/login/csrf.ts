@@ -31,6 +31,23 @@ export class Csrf {
     return createHmac('sha256', this.secret).update('mezu-csrf\u0000').update(cookieValue).digest('base64url');
   }
 
+  /**
+   * The token a script must send with a change to the Console's JSON API made
+   * with the Console cookie (`X-CSRF-Token`): bound to the session (the SHA-256
+   * of its token, as the store keys it), under its own label so a form token
+   * is never one and the other way round.
+   */
+  sessionToken(sessionHash: string): string {
+    return createHmac('sha256', this.secret).update('mezu-console-api\u0000').update(sessionHash).digest('base64url');
+  }
+
+  checkSession(sessionHash: string, token: string): boolean {
+    if (token.length !== 43) return false;
+    const a = Buffer.from(this.sessionToken(sessionHash));
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
   /** Constant-time check of a submitted token against the cookie. */
   check(cookieValue: string, token: string): boolean {
     if (!Csrf.isCookieSyntax(cookieValue) || token.length !== 43) return false;

@@ -395,6 +395,8 @@ export class LoginService {
     // An account that got a password some other way since the link was sent is not overwritten by a signup link.
     if (user === null || user.status !== 'active' || this.d.store.credentials.get(user.id) !== undefined) return this.linkInvalid(c, PAGES.login);
     await this.d.store.credentials.set(user.id, hash);
+    // The account has a password now: other signup links and any reset link sent before are void.
+    await this.d.store.emailTokens.removeForUser(user.id, user.directory, [user.email]);
     this.event(c, 'signup_completed', null, user, user.email);
     return this.signIn(c, user, 'login_success', safeReturnPath(taken.rd));
   }
@@ -472,10 +474,12 @@ export class LoginService {
     const taken = await this.d.store.emailTokens.consume(hashToken(token), this.d.now());
     if (taken === undefined || taken.purpose !== 'reset' || taken.userId === null) return this.linkInvalid(c, PAGES.forgot);
     const user = this.d.store.users.get(taken.userId);
-    if (user === undefined || user.status !== 'active') return this.linkInvalid(c, PAGES.forgot);
+    // A link sent to an address the account no longer has is not the account's any more (an email change
+    // voids such links; this also covers one issued while the change was being made).
+    if (user === undefined || user.status !== 'active' || user.email.toLowerCase() !== taken.email.toLowerCase()) return this.linkInvalid(c, PAGES.forgot);
     await this.d.store.credentials.set(user.id, hash);
     const ended = await this.d.store.sessions.revokeAllForUser(user.id);
-    await this.d.store.emailTokens.removeFor(user.directory, user.email, 'reset');
+    await this.d.store.emailTokens.removeForUser(user.id, user.directory, [user.email]);
     await this.throttle.clear(accountKey(c.project.directory, user.email));
     this.event(c, 'password_reset', null, user, user.email);
     // Not signed in automatically: the user signs in with the new password (the link alone is not a login).
@@ -538,8 +542,10 @@ export class LoginService {
     const hash = await this.d.hasher.hash(password, argon(c.cfg));
     if (hash === null) return this.passwordForm(c, { status: 503, code: 'MEZU_LOGIN_BUSY', retryAfter: 1, error: 'Too many people are signing in right now. Try again in a moment.' });
     await this.d.store.credentials.set(s.user.id, hash);
-    // Every other session ends; this one stays.
+    // Every other session ends; this one stays. Links mailed before (reset, signup) die with the old
+    // password: one requested by whoever knew it must not undo the change.
     for (const o of this.d.store.sessions.listForUser(s.user.id)) if (o.tokenHash !== s.tokenHash) await this.d.store.sessions.revoke(o.tokenHash);
+    await this.d.store.emailTokens.removeForUser(s.user.id, s.user.directory, [s.user.email]);
     this.event(c, 'password_changed', null, s.user, s.user.email);
     return this.page(c, 200, null, { title: 'Password changed', notice: 'Your password was changed. Your other sessions were signed out.', links: [{ href: '/', text: 'Back to the application' }] });
   }

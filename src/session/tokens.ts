@@ -61,42 +61,6 @@ export function findCookie(header: string, name: string): string {
   return found;
 }
 
-/** The Cookie header without the named cookie ('' when nothing is left). The origin never sees the session token. */
-export function removeCookie(header: string, name: string): string {
-  if (header.indexOf(name) === -1) return header;
-  // Same result as split(';') → trim() each → drop empty parts and those named `name` → join('; '),
-  // without the arrays: a header holding only the session cookie allocates nothing. Runs on every
-  // forwarded request that carries a cookie.
-  let out = '';
-  const len = header.length;
-  let i = 0;
-  while (i <= len) {
-    let end = header.indexOf(';', i);
-    if (end === -1) end = len;
-    let a = i;
-    let b = end;
-    while (a < b && isTrimmed(header.charCodeAt(a))) a++;
-    while (b > a && isTrimmed(header.charCodeAt(b - 1))) b--;
-    if (b > a) {
-      const eq = header.indexOf('=', a);
-      const nameEnd = eq === -1 || eq >= b ? b : eq;
-      if (nameEnd - a !== name.length || !header.startsWith(name, a)) {
-        const part = header.slice(a, b);
-        out = out === '' ? part : `${out}; ${part}`;
-      }
-    }
-    i = end + 1;
-  }
-  return out;
-}
-
-/** What String.prototype.trim removes: ECMAScript WhiteSpace and LineTerminator code units. */
-function isTrimmed(c: number): boolean {
-  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
-  if (c < 0xa0) return false;
-  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
-}
-
 /** API key text: `mzk_<id>_<secret>`, id 16 base64url chars, secret 43. */
 export const API_KEY_PREFIX = 'mzk_';
 export function newApiKey(): { id: string; secret: string; text: string } {

@@ -27,9 +27,12 @@ import type {
 } from './records.js';
 import { randomBytes } from 'node:crypto';
 import { MezuError } from '../errors/index.js';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { StoreSealer, isSealed } from './seal.js';
 
 export * from './records.js';
+export { StoreSealer, ENV_STORE_KEY, STORE_KEY_FILE, isSealed } from './seal.js';
 
 export class ConfigStore {
   constructor(private readonly db: Database<StoredConfig | number, string>) {}
@@ -387,11 +390,15 @@ export class ServiceAccountStore {
   }
 }
 
+/** Assertion signing keys; the private key is sealed at rest (seal.ts) and opened on read. */
 export class SigningKeyStore {
-  constructor(private readonly db: Database<SigningKeyRecord, string>) {}
+  constructor(
+    private readonly db: Database<SigningKeyRecord, string>,
+    private readonly sealer: StoreSealer,
+  ) {}
   all(): SigningKeyRecord[] {
     const out: SigningKeyRecord[] = [];
-    for (const { value } of this.db.getRange()) out.push(value);
+    for (const { value } of this.db.getRange()) out.push({ ...value, privateKeyPem: this.sealer.open(value.privateKeyPem, `signing key ${value.kid}`) });
     return out.sort((a, b) => a.createdAt - b.createdAt);
   }
   /** The newest key that is not retired. */
@@ -401,13 +408,14 @@ export class SigningKeyStore {
     return best;
   }
   async add(rec: SigningKeyRecord, retireOthers: boolean): Promise<void> {
+    const sealed: SigningKeyRecord = { ...rec, privateKeyPem: this.sealer.seal(rec.privateKeyPem) };
     await this.db.transaction(() => {
       if (retireOthers) {
         for (const { key, value } of this.db.getRange()) {
           if (value.retiredAt === null) void this.db.put(key, { ...value, retiredAt: Date.now() });
         }
       }
-      void this.db.put(rec.kid, rec);
+      void this.db.put(rec.kid, sealed);
     });
   }
   async remove(kid: string): Promise<void> {
@@ -493,13 +501,19 @@ export class EmailTokenStore {
       return cur.expiresAt > now ? cur : undefined;
     });
   }
-  /** Deletes every token of a purpose for an email (a completed reset voids the other links sent before it). */
-  async removeFor(directory: string, email: string, purpose: EmailTokenRecord['purpose']): Promise<number> {
+  /**
+   * Deletes every outstanding token of a user, reset and signup alike: those
+   * issued for its id, and those sent to any of `emails` in its directory (an
+   * email change voids the links sent to the old address, and any signup link
+   * already sent to the new one). Called on every password, email and status
+   * change: a link mailed before the change must not undo it.
+   */
+  async removeForUser(userId: string, directory: string, emails: readonly string[]): Promise<number> {
+    const lower = emails.map((e) => e.toLowerCase());
     return this.db.transaction(() => {
       let n = 0;
-      const e = email.toLowerCase();
       for (const { key, value } of this.db.getRange()) {
-        if (value.directory === directory && value.email.toLowerCase() === e && value.purpose === purpose) {
+        if (value.userId === userId || (value.directory === directory && lower.includes(value.email.toLowerCase()))) {
           void this.db.remove(key);
           n++;
         }
@@ -545,9 +559,13 @@ export class ThrottleStore {
 
 /** The development outbox: mail kept in the store, listed by `mezusphere mail outbox`. */
 export class OutboxStore {
-  constructor(private readonly db: Database<OutboxRecord, string>) {}
+  constructor(
+    private readonly db: Database<OutboxRecord, string>,
+    private readonly sealer: StoreSealer,
+  ) {}
+  /** The text (which carries live reset and signup links) is sealed at rest. */
   async add(rec: OutboxRecord): Promise<void> {
-    await this.db.put(`${String(rec.at).padStart(15, '0')}${rec.id}`, rec);
+    await this.db.put(`${String(rec.at).padStart(15, '0')}${rec.id}`, { ...rec, text: this.sealer.seal(rec.text) });
   }
   /** The newest `limit` mails, oldest first, optionally only those to one address. */
   list(to: string | null, limit = 50): OutboxRecord[] {
@@ -555,7 +573,7 @@ export class OutboxStore {
     const want = to === null ? null : to.toLowerCase();
     for (const { value } of this.db.getRange({ reverse: true })) {
       if (want !== null && value.to.toLowerCase() !== want) continue;
-      out.push(value);
+      out.push({ ...value, text: this.sealer.open(value.text, `outbox mail ${value.id}`) });
       if (out.length >= limit) break;
     }
     return out.reverse();
@@ -566,19 +584,24 @@ export class OutboxStore {
   }
 }
 
-/** Edge-wide random secrets (the CSRF token key), created once and shared by every worker. */
+/** Edge-wide random secrets (the CSRF token keys), created once, shared by every worker, sealed at rest. */
 export class SecretStore {
-  constructor(private readonly db: Database<string, string>) {}
+  constructor(
+    private readonly db: Database<string, string>,
+    private readonly sealer: StoreSealer,
+  ) {}
   /** The secret named `name` (32 random bytes, base64url), created on first use; every process gets the same one. */
   async getOrCreate(name: string): Promise<Buffer> {
+    const existing = this.db.get(name);
+    if (existing !== undefined) return Buffer.from(this.sealer.open(existing, `secret ${name}`), 'base64url');
+    const sealed = this.sealer.seal(randomBytes(32).toString('base64url'));
     const v = await this.db.transaction(() => {
       const cur = this.db.get(name);
       if (cur !== undefined) return cur;
-      const fresh = randomBytes(32).toString('base64url');
-      void this.db.put(name, fresh);
-      return fresh;
+      void this.db.put(name, sealed);
+      return sealed;
     });
-    return Buffer.from(v, 'base64url');
+    return Buffer.from(this.sealer.open(v, `secret ${name}`), 'base64url');
   }
 }
 
@@ -616,25 +639,41 @@ export function auditKey(rec: AuditRecord): string {
   return `${String(rec.at).padStart(15, '0')}${rec.id}`;
 }
 
-/** Per-project tunnel CAs (created on a project's first Warpgate enrollment). */
+/** A project's tunnel CA without its private key: what the edge needs to admit enrolled Warpgates. */
+export type TunnelCaPublic = Omit<TunnelCaRecord, 'key'>;
+
+/**
+ * Per-project tunnel CAs (created on a project's first Warpgate enrollment).
+ * The private key is sealed at rest and opened only by `get` (the Console
+ * signs with it); `all` (every edge worker, every poll) never opens it.
+ */
 export class TunnelCaStore {
-  constructor(private readonly db: Database<TunnelCaRecord, string>) {}
+  constructor(
+    private readonly db: Database<TunnelCaRecord, string>,
+    private readonly sealer: StoreSealer,
+  ) {}
   get(projectId: string): TunnelCaRecord | undefined {
-    return this.db.get(projectId);
+    const v = this.db.get(projectId);
+    return v === undefined ? undefined : this.opened(v);
   }
-  all(): TunnelCaRecord[] {
-    const out: TunnelCaRecord[] = [];
-    for (const { value } of this.db.getRange()) out.push(value);
+  all(): TunnelCaPublic[] {
+    const out: TunnelCaPublic[] = [];
+    for (const { value } of this.db.getRange()) out.push({ projectId: value.projectId, cert: value.cert, fingerprint256: value.fingerprint256, createdAt: value.createdAt });
     return out;
   }
   /** Stores `rec` unless the project has a CA already; returns the one in the store (two enrollments racing get one CA). */
   async putIfAbsent(rec: TunnelCaRecord): Promise<TunnelCaRecord> {
-    return this.db.transaction(() => {
+    const sealed: TunnelCaRecord = { ...rec, key: this.sealer.seal(rec.key) };
+    const stored = await this.db.transaction(() => {
       const cur = this.db.get(rec.projectId);
       if (cur !== undefined) return cur;
-      void this.db.put(rec.projectId, rec);
-      return rec;
+      void this.db.put(rec.projectId, sealed);
+      return sealed;
     });
+    return this.opened(stored);
+  }
+  private opened(v: TunnelCaRecord): TunnelCaRecord {
+    return { ...v, key: this.sealer.open(v.key, `tunnel CA key of project ${v.projectId}`) };
   }
 }
 
@@ -710,17 +749,149 @@ export interface Store {
   readonly tunnelCas: TunnelCaStore;
   readonly warpgates: WarpgateStore;
   readonly tunnelStatus: TunnelStatusStore;
+  /** Seals and opens the secrets kept here (seal.ts); `mezusphere store-key rotate` uses it. */
+  readonly sealer: StoreSealer;
+  /** Re-seals every sealed field not sealed under the current store key; returns how many changed. */
+  reseal(): number;
+  /** How many plain values (from a store written before sealing) this open sealed. */
+  readonly sealedOnOpen: number;
+  /**
+   * Rewrites data.mdb without its free pages, then closes the store. Refused
+   * while another process has the store open (`mezusphere store compact`).
+   */
+  compactAndClose(): Promise<{ before: number; after: number }>;
   close(): Promise<void>;
+}
+
+/** One kind of sealed value: where it lives and how to read and replace it in a record. */
+interface SealedField {
+  db: Database<unknown, string>;
+  what: string;
+  get(v: unknown): string;
+  set(v: unknown, sealed: string): unknown;
+}
+
+function field<V>(db: Database<V, string>, what: string, get: (v: V) => string, set: (v: V, sealed: string) => V): SealedField {
+  return { db: db as Database<unknown, string>, what, get: (v) => get(v as V), set: (v, x) => set(v as V, x) };
+}
+
+interface SealedDbs {
+  signingKeys: Database<SigningKeyRecord, string>;
+  tunnelCas: Database<TunnelCaRecord, string>;
+  secrets: Database<string, string>;
+  outbox: Database<OutboxRecord, string>;
+}
+
+function sealedFields(d: SealedDbs): SealedField[] {
+  return [
+    field(d.signingKeys, 'signing key', (v) => v.privateKeyPem, (v, x) => ({ ...v, privateKeyPem: x })),
+    field(d.tunnelCas, 'tunnel CA key', (v) => v.key, (v, x) => ({ ...v, key: x })),
+    field(d.secrets, 'secret', (v) => v, (_v, x) => x),
+    field(d.outbox, 'outbox mail', (v) => v.text, (v, x) => ({ ...v, text: x })),
+  ];
+}
+
+/** The key id of any sealed value in the store, or null when nothing is sealed yet. */
+function anySealed(fields: SealedField[]): string | null {
+  for (const f of fields) {
+    for (const { value } of f.db.getRange()) {
+      const v = f.get(value);
+      if (typeof v === 'string' && isSealed(v)) return v.split('.')[1] ?? '';
+    }
+  }
+  return null;
+}
+
+/**
+ * Seals under the current key every value that is not: plain values of a
+ * store written before sealing existed (the migration on open), and values
+ * sealed under an older key (a rotation, or one interrupted before it
+ * finished). A read pass first, so an up-to-date store costs no write; then
+ * one synchronous write transaction that re-checks each value (another
+ * process may be doing the same).
+ */
+function resealFields(fields: SealedField[], sealer: StoreSealer): { total: number; plain: number } {
+  sealer.reload();
+  let n = 0;
+  let plain = 0;
+  for (const f of fields) {
+    const stale: Array<{ key: string; was: string; sealed: string }> = [];
+    for (const { key, value } of f.db.getRange()) {
+      const v = f.get(value);
+      if (typeof v !== 'string' || sealer.isCurrent(v)) continue;
+      stale.push({ key, was: v, sealed: '' });
+    }
+    if (stale.length === 0) continue;
+    for (const x of stale) x.sealed = sealer.seal(sealer.open(x.was, `${f.what} ${x.key}`));
+    n += f.db.transactionSync(() => {
+      let k = 0;
+      for (const x of stale) {
+        const cur = f.db.get(x.key);
+        if (cur === undefined || f.get(cur) !== x.was) continue;
+        void f.db.put(x.key, f.set(cur, x.sealed));
+        if (!isSealed(x.was)) plain++;
+        k++;
+      }
+      return k;
+    });
+  }
+  return { total: n, plain };
+}
+
+/**
+ * File modes and owners of the data directory, the store directory and the
+ * LMDB files, on every open: directories 0700, files 0600, whatever the
+ * umask or an older version left (a pre-existing `store/` of mode 0755 used
+ * to get 0644 database files). A path owned by another user is refused: this
+ * process could not make it private, and that user can read every secret in it.
+ */
+function securePaths(paths: Array<[string, number]>): void {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  for (const [path, mode] of paths) {
+    if (!existsSync(path)) continue;
+    const st = statSync(path);
+    if (uid !== null && st.uid !== uid) {
+      throw new MezuError('MEZU_STORE_NOT_OWNED', `store: ${path} belongs to uid ${st.uid}, not to uid ${uid} running this process; run as its owner, or \`chown -R\` the data directory to this user`);
+    }
+    if ((st.mode & 0o777) !== mode) chmodSync(path, mode);
+  }
 }
 
 /** Opens (creating if needed) the store under `dataDir/store`. */
 export function openStore(dataDir: string): Store {
   const path = `${dataDir}/store`;
-  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const modes: Array<[string, number]> = [[dataDir, 0o700], [path, 0o700], [join(path, 'data.mdb'), 0o600], [join(path, 'lock.mdb'), 0o600]];
   let root: RootDatabase;
   try {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+    securePaths(modes);
     root = openEnv({ path });
+    // Files LMDB just created got the umask's mode.
+    securePaths(modes);
   } catch (err) {
+    if (err instanceof MezuError) throw err;
+    throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  // One handle per database, shared by the migration and the stores (one view of the shared msgpack structures).
+  const dbs: SealedDbs = {
+    signingKeys: openDb<SigningKeyRecord>(root, 'signingKeys'),
+    tunnelCas: openDb<TunnelCaRecord>(root, 'tunnelCas'),
+    secrets: openDb<string>(root, 'secrets'),
+    outbox: openDb<OutboxRecord>(root, 'outbox'),
+  };
+  const fields = sealedFields(dbs);
+  let sealer: StoreSealer;
+  let sealedOnOpen = 0;
+  try {
+    sealer = StoreSealer.open(dataDir, () => anySealed(fields), (p) => securePaths([[p, 0o600]]));
+    sealedOnOpen = resealFields(fields, sealer).plain;
+    if (sealedOnOpen > 0) {
+      // Once, at the first open after an upgrade: the plain bytes stay in LMDB's free pages until reused.
+      process.stderr.write(`store: sealed ${sealedOnOpen} private key(s) and secret(s) an older version kept in clear in ${path}; their old bytes can remain in free pages of data.mdb until reused: stop the edge and the Console, then run \`mezusphere store compact --data ${dataDir}\`\n`);
+    }
+  } catch (err) {
+    void root.close();
+    if (err instanceof MezuError) throw err;
     throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
   return {
@@ -729,17 +900,66 @@ export function openStore(dataDir: string): Store {
     users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail')),
     sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser')),
     serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys')),
-    signingKeys: new SigningKeyStore(openDb<SigningKeyRecord>(root, 'signingKeys')),
+    signingKeys: new SigningKeyStore(dbs.signingKeys, sealer),
     credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials')),
     loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents')),
     emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens')),
     throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle')),
-    outbox: new OutboxStore(openDb<OutboxRecord>(root, 'outbox')),
-    secrets: new SecretStore(openDb<string>(root, 'secrets')),
+    outbox: new OutboxStore(dbs.outbox, sealer),
+    secrets: new SecretStore(dbs.secrets, sealer),
     audit: new AuditStore(openDb<AuditRecord>(root, 'audit')),
-    tunnelCas: new TunnelCaStore(openDb<TunnelCaRecord>(root, 'tunnelCas')),
+    tunnelCas: new TunnelCaStore(dbs.tunnelCas, sealer),
     warpgates: new WarpgateStore(openDb<WarpgateRecord>(root, 'warpgates')),
     tunnelStatus: new TunnelStatusStore(openDb<TunnelStatusRecord>(root, 'tunnelStatus')),
+    sealer,
+    reseal: () => resealFields(fields, sealer).total,
+    sealedOnOpen,
+    compactAndClose: () => compact(root, path),
     close: () => root.close(),
   };
+}
+
+/**
+ * LMDB never overwrites a page in place: a value replaced by its sealed form
+ * (the migration of an older store) or deleted stays in the file's free pages
+ * until a later write reuses them. A compacting copy (mdb_env_copy2 with
+ * MDB_CP_COMPACT) holds only live pages; it replaces data.mdb by a rename.
+ * Another process with the store open would go on using the old file and its
+ * writes would be lost, so this runs only when no other process is listed in
+ * the environment's reader table (every process that opened the store has
+ * read from it: the migration check reads).
+ */
+async function compact(root: RootDatabase, path: string): Promise<{ before: number; after: number }> {
+  root.readerCheck();
+  const others = new Set<number>();
+  for (const line of root.readerList().split('\n')) {
+    const m = /^\s*(\d+)\s/.exec(line);
+    if (m !== null && Number(m[1]) !== process.pid) others.add(Number(m[1]));
+  }
+  if (others.size > 0) {
+    await root.close();
+    throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: processes ${[...others].join(', ')} have ${path} open; stop the edge, the Console and other commands first`);
+  }
+  const file = join(path, 'data.mdb');
+  // The copy of a directory-mode environment is a directory holding its data.mdb.
+  const tmpDir = join(path, 'compact.tmp');
+  const tmp = join(tmpDir, 'data.mdb');
+  const before = statSync(file).size;
+  rmSync(tmpDir, { recursive: true, force: true });
+  mkdirSync(tmpDir, { mode: 0o700 });
+  try {
+    await root.backup(tmpDir, true);
+  } finally {
+    await root.close();
+  }
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+  rmSync(tmpDir, { recursive: true, force: true });
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return { before, after: statSync(file).size };
 }

@@ -80,7 +80,7 @@ export interface ApiKeyRecord {
 
 export interface SigningKeyRecord {
   kid: string;
-  /** PKCS#8 PEM of the Ed25519 private key. The data directory is 0700. */
+  /** PKCS#8 PEM of the Ed25519 private key: sealed at rest under the store key, opened by the store on read (seal.ts). */
   privateKeyPem: string;
   /** base64url of the raw 32-byte public key (JWK `x`). */
   publicX: string;
@@ -166,6 +166,7 @@ export interface OutboxRecord {
   projectId: string;
   to: string;
   subject: string;
+  /** The mail's body, with its live links: sealed at rest under the store key (seal.ts). */
   text: string;
 }
 
@@ -197,7 +198,7 @@ export interface AuditRecord {
 /** A project's tunnel CA: signs the client certificates of the Warpgates enrolled for it. */
 export interface TunnelCaRecord {
   projectId: string;
-  /** PEM certificate and PKCS#8 key (the data directory is 0700). */
+  /** PEM certificate, and PKCS#8 key: sealed at rest under the store key, opened only by `TunnelCaStore.get` (seal.ts). */
   cert: string;
   key: string;
   /** SHA-256 fingerprint as node prints it (`AB:CD:…`), to match a peer chain's issuer. */

@@ -53,8 +53,21 @@ export interface ApiResponse {
   text: string;
 }
 
-/** One request to the Console on a fresh connection. `key`: bearer; `cookie`: a Cookie header (and then same-origin headers for changes). */
-export function call(c: ConsoleProc, method: string, path: string, opts: { key?: string; cookie?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
+/**
+ * One request to the Console on a fresh connection. `key`: bearer; `cookie`: a Cookie header, and then
+ * for a change what the Console's own pages or a same-origin script send: JSON, same origin, and the
+ * session's token in X-CSRF-Token (fetched from GET /api/v1/me first). `bare`: only what is given.
+ */
+export async function call(c: ConsoleProc, method: string, path: string, opts: { key?: string; cookie?: string; body?: unknown; raw?: string; headers?: Record<string, string>; bare?: boolean } = {}): Promise<ApiResponse> {
+  if (opts.cookie !== undefined && method !== 'GET' && opts.bare !== true && opts.headers?.['x-csrf-token'] === undefined && path.startsWith('/api/')) {
+    const me = await send(c, 'GET', '/api/v1/me', { cookie: opts.cookie, bare: true });
+    const token = typeof me.body?.csrf_token === 'string' ? (me.body.csrf_token as string) : '';
+    opts = { ...opts, headers: { ...(opts.headers ?? {}), 'x-csrf-token': token } };
+  }
+  return send(c, method, path, opts);
+}
+
+function send(c: ConsoleProc, method: string, path: string, opts: { key?: string; cookie?: string; body?: unknown; raw?: string; headers?: Record<string, string>; bare?: boolean }): Promise<ApiResponse> {
   return new Promise((resolvePromise, reject) => {
     const headers: Record<string, string> = { host: `localhost:${c.port}`, ...(opts.headers ?? {}) };
     if (opts.key !== undefined) headers.authorization = `Bearer ${opts.key}`;
@@ -66,7 +79,7 @@ export function call(c: ConsoleProc, method: string, path: string, opts: { key?:
       headers['content-type'] ??= 'application/json';
     }
     // What the Console's own pages (or a same-origin script) send with a change: JSON, same origin.
-    if (opts.cookie !== undefined && method !== 'GET') {
+    if (opts.cookie !== undefined && method !== 'GET' && opts.bare !== true) {
       headers.origin ??= `http://localhost:${c.port}`;
       headers['content-type'] ??= 'application/json';
     }

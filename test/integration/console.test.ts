@@ -210,6 +210,33 @@ test.serial('a cookie-authenticated change must be a same-origin JSON request', 
   t.is(cross.body.error.code, 'MEZU_CSRF_FAILED');
 });
 
+// Regression: the Console's cookies reached proxied applications (same host name, other port), and
+// the leaked owner cookie alone, sent by a script with neither Origin nor Sec-Fetch-Site, created a new
+// Console owner (201): the CSRF check let requests without those headers through. A cookie-carried
+// change now also needs the session's token (csrf_token of GET /api/v1/me) in X-CSRF-Token.
+test.serial('the Console cookie alone makes no change: the session\'s CSRF token is required even without Origin', async (t) => {
+  const count = async () => (await call(con, 'GET', '/api/v1/directories/_console/users', { cookie: owner.cookie() })).body.items.length as number;
+  const n = await count();
+  const body = { email: 'leaked@example.com', roles: ['owner'] };
+  const leaked = await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: owner.cookie(), body, bare: true });
+  t.is(leaked.status, 403, leaked.text);
+  t.is(leaked.body.error.code, 'MEZU_CSRF_FAILED');
+  const bad = async (token: string) => (await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: owner.cookie(), body, bare: true, headers: { 'x-csrf-token': token } })).body?.error?.code;
+  t.is(await bad('A'.repeat(43)), 'MEZU_CSRF_FAILED', 'a made-up token');
+  t.is(await bad(ConsoleBrowser.csrfOf((await owner.get('/_mezu/login')).text)), 'MEZU_CSRF_FAILED', 'a page form token is not an API token');
+  t.is(await bad((await call(con, 'GET', '/api/v1/me', { cookie: admin.cookie() })).body.csrf_token), 'MEZU_CSRF_FAILED', 'another session\'s token');
+  t.is(await count(), n, 'nothing was created');
+  // With the session's own token (and no Origin: a script, not a cross-site page) the change is made.
+  const me = await call(con, 'GET', '/api/v1/me', { cookie: owner.cookie() });
+  t.regex(me.body.csrf_token, /^[A-Za-z0-9_-]{43}$/);
+  const ok = await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: owner.cookie(), body: { email: 'scripted@example.com', roles: ['viewer'] }, bare: true, headers: { 'x-csrf-token': me.body.csrf_token } });
+  t.is(ok.status, 201, ok.text);
+  // Keys are not cookies: no token needed, and none is handed out.
+  t.false('csrf_token' in (await call(con, 'GET', '/api/v1/me', { key: (await call(con, 'POST', `/api/v1/service-accounts/${(await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { cookie: owner.cookie(), body: { name: 'no-csrf' } })).body.id}/keys`, { cookie: owner.cookie(), body: {} })).body.key })).body);
+  // The Console shares its host name (localhost) with project demo here: it said so at start-up.
+  t.regex(con.err, /warning: the Console \(http:\/\/localhost:\d+\) shares its host name with project "demo"/);
+});
+
 test.serial('a viewer cannot change anything through the API; an admin cannot manage Console users', async (t) => {
   const before = await auditCount();
   const u = (await call(con, 'POST', '/api/v1/directories/demo/users', { cookie: owner.cookie(), body: { email: 'victim@example.com' } })).body;
@@ -314,6 +341,76 @@ test.serial('key permissions: which APIs, and only the key\'s own project', asyn
   t.is(await code(reader, 'GET', '/api/v1/me'), '403 MEZU_SERVICE_ACCOUNT_DISABLED');
   await call(con, 'DELETE', `/api/v1/service-accounts/${sa.id}/keys/${reader.slice(4, 20)}`, { cookie: owner.cookie() });
   t.is(await code(reader, 'GET', '/api/v1/me'), '401 MEZU_KEY_REVOKED');
+});
+
+// Regression: a key of service account S holding only `service-accounts:write` sent PATCH
+// /api/v1/service-accounts/S with every permission (200), then used `routes:write` to make /admin/*
+// public and `warpgates:enroll` to enroll a Warpgate that received the project's traffic; creating a
+// second account with any permissions and minting its key worked the same way. Nobody grants what
+// they do not hold: the same requests now get 403 with a catalogued code, and nothing changes.
+test.serial('a key cannot grant itself, or anyone, more than it holds', async (t) => {
+  const mkSa = async (name: string, permissions: string[], roles: string[] = []) =>
+    (await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { cookie: owner.cookie(), body: { name, permissions, roles } })).body as { id: string };
+  const keyOf = async (saId: string) => (await call(con, 'POST', `/api/v1/service-accounts/${saId}/keys`, { cookie: owner.cookie(), body: {} })).body.key as string;
+  const s = await mkSa('escalator', ['service-accounts:write']);
+  const key = await keyOf(s.id);
+  const all = ['service-accounts:write', 'users:write', 'routes:write', 'audit:read', 'warpgates:enroll'];
+  const patch = await call(con, 'PATCH', `/api/v1/service-accounts/${s.id}`, { key, body: { permissions: all } });
+  t.is(patch.status, 403, patch.text);
+  t.is(patch.body.error.code, 'MEZU_SELF_EDIT_FORBIDDEN');
+  t.deepEqual((await call(con, 'GET', `/api/v1/service-accounts/${s.id}`, { cookie: owner.cookie() })).body.permissions, ['service-accounts:write'], 'unchanged');
+  // Nor its own keys: they would outlive the revocation of this one.
+  t.is((await call(con, 'POST', `/api/v1/service-accounts/${s.id}/keys`, { key, body: {} })).body.error.code, 'MEZU_SELF_EDIT_FORBIDDEN');
+  // A second account with more than the key holds: refused, and nothing is created.
+  const count = async () => (await call(con, 'GET', '/api/v1/projects/demo/service-accounts', { cookie: owner.cookie() })).body.items.length as number;
+  const n = await count();
+  const created = await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { key, body: { name: 'sidekick', permissions: all } });
+  t.is(created.status, 403);
+  t.is(created.body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.regex(created.body.error.message, /permission users:write/);
+  t.is((await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { key, body: { name: 'sidekick', roles: ['admin'] } })).body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER', 'roles too');
+  t.is(await count(), n);
+  // An account richer than the key: no keys minted or rotated for it, no changes to it.
+  const rich = await mkSa('rich', ['users:write', 'service-accounts:write']);
+  const richKey = await keyOf(rich.id);
+  t.is((await call(con, 'POST', `/api/v1/service-accounts/${rich.id}/keys`, { key, body: {} })).body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is((await call(con, 'POST', `/api/v1/service-accounts/${rich.id}/keys/${richKey.slice(4, 20)}/rotate`, { key, body: {} })).body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is((await call(con, 'PATCH', `/api/v1/service-accounts/${rich.id}`, { key, body: { permissions: ['service-accounts:write'] } })).body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER');
+  // Within what it holds, it works: an account with a subset, and that account's keys.
+  const lesser = await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { key, body: { name: 'lesser', permissions: ['service-accounts:write'] } });
+  t.is(lesser.status, 201);
+  const lk = await call(con, 'POST', `/api/v1/service-accounts/${lesser.body.id}/keys`, { key, body: {} });
+  t.is(lk.status, 201);
+  // The same rule for users: a users:write key gives users nothing it does not hold itself (a user
+  // created with `admin` and the key holder's email is an admin after one reset link).
+  const userKey = await keyOf((await mkSa('user-admin', ['users:write'])).id);
+  t.is((await call(con, 'POST', '/api/v1/directories/demo/users', { key: userKey, body: { email: 'mine@example.com', roles: ['admin'], permissions: ['admin:write'] } })).body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER');
+  const boss = (await call(con, 'POST', '/api/v1/directories/demo/users', { cookie: owner.cookie(), body: { email: 'boss@example.com', roles: ['admin'] } })).body;
+  t.is((await call(con, 'PATCH', `/api/v1/users/${boss.id}`, { key: userKey, body: { email: 'mine@example.com' } })).body.error.code, 'MEZU_GRANT_EXCEEDS_CALLER', 'taking over a richer user by its email');
+  t.is((await call(con, 'POST', '/api/v1/directories/demo/users', { key: userKey, body: { email: 'plain@example.com' } })).status, 201);
+  // An admin never makes an owner, through the API or any other way.
+  t.is((await call(con, 'POST', '/api/v1/directories/_console/users', { cookie: admin.cookie(), body: { email: 'new-owner@example.com', roles: ['owner'] } })).status, 403);
+  // What the key did is in the audit log; what it was refused left no trace of a change.
+  const audit = (await call(con, 'GET', '/api/v1/audit?limit=200', { cookie: owner.cookie() })).body.items as Array<{ action: string; actor: { id: string } }>;
+  t.deepEqual(audit.filter((a) => a.actor.id === s.id).map((a) => a.action).sort(), ['key.create', 'service_account.create']);
+});
+
+// Regression: a foreign key got 404 for a project that does not exist and 403 for one that does, so
+// it could list other tenants' project and directory names. Both now get the same refusal.
+test.serial('a key cannot tell another tenant\'s project from one that does not exist', async (t) => {
+  const sa = (await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { cookie: owner.cookie(), body: { name: 'prober', permissions: ['service-accounts:read', 'routes:read', 'users:read'] } })).body;
+  const key = (await call(con, 'POST', `/api/v1/service-accounts/${sa.id}/keys`, { cookie: owner.cookie(), body: {} })).body.key as string;
+  for (const [exists, missing] of [
+    ['/api/v1/projects/other/service-accounts', '/api/v1/projects/no-such-project/service-accounts'],
+    ['/api/v1/projects/other', '/api/v1/projects/no-such-project'],
+    ['/api/v1/projects/other/routes', '/api/v1/projects/no-such-project/routes'],
+    ['/api/v1/directories/org:acme/users', '/api/v1/directories/org:no-such-org/users'],
+  ] as const) {
+    const a = await call(con, 'GET', exists, { key });
+    const b = await call(con, 'GET', missing, { key });
+    t.is(a.status, 403, exists);
+    t.deepEqual([b.status, b.body], [a.status, a.body], `${missing} answers like ${exists}`);
+  }
 });
 
 test.serial('audit: one entry per change, with who, what, when', async (t) => {

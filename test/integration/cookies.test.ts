@@ -108,3 +108,32 @@ test.serial('the other scheme\'s session cookie is stripped too: a token never r
   t.false(JSON.stringify(await https.originSeen()).includes(plainToken));
   t.false(JSON.stringify(await plain.originSeen()).includes(httpsToken));
 });
+
+// Regression: the edge stripped only the session cookie, so a request to a project host carrying
+// `mezu_console_session=<owner token>; mezu_console_csrf=x; mezu_csrf=y` reached the origin with all
+// three. Cookies ignore ports: an operator signed in to the Console on the project's host name handed
+// every proxied application their owner session. Every product cookie (`mezu_*`, `__Host-mezu_*`,
+// in any case) is now removed before forwarding, on protected and public routes alike.
+test.serial('no product cookie reaches the origin: Console session and CSRF cookies are stripped with the session', async (t) => {
+  const owner = 'O'.repeat(43);
+  const product = [
+    `mezu_session=${plainToken}`, `mezu_console_session=${owner}`, 'mezu_console_csrf=x', 'mezu_csrf=y',
+    `__Host-mezu_console_session=${owner}`, '__Host-mezu_console_csrf=x2', '__Host-mezu_csrf=y2', 'mezu_future_thing=z',
+    `MEZU_Console_Session=${owner}`, `__host-mezu_console_session=${owner}`, `__Secure-mezu_console_session=${owner}`,
+  ];
+  const app = ['a=1', 'my_mezu_pref=2', 'mezu=3', 'xmezu_y=4'];
+  for (const [path, status] of [['/api/v1/items', 200], ['/docs/x', 200]] as const) {
+    await plain.clearOrigin();
+    const r = await plain.request(path, { headers: { cookie: [...product.slice(0, 4), app[0], ...product.slice(4), ...app.slice(1)].join('; ') } });
+    t.is(r.status, status, path);
+    const seen = await plain.originSeen();
+    t.is(seen.length, 1);
+    t.deepEqual(seen[0]!.headers['cookie'], [app.join('; ')], `${path}: the application's own cookies only, in order`);
+    t.false(JSON.stringify(seen).includes(owner), 'the Console session never reaches the origin');
+    t.false(/mezu_/i.test((seen[0]!.headers['cookie'] ?? []).join(';').replace('my_mezu_pref', '').replace('xmezu_y', '')), 'no product cookie at all');
+  }
+  // A Cookie header of product cookies only is dropped whole.
+  await plain.clearOrigin();
+  t.is((await plain.request('/docs/x', { headers: { cookie: `mezu_console_session=${owner}; mezu_console_csrf=x` } })).status, 200);
+  t.false('cookie' in (await plain.originSeen())[0]!.headers);
+});

@@ -9,10 +9,15 @@
  * passwords (docs/ARCHITECTURE.md, "Store"). Each secret is looked for as
  * text and, for the random ones, as the raw bytes its base64url encodes.
  *
- * One exception, by design: with no SMTP server, the development outbox is the
- * mail transport, so the mailed links themselves are kept in the store (what
- * `mezusphere mail outbox` lists). A reset or signup token may therefore
- * appear only inside such a link, never as a bare value.
+ * Nor the private keys and secrets the store must keep in some form: the
+ * assertion signing key, the CSRF secrets and the development outbox's mail
+ * (with its live reset and signup links) are sealed under the store key, which
+ * lives outside store/ (src/store/seal.ts).
+ *
+ * Regression: the signing key, every tunnel CA key and the CSRF secrets were
+ * stored in clear, and the outbox kept live reset links in clear, so a copy of
+ * data.mdb alone could sign assertions for any user or reset any account with
+ * a pending link.
  */
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,6 +25,7 @@ import { join } from 'node:path';
 import { Stack } from './harness.js';
 import { Client, LOGIN_CONFIG, linkToken } from './login-client.js';
 import { hashToken } from '../../src/session/index.js';
+import { openStore } from '../../src/store/index.js';
 
 const PW = 'a long and unusual demo passphrase 7';
 const EMAIL = 'secret-keeper@example.com';
@@ -47,7 +53,7 @@ function forms(secret: string): Buffer[] {
   return f;
 }
 
-test('no session token, API key, reset token or password is stored in clear', async (t) => {
+test('no session token, API key, reset token, password, private key or CSRF secret is stored in clear', async (t) => {
   const stack = new Stack(1, LOGIN_CONFIG());
   t.teardown(() => stack.stop());
   await stack.start();
@@ -117,13 +123,30 @@ test('no session token, API key, reset token or password is stored in clear', as
       t.deepEqual(hits.map((h) => `${h.f}@${h.i}`), [], `${what} (${form.length} bytes) is not in the store`);
     }
   }
-  // Mailed tokens: only inside the mailed link (the outbox), never on their own.
-  for (const [what, secret, link] of [['the reset token', resetToken, '/_mezu/reset?token='], ['the signup token', signupToken, '/_mezu/signup/confirm?token=']] as const) {
-    t.deepEqual(where(Buffer.from(secret, 'base64url')).map((h) => `${h.f}@${h.i}`), [], `${what} as raw bytes`);
-    t.deepEqual(where(Buffer.from(secret, 'utf16le')).map((h) => `${h.f}@${h.i}`), [], `${what} as UTF-16`);
-    const hits = where(Buffer.from(secret));
-    t.true(hits.length > 0, `${what} is in the outbox mail`);
-    const bare = hits.filter(({ b, i }) => b.subarray(Math.max(0, i - link.length), i).toString('latin1') !== link);
-    t.deepEqual(bare.map((h) => `${h.f}@${h.i}: …${h.b.subarray(Math.max(0, h.i - 40), h.i).toString('latin1')}`), [], `${what} appears only inside a mailed ${link}… link`);
+  // Mailed tokens: not even inside the mailed link (the outbox's mail is sealed).
+  for (const [what, secret] of [['the reset token', resetToken], ['the signup token', signupToken]] as const) {
+    for (const form of forms(secret)) t.deepEqual(where(form).map((h) => `${h.f}@${h.i}`), [], `${what} (${form.length} bytes) is not in the store`);
+  }
+  t.deepEqual(where(Buffer.from('/_mezu/reset?token=')).map((h) => `${h.f}@${h.i}`), [], 'no mailed link at all');
+  // Private keys and secrets, as the processes use them (opened with the store key, DATA/store.key).
+  const store = openStore(stack.dir);
+  let pem: string;
+  let csrf: Buffer;
+  let consoleCsrf: Buffer;
+  try {
+    pem = store.signingKeys.active()!.privateKeyPem;
+    csrf = await store.secrets.getOrCreate('csrf');
+    consoleCsrf = await store.secrets.getOrCreate('console-csrf');
+    t.true(store.outbox.list(EMAIL).some((m) => m.text.includes(resetToken)), 'the outbox still lists the link (opened for `mail outbox`)');
+  } finally {
+    await store.close();
+  }
+  const body = pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  t.true(body.length > 40);
+  t.deepEqual(where(Buffer.from(body.slice(0, 40))).map((h) => `${h.f}@${h.i}`), [], 'the signing key (PEM) is not in the store');
+  t.deepEqual(where(Buffer.from(body, 'base64').subarray(-32)).map((h) => `${h.f}@${h.i}`), [], 'nor its raw key bytes');
+  for (const [what, secret] of [['the CSRF secret', csrf], ['the Console CSRF secret', consoleCsrf]] as const) {
+    t.deepEqual(where(Buffer.from(secret.toString('base64url'))).map((h) => `${h.f}@${h.i}`), [], `${what} (text) is not in the store`);
+    t.deepEqual(where(secret).map((h) => `${h.f}@${h.i}`), [], `${what} (bytes) is not in the store`);
   }
 });

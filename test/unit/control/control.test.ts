@@ -173,3 +173,98 @@ test('routes: problems located relative to the project; a stale version is refus
   t.is(rec.action, 'routes.update');
   t.deepEqual(rec.details.after, ['/health public']);
 });
+
+// Regression: createServiceAccount/updateServiceAccount took any permission list from any caller with
+// `service-accounts:write`, so a key could give itself (or a new account) every permission, and a
+// `users:write` key could create admins. Nobody grants what they do not hold, whatever path the change
+// takes (API, pages, CLI all end here); the actor's authority is read from the store.
+test('nobody grants what they do not hold: keys, Console admins, route rules', async (t) => {
+  const { store, c } = await env(t);
+  const sa = await c.createServiceAccount(ACTOR, 'demo', { name: 'ops', roles: ['deployer'], permissions: ['service-accounts:write', 'users:write', 'routes:write', 'reports:read'] });
+  const asKey: Actor = { type: 'service_account', id: sa.id, name: 'ops (key mzk_x)', ip: '127.0.0.1' };
+  const code = async (p: Promise<unknown>) => ((await t.throwsAsync(p)) as unknown as { code: string }).code;
+  // Its own account: never, not even to give something away or rename it.
+  t.is(await code(c.updateServiceAccount(asKey, sa.id, { permissions: ['service-accounts:write', 'audit:read'] })), 'MEZU_SELF_EDIT_FORBIDDEN');
+  t.is(await code(c.updateServiceAccount(asKey, sa.id, { name: 'renamed' })), 'MEZU_SELF_EDIT_FORBIDDEN');
+  t.is(await code(c.createKey(asKey, sa.id, {})), 'MEZU_SELF_EDIT_FORBIDDEN');
+  // Beyond its own: refused, listing what is missing.
+  const err = (await t.throwsAsync(c.createServiceAccount(asKey, 'demo', { name: 'x', roles: ['admin'], permissions: ['users:write', 'warpgates:enroll', 'reports:write'] }))) as unknown as { code: string; message: string };
+  t.is(err.code, 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.regex(err.message, /role admin, permission warpgates:enroll, permission reports:write/);
+  // Write does not stand in for read among route permissions: exact names only.
+  t.is(await code(c.createServiceAccount(asKey, 'demo', { name: 'x', permissions: ['reports:write'] })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  // Within its own: works, and the result can be changed within its own again.
+  const sub = await c.createServiceAccount(asKey, 'demo', { name: 'sub', roles: ['deployer'], permissions: ['users:write', 'reports:read'] });
+  t.deepEqual((await c.updateServiceAccount(asKey, sub.id, { permissions: ['reports:read'] })).permissions, ['reports:read']);
+  t.is(await code(c.updateServiceAccount(asKey, sub.id, { permissions: ['reports:read', 'audit:read'] })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  const subKey = await c.createKey(asKey, sub.id, {});
+  t.truthy(subKey.text);
+  // A richer account is out of reach: no change, no key, no rotation, no revocation.
+  const rich = await c.createServiceAccount(ACTOR, 'demo', { name: 'rich', permissions: ['audit:read'] });
+  const richKey = await c.createKey(ACTOR, rich.id, {});
+  t.is(await code(c.updateServiceAccount(asKey, rich.id, { status: 'disabled' })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.createKey(asKey, rich.id, {})), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.rotateKey(asKey, rich.id, richKey.rec.id, {})), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.revokeKey(asKey, rich.id, richKey.rec.id)), 'MEZU_GRANT_EXCEEDS_CALLER');
+  // Its own keys it may revoke: that only takes away.
+  const own = await c.createKey(ACTOR, sa.id, {});
+  t.not((await c.revokeKey(asKey, sa.id, own.rec.id)).revokedAt, null);
+  // Users: what it grants and whom it changes.
+  t.is(await code(c.createUser(asKey, 'demo', { email: 'me@example.com', roles: ['admin'] })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  const plain = await c.createUser(asKey, 'demo', { email: 'plain@example.com', roles: ['deployer'], permissions: ['reports:read'] });
+  t.is(plain.roles[0], 'deployer');
+  const boss = await c.createUser(ACTOR, 'demo', { email: 'boss@example.com', roles: ['admin'] });
+  t.is(await code(c.updateUser(asKey, boss.id, { email: 'me@example.com' })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.setUserStatus(asKey, boss.id, 'suspended')), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.revokeAllSessions(asKey, boss.id)), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is((await c.setUserStatus(asKey, plain.id, 'suspended')).status, 'suspended');
+  // Routes decide who reaches what: a key edits them only while it holds every role and permission they test.
+  await c.setRoutes(ACTOR, 'demo', [{ path: '/admin/*', auth: 'required', roles: ['admin'], permissions: ['admin:write'] }], null);
+  t.is(await code(c.setRoutes(asKey, 'demo', [{ path: '/admin/*', auth: 'public' }], null)), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.setRoutes(asKey, 'demo', [{ path: '/admin/*', auth: 'required', roles: ['admin'], permissions: ['admin:write'] }, { path: '/admin/panel', auth: 'public' }], null)), 'MEZU_GRANT_EXCEEDS_CALLER');
+  await c.setRoutes(ACTOR, 'demo', [{ path: '/reports/*', auth: 'required', roles: ['deployer'], permissions: ['reports:read'] }], null);
+  t.true((await c.setRoutes(asKey, 'demo', [{ path: '/reports/*', auth: 'public' }], null)) > 0);
+  t.is(await code(c.setRoutes(asKey, 'demo', [{ path: '/reports/*', auth: 'required', permissions: ['audit:read'] }], null)), 'MEZU_GRANT_EXCEEDS_CALLER');
+  // A disabled key holds nothing.
+  await c.updateServiceAccount(ACTOR, sa.id, { status: 'disabled' });
+  t.is(await code(c.createServiceAccount(asKey, 'demo', { name: 'y' })), 'MEZU_CONSOLE_FORBIDDEN');
+  // Console: an admin cannot make, promote or change an owner; an owner can.
+  const owner = await c.createConsoleUser(ACTOR, 'owner@example.com', 'owner');
+  const adminUser = await c.createConsoleUser(ACTOR, 'admin@example.com', 'admin');
+  const asAdmin: Actor = { type: 'console_user', id: adminUser.id, name: adminUser.email, ip: '' };
+  const asOwner: Actor = { type: 'console_user', id: owner.id, name: owner.email, ip: '' };
+  t.is(await code(c.createUser(asAdmin, CONSOLE_DIRECTORY, { email: 'o2@example.com', roles: ['owner'] })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  const viewer = await c.createUser(asOwner, CONSOLE_DIRECTORY, { email: 'v@example.com', roles: ['viewer'] });
+  t.is(await code(c.updateUser(asAdmin, viewer.id, { roles: ['owner'] })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.updateUser(asAdmin, owner.id, { email: 'mine@example.com' })), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.is(await code(c.setUserStatus(asAdmin, owner.id, 'suspended')), 'MEZU_GRANT_EXCEEDS_CALLER');
+  t.deepEqual((await c.updateUser(asOwner, viewer.id, { roles: ['owner'] })).roles, ['owner']);
+  // An admin still grants anything in project directories (it holds every project's objects).
+  t.deepEqual((await c.createUser(asAdmin, 'demo', { email: 'pa@example.com', roles: ['admin'], permissions: ['admin:write'] })).roles, ['admin']);
+  t.is(store.serviceAccounts.get(sa.id)!.permissions.length, 4, 'the key never changed its own account');
+});
+
+// Regression: an email or status change left the user's emailed links live, so a link sent to an
+// address the account no longer has (or sent before a suspension) still reset it.
+test('email and status changes void the user\'s outstanding reset and signup links', async (t) => {
+  const { store, c } = await env(t);
+  const u = await c.createUser(ACTOR, 'demo', { email: 'old@example.com' });
+  const other = await c.createUser(ACTOR, 'demo', { email: 'other@example.com' });
+  const now = Date.now();
+  const tok = (email: string, userId: string | null, purpose: 'reset' | 'signup' = 'reset') => ({ purpose, projectId: 'demo', directory: 'demo', email, userId, rd: '/', createdAt: now, expiresAt: now + 60_000 });
+  await store.emailTokens.add('h-reset-old', tok('old@example.com', u.id));
+  await store.emailTokens.add('h-signup-old', tok('OLD@example.com', u.id, 'signup'));
+  await store.emailTokens.add('h-signup-new', tok('new@example.com', null, 'signup'));
+  await store.emailTokens.add('h-other', tok('other@example.com', other.id));
+  await c.updateUser(ACTOR, u.id, { name: 'Same Email' });
+  t.truthy(store.emailTokens.peek('h-reset-old'), 'a profile change without a new email keeps the links');
+  await c.updateUser(ACTOR, u.id, { email: 'new@example.com' });
+  for (const h of ['h-reset-old', 'h-signup-old', 'h-signup-new']) t.is(store.emailTokens.peek(h), undefined, h);
+  t.truthy(store.emailTokens.peek('h-other'), 'another user\'s link is untouched');
+  await store.emailTokens.add('h-reset-new', tok('new@example.com', u.id));
+  await c.setUserStatus(ACTOR, u.id, 'suspended');
+  t.is(store.emailTokens.peek('h-reset-new'), undefined);
+  await store.emailTokens.add('h-reset-new2', tok('new@example.com', u.id));
+  await c.setUserStatus(ACTOR, u.id, 'active');
+  t.is(store.emailTokens.peek('h-reset-new2'), undefined, 'reactivation voids them too');
+});

@@ -1,5 +1,8 @@
 import test from 'ava';
-import { IdentityHeader, isReservedHeader, RESERVED_HEADER_PREFIX, Tunnel } from '../../../wire/contract.js';
+import { IdentityHeader, isProductCookie, isReservedHeader, RESERVED_HEADER_PREFIX, stripProductCookies, Tunnel } from '../../../wire/contract.js';
+import { SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../../../src/session/index.js';
+import { CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from '../../../src/login/index.js';
+import { CONSOLE_SESSION_COOKIE_PLAIN, CONSOLE_SESSION_COOKIE_SECURE, CONSOLE_CSRF_COOKIE_PLAIN, CONSOLE_CSRF_COOKIE_SECURE } from '../../../src/console/server.js';
 
 // Brief §3: every header whose name, lower-cased with `_` read as `-`, starts
 // with `x-mezu-` is reserved. A CGI/WSGI origin folds `_` and `-` into the same
@@ -110,4 +113,65 @@ test('the answer does not depend on what follows the prefix', (t) => {
     t.true(isReservedHeader('X_Mezu-' + tail));
     t.false(isReservedHeader('X_Mezx-' + tail));
   }
+});
+
+// Every cookie the product sets is stripped before forwarding by one predicate: each name it sets must
+// be one the predicate knows, or a new cookie would reach applications (as the Console's once did).
+test('isProductCookie: every cookie name the product sets, and only names with a product prefix', (t) => {
+  for (const name of [SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE, CONSOLE_SESSION_COOKIE_PLAIN, CONSOLE_SESSION_COOKIE_SECURE, CONSOLE_CSRF_COOKIE_PLAIN, CONSOLE_CSRF_COOKIE_SECURE]) {
+    t.true(isProductCookie(name), name);
+  }
+  for (const name of ['mezu_', 'MEZU_Anything', '__host-mezu_x', '__Secure-mezu_x']) t.true(isProductCookie(name), name);
+  for (const name of ['', 'mezu', 'mezu-session', 'xmezu_session', 'my_mezu_pref', '__Host-session', '__Host-mezu', ' mezu_session']) t.false(isProductCookie(name), name);
+  // A slice of a longer string, read in place.
+  t.true(isProductCookie('a=1; mezu_csrf=x', 5, 14));
+  t.false(isProductCookie('a=1; mezu_csrf=x', 0, 3));
+});
+
+// ── stripProductCookies ──
+
+test('stripProductCookies: every mezu_ / __Host-mezu_ cookie goes, in any case; the application\'s stay in order', (t) => {
+  t.is(stripProductCookies(`mezu_session=s; a=1; mezu_console_session=o; mezu_console_csrf=x; mezu_csrf=y; b=2`), 'a=1; b=2');
+  t.is(stripProductCookies('__Host-mezu_console_session=o;__Host-mezu_csrf=c;c=3'), 'c=3');
+  t.is(stripProductCookies('MEZU_SESSION=s; __HOST-MEZU_X=1; __Secure-mezu_y=2; d=4'), 'd=4');
+  t.is(stripProductCookies('mezu_session=s'), '');
+  t.is(stripProductCookies('mezu_session ; mezu_x=1'), '', 'valueless pairs and a space before the end of the name');
+  // Look-alikes are the application's: only a name that starts with a product prefix is ours.
+  t.is(stripProductCookies('my_mezu_pref=1; xmezu_a=2; mezu=3; mezu-x=4; __Host-app=5; a=mezu_session'), 'my_mezu_pref=1; xmezu_a=2; mezu=3; mezu-x=4; __Host-app=5; a=mezu_session');
+});
+
+test('stripProductCookies: a header without "mezu_" in it is returned as it is', (t) => {
+  const h = 'a=1;b=2;  c=3';
+  t.is(stripProductCookies(h), h);
+  t.is(stripProductCookies(''), '');
+});
+
+/** Reference: split, trim, drop empty parts and product names (case-insensitive prefixes), join. */
+function removeProductReference(header: string): string {
+  if (!/mezu_/i.test(header)) return header;
+  const kept: string[] = [];
+  for (const p of header.split(';')) {
+    const t = p.trim();
+    if (t === '') continue;
+    const eq = t.indexOf('=');
+    const name = (eq === -1 ? t : t.slice(0, eq)).trim().toLowerCase();
+    if (['mezu_', '__host-mezu_', '__secure-mezu_'].some((x) => name.startsWith(x))) continue;
+    kept.push(t);
+  }
+  return kept.join('; ');
+}
+
+test('stripProductCookies: the same result as split/trim/filter/join on random headers', (t) => {
+  const pieces = ['mezu_session', 'mezu_console_session=o', 'MEZU_CSRF', '__Host-mezu_x', '__host-MEZU_y=1', '__Secure-mezu_z', 'xmezu_', 'mezu', '_', 'a=1', 'b', '=', ';', ';', ' ', '\t', '\u00a0', '\ufeff', '\u200b', 'x'];
+  let seed = 4242;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  for (let k = 0; k < 20000; k++) {
+    let h = '';
+    const parts = 1 + rnd(8);
+    for (let j = 0; j < parts; j++) h += pieces[rnd(pieces.length)];
+    const want = removeProductReference(h);
+    const got = stripProductCookies(h);
+    if (got !== want) return t.fail(`stripProductCookies(${JSON.stringify(h)}) = ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`);
+  }
+  t.pass();
 });
