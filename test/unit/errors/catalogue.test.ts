@@ -39,7 +39,8 @@ const sources = SOURCE_DIRS.flatMap((d) => walk(path.join(ROOT, d), [])).map((fi
   const raw = fs.readFileSync(file, 'utf8');
   return { file: path.relative(ROOT, file), raw, text: stripComments(raw) };
 });
-const outsideErrors = sources.filter((s) => !s.file.startsWith(path.join('src', 'errors') + path.sep));
+// Users are every source but the catalogue itself (errors/http.ts, which answers with the codes, is a user).
+const outsideErrors = sources.filter((s) => s.file !== path.join('src', 'errors', 'index.ts'));
 
 /**
  * `MEZU_*` names used as environment variables, not error codes: read through
@@ -106,10 +107,10 @@ for (const code of codes) {
   });
 
   const usedTest = KNOWN_UNUSED.has(code) ? test.failing : test;
-  usedTest(`used outside src/errors: ${code}${KNOWN_UNUSED.has(code) ? ' (known unused)' : ''}`, (t) => {
+  usedTest(`used outside the catalogue: ${code}${KNOWN_UNUSED.has(code) ? ' (known unused)' : ''}`, (t) => {
     const quoted = new RegExp(`(['"\`])${code}\\1`);
     const users = outsideErrors.filter((s) => quoted.test(s.text)).map((s) => s.file);
-    t.true(users.length > 0, `${code} is in the catalogue but no source outside src/errors uses it`);
+    t.true(users.length > 0, `${code} is in the catalogue but no source outside the catalogue uses it`);
   });
 }
 
