@@ -1,5 +1,5 @@
 import test from 'ava';
-import { IdentityHeader, isReservedHeader, RESERVED_HEADER_PREFIX, Tunnel } from '../../../wire/contract.js';
+import { IdentityHeader, isProductCookie, isReservedHeader, PRODUCT_COOKIE_PREFIX, RESERVED_HEADER_PREFIX, stripProductCookies, Tunnel } from '../../../wire/contract.js';
 
 // Brief §3: every header whose name, lower-cased with `_` read as `-`, starts
 // with `x-mezu-` is reserved. A CGI/WSGI origin folds `_` and `-` into the same
@@ -109,5 +109,112 @@ test('the answer does not depend on what follows the prefix', (t) => {
   for (const tail of ['', 'a', 'user-id', '\u00e9', '\u0000', '_', '-', ' ', '=value']) {
     t.true(isReservedHeader('X_Mezu-' + tail));
     t.false(isReservedHeader('X_Mezx-' + tail));
+  }
+});
+
+// ── product cookies: `mezu_*`, optionally behind `__Host-` or `__Secure-`, any case ──
+
+const productCookies = [
+  'mezu_session',
+  'mezu_console_session',
+  'mezu_csrf',
+  'mezu_',
+  'mezu_anything-new',
+  'MEZU_SESSION',
+  'Mezu_Session',
+  'mEzU_x',
+  '__Host-mezu_session',
+  '__Host-mezu_console_session',
+  '__host-mezu_session',
+  '__HOST-MEZU_SESSION',
+  '__Host-Mezu_Csrf',
+  '__Secure-mezu_session',
+  '__secure-mezu_x',
+  '__SECURE-MEZU_',
+];
+
+const otherCookies = [
+  '',
+  'm',
+  'mezu',
+  'MEZU',
+  'mezu-session',
+  'mezusession',
+  'mezu.session',
+  'xmezu_session',
+  'x__Host-mezu_session',
+  '_mezu_session',
+  '___Host-mezu_session',
+  '__Host-',
+  '__Host-mezu',
+  '__Host_mezu_session',
+  '__Hostmezu_session',
+  '__Secure-',
+  '__Secure-mezu',
+  '__Secure_mezu_x',
+  '__Host-__Host-mezu_x',
+  '__Host-__Secure-mezu_x',
+  ' mezu_session',
+  'session',
+  '_ga',
+  'm\u0435zu_session', // Cyrillic "е"
+];
+
+for (const name of productCookies) {
+  test(`product cookie: ${JSON.stringify(name)}`, (t) => {
+    t.true(isProductCookie(name));
+  });
+}
+for (const name of otherCookies) {
+  test(`not a product cookie: ${JSON.stringify(name)}`, (t) => {
+    t.false(isProductCookie(name));
+  });
+}
+
+test('the product cookie prefix is mezu_, and every cookie name the product sets carries it', (t) => {
+  t.is(PRODUCT_COOKIE_PREFIX, 'mezu_');
+  for (const n of ['mezu_session', '__Host-mezu_session', 'mezu_console_session', '__Host-mezu_console_session', 'mezu_csrf']) t.true(isProductCookie(n), n);
+});
+
+test('stripProductCookies: nothing to strip → the very same string (no allocation, byte for byte)', (t) => {
+  for (const v of ['', 'a=1', 'a=1;b=2', ' a = 1 ;;b=2 ; ', 'q="x; y"', 'mezu=1; xmezu_a=2; __Host-mezu=3', 'v=mezu_inside_a_value', 'MEZU=1; Mezu-x=2']) {
+    t.is(stripProductCookies(v), v, JSON.stringify(v));
+  }
+});
+
+test('stripProductCookies: every product cookie goes, the others keep their bytes and order, re-joined with "; "', (t) => {
+  t.is(stripProductCookies('mezu_session=tok'), '');
+  t.is(stripProductCookies('__Host-mezu_session=tok'), '');
+  t.is(stripProductCookies('a=1; mezu_session=tok; b=2'), 'a=1; b=2');
+  t.is(stripProductCookies('mezu_session=tok; a=1'), 'a=1');
+  t.is(stripProductCookies('a=1; mezu_session=tok'), 'a=1');
+  t.is(stripProductCookies('a=1;mezu_session=tok;b=2'), 'a=1; b=2');
+  t.is(stripProductCookies('a=1;  MEZU_SESSION=tok ;\tb=x=y ; ;c'), 'a=1; b=x=y; c');
+  t.is(stripProductCookies('__Secure-mezu_a=1; __Host-Mezu_B=2; mezu_c=3; keep="v a l"'), 'keep="v a l"');
+  t.is(stripProductCookies('mezu_a=1; mezu_b=2; __host-mezu_c=3'), '');
+  t.is(stripProductCookies(' mezu_session = tok ; a=1'), 'a=1', 'spaces around the name');
+  t.is(stripProductCookies('mezu_flag; a=1'), 'a=1', 'a product cookie without `=`');
+  t.is(stripProductCookies('a=mezu_session; mezu_session=x'), 'a=mezu_session', 'a value that looks like a name is a value');
+  t.is(stripProductCookies('_ga=GA1.1.1; theme=dark; mezu_session=tok; x__Host-mezu_session=keep'), '_ga=GA1.1.1; theme=dark; x__Host-mezu_session=keep');
+});
+
+test('stripProductCookies: what remains never contains a product cookie (random mixes)', (t) => {
+  const names = [...productCookies.filter((n) => n !== ''), 'a', 'theme', '_ga', 'mezu', 'xmezu_a', '__Host-id', 'MEZU'];
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < 500; i++) {
+    const pairs: string[] = [];
+    for (let k = rnd(6); k >= 0; k--) pairs.push(`${names[rnd(names.length)]}=v${k}`);
+    const seps = [';', '; ', ' ;  ', ';\t'];
+    const header = pairs.reduce((acc, p, j) => (j === 0 ? p : acc + seps[rnd(seps.length)] + p), '');
+    const out = stripProductCookies(header);
+    const kept = out === '' ? [] : out.split('; ');
+    for (const p of kept) t.false(isProductCookie(p.slice(0, p.indexOf('=')).trim()), `${header} → ${out}`);
+    const expected = pairs.filter((p) => !isProductCookie(p.slice(0, p.indexOf('='))));
+    if (expected.length === pairs.length) t.is(out, header);
+    else t.deepEqual(kept, expected, header);
   }
 });
