@@ -1,6 +1,7 @@
 /**
  * The Warpgate's origin leg, three ways, same load, same run:
- *   (a) undici Pool.request (what warpgate/forward.ts uses today),
+ *   (a) undici Pool.request (what the Warpgate's node:http2 mode, warpgate/forward.ts, used;
+ *       that mode is gone: the Warpgate forwards with (c), warpgate/lean-forward.ts),
  *   (b) undici Pool.dispatch with a minimal handler,
  *   (c) warpgate/origin OriginClient.
  * and, with `--only abandon,abort`, what a request the edge cancels costs the

@@ -40,7 +40,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
       [ENV_WORKER_INDEX]: String(index),
       MEZU_RESPAWNED: respawn ? '1' : '0',
       // uWS builds from v20.3x read their head limit from here when they load; the pinned 20.30 ignores it
-      // (src/hardening/limits.ts) and the handler enforces --max-head-size itself either way.
+      // (src/front/limits.ts) and the handler enforces --max-head-size itself either way.
       UWS_HTTP_MAX_HEADERS_SIZE: String(opts.maxHeadBytes),
     };
     const w = cluster.fork(env);

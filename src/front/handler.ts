@@ -116,13 +116,13 @@ export function createFront(ctx: FrontContext): (res: HttpResponse, req: HttpReq
     let v: Verdict;
     try {
       v = decide(ctx, r, now());
+      if (v !== Verdict.Forward) return answer(ctx, r, v, closeOnDeny);
     } catch (err) {
-      // Fail closed: a fault while deciding denies.
+      // Fail closed: a fault while deciding (or answering a hosted page) denies.
       ctx.log(`edge: request ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`);
       return writeError(res, faultCode(err), r.id, closeOnDeny, r.isHead);
     }
-    if (v === Verdict.Forward) return send(ctx, r);
-    answer(ctx, r, v, closeOnDeny);
+    send(ctx, r);
   };
 }
 
@@ -198,9 +198,9 @@ function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDeny: bool
 
 /** Tunnel: the project pool's ready connection with the fewest open streams; none → 502 at once. */
 function send(ctx: FrontContext, r: EdgeRequest): void {
-  const conn = ctx.scope.pools.pick(r.project!.upstream);
-  if (conn === null) return writeError(r.res, 'MEZU_NO_WARPGATE', r.id, r.body !== BODY_NONE, r.isHead);
   try {
+    const conn = ctx.scope.pools.pick(r.project!.upstream);
+    if (conn === null) return writeError(r.res, 'MEZU_NO_WARPGATE', r.id, r.body !== BODY_NONE, r.isHead);
     r.clientAddress = clientAddress(r);
     r.forward(conn);
   } catch (err) {

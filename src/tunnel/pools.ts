@@ -34,7 +34,7 @@ export class PoolRegistry {
    * Like pick, but never `exclude` (a replay goes to another connection).
    * With `avoidPeer`, a connection of another Warpgate wins over a sibling of
    * the same one: when a Warpgate dies the edge reads its tunnels' closes one
-   * socket at a time, so a sibling may still look ready (test/unit/tunnel/lean.test.ts).
+   * socket at a time, so a sibling may still look ready (test/unit/tunnel/connection.test.ts).
    */
   pickOther(pool: string, exclude: TunnelConnection | null, avoidPeer?: string): TunnelConnection | null {
     const list = this.pools.get(pool);

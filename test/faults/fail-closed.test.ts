@@ -1,9 +1,11 @@
 /**
  * Fail closed: a fault while a request is decided denies it (503, or 403),
- * never forwards it. Faults are injected into the real request handler
- * (src/accept/handler.ts) running over a real LMDB store, signer and
- * authenticator, with uWS's request and response replaced by recording
- * doubles and a tunnel pool that records every stream it is asked to open:
+ * never forwards it. Faults are injected into the real request path
+ * (src/front/handler.ts createFront, src/front/request.ts EdgeRequest)
+ * running over a real LMDB store, signer, authenticator and assertions, with
+ * uWS's request and response replaced by recording doubles and a tunnel pool
+ * whose connection records every stream it is asked to open (the head the
+ * request writes into its HPACK encoder, decoded as the Warpgate would):
  * an exception in policy evaluation, LMDB read errors, a missing signing key,
  * a fault while the forwarded head is built. The missing signing key is also
  * injected into a running edge (its keys deleted from the store).
@@ -17,13 +19,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createHandler, type HandlerContext } from '../../src/accept/handler.js';
+import { createFront, type FrontContext } from '../../src/front/index.js';
 import { compileConfig, parseConfigYaml } from '../../src/config/index.js';
 import type { CompiledConfig, CompiledProject, Policy } from '../../src/config/types.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { Signer } from '../../src/identity/index.js';
+import { Assertions, Signer } from '../../src/identity/index.js';
 import { Authenticator } from '../../src/session/index.js';
-import { PoolRegistry, type RequestHead, type ResponseSink, type TunnelConnection, type TunnelStream } from '../../src/tunnel/index.js';
+import { PoolRegistry, type TunnelConnection, type TunnelRequest } from '../../src/tunnel/index.js';
+import { HpackDecoder, HpackEncoder, type H2Stream } from '../../wire/index.js';
 import type { HttpRequest, HttpResponse } from '../../native/uws.js';
 import { Stack } from '../integration/harness.js';
 
@@ -47,6 +50,8 @@ class FakeResponse {
   ended = false;
   closeRequested = false;
   aborted: (() => void) | null = null;
+  /** The handler threw instead of answering. */
+  threw: Error | null = null;
   writeStatus(s: string) {
     this.status = s;
     return this;
@@ -91,6 +96,9 @@ class FakeResponse {
   getWriteOffset() {
     return 0;
   }
+  getRemoteAddress() {
+    return new Uint8Array([127, 0, 0, 1]).buffer;
+  }
   getRemoteAddressAsText() {
     return new TextEncoder().encode('127.0.0.1').buffer;
   }
@@ -121,21 +129,36 @@ function fakeRequest(method: string, url: string, headers: [string, string][]): 
   } as unknown as HttpRequest;
 }
 
-/** A tunnel connection that records every stream it is asked to open and answers 200. */
+/** What the request path calls on its stream; does nothing. */
+const NOOP_STREAM = { write: () => true, onDrain: () => undefined, end: () => undefined, abort: () => undefined, pause: () => undefined, resume: () => undefined } as unknown as H2Stream;
+
+/**
+ * A tunnel connection that records every stream it is asked to open and answers 200. The head is
+ * what the request writes into the connection's HPACK encoder (as TunnelConnection.open has
+ * H2Connection do), decoded as the Warpgate would: a flat [name, value, …] list.
+ */
 class RecordingConnection implements TunnelConnection {
   readonly id = 'c1';
   readonly pool = 'demo';
   outstanding = 0;
   ready = true;
-  opened: RequestHead[] = [];
-  open(head: RequestHead, _hasBody: boolean, sink: ResponseSink): TunnelStream {
-    this.opened.push(head);
+  opened: string[][] = [];
+  private readonly enc = new HpackEncoder();
+  private readonly dec = new HpackDecoder();
+  open(r: TunnelRequest): boolean {
+    this.enc.begin();
+    r.encodeHead(this.enc);
+    const d = this.dec.decode(Buffer.from(this.enc.view()));
+    if (!d.ok) throw new Error(`the forwarded head does not decode: ${d.reason}`);
+    this.opened.push(d.headers);
+    r.conn = this;
+    r.stream = NOOP_STREAM;
     queueMicrotask(() => {
-      sink.onHead(200, ['content-length', '2']);
-      sink.onData(Buffer.from('ok'));
-      sink.onEnd();
+      r.onHead(200, ['content-length', '2']);
+      r.onData(Buffer.from('ok'));
+      r.onEnd();
     });
-    return { write: () => true, onDrain: () => undefined, end: () => undefined, abort: () => undefined, pause: () => undefined, resume: () => undefined };
+    return true;
   }
   close(): void {}
 }
@@ -148,7 +171,7 @@ interface Env {
   conn: RecordingConnection;
   pools: PoolRegistry;
   logs: string[];
-  ctx: HandlerContext;
+  ctx: FrontContext;
   token: string;
   key: string;
 }
@@ -178,16 +201,15 @@ async function env(t: import('ava').ExecutionContext): Promise<Env> {
   const pools = new PoolRegistry();
   pools.add(conn);
   const logs: string[] = [];
-  const ctx: HandlerContext = {
+  const ctx: FrontContext = {
     config: () => cfg,
-    auth: new Authenticator(store, signer),
+    auth: new Authenticator(store),
+    assertions: new Assertions(store, signer),
     signer,
-    pools,
+    scope: { pools, scheme: 'http', inflight: { n: 0 } },
     cookieName: 'mezu_session',
-    scheme: 'http',
-    inflight: { n: 0 },
     draining: { on: false },
-    login: null,
+    pages: null,
     log: (m) => logs.push(m),
   };
   t.teardown(async () => {
@@ -197,9 +219,14 @@ async function env(t: import('ava').ExecutionContext): Promise<Env> {
   return { dir, store, signer, cfg, conn, pools, logs, ctx, token, key };
 }
 
-async function run(ctx: HandlerContext, method: string, url: string, headers: [string, string][] = []): Promise<FakeResponse> {
+async function run(ctx: FrontContext, method: string, url: string, headers: [string, string][] = []): Promise<FakeResponse> {
   const res = new FakeResponse();
-  createHandler(ctx)(res as unknown as HttpResponse, fakeRequest(method, url, headers));
+  try {
+    createFront(ctx)(res as unknown as HttpResponse, fakeRequest(method, url, headers));
+  } catch (err) {
+    // A uWS handler must never throw (the fault would escape the fail-closed answer): recorded and asserted on.
+    res.threw = err as Error;
+  }
   // Let microtasks and one turn run (forwarded answers, answers that close one turn later).
   await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
@@ -213,7 +240,8 @@ test('the doubles are faithful: a valid session on a protected route is forwarde
   const r = await run(e.ctx, 'GET', '/admin/x', withSession(e));
   t.is(r.status, '200 OK');
   t.is(e.conn.opened.length, 1);
-  t.true(e.conn.opened[0]!.headers.includes('x-mezu-assertion'));
+  t.true(e.conn.opened[0]!.includes('x-mezu-assertion'));
+  t.is(e.conn.opened[0]![e.conn.opened[0]!.indexOf(':path') + 1], '/admin/x');
   t.is((await run(e.ctx, 'GET', '/public/x')).status, '200 OK');
   t.is(e.conn.opened.length, 2);
 });
@@ -287,7 +315,8 @@ test('a missing signing key denies with 503 MEZU_SIGNING_KEY_MISSING; nothing is
 test('a fault while the forwarded head is built or the stream opened denies with 503; nothing is forwarded', async (t) => {
   const e = await env(t);
   const pools = { pick: () => { throw new Error('pool registry broken'); } } as unknown as PoolRegistry;
-  const r1 = await run({ ...e.ctx, pools }, 'GET', '/admin/x', withSession(e));
+  const r1 = await run({ ...e.ctx, scope: { ...e.ctx.scope, pools } }, 'GET', '/admin/x', withSession(e));
+  t.is(r1.threw, null, 'the handler answers instead of throwing');
   t.is(r1.status, '503 Service Unavailable');
   t.true(r1.closeRequested, 'the connection is closed with the answer');
   const broken = new RecordingConnection();
@@ -296,7 +325,8 @@ test('a fault while the forwarded head is built or the stream opened denies with
   };
   const pools2 = new PoolRegistry();
   pools2.add(broken);
-  const r2 = await run({ ...e.ctx, pools: pools2 }, 'GET', '/admin/x', withSession(e));
+  const r2 = await run({ ...e.ctx, scope: { ...e.ctx.scope, pools: pools2 } }, 'GET', '/admin/x', withSession(e));
+  t.is(r2.threw, null);
   t.is(r2.status, '503 Service Unavailable');
   t.is(r2.code(), 'MEZU_INTERNAL');
   t.is(e.conn.opened.length, 0);

@@ -258,7 +258,7 @@ test.serial('HEAD answers the edge writes itself (401, 403, 404, 421, 400, JWKS)
 });
 
 // Regression: uWS 20.30's endWithoutBody(n) leaves the response waiting for n bytes and
-// endWithoutBody(undefined) reports Content-Length 2^63 (src/accept/responses.ts
+// endWithoutBody(undefined) reports Content-Length 2^63 (src/errors/http.ts
 // endWithoutContent). Forwarded HEADs, 204s and 304s went out that way: the next request on the
 // connection aborted it, and a 204 carried a Content-Length. Each case here is followed by a GET on
 // the same connection, written once the first answer is in (uWS aborts a pipelined request behind

@@ -120,7 +120,7 @@ test.serial('killing one of two Warpgates under load: it carried traffic, its sl
     } else {
       // A bodiless GET lost with its connection is replayed once (RFC 9110 §9.2.2) on another Warpgate, not on a
       // sibling tunnel of the dead one whose close the edge has not read yet (pools.ts pickOther avoidPeer;
-      // test/unit/tunnel/lean.test.ts "a Warpgate dying with two tunnels…"): 200 from the survivor, which saw it once.
+      // test/unit/tunnel/connection.test.ts "a Warpgate dying with two tunnels…"): 200 from the survivor, which saw it once.
       t.is(r.out.status, 200, `in-flight GET ${r.query} on the killed Warpgate`);
       t.is(timesOn1, 1, `GET ${r.query} reached the survivor once`);
     }

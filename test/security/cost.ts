@@ -4,11 +4,11 @@
  * test; `node dist/test/security/cost.js [--iterations N]`):
  *   - each new check alone: framing inspection, the client-routing-header
  *     filter, path normalization with its match key, query check;
- *   - the whole request handler (src/accept/handler.ts) for a protected GET
- *     with a valid session (LMDB lookup, authorization, header plan, stream
- *     open) and for a public GET, against recording doubles of uWS and the
- *     tunnel — the same script runs on the tree before the hardening commit,
- *     so the two figures compare the handler alone, before and after.
+ *   - the whole request path (src/front/handler.ts createFront, with
+ *     src/front/request.ts EdgeRequest) for a protected GET with a valid
+ *     session (LMDB lookup, authorization, assertion reuse, the forwarded head
+ *     encoded into an HPACK encoder as the tunnel does, stream open) and for
+ *     a public GET, against doubles of uWS and the tunnel.
  * Reported: ns per operation, median of 7 rounds.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,12 +16,13 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createHandler, type HandlerContext } from '../../src/accept/handler.js';
+import { createFront, inspectFraming, type FrontContext } from '../../src/front/index.js';
 import { compileConfig, parseConfigYaml } from '../../src/config/index.js';
 import { openStore } from '../../src/store/index.js';
-import { Signer } from '../../src/identity/index.js';
+import { Assertions, Signer, isClientRoutingHeader } from '../../src/identity/index.js';
 import { Authenticator } from '../../src/session/index.js';
-import { PoolRegistry, type RequestHead, type ResponseSink, type TunnelConnection, type TunnelStream } from '../../src/tunnel/index.js';
+import { PoolRegistry, type TunnelConnection, type TunnelRequest } from '../../src/tunnel/index.js';
+import { HpackEncoder, type H2Stream } from '../../wire/index.js';
 import { normalizePath } from '../../src/route/index.js';
 import type { HttpRequest, HttpResponse } from '../../native/uws.js';
 
@@ -55,21 +56,29 @@ function browserHeaders(cookie: string): [string, string][] {
   ];
 }
 
-const NOOP_STREAM: TunnelStream = { write: () => true, onDrain: () => undefined, end: () => undefined, abort: () => undefined, pause: () => undefined, resume: () => undefined };
+const NOOP_STREAM = { write: () => true, onDrain: () => undefined, end: () => undefined, abort: () => undefined, pause: () => undefined, resume: () => undefined } as unknown as H2Stream;
+/** Encodes each request's head into an HPACK encoder (what H2Connection.request does), sends nothing, never answers. */
 class NullConnection implements TunnelConnection {
   readonly id = 'c';
   readonly pool = 'demo';
   readonly outstanding = 0;
   readonly ready = true;
   opened = 0;
-  open(_h: RequestHead, _b: boolean, _s: ResponseSink): TunnelStream {
+  private readonly enc = new HpackEncoder(4096, { huffman: false });
+  open(r: TunnelRequest): boolean {
     this.opened++;
-    return NOOP_STREAM;
+    this.enc.begin();
+    r.encodeHead(this.enc);
+    this.enc.view();
+    r.conn = this;
+    r.stream = NOOP_STREAM;
+    return true;
   }
   close(): void {}
 }
 
 const ADDRESS = new TextEncoder().encode('127.0.0.1').buffer;
+const ADDRESS_BINARY = new Uint8Array([127, 0, 0, 1]).buffer;
 /** The methods the handler calls on a uWS response, doing nothing. */
 const res = {
   writeStatus() { return res; },
@@ -79,6 +88,7 @@ const res = {
   cork(cb: () => void) { cb(); return res; },
   onAborted() { return res; },
   onData() { return res; },
+  getRemoteAddress() { return ADDRESS_BINARY; },
   getRemoteAddressAsText() { return ADDRESS; },
 } as unknown as HttpResponse;
 
@@ -126,40 +136,30 @@ async function main(): Promise<void> {
     const conn = new NullConnection();
     const pools = new PoolRegistry();
     pools.add(conn);
-    const ctx: HandlerContext = {
+    const ctx: FrontContext = {
       config: () => cfg,
-      auth: new Authenticator(store, signer),
+      auth: new Authenticator(store),
+      assertions: new Assertions(store, signer),
       signer,
-      pools,
+      scope: { pools, scheme: 'http', inflight: { n: 0 } },
       cookieName: 'mezu_session',
-      scheme: 'http',
-      inflight: { n: 0 },
       draining: { on: false },
-      login: null,
+      pages: null,
       log: () => undefined,
     };
-    const handle = createHandler(ctx);
+    const handle = createFront(ctx);
     const headers = browserHeaders(token);
     // Warm the session's assertion (minted on first use, then cached on the record).
     handle(res, request('GET', '/api/v1/items', headers));
     await new Promise((r) => setTimeout(r, 200));
 
-    // The checks alone (present only in the hardened tree).
-    let hardening: typeof import('../../src/hardening/index.js') | null = null;
-    try {
-      hardening = await import('../../src/hardening/index.js');
-    } catch {
-      hardening = null;
-    }
-    if (hardening !== null) {
-      const h = hardening;
-      const names = headers.map((x) => x[0]);
-      const vals = headers.map((x) => x[1]);
-      measure('inspectFraming, 13-field GET', n, () => void h.inspectFraming(names, vals));
-      measure('isClientRoutingHeader over 13 names', n, () => {
-        for (let i = 0; i < names.length; i++) h.isClientRoutingHeader(names[i]!);
-      });
-    }
+    // The checks alone (framing: src/front/framing.ts; routing headers: src/identity/routing-headers.ts).
+    const names = headers.map((x) => x[0]);
+    const vals = headers.map((x) => x[1]);
+    measure('inspectFraming, 13-field GET', n, () => void inspectFraming(names, vals));
+    measure('isClientRoutingHeader over 13 names', n, () => {
+      for (let i = 0; i < names.length; i++) isClientRoutingHeader(names[i]!);
+    });
     measure('normalizePath /api/v1/items (fast path)', n, () => void normalizePath('/api/v1/items'));
     measure('normalizePath /api/v1/Items/ (case, slash)', n, () => void normalizePath('/api/v1/Items/'));
     measure('normalizePath /a/./b/../c%41 (slow path)', n, () => void normalizePath('/a/./b/../c%41'));

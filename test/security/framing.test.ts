@@ -8,7 +8,7 @@
  * a new request, reads any Transfer-Encoding value as chunked, and ignores
  * `end(body, true)` when more requests are already buffered. The edge checks
  * framing itself and closes the connection without dispatching what follows
- * (src/hardening/framing.ts, src/accept/responses.ts `closeWith`). Every case
+ * (src/front/framing.ts, src/errors/http.ts `closeWith`). Every case
  * carries a smuggled follow-up; the canary must never see one.
  */
 import test from 'ava';

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { authorize, Decision } from '../../../src/authorize/index.js';
 import type { Policy } from '../../../src/config/types.js';
-import type { Principal } from '../../../src/session/index.js';
+import { Principal } from '../../../src/session/index.js';
+import type { ServiceAccountRecord, UserRecord } from '../../../src/store/index.js';
 
 // Decision is a const enum (inlined by tsc); pin its numbers too, since the
 // handler and any other process compare the inlined values.
@@ -12,11 +13,15 @@ const FORBIDDEN = 2;
 function policy(over: Partial<Policy> = {}): Policy {
   return { auth: 'required', allowUser: true, allowServiceAccount: true, roles: null, permissions: null, maxBody: 1024, rule: 'demo:/test/*', ...over };
 }
+/** A session's principal (src/session/authenticate.ts): built from the user record; the session record is not read by authorize. */
 function user(roles: string[] = [], permissions: string[] = []): Principal {
-  return { type: 'user', id: 'usr_1', email: 'a@example.com', name: 'A', roles, permissions, assertion: 'x.y.z' };
+  const u: UserRecord = { id: 'usr_1', directory: 'demo', email: 'a@example.com', name: 'A', displayName: '', status: 'active', roles, permissions, version: 1, createdAt: 0, updatedAt: 0, lastLoginAt: null };
+  return new Principal('th', null, u, null, null);
 }
+/** A service-account key's principal: built from the account record. */
 function sa(roles: string[] = [], permissions: string[] = []): Principal {
-  return { type: 'service_account', id: 'sa_1', email: '', name: 'bot', roles, permissions, assertion: 'x.y.z' };
+  const a: ServiceAccountRecord = { id: 'sa_1', projectId: 'demo', name: 'bot', status: 'active', roles, permissions, version: 1, createdAt: 0, updatedAt: 0 };
+  return new Principal('key_1', null, null, null, a);
 }
 
 test('Decision values', (t) => {

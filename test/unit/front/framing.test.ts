@@ -1,5 +1,6 @@
 import test from 'ava';
-import { inspectFraming, BODY_NONE, BODY_CHUNKED, FRAMING_INVALID, isClientRoutingHeader } from '../../../src/hardening/index.js';
+import { inspectFraming, BODY_NONE, BODY_CHUNKED, FRAMING_INVALID } from '../../../src/front/index.js';
+import { isClientRoutingHeader } from '../../../src/identity/index.js';
 
 const f = (...pairs: [string, string][]) => inspectFraming(pairs.map((p) => p[0]), pairs.map((p) => p[1]));
 

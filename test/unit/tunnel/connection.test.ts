@@ -1,7 +1,10 @@
 /**
- * Replay on the edge's lean request path (src/tunnel/lean.ts), with the real
- * codec on both ends: each edge connection is a LeanTunnelConnection, each
- * Warpgate a server-role H2Connection whose behaviour the test chooses.
+ * Replay on the edge's request path (src/tunnel/connection.ts and the replay
+ * rule in src/tunnel/pools.ts, PoolRegistry.replay), with the real codec on
+ * both ends: each edge connection is a TunnelConnection, each Warpgate a
+ * server-role H2Connection whose behaviour the test chooses. Each request is
+ * a test-side TunnelRequest (../wire/h2/recorder.ts) that asks the registry
+ * for the replay from onRefused/onLost, as the front end's EdgeRequest does.
  *
  * The rules (docs/ARCHITECTURE.md, "Drain and replay"; undici does the same):
  * a request the Warpgate refused before processing it (REFUSED_STREAM, or
@@ -15,10 +18,9 @@
  */
 import test from 'ava';
 import * as net from 'node:net';
-import { LeanTunnelConnection } from '../../../src/tunnel/connection.js';
+import { TunnelConnection } from '../../../src/tunnel/connection.js';
 import { PoolRegistry } from '../../../src/tunnel/pools.js';
 import { H2Connection, type H2Stream } from '../../../wire/h2/connection.js';
-import type { RequestHead } from '../../../src/tunnel/types.js';
 import { Recorder } from '../wire/h2/recorder.js';
 
 const REFUSED_STREAM = 0x7;
@@ -63,14 +65,14 @@ const hold: Behaviour = () => undefined;
 
 interface Env {
   registry: PoolRegistry;
-  edges: LeanTunnelConnection[];
+  edges: TunnelConnection[];
   gates: Gate[];
 }
 
 /** One edge connection per behaviour, all ready in pool `demo`, in this order. */
 async function env(t: { teardown(fn: () => void | Promise<void>): void }, ...behaviours: Array<[string, Behaviour, object?]>): Promise<Env> {
   const registry = new PoolRegistry();
-  const edges: LeanTunnelConnection[] = [];
+  const edges: TunnelConnection[] = [];
   const gates: Gate[] = [];
   for (const [name, behaviour, limits] of behaviours) {
     const gate: Gate = { name, h2: null, seen: [], behaviour };
@@ -86,7 +88,7 @@ async function env(t: { teardown(fn: () => void | Promise<void>): void }, ...beh
     const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     await new Promise<void>((r) => socket.once('connect', r));
     // What the tunnel listener does: registered once ready, removed when closed.
-    const edge = new LeanTunnelConnection('demo', socket, registry, { pingIntervalMs: 0 }, (c) => registry.remove(c));
+    const edge = new TunnelConnection('demo', socket, { pingIntervalMs: 0 }, (c) => registry.remove(c));
     edge.ready = true;
     registry.add(edge);
     await until(`${name}'s end of the connection`, () => gate.h2 !== null);
@@ -105,14 +107,15 @@ async function env(t: { teardown(fn: () => void | Promise<void>): void }, ...beh
   return { registry, edges, gates };
 }
 
-
-const head = (method: string, path: string, id: string): RequestHead => ({ method, path, authority: 'localhost', headers: ['x-mezu-request-id', id, 'x-mezu-project', 'demo'] });
+/** A request as the front end would send it: bodiless unless `hasBody`, replayed through the env's registry. */
+const request = (e: Env, method: string, path: string, id: string, hasBody = false): Recorder =>
+  new Recorder({ method, path, fields: ['x-mezu-request-id', id, 'x-mezu-project', 'demo'], hasBody, registry: e.registry });
 const valueOf = (h: string[], name: string) => h[h.indexOf(name) + 1];
 
 test('REFUSED_STREAM before processing: a bodiless GET is replayed once, on another connection, with the same head', async (t) => {
   const e = await env(t, ['A', refuse], ['B', answer]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/x?q=1', 'req-1'), false, sink);
+  const sink = request(e, 'GET', '/x?q=1', 'req-1');
+  sink.send(e.edges[0]!);
   await until('the response', () => sink.settled);
   t.deepEqual(sink.errors, []);
   t.is(sink.status, 200);
@@ -125,17 +128,21 @@ test('REFUSED_STREAM before processing: a bodiless GET is replayed once, on anot
   t.is(valueOf(replay, ':method'), 'GET');
   t.is(valueOf(replay, ':path'), '/x?q=1');
   t.is(valueOf(replay, 'x-mezu-request-id'), 'req-1', 'the replay is the same request, not a new one');
+  t.deepEqual(replay, e.gates[0]!.seen[0], 'the same head, encoded again with the other connection\'s encoder');
+  t.is(sink.encodes, 2);
+  t.true(sink.replayed);
+  t.is(sink.conn, e.edges[1], 'the request now belongs to the connection that answered');
   t.is(e.edges[0]!.outstanding + e.edges[1]!.outstanding, 0, 'no stream left open');
 });
 
 test('GOAWAY below its id (a peer closing in one step): the unprocessed request is replayed once elsewhere', async (t) => {
   const e = await env(t, ['A', answer], ['B', answer]);
-  const sink = new Recorder();
+  const sink = request(e, 'GET', '/drain', 'req-2');
   // The Warpgate closes (one GOAWAY, as any close with an error code does) in the same turn as the
   // edge opens the stream: "last processed stream 0", so stream 1 was never processed (RFC 9113
   // §6.8) and A ignores it. 0x2 = INTERNAL_ERROR.
   e.gates[0]!.h2!.close(0x2);
-  e.edges[0]!.open(head('GET', '/drain', 'req-2'), false, sink);
+  sink.send(e.edges[0]!);
   await until('the response', () => sink.settled);
   t.deepEqual(sink.errors, []);
   t.is(sink.status, 200);
@@ -151,9 +158,10 @@ test('GOAWAY below its id (a peer closing in one step): the unprocessed request 
 // two steps and the Warpgate still takes such a stream.
 test('a graceful drain (two-step GOAWAY) still takes the stream the edge opened before reading it: a POST with a body is answered by the draining Warpgate', async (t) => {
   const e = await env(t, ['A', answer], ['B', answer]);
-  const sink = new Recorder();
+  const sink = request(e, 'POST', '/drain-body', 'req-2b', true);
   e.gates[0]!.h2!.close();
-  const st = e.edges[0]!.open(head('POST', '/drain-body', 'req-2b'), true, sink);
+  sink.send(e.edges[0]!);
+  const st = sink.stream!;
   st.write(Buffer.from('payload'));
   st.end();
   await until('the response', () => sink.settled);
@@ -170,8 +178,8 @@ test('a connection that cannot take a stream at all (the Warpgate allows 0 concu
   const e = await env(t, ['A', answer, { maxConcurrentStreams: 0 }], ['B', answer]);
   // Wait until the edge has read A's SETTINGS, so A refuses locally (no stream is even sent).
   await until("A's SETTINGS", () => (e.edges[0]!.h2 as unknown as { peerMaxConcurrent: number }).peerMaxConcurrent === 0);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/full', 'req-3'), false, sink);
+  const sink = request(e, 'GET', '/full', 'req-3');
+  sink.send(e.edges[0]!);
   await until('the response', () => sink.settled);
   t.is(sink.status, 200);
   t.is(sink.body, 'from B');
@@ -181,8 +189,8 @@ test('a connection that cannot take a stream at all (the Warpgate allows 0 concu
 
 test('refused before processing, a bodiless POST is replayed too (never processed, RFC 9113 §8.7)', async (t) => {
   const e = await env(t, ['A', refuse], ['B', answer]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('POST', '/submit', 'req-4'), false, sink);
+  const sink = request(e, 'POST', '/submit', 'req-4');
+  sink.send(e.edges[0]!);
   await until('the response', () => sink.settled);
   t.is(sink.status, 200);
   t.is(e.gates[0]!.seen.length, 1);
@@ -192,8 +200,9 @@ test('refused before processing, a bodiless POST is replayed too (never processe
 for (const method of ['POST', 'PUT']) {
   test(`refused with a body (${method}): 502, never replayed — the body is not buffered to make that possible`, async (t) => {
     const e = await env(t, ['A', refuse], ['B', answer]);
-    const sink = new Recorder();
-    const s = e.edges[0]!.open(head(method, '/upload', 'req-5'), true, sink);
+    const sink = request(e, method, '/upload', 'req-5', true);
+    sink.send(e.edges[0]!);
+    const s = sink.stream!;
     s.write(Buffer.from('part one'));
     s.end();
     await until('the outcome', () => sink.settled);
@@ -210,8 +219,8 @@ for (const method of ['POST', 'PUT']) {
 
 test('refused twice: one replay, then 502 (at most once, whatever else is ready)', async (t) => {
   const e = await env(t, ['A', refuse], ['B', refuse], ['C', refuse]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/twice', 'req-6'), false, sink);
+  const sink = request(e, 'GET', '/twice', 'req-6');
+  sink.send(e.edges[0]!);
   await until('the outcome', () => sink.settled);
   t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
   t.is(sink.clientStatus, 502);
@@ -223,8 +232,8 @@ test('refused twice: one replay, then 502 (at most once, whatever else is ready)
 
 test('refused with nowhere else to go: 502 at once', async (t) => {
   const e = await env(t, ['A', refuse]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/alone', 'req-7'), false, sink);
+  const sink = request(e, 'GET', '/alone', 'req-7');
+  sink.send(e.edges[0]!);
   await until('the outcome', () => sink.settled);
   t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
   t.is(e.gates[0]!.seen.length, 1, 'not replayed on the connection that refused it');
@@ -232,8 +241,8 @@ test('refused with nowhere else to go: 502 at once', async (t) => {
 
 test('connection lost before any response byte: a bodiless GET is replayed once (idempotent, RFC 9110 §9.2.2)', async (t) => {
   const e = await env(t, ['A', die], ['B', answer]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/lost', 'req-8'), false, sink);
+  const sink = request(e, 'GET', '/lost', 'req-8');
+  sink.send(e.edges[0]!);
   await until('the response', () => sink.settled);
   t.deepEqual(sink.errors, []);
   t.is(sink.status, 200);
@@ -244,8 +253,8 @@ test('connection lost before any response byte: a bodiless GET is replayed once 
 
 test('connection lost before any response byte: a bodiless POST is NOT replayed (it may have run) → 502', async (t) => {
   const e = await env(t, ['A', die], ['B', answer]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('POST', '/lost', 'req-9'), false, sink);
+  const sink = request(e, 'POST', '/lost', 'req-9');
+  sink.send(e.edges[0]!);
   await until('the outcome', () => sink.settled);
   t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
   t.is(sink.clientStatus, 502);
@@ -255,13 +264,13 @@ test('connection lost before any response byte: a bodiless POST is NOT replayed 
 test('lost twice (GET): one replay, then 502', async (t) => {
   const e = await env(t, ['A', die], ['B', die], ['C', answer]);
   // Make sure the replay lands on B, not on the healthy C: give C a stream of its own first.
-  const busy = new Recorder();
+  const busy = request(e, 'GET', '/busy', 'busy');
   e.gates[2]!.behaviour = hold;
-  e.edges[2]!.open(head('GET', '/busy', 'busy'), false, busy);
+  busy.send(e.edges[2]!);
   await until('C holding a stream', () => e.gates[2]!.seen.length === 1);
   e.gates[2]!.behaviour = answer;
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/lost-twice', 'req-10'), false, sink);
+  const sink = request(e, 'GET', '/lost-twice', 'req-10');
+  sink.send(e.edges[0]!);
   await until('the outcome', () => sink.settled);
   t.deepEqual(sink.errors, ['MEZU_TUNNEL_FAILED']);
   t.is(e.gates[0]!.seen.length, 1);
@@ -271,8 +280,8 @@ test('lost twice (GET): one replay, then 502', async (t) => {
 
 test('a response that already started is never replayed: the connection dies after the head → error, nothing sent elsewhere', async (t) => {
   const e = await env(t, ['A', headOnly], ['B', answer]);
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/half', 'req-11'), false, sink);
+  const sink = request(e, 'GET', '/half', 'req-11');
+  sink.send(e.edges[0]!);
   await until('the head', () => sink.heads === 1);
   e.gates[0]!.h2!.socket.destroy();
   await until('the outcome', () => sink.settled);
@@ -284,15 +293,15 @@ test('a response that already started is never replayed: the connection dies aft
 
 test('an aborted request is not replayed when its connection goes away afterwards', async (t) => {
   const e = await env(t, ['A', hold], ['B', answer]);
-  const sink = new Recorder();
-  const s = e.edges[0]!.open(head('GET', '/gone', 'req-12'), false, sink);
+  const sink = request(e, 'GET', '/gone', 'req-12');
+  sink.send(e.edges[0]!);
   await until('A holding it', () => e.gates[0]!.seen.length === 1);
-  s.abort(); // The client went away.
+  sink.abort(); // The client went away (what EdgeRequest.abort does: the stream is cancelled).
   e.gates[0]!.h2!.socket.destroy();
   await until('A closed at the edge', () => e.registry.count('demo') === 1);
   // A round trip on B proves the edge has processed everything A's death caused.
-  const probe = new Recorder();
-  e.edges[1]!.open(head('GET', '/probe', 'probe'), false, probe);
+  const probe = request(e, 'GET', '/probe', 'probe');
+  probe.send(e.edges[1]!);
   await until('the probe', () => probe.settled);
   t.is(e.gates[1]!.seen.length, 1, 'B saw only the probe');
   t.is(valueOf(e.gates[1]!.seen[0]!, ':path'), '/probe');
@@ -311,12 +320,12 @@ test('a Warpgate dying with two tunnels: a GET lost on one is replayed on a live
   e.edges[0]!.peer = 'dying';
   e.edges[1]!.peer = 'dying';
   e.edges[2]!.peer = 'healthy';
-  const busy = new Recorder();
-  e.edges[2]!.open(head('GET', '/busy', 'busy'), false, busy);
+  const busy = request(e, 'GET', '/busy', 'busy');
+  busy.send(e.edges[2]!);
   await until('Z holding a stream', () => e.gates[2]!.seen.length === 1);
   e.gates[2]!.behaviour = answer;
-  const sink = new Recorder();
-  e.edges[0]!.open(head('GET', '/in-flight', 'req-13'), false, sink);
+  const sink = request(e, 'GET', '/in-flight', 'req-13');
+  sink.send(e.edges[0]!);
   await until('X holding the request', () => e.gates[0]!.seen.length === 1);
   // The Warpgate process dies: both of its sockets close in the same instant.
   e.gates[0]!.h2!.socket.destroy();

@@ -24,8 +24,7 @@ import { join } from 'node:path';
 import { createCA, ensureDevPki, issueClientCert, type CertKeyPem, type DevPki } from '../../../src/pki/index.js';
 import { TunnelServer } from '../../../src/tunnel/server.js';
 import { H2Connection } from '../../../wire/h2/connection.js';
-import type { ResponseSink } from '../../../src/tunnel/types.js';
-import type { ErrorCode } from '../../../src/errors/index.js';
+import { Recorder } from '../wire/h2/recorder.js';
 
 const DAY = 86_400_000;
 
@@ -210,20 +209,11 @@ test('control: the same dialer with the dev CA’s certificate for the pool is a
   t.false(l.log.some((m) => m.startsWith('tunnel: rejected a handshake')));
   const conn = l.server.pools.pick('demo');
   t.not(conn, null);
-  let status = 0;
-  let body = '';
-  let ended = false;
-  const errors: ErrorCode[] = [];
-  const sink: ResponseSink = {
-    onHead: (s) => (status = s),
-    onData: (c) => (body += c.toString()),
-    onEnd: () => (ended = true),
-    onError: (c) => errors.push(c),
-  };
-  conn!.open({ method: 'GET', path: '/through', authority: 'localhost', headers: ['x-mezu-project', 'demo'] }, false, sink);
-  await until('the response', () => ended || errors.length > 0);
-  t.deepEqual(errors, []);
-  t.is(status, 200);
-  t.is(body, 'from the dialer');
+  const r = new Recorder({ method: 'GET', path: '/through', fields: ['x-mezu-project', 'demo'], registry: l.server.pools });
+  t.true(r.send(conn!));
+  await until('the response', () => r.settled);
+  t.deepEqual(r.errors, []);
+  t.is(r.status, 200);
+  t.is(r.body, 'from the dialer');
   t.deepEqual(d.streams, ['/.mezu-control/hello', '/through']);
 });

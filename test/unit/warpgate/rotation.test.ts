@@ -20,6 +20,7 @@ import type { H2Stream } from '../../../wire/h2/connection.js';
 import { Agent, realTimers, type Timers } from '../../../warpgate/agent.js';
 import { AssertionVerifier } from '../../../wire/assertion.js';
 import type { LeanForwarder } from '../../../warpgate/lean-forward.js';
+import { Recorder } from '../wire/h2/recorder.js';
 
 const WORKERS = 2;
 const CONNS_PER_WORKER = 2;
@@ -124,21 +125,16 @@ function ready(edge: Edge): number[] {
  * refuses streams the edge opened before reading the GOAWAY (RFC 9113 §6.8).
  */
 function request(edge: Edge, w: number, body: Buffer | null = null): Promise<string> {
-  const conn = edge.servers[w]!.pools.pick('demo');
+  const pools = edge.servers[w]!.pools;
+  const conn = pools.pick('demo');
   if (conn === null) return Promise.resolve('no tunnel');
-  return new Promise((resolve) => {
-    let status = 0;
-    const st = conn.open({ method: body === null ? 'GET' : 'POST', path: '/x', authority: 'localhost', headers: ['x-mezu-project', 'demo'] }, body !== null, {
-      onHead: (code) => (status = code),
-      onData: () => undefined,
-      onEnd: () => resolve(String(status)),
-      onError: (code) => resolve(code),
-    });
-    if (body !== null) {
-      st.write(body);
-      st.end();
-    }
-  });
+  // As the front end sends it (src/front/request.ts): refused or lost streams are replayed through the pool registry.
+  const r = new Recorder({ method: body === null ? 'GET' : 'POST', path: '/x', fields: ['x-mezu-project', 'demo'], hasBody: body !== null, registry: pools });
+  if (r.send(conn) && body !== null) {
+    r.stream!.write(body);
+    r.stream!.end();
+  }
+  return r.whenSettled().then(() => r.outcome);
 }
 
 async function pki(): Promise<{ ca: CertKeyPem; server: CertKeyPem; a: CertKeyPem; b: CertKeyPem }> {

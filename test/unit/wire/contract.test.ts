@@ -1,5 +1,5 @@
 import test from 'ava';
-import { IdentityHeader, isProductCookie, isReservedHeader, RESERVED_HEADER_PREFIX, stripProductCookies, Tunnel } from '../../../wire/contract.js';
+import { IdentityHeader, isProductCookie, isReservedHeader, PRODUCT_COOKIE_PREFIX, RESERVED_HEADER_PREFIX, stripProductCookies, Tunnel } from '../../../wire/contract.js';
 import { SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../../../src/session/index.js';
 import { CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from '../../../src/login/index.js';
 import { CONSOLE_SESSION_COOKIE_PLAIN, CONSOLE_SESSION_COOKIE_SECURE, CONSOLE_CSRF_COOKIE_PLAIN, CONSOLE_CSRF_COOKIE_SECURE } from '../../../src/console/server.js';
@@ -146,19 +146,22 @@ test('stripProductCookies: a header without "mezu_" in it is returned as it is',
   t.is(stripProductCookies(''), '');
 });
 
-/** Reference: split, trim, drop empty parts and product names (case-insensitive prefixes), join. */
+/** Reference: split, trim, drop empty parts and product names (case-insensitive prefixes), join; the header as it is when nothing was dropped. */
 function removeProductReference(header: string): string {
-  if (!/mezu_/i.test(header)) return header;
   const kept: string[] = [];
+  let removed = false;
   for (const p of header.split(';')) {
     const t = p.trim();
     if (t === '') continue;
     const eq = t.indexOf('=');
     const name = (eq === -1 ? t : t.slice(0, eq)).trim().toLowerCase();
-    if (['mezu_', '__host-mezu_', '__secure-mezu_'].some((x) => name.startsWith(x))) continue;
+    if (['mezu_', '__host-mezu_', '__secure-mezu_'].some((x) => name.startsWith(x))) {
+      removed = true;
+      continue;
+    }
     kept.push(t);
   }
-  return kept.join('; ');
+  return removed ? kept.join('; ') : header;
 }
 
 test('stripProductCookies: the same result as split/trim/filter/join on random headers', (t) => {
@@ -174,4 +177,111 @@ test('stripProductCookies: the same result as split/trim/filter/join on random h
     if (got !== want) return t.fail(`stripProductCookies(${JSON.stringify(h)}) = ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`);
   }
   t.pass();
+});
+
+// ── product cookies: `mezu_*`, optionally behind `__Host-` or `__Secure-`, any case ──
+
+const productCookies = [
+  'mezu_session',
+  'mezu_console_session',
+  'mezu_csrf',
+  'mezu_',
+  'mezu_anything-new',
+  'MEZU_SESSION',
+  'Mezu_Session',
+  'mEzU_x',
+  '__Host-mezu_session',
+  '__Host-mezu_console_session',
+  '__host-mezu_session',
+  '__HOST-MEZU_SESSION',
+  '__Host-Mezu_Csrf',
+  '__Secure-mezu_session',
+  '__secure-mezu_x',
+  '__SECURE-MEZU_',
+];
+
+const otherCookies = [
+  '',
+  'm',
+  'mezu',
+  'MEZU',
+  'mezu-session',
+  'mezusession',
+  'mezu.session',
+  'xmezu_session',
+  'x__Host-mezu_session',
+  '_mezu_session',
+  '___Host-mezu_session',
+  '__Host-',
+  '__Host-mezu',
+  '__Host_mezu_session',
+  '__Hostmezu_session',
+  '__Secure-',
+  '__Secure-mezu',
+  '__Secure_mezu_x',
+  '__Host-__Host-mezu_x',
+  '__Host-__Secure-mezu_x',
+  ' mezu_session',
+  'session',
+  '_ga',
+  'm\u0435zu_session', // Cyrillic "е"
+];
+
+for (const name of productCookies) {
+  test(`product cookie: ${JSON.stringify(name)}`, (t) => {
+    t.true(isProductCookie(name));
+  });
+}
+for (const name of otherCookies) {
+  test(`not a product cookie: ${JSON.stringify(name)}`, (t) => {
+    t.false(isProductCookie(name));
+  });
+}
+
+test('the product cookie prefix is mezu_, and every cookie name the product sets carries it', (t) => {
+  t.is(PRODUCT_COOKIE_PREFIX, 'mezu_');
+  for (const n of ['mezu_session', '__Host-mezu_session', 'mezu_console_session', '__Host-mezu_console_session', 'mezu_csrf']) t.true(isProductCookie(n), n);
+});
+
+test('stripProductCookies: nothing to strip → the very same string (no allocation, byte for byte)', (t) => {
+  for (const v of ['', 'a=1', 'a=1;b=2', ' a = 1 ;;b=2 ; ', 'q="x; y"', 'mezu=1; xmezu_a=2; __Host-mezu=3', 'v=mezu_inside_a_value', 'MEZU=1; Mezu-x=2']) {
+    t.is(stripProductCookies(v), v, JSON.stringify(v));
+  }
+});
+
+test('stripProductCookies: every product cookie goes, the others keep their bytes and order, re-joined with "; "', (t) => {
+  t.is(stripProductCookies('mezu_session=tok'), '');
+  t.is(stripProductCookies('__Host-mezu_session=tok'), '');
+  t.is(stripProductCookies('a=1; mezu_session=tok; b=2'), 'a=1; b=2');
+  t.is(stripProductCookies('mezu_session=tok; a=1'), 'a=1');
+  t.is(stripProductCookies('a=1; mezu_session=tok'), 'a=1');
+  t.is(stripProductCookies('a=1;mezu_session=tok;b=2'), 'a=1; b=2');
+  t.is(stripProductCookies('a=1;  MEZU_SESSION=tok ;\tb=x=y ; ;c'), 'a=1; b=x=y; c');
+  t.is(stripProductCookies('__Secure-mezu_a=1; __Host-Mezu_B=2; mezu_c=3; keep="v a l"'), 'keep="v a l"');
+  t.is(stripProductCookies('mezu_a=1; mezu_b=2; __host-mezu_c=3'), '');
+  t.is(stripProductCookies(' mezu_session = tok ; a=1'), 'a=1', 'spaces around the name');
+  t.is(stripProductCookies('mezu_flag; a=1'), 'a=1', 'a product cookie without `=`');
+  t.is(stripProductCookies('a=mezu_session; mezu_session=x'), 'a=mezu_session', 'a value that looks like a name is a value');
+  t.is(stripProductCookies('_ga=GA1.1.1; theme=dark; mezu_session=tok; x__Host-mezu_session=keep'), '_ga=GA1.1.1; theme=dark; x__Host-mezu_session=keep');
+});
+
+test('stripProductCookies: what remains never contains a product cookie (random mixes)', (t) => {
+  const names = [...productCookies.filter((n) => n !== ''), 'a', 'theme', '_ga', 'mezu', 'xmezu_a', '__Host-id', 'MEZU'];
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < 500; i++) {
+    const pairs: string[] = [];
+    for (let k = rnd(6); k >= 0; k--) pairs.push(`${names[rnd(names.length)]}=v${k}`);
+    const seps = [';', '; ', ' ;  ', ';\t'];
+    const header = pairs.reduce((acc, p, j) => (j === 0 ? p : acc + seps[rnd(seps.length)] + p), '');
+    const out = stripProductCookies(header);
+    const kept = out === '' ? [] : out.split('; ');
+    for (const p of kept) t.false(isProductCookie(p.slice(0, p.indexOf('=')).trim()), `${header} → ${out}`);
+    const expected = pairs.filter((p) => !isProductCookie(p.slice(0, p.indexOf('='))));
+    if (expected.length === pairs.length) t.is(out, header);
+    else t.deepEqual(kept, expected, header);
+  }
 });

@@ -2,7 +2,8 @@
  * A hostile Warpgate against the edge's CLIENT role. adversarial.test.ts
  * drives a hand-written hostile peer against the codec's server role (the
  * Warpgate's side); here the peer sits on the Warpgate's side and answers the
- * edge's lean client (LeanTunnelConnection over H2Connection) with abuse.
+ * edge's client (TunnelConnection over H2Connection, src/tunnel/connection.ts)
+ * with abuse; each request is a test-side TunnelRequest (recorder.ts).
  *
  * Why it matters: the edge dials nothing, but a Warpgate runs on the
  * customer's origin host; a compromised or buggy one must not be able to
@@ -14,13 +15,13 @@
  */
 import test from 'ava';
 import * as net from 'node:net';
-import { LeanTunnelConnection } from '../../../../src/tunnel/connection.js';
+import { TunnelConnection } from '../../../../src/tunnel/connection.js';
 import { PoolRegistry } from '../../../../src/tunnel/pools.js';
 import { HpackEncoder } from '../../../../wire/h2/hpack.js';
 import { PREFACE } from '../../../../wire/h2/frames.js';
 import { T, F, E, frame, u32, type Frame } from './raw-frames.js';
 import type { H2Limits } from '../../../../wire/h2/limits.js';
-import type { RequestHead, TunnelStream } from '../../../../src/tunnel/types.js';
+import type { H2Stream } from '../../../../wire/h2/connection.js';
 import { Errors } from '../../../../src/errors/index.js';
 import { Recorder } from './recorder.js';
 
@@ -105,11 +106,11 @@ class HostileGate {
 
 interface Env {
   gate: HostileGate;
-  edge: LeanTunnelConnection;
+  edge: TunnelConnection;
   registry: PoolRegistry;
   closedReason: string | null;
   /** Opens a GET on the edge and waits until the hostile gate has its HEADERS. */
-  request(path?: string): Promise<{ sink: Recorder; stream: TunnelStream; sid: number }>;
+  request(path?: string): Promise<{ sink: Recorder; stream: H2Stream; sid: number }>;
 }
 
 async function env(t: { teardown(fn: () => void | Promise<void>): void }, limits: Partial<H2Limits> = {}): Promise<Env> {
@@ -121,20 +122,19 @@ async function env(t: { teardown(fn: () => void | Promise<void>): void }, limits
   const registry = new PoolRegistry();
   const e: Env = {
     gate: null as unknown as HostileGate,
-    edge: null as unknown as LeanTunnelConnection,
+    edge: null as unknown as TunnelConnection,
     registry,
     closedReason: null,
     async request(path = '/') {
       const sid = nextSid(e);
-      const sink = new Recorder();
-      const h: RequestHead = { method: 'GET', path, authority: 'localhost', headers: ['x-mezu-request-id', `r${sid}`, 'x-mezu-project', 'demo'] };
-      const stream = e.edge.open(h, false, sink);
+      const sink = new Recorder({ method: 'GET', path, fields: ['x-mezu-request-id', `r${sid}`, 'x-mezu-project', 'demo'], registry });
+      if (!sink.send(e.edge)) throw new Error(`the edge did not open stream ${sid}`);
       await until(`the gate to see stream ${sid}`, () => e.gate.opened(sid));
-      return { sink, stream, sid };
+      return { sink, stream: sink.stream!, sid };
     },
   };
   // As the tunnel listener does: registered once ready, removed when closed.
-  e.edge = new LeanTunnelConnection('demo', socket, registry, { pingIntervalMs: 0, ...limits }, (c, reason) => {
+  e.edge = new TunnelConnection('demo', socket, { pingIntervalMs: 0, ...limits }, (c, reason) => {
     e.closedReason = reason;
     registry.remove(c);
   });
