@@ -94,7 +94,7 @@ class LeanForward implements OriginSink {
   sendHead(end: boolean): void {
     if (this.headSent || this.finished || this.headHeaders === null) return;
     this.headSent = true;
-    this.stream.respondStatus(this.headStatus, this.headHeaders, end);
+    this.stream.respondStatus(this.headStatus, withoutDate(this.headHeaders), end);
   }
   onData(chunk: Buffer): boolean {
     if (this.finished) return true;
@@ -123,6 +123,23 @@ class LeanForward implements OriginSink {
     // The head is out: a reset is the only honest signal (the edge cuts the client).
     else this.stream.abort();
   }
+}
+
+/**
+ * The origin's `Date` is not sent over the tunnel: the edge writes its own on
+ * every response (uWS does, and the edge drops a forwarded one), so encoding
+ * and decoding it per response (a new literal each second) buys nothing.
+ * Removed in place; the list is the origin client's, made for this response.
+ */
+function withoutDate(h: string[]): string[] {
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] === 'date') {
+      for (let j = i + 2; j < h.length; j++) h[j - 2] = h[j]!;
+      h.length -= 2;
+      break;
+    }
+  }
+  return h;
 }
 
 /** Responses whose head waits for the end of the current read (LeanForward.onHead). */

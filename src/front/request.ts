@@ -406,25 +406,28 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
 
   onData(chunk: Buffer): void {
     if (this.aborted || this.done) return;
+    // uWS calls cork's callback at once: a module function reading these two, not a closure per chunk.
+    corkedRequest = this;
+    corkedChunk = chunk;
+    this.res.cork(writeCorkedChunk);
+    corkedRequest = null;
+    corkedChunk = null;
+  }
+
+  /** A response body chunk, corked: tryEnd when the length is known (uWS writes one Content-Length), else chunked. */
+  writeChunk(chunk: Buffer): void {
     const res = this.res;
+    if (this.headPending) this.writeHead();
     if (this.total >= 0) {
-      res.cork(() => {
-        if (this.headPending) this.writeHead();
-        const base = res.getWriteOffset();
-        const [ok, fin] = res.tryEnd(chunk, this.total);
-        if (fin) this.finish();
-        else if (!ok) {
-          this.pending = chunk;
-          this.pendingBase = base;
-          this.waitForWritable();
-        }
-      });
-    } else {
-      res.cork(() => {
-        if (this.headPending) this.writeHead();
-        if (!res.write(chunk)) this.waitForWritable();
-      });
-    }
+      const base = res.getWriteOffset();
+      const [ok, fin] = res.tryEnd(chunk, this.total);
+      if (fin) this.finish();
+      else if (!ok) {
+        this.pending = chunk;
+        this.pendingBase = base;
+        this.waitForWritable();
+      }
+    } else if (!res.write(chunk)) this.waitForWritable();
   }
 
   private waitForWritable(): void {
@@ -554,6 +557,12 @@ function startAll(): void {
   }
   list.length = 0;
   spare = list;
+}
+
+let corkedRequest: EdgeRequest | null = null;
+let corkedChunk: Buffer | null = null;
+function writeCorkedChunk(): void {
+  corkedRequest!.writeChunk(corkedChunk!);
 }
 
 function failNow(r: EdgeRequest, code: ErrorCode): void {

@@ -98,7 +98,8 @@ export class H2Stream {
   gotHead = false;
   /** Response timeout accounting (client role). */
   readonly startedAt: number;
-  pendingOut: Buffer[] = [];
+  /** Body chunks waiting for window; null until the first (most streams carry no body out). */
+  pendingOut: Buffer[] | null = null;
   pendingOutBytes = 0;
   pendingEnd = false;
   paused = false;
@@ -132,7 +133,7 @@ export class H2Stream {
   write(chunk: Buffer): boolean {
     if (this.done || this.localClosed) return false;
     if (chunk.length > 0) {
-      this.pendingOut.push(chunk);
+      (this.pendingOut ??= []).push(chunk);
       this.pendingOutBytes += chunk.length;
       this.conn.flushStream(this);
     }
@@ -144,7 +145,7 @@ export class H2Stream {
   end(chunk?: Buffer): void {
     if (this.done || this.localClosed || this.pendingEnd) return;
     if (chunk !== undefined && chunk.length > 0) {
-      this.pendingOut.push(chunk);
+      (this.pendingOut ??= []).push(chunk);
       this.pendingOutBytes += chunk.length;
     }
     this.pendingEnd = true;
@@ -485,22 +486,23 @@ export class H2Connection {
   /** Sends as much queued body as the stream and connection windows allow. */
   flushStream(s: H2Stream): void {
     if (s.done) return;
-    while (s.pendingOut.length > 0) {
+    const q = s.pendingOut;
+    while (q !== null && q.length > 0) {
       const avail = Math.min(s.sendWindow, this.sendWindow);
       if (avail <= 0) {
         this.blocked.add(s);
         this.maybeDrain(s);
         return;
       }
-      const head = s.pendingOut[0]!;
+      const head = q[0]!;
       const n = Math.min(head.length, avail, this.peerMaxFrameSize);
       const chunk = n === head.length ? head : head.subarray(0, n);
-      if (n === head.length) s.pendingOut.shift();
-      else s.pendingOut[0] = head.subarray(n);
+      if (n === head.length) q.shift();
+      else q[0] = head.subarray(n);
       s.pendingOutBytes -= n;
       s.sendWindow -= n;
       this.sendWindow -= n;
-      const last = s.pendingEnd && s.pendingOut.length === 0;
+      const last = s.pendingEnd && q.length === 0;
       this.writeFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, s.id, chunk);
       if (last) {
         s.pendingEnd = false;
@@ -818,9 +820,14 @@ export class H2Connection {
     }
     s.gotHead = true;
     s.touched = true;
-    const rest: string[] = [];
-    for (let i = 0; i < headers.length; i += 2) if (headers[i]!.charCodeAt(0) !== 0x3a) rest.push(headers[i]!, headers[i + 1]!);
-    s.sink!.onHead(status, rest);
+    // The pseudo-headers lead the list (responseStatus checked): drop them in place, no new list.
+    let k = 0;
+    while (k < headers.length && headers[k]!.charCodeAt(0) === 0x3a) k += 2;
+    if (k > 0) {
+      for (let i = k; i < headers.length; i++) headers[i - k] = headers[i]!;
+      headers.length -= k;
+    }
+    s.sink!.onHead(status, headers);
     if (endStream && !s.done) {
       s.remoteClosed = true;
       this.deliverEnd(s);
@@ -978,7 +985,7 @@ export class H2Connection {
     this.blocked.delete(s);
     this.waiting.delete(s);
     this.rememberReset(s.id);
-    s.pendingOut = [];
+    s.pendingOut = null;
     s.pendingOutBytes = 0;
     if (notify) this.notifyError(s, code, false);
     else this.endWork(s); // the application reset it: its work is over
@@ -1019,7 +1026,7 @@ export class H2Connection {
     this.streams.delete(s.id);
     this.blocked.delete(s);
     this.waiting.delete(s); // reset before it started: no work to stop
-    s.pendingOut = [];
+    s.pendingOut = null;
     s.pendingOutBytes = 0;
     this.notifyError(s, code, refused);
     this.closeIfIdle();

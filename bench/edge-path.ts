@@ -1,0 +1,335 @@
+#!/usr/bin/env node
+/**
+ * The edge's own request path, in process, alone: what one protected GET with
+ * a valid session costs the edge's JavaScript from the uWS handler to the end
+ * of its response, and how much it allocates.
+ *
+ *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64]
+ *
+ * Runs the real `createFront` handler (route, session read from a real LMDB
+ * store, authorize, the cached assertion, the forwarded head written into the
+ * real tunnel client's HPACK encoder, the response written back) with
+ * stand-ins for uWS's request and response objects, over an in-memory socket
+ * pair to a canned HTTP/2 peer. The peer answers every request with the same
+ * pre-encoded HEADERS and DATA frames and decodes nothing, so almost nothing
+ * it does is counted against the edge (bench/micro.ts's "edge request path"
+ * task, by contrast, includes a full HTTP/2 server as the peer). Not counted:
+ * uWS's own parsing and socket writes, TLS, and the kernel.
+ *
+ * Reports, per request:
+ * - CPU µs (process.cpuUsage over each round: user + system of this process,
+ *   so other processes on the machine do not count, and the median of the
+ *   rounds is the figure);
+ * - bytes allocated, from V8's sampling heap profiler with objects collected
+ *   by minor and major GCs included (so garbage counts, not only what
+ *   survives), over one extra round, with the allocation sites that account
+ *   for most of it. Strings made from uWS's header bytes (the stand-in request
+ *   makes them as uWS does: flat latin1 strings per request) are reported
+ *   apart, as "what uWS hands over".
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { Session } from 'node:inspector';
+import { compileConfig, parseConfigYaml } from '../src/config/index.js';
+import { Assertions, Signer } from '../src/identity/index.js';
+import { Authenticator, hashToken, newSessionToken } from '../src/session/index.js';
+import { openStore } from '../src/store/index.js';
+import { createFront } from '../src/front/index.js';
+import { PoolRegistry } from '../src/tunnel/pools.js';
+import { TunnelConnection } from '../src/tunnel/connection.js';
+import { HpackEncoder } from '../wire/h2/hpack.js';
+import { PREFACE, FRAME_HEADER_LENGTH, FrameType, Flag, writeFrameHeader } from '../wire/h2/frames.js';
+import type { HttpRequest, HttpResponse } from '../native/uws.js';
+import { BENCH_CONFIG } from './stack.js';
+
+const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+const BODY = Buffer.from('{"ok":true,"items":[{"id":1,"name":"alpha"},{"id":2,"name":"beta"}],"total":2,"page":1,"of":1,"pad":"xxxxxx"}');
+
+/** One end of an in-memory socket pair; bytes reach the peer on the next tick, as from a real socket. */
+class MemSocket extends Duplex {
+  peer: MemSocket | null = null;
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const p = this.peer;
+    if (p !== null) process.nextTick(deliver, p, chunk);
+    cb();
+  }
+}
+function deliver(to: MemSocket, chunk: Buffer): void {
+  if (!to.destroyed) to.push(chunk);
+}
+
+/**
+ * The Warpgate's role, canned: reads frame headers only, acknowledges
+ * SETTINGS and PINGs, and answers each request (a HEADERS frame with
+ * END_STREAM) with a HEADERS block encoded once (`:status 200`,
+ * content-type, content-length; nothing added to the dynamic table) and one
+ * DATA frame with END_STREAM. Nothing is decoded.
+ */
+class CannedPeer {
+  private buf: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+  private preface = true;
+  private readonly block: Buffer<ArrayBufferLike>;
+
+  constructor(private readonly socket: MemSocket) {
+    const enc = new HpackEncoder(4096, { noIndex: ['content-type', 'content-length'], huffman: false });
+    this.block = Buffer.from(enc.encode([':status', '200', 'content-type', 'application/json', 'content-length', String(BODY.length)]));
+    socket.on('data', (c: Buffer) => this.onData(c));
+    this.write(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
+  }
+
+  private write(type: number, flags: number, sid: number, payload: Buffer): void {
+    const h = Buffer.alloc(FRAME_HEADER_LENGTH);
+    writeFrameHeader(h, 0, payload.length, type, flags, sid);
+    this.socket.write(Buffer.concat([h, payload]));
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    let off = 0;
+    if (this.preface) {
+      if (this.buf.length < PREFACE.length) return;
+      off = PREFACE.length;
+      this.preface = false;
+    }
+    const out: Buffer[] = [];
+    while (this.buf.length - off >= FRAME_HEADER_LENGTH) {
+      const len = this.buf.readUIntBE(off, 3);
+      if (this.buf.length - off < FRAME_HEADER_LENGTH + len) break;
+      const type = this.buf[off + 3]!;
+      const flags = this.buf[off + 4]!;
+      const sid = this.buf.readUInt32BE(off + 5) & 0x7fffffff;
+      if (type === FrameType.SETTINGS && (flags & Flag.ACK) === 0) out.push(frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(0)));
+      else if (type === FrameType.PING && (flags & Flag.ACK) === 0) out.push(frame(FrameType.PING, Flag.ACK, 0, this.buf.subarray(off + 9, off + 17)));
+      else if (type === FrameType.HEADERS && (flags & Flag.END_STREAM) !== 0) {
+        out.push(frame(FrameType.HEADERS, Flag.END_HEADERS, sid, this.block), frame(FrameType.DATA, Flag.END_STREAM, sid, BODY));
+      }
+      off += FRAME_HEADER_LENGTH + len;
+    }
+    this.buf = this.buf.subarray(off);
+    if (out.length > 0) this.socket.write(Buffer.concat(out));
+  }
+}
+
+function frame(type: number, flags: number, sid: number, payload: Buffer): Buffer {
+  const b = Buffer.alloc(FRAME_HEADER_LENGTH + payload.length);
+  writeFrameHeader(b, 0, payload.length, type, flags, sid);
+  payload.copy(b, FRAME_HEADER_LENGTH);
+  return b;
+}
+
+/** Stand-in for uWS's HttpRequest: a browser's protected GET; header strings made per request, as uWS makes them. */
+class FakeRequest {
+  private readonly raw: Buffer[];
+  constructor(headers: readonly string[]) {
+    this.raw = headers.map((h) => Buffer.from(h, 'latin1'));
+  }
+  getCaseSensitiveMethod(): string {
+    return 'GET';
+  }
+  getUrl(): string {
+    return '/api/v1/items';
+  }
+  getQuery(): string {
+    return 'page=2';
+  }
+  forEach(cb: (k: string, v: string) => void): void {
+    const raw = this.raw;
+    for (let i = 0; i < raw.length; i += 2) cb(raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1'));
+  }
+}
+
+const PEER_ADDRESS = new Uint8Array([203, 0, 113, 7]);
+
+/** Stand-in for uWS's HttpResponse: counts what a real one would send. */
+class FakeResponse {
+  status = '';
+  bytes = 0;
+  ended = false;
+  constructor(private readonly done: (ok: boolean) => void) {}
+  cork(cb: () => void): this {
+    cb();
+    return this;
+  }
+  writeStatus(s: string): this {
+    this.status = s;
+    return this;
+  }
+  writeHeader(k: string, v: string): this {
+    this.bytes += k.length + v.length;
+    return this;
+  }
+  write(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
+    return true;
+  }
+  getWriteOffset(): number {
+    return this.bytes;
+  }
+  tryEnd(chunk: Buffer): [boolean, boolean] {
+    this.bytes += chunk.length;
+    this.finish();
+    return [true, true];
+  }
+  end(body?: string | Buffer): this {
+    if (body !== undefined) this.bytes += body.length;
+    this.finish();
+    return this;
+  }
+  endWithoutBody(): this {
+    this.finish();
+    return this;
+  }
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.done(this.status.startsWith('200'));
+  }
+  onAborted(): this {
+    return this;
+  }
+  onWritable(): this {
+    return this;
+  }
+  onData(): this {
+    return this;
+  }
+  /** uWS hands over a fresh ArrayBuffer per call. */
+  getRemoteAddress(): ArrayBuffer {
+    return PEER_ADDRESS.slice().buffer;
+  }
+  close(): this {
+    this.finish();
+    return this;
+  }
+  pause(): void {}
+  resume(): void {}
+}
+
+interface Sample {
+  selfSize: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+function post<T>(s: Session, method: string, params?: object): Promise<T> {
+  return new Promise((resolve, reject) => s.post(method, params ?? {}, (err, r) => (err ? reject(err) : resolve(r as T))));
+}
+
+async function main(): Promise<void> {
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' } } });
+  const rounds = Number(v.rounds ?? 5);
+  const batches = Number(v.batches ?? 2000);
+  const inFlight = Number(v['in-flight'] ?? 64);
+  const dir = mkdtempSync(join(tmpdir(), 'mezu-edge-path-'));
+  const store = openStore(join(dir, 'data'));
+  try {
+    await Signer.ensureKey(store.signingKeys);
+    const signer = new Signer(store.signingKeys, 'http://127.0.0.1:8080');
+    signer.reload();
+    const now = Date.now();
+    await store.users.create({ id: 'usr_edge', directory: 'demo', email: 'edge@example.com', name: 'Edge', displayName: '', status: 'active', roles: ['viewer'], permissions: ['reports:read'], version: 1, createdAt: now, updatedAt: now, lastLoginAt: null });
+    const token = newSessionToken();
+    await store.sessions.create(hashToken(token), { id: 'ses_edge', principalType: 'user', userId: 'usr_edge', projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['pwd'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
+    const parsed = parseConfigYaml(BENCH_CONFIG);
+    if (!parsed.ok) throw new Error('edge-path: bench config invalid');
+    const compiled = compileConfig(parsed.config, 1);
+    const a = new MemSocket();
+    const b = new MemSocket();
+    a.peer = b;
+    b.peer = a;
+    new CannedPeer(b);
+    const pools = new PoolRegistry();
+    const conn = new TunnelConnection('demo', a, { pingIntervalMs: 0 }, () => undefined);
+    conn.ready = true;
+    pools.add(conn);
+    const handle = createFront({
+      config: () => compiled,
+      auth: new Authenticator(store),
+      assertions: new Assertions(store, signer),
+      signer,
+      scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), log: (m) => process.stderr.write(`edge-path: ${m}\n`) },
+      cookieName: 'mezu_session',
+      draining: { on: false },
+      pages: null,
+      log: (m) => process.stderr.write(`edge-path: ${m}\n`),
+    });
+    const req = new FakeRequest(['host', '127.0.0.1', 'user-agent', USER_AGENT, 'accept', 'application/json', 'accept-language', 'en-US,en;q=0.9', 'accept-encoding', 'gzip, deflate, br', 'cookie', `theme=dark; mezu_session=${token}`]) as unknown as HttpRequest;
+    const batch = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        let left = inFlight;
+        let bad = 0;
+        const done = (ok: boolean) => {
+          if (!ok) bad++;
+          if (--left === 0) (bad === 0 ? resolve() : reject(new Error(`edge-path: ${bad} requests did not get a 200`)));
+        };
+        for (let k = 0; k < inFlight; k++) handle(new FakeResponse(done) as unknown as HttpResponse, req);
+      });
+    // Warm: the first request mints the assertion and writes it back; then let the JIT settle.
+    await batch();
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < batches; i++) await batch();
+
+    const cpu: number[] = [];
+    const wall: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const c0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < batches; i++) await batch();
+      const c = process.cpuUsage(c0);
+      wall.push(Number(process.hrtime.bigint() - t0) / 1000 / (batches * inFlight));
+      cpu.push((c.user + c.system) / (batches * inFlight));
+    }
+
+    // Allocation: the sampling heap profiler, garbage included.
+    const session = new Session();
+    session.connect();
+    const allocBatches = Math.min(batches, 500);
+    await post(session, 'HeapProfiler.enable');
+    await post(session, 'HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    for (let i = 0; i < allocBatches; i++) await batch();
+    const { profile } = await post<{ profile: { head: { callFrame: Sample['callFrame']; selfSize: number; children: unknown[] }; samples: Array<{ size: number; nodeId: number }> } }>(session, 'HeapProfiler.stopSampling');
+    session.disconnect();
+    const bySite = new Map<string, number>();
+    let total = 0;
+    const walk = (n: { callFrame: Sample['callFrame']; selfSize: number; children: unknown[] }) => {
+      if (n.selfSize > 0) {
+        const f = n.callFrame;
+        const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/dist\//, '').replace(/^node:internal\//, 'node:')}:${f.lineNumber + 1}`;
+        bySite.set(key, (bySite.get(key) ?? 0) + n.selfSize);
+        total += n.selfSize;
+      }
+      for (const c of n.children) walk(c as typeof n);
+    };
+    walk(profile.head);
+    const reqs = allocBatches * inFlight;
+    // Strings made by the stand-in request: what uWS hands over per request.
+    let fromUws = 0;
+    for (const [k, bytes] of bySite) if (k.startsWith('forEach bench/edge-path.js') || k.startsWith('toString node:buffer') || k.startsWith('slice ') || k.startsWith('latin1Slice')) fromUws += bytes;
+    const sorted = [...cpu].sort((x, y) => x - y);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const out = [
+      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests`,
+      `  CPU µs/request: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
+      `  wall µs/request: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
+      `  allocated per request: ${(total / reqs).toFixed(0)} B, of which ${(fromUws / reqs).toFixed(0)} B are the header strings uWS hands over (sampling heap profiler, interval 256 B, garbage included, ${reqs} requests)`,
+      `  top allocation sites (B/request):`,
+    ];
+    for (const [k, bytes] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 15)) out.push(`    ${(bytes / reqs).toFixed(0).padStart(6)}  ${k}`);
+    process.stdout.write(out.join('\n') + '\n');
+    conn.close(false);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`edge-path: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);
