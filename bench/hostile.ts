@@ -20,9 +20,9 @@
  *       thousands per second do not run out of ephemeral ports. An answer
  *       that comes first (e.g. 429 MEZU_CLIENT_BUSY) is counted by status.
  *
- * Bounded: requests and connections are capped at rate × seconds; the
- * process exits after the window plus at most 3 s. Prints
- * {"event":"ready"} once parsed, then one {"event":"result",…} line.
+ * Bounded: requests and connections are capped at rate × seconds; the load
+ * ends after the window plus at most 3 s. Prints {"event":"ready"} once
+ * parsed, then one {"event":"result",…} line, then waits for SIGTERM.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -240,9 +240,16 @@ async function main(): Promise<void> {
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
+/**
+ * After its result the process stays (idle) until the bench stops it by pid,
+ * at most this long: exiting on its own could race the bench's last CPU
+ * reading of the window, and a pid gone by then has no CPU to read.
+ */
+const LINGER_MS = 30_000;
+
 if (require.main === module) {
   main().then(
-    () => process.exit(0),
+    () => setTimeout(() => process.exit(0), LINGER_MS),
     (err: Error) => {
       process.stderr.write(`hostile: ${err.message}\n`);
       process.exit(2);

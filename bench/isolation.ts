@@ -1,6 +1,7 @@
 /**
- * The bench's client-isolation scenarios (BRIEF §4's last two budgets), run
- * by run.ts against its lean chain:
+ * The bench's client-isolation scenarios (the budgets for pipelined load and
+ * for a well-behaved client beside a hostile one), run by run.ts against its
+ * lean chain:
  *
  *   pipelined   the same requests in flight with and without pipelining,
  *               through the chain and against the origin directly, counted
@@ -49,7 +50,8 @@ const HOSTILE_EMAIL = 'hostile@example.com';
  * "tunnel to edge worker N closed" (not "(drained)", which is its own
  * certificate rotation) and the edge "connection to a warpgate … closed";
  * lines naming ENHANCE_YOUR_CALM or "too many" are the HTTP/2 flood guards
- * closing a connection (the reset guard that issue 12 saw firing).
+ * closing a connection (e.g. a rapid-reset guard counting the streams that
+ * clients who left cancelled).
  */
 export class TunnelWatch {
   private warpgate = 0;
@@ -375,6 +377,8 @@ export async function twoTenantScenario(ctx: Ctx, env: TwoTenantEnv, s: TwoTenan
     );
     hostileCpuSeconds = beside?.cpu.components.hostile?.cpuSeconds ?? null;
     result = await resultLine;
+    // Gone before the window after it, so nothing of it runs there.
+    log(`hostile tenant (pid ${hostile.pid}) ${await hostile.stop()}`);
     if (beside === null || ctx.interrupted()) return null;
     // Alone again: a lasting effect (tunnels gone, counters leaked) shows here.
     after = await measureRaw(
@@ -386,10 +390,10 @@ export async function twoTenantScenario(ctx: Ctx, env: TwoTenantEnv, s: TwoTenan
       log,
     );
   } finally {
-    const diedEarly = hostile.alive ? null : hostile.exit;
-    const how = await hostile.stop();
-    if (diedEarly !== null && diedEarly.code !== 0) ctx.problems.push(`hostile tenant (pid ${hostile.pid}) exited with ${JSON.stringify(diedEarly)}: ${hostile.tail.slice(-5).join(' | ')}`);
-    log(`hostile tenant (pid ${hostile.pid}) ${how}`);
+    // It lingers after its result until stopped; exiting by itself before that is a failure.
+    const diedEarly = hostile.alive || hostile.stopping ? null : hostile.exit;
+    if (hostile.alive) log(`hostile tenant (pid ${hostile.pid}) ${await hostile.stop()}`);
+    if (diedEarly !== null) ctx.problems.push(`hostile tenant (pid ${hostile.pid}) exited by itself with ${JSON.stringify(diedEarly)}: ${hostile.tail.slice(-5).join(' | ')}`);
   }
   const errorsBeside =
     beside.outcome.non2xx + beside.outcome.lost + beside.outcome.timeouts + beside.outcome.unanswered + beside.outcome.misordered + beside.outcome.protocolErrors + beside.outcome.connectErrors + beside.outcome.resets + beside.outcome.closedWithPending;

@@ -135,7 +135,7 @@ export interface PipelinedReport {
   /** autocannon -c connections -p depth through the chain (it re-sends on closed connections). */
   autocannon: RunReport | null;
   autocannonTunnels: TunnelCloses | null;
-  /** 2xx/s pipelined ÷ unpipelined, same requests in flight (BRIEF §4: ≥ 0.8 through the chain). */
+  /** 2xx/s pipelined ÷ unpipelined, same requests in flight (budget: ≥ 0.8 through the chain). */
   chainRatio: number | null;
   directRatio: number | null;
 }
@@ -150,7 +150,7 @@ export interface TwoTenantReport {
   solo: RawRunReport;
   beside: RawRunReport;
   after: RawRunReport | null;
-  /** Well-behaved 2xx/s beside the hostile tenant ÷ alone (BRIEF §4: ≥ 0.5). */
+  /** Well-behaved 2xx/s beside the hostile tenant ÷ alone (budget: ≥ 0.5). */
   ratio: number | null;
   /** Everything the well-behaved tenant got beside the hostile one that was not a correct 2xx (must be 0). */
   errorsBeside: number;
