@@ -23,7 +23,7 @@ import { rawLoad } from './rawload.js';
 import { badText, type RawRunReport, type PipelinedReport, type TunnelCloses, type TwoTenantReport, type Setup } from './report.js';
 import { ROOT, cli } from './stack.js';
 
-/** How many answers a run may wait for after its window (bench/rawload.ts DRAIN_MS), for log messages. */
+/** An answer not complete this long after its request was written: its connection is destroyed and it counts as timed out. */
 const RAW_TIMEOUT_MS = 10_000;
 /**
  * Replacement connections per second a raw client may open: enough that a
