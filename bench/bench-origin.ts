@@ -7,8 +7,15 @@
  *   GET  …/echo          JSON of the `x-mezu-*` headers received (pre-flight: the identity arrived)
  *   GET  …/big?bytes=N   N bytes of application/octet-stream (N ≤ 1 GiB), streamed with
  *                        tryEnd/onWritable so the origin never holds more than one chunk
+ *   GET  …/slow?delay=MS the fixed body after MS milliseconds (1 ≤ MS ≤ 60000): a slow endpoint
+ *                        whose requests a hostile client can open and abort mid-flight
+ *   GET  …/seq?n=N       the fixed body with `x-bench-seq: N`, so a client that tags each request
+ *                        can check that answers come back in order (pipelining) and belong to it
  *   PUT/POST/PATCH …     reads the body and answers {"bytes":<count>}
  *   anything else        the fixed ~100-byte JSON body
+ *
+ * The query is read only on the paths that use one (…/big, …/slow, …/seq): the
+ * hot path (every other GET) stays one path check and one answer, as before.
  *
  * The fixed body is the same for public and protected routes, so the two runs
  * differ only by what the edge does (the demo origin echoes the identity, which
@@ -25,6 +32,8 @@ export const FIXED_BODY = Buffer.from(
   JSON.stringify({ ok: true, items: [{ id: 1, name: 'alpha' }, { id: 2, name: 'beta' }], total: 2, page: 1, of: 1, pad: 'xxxxxx' }),
 );
 const MAX_BIG = 1 << 30;
+/** Longest `delay` of …/slow: long enough for any abort test, short enough that nothing hangs a run. */
+const MAX_DELAY_MS = 60_000;
 /** One chunk handed to uWS at a time (then onWritable); its content does not matter. */
 const CHUNK = Buffer.alloc(256 * 1024, 0x61);
 
@@ -101,6 +110,28 @@ export function startBenchOrigin(host: string, port: number): Promise<number> {
         if (k.startsWith('x-mezu-') && k !== 'x-mezu-assertion') mezu[k] = v;
       });
       res.writeHeader('content-type', 'application/json').end(JSON.stringify({ path, identity: mezu }));
+      return;
+    }
+    if (path.endsWith('/slow')) {
+      const delay = Number(req.getQuery('delay') ?? '');
+      if (!Number.isInteger(delay) || delay < 1 || delay > MAX_DELAY_MS) {
+        res.writeStatus('400 Bad Request').end(`delay must be 1..${MAX_DELAY_MS} (ms)\n`);
+        return;
+      }
+      // Answered later, so uWS needs onAborted (a response used after its client left is a crash)
+      // and cork (a write outside a uWS callback would go out unbatched).
+      let aborted = false;
+      const timer = setTimeout(() => {
+        if (!aborted) res.cork(() => res.writeHeader('content-type', 'application/json').end(FIXED_BODY));
+      }, delay);
+      res.onAborted(() => {
+        aborted = true;
+        clearTimeout(timer);
+      });
+      return;
+    }
+    if (path.endsWith('/seq')) {
+      res.writeHeader('content-type', 'application/json').writeHeader('x-bench-seq', req.getQuery('n') ?? '').end(FIXED_BODY);
       return;
     }
     if (path.endsWith('/big')) {

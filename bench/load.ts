@@ -21,6 +21,8 @@ export interface DriveOptions {
   keepSamples: boolean;
   /** autocannon's `overallRate` (req/s across all connections); see bench/paced.ts for why it is bursty. */
   overallRate?: number;
+  /** Requests outstanding per connection (autocannon `-p`); 1 when absent. */
+  pipelining?: number;
 }
 
 export interface LoadOutcome {
@@ -74,7 +76,7 @@ export async function drive(target: LoadTarget, o: DriveOptions): Promise<LoadOu
     method: 'GET',
     headers: target.headers,
     connections,
-    pipelining: 1,
+    pipelining: o.pipelining ?? 1,
     duration: seconds,
     timeout: 10,
     maxOverallRequests: cap,

@@ -102,6 +102,12 @@ export interface CpuWindow {
   machineBusySeconds: number;
 }
 
+/**
+ * Groups that are clients, not servers (the hostile tenant's process): their
+ * CPU is reported as a component but is not part of the proxy's cost.
+ */
+export const CLIENT_GROUPS: ReadonlySet<string> = new Set(['hostile']);
+
 /** Per-unit CPU of each group (units: completed requests, or MiB moved). */
 export function cpuReport(w: CpuWindow, units: number, elapsedSeconds: number, who: string, problems: string[]): CpuReport {
   const per = (s: number) => (units > 0 ? (s * 1e6) / units : null);
@@ -112,7 +118,7 @@ export function cpuReport(w: CpuWindow, units: number, elapsedSeconds: number, w
     if (g.vanished.length > 0) problems.push(`${who}: ${name} pid(s) ${g.vanished.join(', ')} vanished during the window; their CPU is missing`);
     components[name] = { cpuSeconds: round(g.cpuSeconds, 3)!, usPerUnit: round(per(g.cpuSeconds), 1), perPidSeconds: g.perPid };
     accounted += g.cpuSeconds;
-    if (name !== 'origin') proxy += g.cpuSeconds;
+    if (name !== 'origin' && !CLIENT_GROUPS.has(name)) proxy += g.cpuSeconds;
   }
   const other = w.machineBusySeconds - accounted;
   return {
@@ -147,19 +153,32 @@ export interface RunOptions {
   connections: number;
   /** Offered req/s for autocannon-rate and paced runs. */
   rate?: number;
+  /** autocannon `-p` for closed-loop runs (1 when absent). */
+  pipelining?: number;
+  /** Peak round this run belongs to (run.ts repeats the peak runs). */
+  round?: number;
+  /** Edge workers of the chain under test, when it is a chain. */
+  workers?: number;
+  /**
+   * The run measures a failure mode (e.g. pipelining the edge refuses): its
+   * errors, non-2xx answers and missing responses are the result, reported
+   * in its own table, not problems that make the whole bench unclean.
+   */
+  expectFailures?: boolean;
 }
 
 /** Checks after a run: what makes its figures unusable goes to problems, what makes them doubtful to warnings. */
-function check(ctx: Ctx, run: RunReport): void {
+function check(ctx: Ctx, run: RunReport, expectFailures: boolean): void {
+  for (const p of ctx.procs) if (!p.alive) ctx.problems.push(`${run.name}: ${p.name} (pid ${p.pid}) exited during the run: ${JSON.stringify(p.exit)}`);
+  if (run.cpu.foreignCores > OTHER_CORES_WARN) {
+    ctx.warnings.push(`${run.name}: the machine was not quiet: ${run.cpu.foreignCores.toFixed(2)} cores busy outside the benchmarked processes during the window; its CPU and latency figures are inflated`);
+  }
+  if (expectFailures) return;
   const r = run.requests;
   if (r.non2xx > 0) ctx.problems.push(`${run.name}: ${r.non2xx} non-2xx responses ${JSON.stringify(r.statusCounts)}`);
   if (r.errors > 0 || r.timeouts > 0) ctx.problems.push(`${run.name}: ${r.errors} errors, ${r.timeouts} timeouts ${JSON.stringify(r.errorKinds)}`);
   if (r.capped) ctx.problems.push(`${run.name}: hit the safety cap on requests; the run ended early`);
   if (r.completed === 0) ctx.problems.push(`${run.name}: no response completed`);
-  for (const p of ctx.procs) if (!p.alive) ctx.problems.push(`${run.name}: ${p.name} (pid ${p.pid}) exited during the run: ${JSON.stringify(p.exit)}`);
-  if (run.cpu.foreignCores > OTHER_CORES_WARN) {
-    ctx.warnings.push(`${run.name}: the machine was not quiet: ${run.cpu.foreignCores.toFixed(2)} cores busy outside the benchmarked processes during the window; its CPU and latency figures are inflated`);
-  }
 }
 
 /**
@@ -167,7 +186,11 @@ function check(ctx: Ctx, run: RunReport): void {
  * `overallRate`, or the pacer. Returns null when interrupted.
  */
 export async function measureRun(ctx: Ctx, t: Target, groups: Groups, o: RunOptions, log: (msg: string) => void): Promise<RunReport | null> {
-  log(`${t.label}: ${o.kind}${o.rate !== undefined ? ` at ${Math.round(o.rate)} req/s` : ''}, warm-up ${o.warmupSeconds} s, then ${o.seconds} s at ${o.connections} connections`);
+  const pipelining = o.pipelining ?? 1;
+  log(
+    `${t.label}${o.round !== undefined ? ` (round ${o.round})` : ''}: ${o.kind}${o.rate !== undefined ? ` at ${Math.round(o.rate)} req/s` : ''}, ` +
+      `warm-up ${o.warmupSeconds} s, then ${o.seconds} s at ${o.connections} connections${pipelining > 1 ? ` × ${pipelining} pipelined` : ''}`,
+  );
   const quiet = await waitQuiet(groups, ctx);
   if (quiet !== 'quiet' && quiet !== 'not waited for') ctx.warnings.push(`${t.name}: machine ${quiet} before the run; measured anyway`);
   if (ctx.interrupted()) return null;
@@ -178,10 +201,10 @@ export async function measureRun(ctx: Ctx, t: Target, groups: Groups, o: RunOpti
       const wu = await paced({ url: t.url, headers: t.headers, rate: o.rate!, seconds: o.warmupSeconds, connections: o.connections, timeoutMs: 10_000 });
       warmup = { seconds: o.warmupSeconds, requests: wu.completed, non2xx: wu.non2xx, errors: wu.errors + wu.timeouts };
     } else {
-      const wu = await drive(t, { seconds: o.warmupSeconds, connections: o.connections, keepSamples: false, ...(o.kind === 'autocannon-rate' ? { overallRate: o.rate! } : {}) });
+      const wu = await drive(t, { seconds: o.warmupSeconds, connections: o.connections, keepSamples: false, pipelining, ...(o.kind === 'autocannon-rate' ? { overallRate: o.rate! } : {}) });
       warmup = { seconds: o.warmupSeconds, requests: wu.result.requests.total, non2xx: wu.result.non2xx, errors: wu.result.errors };
     }
-    if (warmup.non2xx > 0 || warmup.errors > 0) ctx.problems.push(`${t.name}: warm-up saw ${warmup.non2xx} non-2xx and ${warmup.errors} errors`);
+    if ((warmup.non2xx > 0 || warmup.errors > 0) && o.expectFailures !== true) ctx.problems.push(`${t.name}: warm-up saw ${warmup.non2xx} non-2xx and ${warmup.errors} errors`);
   }
   if (ctx.interrupted()) return null;
 
@@ -190,7 +213,9 @@ export async function measureRun(ctx: Ctx, t: Target, groups: Groups, o: RunOpti
     label: t.label,
     setup: t.setup,
     tunnel: t.tunnel,
-    load: { kind: o.kind, connections: o.connections, seconds: o.seconds, rate: o.rate === undefined ? null : Math.round(o.rate) },
+    load: { kind: o.kind, connections: o.connections, seconds: o.seconds, rate: o.rate === undefined ? null : Math.round(o.rate), pipelining },
+    ...(o.round !== undefined ? { round: o.round } : {}),
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
     url: t.url,
     headers: Object.keys(t.headers),
     warmup,
@@ -219,7 +244,7 @@ export async function measureRun(ctx: Ctx, t: Target, groups: Groups, o: RunOpti
     };
   } else {
     const m = await withCpu(groups, ctx.ticksPerSecond, () =>
-      drive(t, { seconds: o.seconds, connections: o.connections, keepSamples: true, ...(o.kind === 'autocannon-rate' ? { overallRate: o.rate! } : {}) }),
+      drive(t, { seconds: o.seconds, connections: o.connections, keepSamples: true, pipelining, ...(o.kind === 'autocannon-rate' ? { overallRate: o.rate! } : {}) }),
     );
     if (ctx.interrupted()) return null; // a load cut short by SIGINT is not a measurement
     const r = m.value.result;
@@ -235,6 +260,7 @@ export async function measureRun(ctx: Ctx, t: Target, groups: Groups, o: RunOpti
         errors: r.errors,
         timeouts: r.timeouts,
         errorKinds: m.value.errorKinds,
+        bytesRead: r.throughput.total,
         statusCounts,
         capped: m.value.capped || r.requests.total >= o.seconds * MAX_REQUESTS_PER_SECOND,
       },
@@ -248,17 +274,21 @@ export async function measureRun(ctx: Ctx, t: Target, groups: Groups, o: RunOpti
       cpu: cpuReport(m.cpu, r.requests.total, m.value.elapsedSeconds, t.name, ctx.problems),
     };
   }
-  check(ctx, run);
+  check(ctx, run, o.expectFailures === true);
   return run;
 }
 
-/** Fills vsDirect (same load kind and rate) and vsNginx (closed loop) for every run. */
+/**
+ * Fills vsDirect (same load kind and rate, and the same peak round when runs
+ * have rounds) and vsNginx (closed loop) for every run.
+ */
 export function compare(runs: RunReport[]): void {
   const sub = (a: number | null, b: number | null) => (a === null || b === null ? null : round(a - b, 3));
   const div = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round(a / b, 3));
   const nginx = runs.find((x) => x.setup === 'nginx' && x.load.kind === 'closed');
   for (const run of runs) {
-    const direct = runs.find((x) => x.setup === 'direct' && x.load.kind === run.load.kind && x.load.rate === run.load.rate);
+    const sameLoad = (x: RunReport) => x.setup === 'direct' && x.load.kind === run.load.kind && x.load.rate === run.load.rate;
+    const direct = runs.find((x) => sameLoad(x) && x.round === run.round) ?? runs.find(sameLoad);
     if (direct !== undefined && direct !== run) {
       run.vsDirect = {
         throughputRatio: div(run.reqPerSec, direct.reqPerSec),

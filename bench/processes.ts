@@ -23,6 +23,8 @@ export class Proc {
   /** True once the benchmark itself asked the process to stop. */
   stopping = false;
   private readonly lineWaiters: Array<(line: string, stream: 'stdout' | 'stderr') => boolean> = [];
+  /** Listeners that see every line until they unsubscribe (the tail keeps only the last lines). */
+  private readonly lineListeners = new Set<(line: string, stream: 'stdout' | 'stderr') => void>();
   private readonly exitWaiters: Array<() => void> = [];
 
   constructor(name: string, args: readonly string[], cwd: string, command: string = process.execPath) {
@@ -44,11 +46,23 @@ export class Proc {
       this.linesSeen++;
       this.tail.push(`${which}: ${line}`);
       if (this.tail.length > TAIL_LINES) this.tail.shift();
+      for (const l of this.lineListeners) l(line, which);
       for (let i = 0; i < this.lineWaiters.length; ) {
         if (this.lineWaiters[i]!(line, which)) this.lineWaiters.splice(i, 1);
         else i++;
       }
     });
+  }
+
+  /**
+   * Calls `fn` for every line from now on (counting log lines over a
+   * measured window, e.g. tunnel closes); returns the unsubscribe function.
+   */
+  onLine(fn: (line: string, stream: 'stdout' | 'stderr') => void): () => void {
+    this.lineListeners.add(fn);
+    return () => {
+      this.lineListeners.delete(fn);
+    };
   }
 
   get alive(): boolean {
