@@ -15,7 +15,7 @@ import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
-                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s]
+                [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s] [--origin-ca FILE]
                 [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
 
 const VERSION = '0.1.0';
@@ -64,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
         'origin-timeout': { type: 'string' },
         'origin-connections': { type: 'string' },
         'origin-queue-timeout': { type: 'string' },
+        'origin-ca': { type: 'string' },
         'tunnel-ping': { type: 'string' },
         'tunnel-ping-timeout': { type: 'string' },
         'key-file': { type: 'string' },
@@ -112,7 +113,6 @@ export async function main(argv: string[]): Promise<void> {
     die(`--origin must be a URL like http://127.0.0.1:3000, got "${v.origin}"`);
   }
   if (origin.protocol !== 'http:' && origin.protocol !== 'https:') die('--origin must be http:// or https://');
-  if (origin.protocol === 'https:') die('--origin https:// is not supported: the Warpgate speaks HTTP/1.1 in clear to the application on its own host; give its http:// address');
   let certFile = v.cert, keyFile = v.key, caFile = v.ca;
   if (v['pki-dir'] !== undefined) {
     if (!v.pool) die('--pki-dir needs --pool');
@@ -151,7 +151,16 @@ export async function main(argv: string[]): Promise<void> {
   // Each origin connection is a descriptor; the tunnels, the log and the runtime take ~40 more.
   if (fds !== null && fds < originConns + 64) log(`warpgate: the open-file limit (ulimit -n) is ${fds}, below --origin-connections ${originConns} + 64: past it, new origin connections fail with EMFILE (MEZU_ORIGIN_UNREACHABLE); raise the limit or lower --origin-connections`);
   const verifier = new AssertionVerifier();
-  const originClient = new OriginClient({ origin: origin.origin, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
+  let originCa: string | undefined;
+  if (v['origin-ca'] !== undefined) {
+    if (origin.protocol !== 'https:') die('--origin-ca goes with an https:// --origin');
+    try {
+      originCa = readFileSync(v['origin-ca'], 'utf8');
+    } catch (err) {
+      die(`cannot read --origin-ca: ${(err as Error).message}`);
+    }
+  }
+  const originClient = new OriginClient({ origin: origin.origin, ca: originCa, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
   const forwarder = new LeanForwarder(originClient, verifier, log);
   const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
   let runner: { stop(): Promise<void> };

@@ -938,7 +938,7 @@ test('close(): in-flight requests finish, new ones are refused', async (t) => {
 });
 
 test('https: origins are refused at construction (they stay on undici)', (t) => {
-  t.throws(() => new OriginClient({ origin: 'https://127.0.0.1:1' }), { message: /http: only/ });
+  t.throws(() => new OriginClient({ origin: 'ftp://127.0.0.1:1' }), { message: /speaks http: and https:/ });
 });
 
 // ── a uWS origin (the reference origin of the benchmarks) ──

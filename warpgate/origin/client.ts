@@ -22,10 +22,11 @@
  * - no closures per request: a request is one `OriginRequest` object and its
  *   sink, whose methods are called directly.
  *
- * `https:` origins are not supported here: they stay on undici (TLS to a
- * local application is rare, and its cost is dominated by TLS itself).
+ * `https:` origins are spoken to over TLS (tls.connect, certificate verified
+ * against Node's roots or the given `ca`), through the same `onread` path.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { PARSE_ERROR, ResponseParser, type ResponseListener } from './parser.js';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, SerializedHead, isIdempotent, serializeHead, type RequestHeadInput } from './request-head.js';
 
@@ -51,8 +52,14 @@ export interface OriginSink {
 }
 
 export interface OriginClientOptions {
-  /** `http://host:port`. */
+  /** `http://host:port`, or `https://host:port` (TLS to the origin, certificate verified). */
   origin: string | URL;
+  /**
+   * For an `https:` origin: PEM CA certificates to trust instead of Node's
+   * bundled roots (an application with a self-signed or internal-CA
+   * certificate). The certificate must name the origin's host.
+   */
+  ca?: string;
   /**
    * Connections at most: the pool opens them while requests wait and lets
    * idle ones close, so this is a ceiling, not a size. Default 1024: one
@@ -150,6 +157,8 @@ const LAST_CHUNK = '0\r\n\r\n';
 export class OriginClient {
   readonly host: string;
   readonly port: number;
+  /** TLS settings for an `https:` origin, or null. */
+  readonly tls: { servername: string | undefined; ca: string | undefined } | null;
   /** Host header when the caller sends none. */
   readonly authority: string;
   readonly maxConnections: number;
@@ -185,10 +194,11 @@ export class OriginClient {
 
   constructor(opts: OriginClientOptions) {
     const u = typeof opts.origin === 'string' ? new URL(opts.origin) : opts.origin;
-    if (u.protocol !== 'http:') throw new TypeError(`warpgate: the lean origin client speaks http: only, got ${u.protocol} (use undici for https:)`);
-    if (u.pathname !== '/' || u.search !== '' || u.username !== '' || u.password !== '') throw new TypeError(`warpgate: origin must be http://host:port, got ${u.href}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`warpgate: the origin client speaks http: and https:, got ${u.protocol}`);
+    if (u.pathname !== '/' || u.search !== '' || u.username !== '' || u.password !== '') throw new TypeError(`warpgate: origin must be http(s)://host:port, got ${u.href}`);
     this.host = u.hostname.replace(/^\[|\]$/g, '');
-    this.port = u.port === '' ? 80 : Number(u.port);
+    this.tls = u.protocol === 'https:' ? { servername: net.isIP(this.host) === 0 ? this.host : undefined, ca: opts.ca } : null;
+    this.port = u.port === '' ? (this.tls === null ? 80 : 443) : Number(u.port);
     this.authority = u.host;
     this.maxConnections = positive(opts.connections, 1024, 'connections');
     this.maxQueue = positive(opts.maxQueue, 1024, 'maxQueue');
@@ -644,9 +654,16 @@ export class Connection implements ResponseListener {
     this.client = client;
     this.parser = new ResponseParser(this, { maxHeaderBytes: client.maxHeaderBytes, maxHeaderCount: client.maxHeaderCount });
     readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE);
-    const socket = net.connect({ host: client.host, port: client.port, noDelay: true, onread: { buffer: readBuffer, callback: onSocketRead } });
+    const onread = { buffer: readBuffer, callback: onSocketRead };
+    const t = client.tls;
+    // TLS reads through `onread` too (tls.connect passes it to its socket): no stream machinery per read either way.
+    const socket: net.Socket =
+      t === null
+        ? net.connect({ host: client.host, port: client.port, noDelay: true, onread })
+        : tls.connect({ host: client.host, port: client.port, servername: t.servername, ca: t.ca, onread, ALPNProtocols: ['http/1.1'] } as tls.ConnectionOptions);
     (socket as ConnectionSocket).mezuConn = this;
-    socket.on('connect', onSocketConnect);
+    if (t !== null) socket.setNoDelay(true);
+    socket.on(t === null ? 'connect' : 'secureConnect', onSocketConnect);
     socket.on('error', onSocketError);
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
