@@ -187,7 +187,7 @@ function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDeny: bool
       if (ctx.pages === null || !ctx.pages.serves(r.target)) return writeError(res, 'MEZU_NOT_FOUND', r.id, closeOnDeny, r.isHead);
       return ctx.pages.serve(res, r.id, r.method, r.target, r.query, r.fields, r.host, r.project!, r.config!);
     case Verdict.Jwks:
-      res.writeStatus('200 OK').writeHeader('content-type', 'application/json').writeHeader('cache-control', 'public, max-age=300');
+      res.writeStatus('200 OK\r\ncontent-type: application/json\r\ncache-control: public, max-age=300');
       return endBody(res, ctx.signer.jwksJson(), closeOnDeny, r.isHead);
     case Verdict.LoginRequired:
       return writeLoginRequired(res, r.acceptsHtml && (r.method === 'GET' || r.isHead), r.target, r.id, closeOnDeny, r.isHead);

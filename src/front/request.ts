@@ -384,17 +384,26 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     if (pendingHeads.length === 1) queueMicrotask(flushPendingHeads);
   }
 
-  /** Writes status line and fields; call corked. */
+  /**
+   * Writes status line and fields; call corked. One native call: the fields
+   * follow the status text as `\r\nname: value` lines in the string handed
+   * to writeStatus (uWS writes `HTTP/1.1 `, that string and `\r\n`, then its
+   * own Date and framing). Measured with callgrind on a bare uWS server: each
+   * writeHeader call costs ~1,000 instructions of crossing and conversion, so a
+   * response with three fields spends ~3,000 less. Safe because every name and
+   * value came through the tunnel's HPACK decoder, which refuses names that
+   * are not lower-case tokens and values with NUL, CR or LF (RFC 9113 §8.2.1;
+   * wire/h2/hpack.ts validName, validValue): no field can end the line early.
+   */
   writeHead(): void {
-    const res = this.res;
     const headers = this.headFields!;
-    res.writeStatus(statusLine(this.headStatus));
+    let head = statusLine(this.headStatus);
     for (let i = 0; i < headers.length; i += 2) {
       const n = headers[i]!;
       if (SKIP_RESPONSE.has(n)) continue;
-      res.writeHeader(n, headers[i + 1]!);
+      head += `\r\n${n}: ${headers[i + 1]!}`;
     }
-    res.writeHeader('x-mezu-request-id', this.id);
+    this.res.writeStatus(`${head}\r\nx-mezu-request-id: ${this.id}`);
     this.headWritten = true;
     this.headPending = false;
   }

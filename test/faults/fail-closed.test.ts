@@ -52,8 +52,14 @@ class FakeResponse {
   aborted: (() => void) | null = null;
   /** The handler threw instead of answering. */
   threw: Error | null = null;
+  /** The edge writes its fields after the status text in the same string (`\r\nname: value` lines), as uWS lets it. */
   writeStatus(s: string) {
-    this.status = s;
+    const [status, ...lines] = s.split('\r\n');
+    this.status = status!;
+    for (const l of lines) {
+      const c = l.indexOf(': ');
+      this.headers.push([l.slice(0, c), l.slice(c + 2)]);
+    }
     return this;
   }
   writeHeader(k: string, v: string) {
