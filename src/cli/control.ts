@@ -18,7 +18,7 @@ import { randomBytes, X509Certificate, createPrivateKey, type KeyObject } from '
 import { parse as parseYaml } from 'yaml';
 import { openStore, type Store, type UserRecord } from '../store/index.js';
 import { hashToken, newId, newSessionToken } from '../session/index.js';
-import { parseDuration } from '../config/index.js';
+import { parseDuration } from '../runtime/index.js';
 import {
   Control,
   CONSOLE_DIRECTORY,

@@ -4,7 +4,6 @@
  */
 export { validateConfig, parseConfigYaml } from './validate.js';
 export { compileConfig, normalizeHost } from './compile.js';
-export { parseDuration } from './duration.js';
 export { parseSize, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES } from './limits.js';
 export type * from './types.js';
 export { clientIp, canonicalIp } from './client-ip.js';

@@ -9,7 +9,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../../wire/index.js';
 import { normalizePath, routeKey } from '../route/index.js';
 import { MAX_MAX_BODY_BYTES, parseSize } from './limits.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../runtime/index.js';
 import { normalizeHost } from './host.js';
 import { isIP, BlockList } from 'node:net';
 import {

@@ -10,7 +10,8 @@
  * nothing to notify.
  */
 import { randomBytes } from 'node:crypto';
-import { parseConfigYaml, compileConfig, parseDuration, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
+import { parseConfigYaml, compileConfig, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
+import { parseDuration } from '../runtime/index.js';
 import { DEFAULT_ORGANIZATION, orgDirectoryId } from '../config/defaults.js';
 import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, AuditRecord, SessionRecord } from '../store/index.js';
 import { hashToken, newApiKey, newId } from '../session/index.js';
