@@ -25,8 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
-import { createCsr } from '../src/pki/index.js';
-import { ENROLL_PATH, type EnrollResponse } from '../wire/index.js';
+import { ENROLL_PATH, createCsr, type EnrollResponse } from '../wire/index.js';
 import { Backoff, systemClock, type Timers } from '../src/runtime/index.js';
 
 export interface EnrollConfig {

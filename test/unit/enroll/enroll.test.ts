@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { createCA, createCsr, signCsr, credentialFromPeerCertificate, poolFromPeerCertificate, issueClientCert, fingerprint256 } from '../../../src/pki/index.js';
+import { createCA, issueClientCert, fingerprint256 } from '../../../src/pki/index.js';
+import { createCsr } from '../../../wire/index.js';
 import { openStore, type Store } from '../../../src/store/index.js';
 import { parseConfigYaml, compileConfig, type CompiledConfig } from '../../../src/config/index.js';
 import { Control, type Actor } from '../../../src/control/index.js';
@@ -21,33 +22,6 @@ const YAML = `projects:
   - { id: demo, hosts: [localhost], upstream: pool-a }
   - { id: other, hosts: [other.localhost], upstream: pool-b }
 `;
-
-test('signCsr: the certificate carries pool, key, service account and Warpgate; subject and SANs come from the enrollment', async (t) => {
-  const ca = await createCA('test CA');
-  const { csr } = await createCsr('warpgate-asks-for-anything');
-  const s = await signCsr(ca, csr, { pool: 'pool-a', keyId: 'key1234567890abc', serviceAccountId: 'sa_1', warpgateId: 'wg01' }, 60_000);
-  const cert = new X509Certificate(s.cert);
-  t.true(cert.checkIssued(new X509Certificate(ca.cert)));
-  t.is(poolFromPeerCertificate(cert), 'pool-a');
-  t.deepEqual(credentialFromPeerCertificate(cert), { keyId: 'key1234567890abc', serviceAccountId: 'sa_1', warpgateId: 'wg01' });
-  t.regex(cert.subject, /CN=warpgate-wg01/);
-  t.true(Date.parse(cert.validTo) <= Date.now() + 61_000, 'short-lived');
-  t.is(cert.keyUsage?.includes('1.3.6.1.5.5.7.3.2') ?? true, true);
-});
-
-test('signCsr refuses a CSR that is not PEM, does not verify, or is not P-256', async (t) => {
-  const ca = await createCA('test CA');
-  const id = { pool: 'p', keyId: 'k', serviceAccountId: 's', warpgateId: 'w' };
-  await t.throwsAsync(signCsr(ca, 'nope', id, 1000), { message: /PEM certificate request/ });
-  const { csr } = await createCsr('x');
-  // Flip a byte inside the signature: possession is no longer proven.
-  const lines = csr.trim().split('\n');
-  const body = Buffer.from(lines.slice(1, -1).join(''), 'base64');
-  body[body.length - 5] ^= 0x55;
-  const tampered = `${lines[0]}\n${body.toString('base64').match(/.{1,64}/g)!.join('\n')}\n${lines[lines.length - 1]}\n`;
-  await t.throwsAsync(signCsr(ca, tampered, id, 1000), { message: /does not verify|does not parse/ });
-  await t.throwsAsync(signCsr(ca, csr, { ...id, pool: 'Bad Pool' }, 1000), { message: /invalid pool/ });
-});
 
 interface Env {
   store: Store;
