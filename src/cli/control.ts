@@ -527,7 +527,7 @@ async function cmdWarpgates(sub: string | undefined, args: string[]): Promise<vo
   const { v } = parse(args, {});
   const items = await withControl(v, async (c, s) => {
     const { listWarpgates } = await import('../console/index.js');
-    return listWarpgates({ store: s, control: c, now: () => Date.now() });
+    return listWarpgates({ store: s, control: c, clock: c.clock });
   });
   out(v, items.map((w) => `${w.id}\t${w.project ?? ''}\t${w.pool}\t${w.connected ? `connected since ${w.connected_since}` : w.refused_at !== null ? `refused ${w.refused_at}` : 'disconnected'}\t${(w.tunnels as Array<{ worker: number }>).length} tunnels`).join('\n'), items);
 }

@@ -90,8 +90,7 @@ export class ConsolePages {
   }
 
   async handle(req: PageRequest): Promise<Reply> {
-    const now = Date.now();
-    const s = consoleSession(this.p.deps.store, req.cookie, this.p.sessionCookie, now);
+    const s = consoleSession(this.p.deps.store, req.cookie, this.p.sessionCookie, this.p.deps.clock.now());
     if (s === null) {
       const rd = req.method === 'GET' ? `${req.path}${req.query.toString() === '' ? '' : `?${req.query.toString()}`}` : '/';
       return { status: 303, headers: [['location', `/_mezu/login${rd === '/' ? '' : `?rd=${enc(rd)}`}`], ['cache-control', 'no-store']], body: '' };

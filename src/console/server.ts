@@ -156,7 +156,7 @@ export class ConsoleServer {
       scheme: https ? 'https' : 'http',
       sessionCookie: this.sessionCookie,
       csrfCookie,
-      now: () => Date.now(),
+      clock: this.control.clock,
       log,
     });
     this.loginPages = new LoginPages(service, log);
@@ -192,7 +192,7 @@ export class ConsoleServer {
   }
 
   private deps(): ApiDeps {
-    return { store: this.store, control: this.control, enroller: this.enroller, csrf: this.csrf, now: () => Date.now() };
+    return { store: this.store, control: this.control, enroller: this.enroller, csrf: this.csrf, clock: this.control.clock };
   }
 
   /** The Console's login project, following the config's password parameters. */
@@ -281,7 +281,7 @@ export class ConsoleServer {
       r.headers.push(['allow', [...new Set(m.methods)].join(', ')]);
       return r;
     }
-    const caller = authenticate(this.store, header('authorization'), header('cookie'), this.sessionCookie, Date.now());
+    const caller = authenticate(this.store, header('authorization'), header('cookie'), this.sessionCookie, this.control.clock.now());
     if ('code' in caller) {
       const r = apiError(caller.code);
       if (caller.code === 'MEZU_CONSOLE_AUTH_REQUIRED') r.headers.push(['www-authenticate', 'Bearer realm="mezusphere-console"']);

@@ -27,6 +27,7 @@ import { checkNewPassword, describeVerdict, MAX_PASSWORD_CHARS } from './passwor
 import { renderPage, cspOf, NEW_PASSWORD_HINT, type PageSpec } from './pages.js';
 import type { PasswordHasher } from './hasher.js';
 import type { Mailer } from './mail.js';
+import type { Clock } from '../runtime/index.js';
 
 export const PAGES = {
   login: '/_mezu/login',
@@ -71,7 +72,7 @@ export interface LoginDeps {
   scheme: 'http' | 'https';
   sessionCookie: string;
   csrfCookie: string;
-  now(): number;
+  clock: Clock;
   log(msg: string): void;
 }
 
@@ -175,7 +176,7 @@ export class LoginService {
     if (password === '') return this.loginForm(c, { email, status: 400, code: 'MEZU_LOGIN_FAILED', error: 'Enter your password.' });
     if ([...password].length > MAX_PASSWORD_CHARS) return this.loginFailed(c, email, null, 'too_long');
     const p = c.project;
-    const now = this.d.now();
+    const now = this.d.clock.now();
     const aKey = accountKey(p.directory, email);
     const iKey = ipKey(p.directory, c.ip);
     const blocked = await this.countAttempts(c, email, aKey, iKey, p.login.throttle, now);
@@ -223,7 +224,7 @@ export class LoginService {
    * cookie is replaced.
    */
   private async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string): Promise<PageResponse> {
-    const now = this.d.now();
+    const now = this.d.clock.now();
     const old = findCookie(c.req.cookie, this.d.sessionCookie);
     if (old !== '' && isTokenSyntax(old)) await this.d.store.sessions.revoke(hashToken(old));
     const token = newSessionToken();
@@ -377,11 +378,11 @@ export class LoginService {
     if (verdict !== 'ok') return this.confirmForm(c, token, { name, status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
     const hash = await this.d.hasher.hash(password, argon(c.cfg));
     if (hash === null) return withRetry(this.confirmForm(c, token, { name, status: 503, code: 'MEZU_LOGIN_BUSY', error: 'Too many people are signing in right now. Try again in a moment.' }), 1);
-    const taken = await this.d.store.emailTokens.consume(hashToken(token), this.d.now());
+    const taken = await this.d.store.emailTokens.consume(hashToken(token), this.d.clock.now());
     if (taken === undefined || taken.purpose !== 'signup') return this.linkInvalid(c, PAGES.signup);
     let user = this.d.store.users.getByEmail(taken.directory, taken.email) ?? null;
     if (user === null) {
-      const now = this.d.now();
+      const now = this.d.clock.now();
       const display = name === '' ? taken.email.split('@')[0]! : name;
       user = { id: newId('usr_'), directory: taken.directory, email: taken.email, name: display, displayName: display, status: 'active', roles: [], permissions: [], version: 1, createdAt: now, updatedAt: now, lastLoginAt: null };
       try {
@@ -471,7 +472,7 @@ export class LoginService {
     if (verdict !== 'ok') return this.resetForm(c, token, { status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
     const hash = await this.d.hasher.hash(password, argon(c.cfg));
     if (hash === null) return withRetry(this.resetForm(c, token, { status: 503, code: 'MEZU_LOGIN_BUSY', error: 'Too many people are signing in right now. Try again in a moment.' }), 1);
-    const taken = await this.d.store.emailTokens.consume(hashToken(token), this.d.now());
+    const taken = await this.d.store.emailTokens.consume(hashToken(token), this.d.clock.now());
     if (taken === undefined || taken.purpose !== 'reset' || taken.userId === null) return this.linkInvalid(c, PAGES.forgot);
     const user = this.d.store.users.get(taken.userId);
     // A link sent to an address the account no longer has is not the account's any more (an email change
@@ -526,7 +527,7 @@ export class LoginService {
     const p = c.project;
     const aKey = accountKey(p.directory, s.user.email);
     const iKey = ipKey(p.directory, c.ip);
-    const blocked = await this.countAttempts(c, s.user.email, aKey, iKey, p.login.throttle, this.d.now());
+    const blocked = await this.countAttempts(c, s.user.email, aKey, iKey, p.login.throttle, this.d.clock.now());
     if (blocked !== null) return this.passwordForm(c, { status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again.` });
     const cred = this.d.store.credentials.get(s.user.id);
     const v = await this.d.hasher.verify(current, cred?.hash ?? null, argon(c.cfg));
@@ -571,7 +572,7 @@ export class LoginService {
 
   private async mailThrottle(c: Ctx, email: string): Promise<number | null> {
     const t = c.project.login.throttle;
-    const now = this.d.now();
+    const now = this.d.clock.now();
     const [a, i] = await Promise.all([
       this.throttle.attempt(mailAccountKey(c.project.directory, email), now, t.account),
       this.throttle.attempt(mailIpKey(c.ip), now, t.ip),
@@ -582,7 +583,7 @@ export class LoginService {
 
   private async issueToken(c: Ctx, purpose: EmailTokenPurpose, email: string, user: UserRecord | null, rd: string): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    const now = this.d.now();
+    const now = this.d.clock.now();
     const rec: EmailTokenRecord = { purpose, projectId: c.project.id, directory: c.project.directory, email, userId: user?.id ?? null, rd, createdAt: now, expiresAt: now + c.project.login.resetTtlMs };
     await this.d.store.emailTokens.add(hashToken(token), rec);
     return token;
@@ -591,7 +592,7 @@ export class LoginService {
   private peekToken(token: string, purpose: EmailTokenPurpose, projectId: string): EmailTokenRecord | null {
     if (!isTokenSyntax(token)) return null;
     const rec = this.d.store.emailTokens.peek(hashToken(token));
-    if (rec === undefined || rec.purpose !== purpose || rec.projectId !== projectId || rec.expiresAt <= this.d.now()) return null;
+    if (rec === undefined || rec.purpose !== purpose || rec.projectId !== projectId || rec.expiresAt <= this.d.clock.now()) return null;
     return rec;
   }
 
@@ -601,7 +602,7 @@ export class LoginService {
     if (token === '' || !isTokenSyntax(token)) return null;
     const th = hashToken(token);
     const s = this.d.store.sessions.get(th);
-    const now = this.d.now();
+    const now = this.d.clock.now();
     if (s === undefined || s.projectId !== c.project.id || s.principalType !== 'user') return null;
     if (now >= s.createdAt + c.project.sessionAbsoluteMs || now >= s.lastSeenAt + c.project.sessionIdleMs) return null;
     const user = this.d.store.users.get(s.userId);
@@ -611,7 +612,7 @@ export class LoginService {
 
   private event(c: Ctx, type: LoginEventType, reason: string | null, user: UserRecord | null, email: string): void {
     this.d.store.loginHistory
-      .add({ at: this.d.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
+      .add({ at: this.d.clock.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
       .catch((err: Error) => this.d.log(`login: history write failed: ${err.message}`));
   }
 

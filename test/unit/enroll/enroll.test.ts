@@ -85,7 +85,7 @@ test('TunnelGuard: admits a live key\'s certificate from its project CA for its 
 test('TunnelGuard: a key that expires, or whose rotation overlap ends, stops being live at that instant (its tunnels close on the next poll)', async (t) => {
   const e = await env(t);
   let now = Date.now();
-  const guard = new TunnelGuard(e.store, () => e.cfg, () => now);
+  const guard = new TunnelGuard(e.store, () => e.cfg, { now: () => now });
   const sa = await e.control.createServiceAccount(ACTOR, 'demo', { name: 'sa-exp', permissions: ['warpgates:enroll'] });
   const k = await e.control.createKey(ACTOR, sa.id, { expires_in: '1h' });
   const expiresAt = e.store.serviceAccounts.getKey(k.rec.id)!.expiresAt!;
