@@ -2,8 +2,9 @@
  * Config: unvalidated input → `validateConfig` / `parseConfigYaml` →
  * `ValidConfig` → `compileConfig` → frozen `CompiledConfig` the hot path reads.
  */
-export { validateConfig, parseConfigYaml } from './validate.js';
+export { validateConfig, parseConfigYaml } from './validate/index.js';
 export { compileConfig, normalizeHost } from './compile.js';
+export { parseConfigHost, MAX_HOST_NAME_LENGTH } from './host.js';
 export { parseSize, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES } from './limits.js';
 export type * from './types.js';
 export { clientIp, canonicalIp } from './client-ip.js';
