@@ -5,7 +5,7 @@
  * to `LoginPages`; the CLI reads history and the outbox through the store.
  */
 export { LoginPages, MAX_FORM_BYTES } from './http.js';
-export { LoginService, PAGES, type PageRequest, type PageResponse, type LoginDeps } from './flows.js';
+export { LoginService, PAGES, type PageRequest, type PageResponse, type LoginDeps } from './flows/index.js';
 export { PasswordHasher, type HasherOptions } from './hasher.js';
 export { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE, CSRF_FIELD, sameOrigin } from './csrf.js';
 export { safeReturnPath, DEFAULT_RETURN_PATH } from './redirect.js';

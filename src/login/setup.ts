@@ -6,7 +6,7 @@
 import type { Store } from '../store/index.js';
 import type { CompiledConfig } from '../config/types.js';
 import { LoginPages } from './http.js';
-import { LoginService } from './flows.js';
+import { LoginService } from './flows/index.js';
 import { PasswordHasher } from './hasher.js';
 import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
