@@ -84,16 +84,17 @@ export class Ctx {
     this.form = new URLSearchParams(req.body);
     this.params = new URLSearchParams(req.query);
   }
+
   field(name: string): string {
     return this.form.get(name) ?? '';
   }
 }
 
 
-/** One hosted page: what it answers to GET (and HEAD), and to a POST that passed the CSRF checks. */
+/** One hosted page: its form (the answer to GET and HEAD), and what a POST that passed the CSRF checks submits. */
 export interface Flow {
-  get(c: Ctx): PageResponse | Promise<PageResponse>;
-  post(c: Ctx): Promise<PageResponse>;
+  form(c: Ctx): PageResponse;
+  submit(c: Ctx): Promise<PageResponse>;
 }
 
 export function withRetry(r: PageResponse, s: number): PageResponse {

@@ -65,7 +65,7 @@ export class LoginService {
     }
     const flow = this.flows.get(req.path);
     if (flow === undefined) return this.k.page(c, 404, 'MEZU_NOT_FOUND', { title: 'Not found', error: 'There is no such page.' });
-    return get ? flow.get(c) : flow.post(c);
+    return get ? flow.form(c) : flow.submit(c);
   }
 }
 

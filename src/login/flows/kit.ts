@@ -43,6 +43,7 @@ export class Kit {
     c.setCookies.push(this.cookie(this.d.csrfCookie, c.csrfValue, null));
     return this.redirect(c, rd);
   }
+
   /** Counts the attempt on both keys; returns seconds to wait when either refuses. */
   async countAttempts(c: Ctx, email: string, aKey: string, iKey: string, t: CompiledProject['login']['throttle'], now: number): Promise<number | null> {
     const [a, i]: Attempt[] = await Promise.all([this.throttle.attempt(aKey, now, t.account), this.throttle.attempt(iKey, now, t.ip)]);
@@ -54,6 +55,7 @@ export class Kit {
     if (i!.allowed) await this.throttle.release(iKey, t.ip);
     return Math.max(a!.allowed ? 0 : a!.retryAfterS, i!.allowed ? 0 : i!.retryAfterS);
   }
+
   async mailThrottle(c: Ctx, email: string): Promise<number | null> {
     const t = c.project.login.throttle;
     const now = this.d.clock.now();
@@ -64,6 +66,7 @@ export class Kit {
     if (a.allowed && i.allowed) return null;
     return Math.max(a.allowed ? 0 : a.retryAfterS, i.allowed ? 0 : i.retryAfterS);
   }
+
   async issueToken(c: Ctx, purpose: EmailTokenPurpose, email: string, user: UserRecord | null, rd: string): Promise<string> {
     const token = randomBytes(32).toString('base64url');
     const now = this.d.clock.now();
@@ -71,12 +74,14 @@ export class Kit {
     await this.d.store.emailTokens.add(hashToken(token), rec);
     return token;
   }
+
   peekToken(token: string, purpose: EmailTokenPurpose, projectId: string): EmailTokenRecord | null {
     if (!isTokenSyntax(token)) return null;
     const rec = this.d.store.emailTokens.peek(hashToken(token));
     if (rec === undefined || rec.purpose !== purpose || rec.projectId !== projectId || rec.expiresAt <= this.d.clock.now()) return null;
     return rec;
   }
+
   /** The signed-in user of this request (same checks as the proxied path), or null. */
   currentSession(c: Ctx): { user: UserRecord; tokenHash: string } | null {
     const token = findCookie(c.req.cookie, this.d.sessionCookie);
@@ -90,11 +95,13 @@ export class Kit {
     if (user === undefined || user.status !== 'active') return null;
     return { user, tokenHash: th };
   }
+
   event(c: Ctx, type: LoginEventType, reason: string | null, user: UserRecord | null, email: string): void {
     this.d.store.loginHistory
       .add({ at: this.d.clock.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
       .catch((err: Error) => this.d.log(`login: history write failed: ${err.message}`));
   }
+
   checkInbox(c: Ctx, email: string, kind: 'signup' | 'reset'): PageResponse {
     const what = kind === 'signup' ? 'finish creating your account' : 'choose a new password';
     return this.page(c, 200, null, {
@@ -103,6 +110,7 @@ export class Kit {
       links: [{ href: PAGES.login, text: 'Back to sign in' }],
     });
   }
+
   linkInvalid(c: Ctx, again: string): PageResponse {
     return this.noReferrer(this.page(c, 400, 'MEZU_LINK_INVALID', {
       title: 'This link does not work',
@@ -110,6 +118,7 @@ export class Kit {
       links: [{ href: again, text: again === PAGES.signup ? 'Create an account' : again === PAGES.login ? 'Sign in' : 'Send a new link' }],
     }));
   }
+
   /** The CSRF token for this page; issues the pre-session cookie when the browser has none. */
   csrfToken(c: Ctx): string {
     if (!Csrf.isCookieSyntax(c.csrfValue)) {
@@ -118,17 +127,21 @@ export class Kit {
     }
     return this.d.csrf.tokenFor(c.csrfValue);
   }
+
   cookie(name: string, value: string, maxAgeS: number | null): string {
     return `${name}=${value}; Path=/${maxAgeS === null ? '' : `; Max-Age=${maxAgeS}`}; HttpOnly; SameSite=Lax${this.d.scheme === 'https' ? '; Secure' : ''}`;
   }
+
   page(c: Ctx, status: number, code: ErrorCode | null, spec: PageSpec): PageResponse {
     const body = renderPage(c.project, spec);
     return { status, code, body, headers: this.baseHeaders(c, 'text/html; charset=utf-8') };
   }
+
   redirect(c: Ctx, location: string, keep = false): PageResponse {
     void keep;
     return { status: 303, code: null, body: '', headers: [...this.baseHeaders(c, null), ['location', location]] };
   }
+
   private baseHeaders(c: Ctx, contentType: string | null): Array<[string, string]> {
     const h: Array<[string, string]> = [];
     if (contentType !== null) h.push(['content-type', contentType]);
@@ -142,9 +155,15 @@ export class Kit {
     for (const sc of c.setCookies) h.push(['set-cookie', sc]);
     return h;
   }
+
   /** Pages reached through an emailed token: the token must not leak through a Referer. */
   noReferrer(r: PageResponse): PageResponse {
     for (const h of r.headers) if (h[0] === 'referrer-policy') h[1] = 'no-referrer';
     return r;
   }
+}
+
+/** A flow, with the kit it works with. */
+export abstract class KitFlow {
+  constructor(protected readonly k: Kit) {}
 }

@@ -11,23 +11,13 @@ import { safeReturnPath } from '../redirect.js';
 import { accountKey, ipKey } from '../throttle.js';
 import { MAX_PASSWORD_CHARS } from '../password-policy.js';
 import { PAGES, argon, fmtWait, normEmail, validEmail, type Ctx, type Flow, type PageResponse } from './context.js';
-import type { Kit } from './kit.js';
+import { KitFlow } from './kit.js';
 
 const GENERIC_LOGIN_ERROR = 'Incorrect email or password.';
 
 /** `/_mezu/login`: the form, and signing in with email and password. */
-export class LoginFlow implements Flow {
-  constructor(private readonly k: Kit) {}
-
-  get(c: Ctx): PageResponse {
-    return this.loginForm(c, {});
-  }
-
-  post(c: Ctx): Promise<PageResponse> {
-    return this.login(c);
-  }
-
-  private loginForm(c: Ctx, o: { email?: string; error?: string; notice?: string; status?: number; code?: ErrorCode; retryAfter?: number }): PageResponse {
+export class LoginFlow extends KitFlow implements Flow {
+  form(c: Ctx, o: { email?: string; error?: string; notice?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): PageResponse {
     const rd = safeReturnPath(c.form.get('rd') ?? c.params.get('rd'));
     const q = rd === '/' ? '' : `?rd=${encodeURIComponent(rd)}`;
     const links = [{ href: `${PAGES.forgot}${q}`, text: 'Forgot your password?' }];
@@ -51,11 +41,12 @@ export class LoginFlow implements Flow {
     if (o.retryAfter !== undefined) r.headers.push(['retry-after', String(o.retryAfter)]);
     return r;
   }
-  private async login(c: Ctx): Promise<PageResponse> {
+
+  async submit(c: Ctx): Promise<PageResponse> {
     const email = normEmail(c.field('email'));
     const password = c.field('password');
-    if (!validEmail(email)) return this.loginForm(c, { email, status: 400, code: 'MEZU_LOGIN_FAILED', error: 'Enter your email address, like name@example.com.' });
-    if (password === '') return this.loginForm(c, { email, status: 400, code: 'MEZU_LOGIN_FAILED', error: 'Enter your password.' });
+    if (!validEmail(email)) return this.form(c, { email, status: 400, code: 'MEZU_LOGIN_FAILED', error: 'Enter your email address, like name@example.com.' });
+    if (password === '') return this.form(c, { email, status: 400, code: 'MEZU_LOGIN_FAILED', error: 'Enter your password.' });
     if ([...password].length > MAX_PASSWORD_CHARS) return this.loginFailed(c, email, null, 'too_long');
     const p = c.project;
     const now = this.k.d.clock.now();
@@ -63,7 +54,7 @@ export class LoginFlow implements Flow {
     const iKey = ipKey(p.directory, c.ip);
     const blocked = await this.k.countAttempts(c, email, aKey, iKey, p.login.throttle, now);
     if (blocked !== null) {
-      return this.loginForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again, or reset your password.` });
+      return this.form(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: blocked, error: `Too many attempts. Wait ${fmtWait(blocked)} and try again, or reset your password.` });
     }
     const user = this.k.d.store.users.getByEmail(p.directory, email) ?? null;
     const cred = user === null ? undefined : this.k.d.store.credentials.get(user.id);
@@ -72,7 +63,7 @@ export class LoginFlow implements Flow {
     if (v === null) {
       // Not checked: give the counted attempt back.
       await Promise.all([this.k.throttle.release(aKey, p.login.throttle.account), this.k.throttle.release(iKey, p.login.throttle.ip)]);
-      return this.loginForm(c, { email, status: 503, code: 'MEZU_LOGIN_BUSY', retryAfter: 1, error: 'Too many people are signing in right now. Try again in a moment.' });
+      return this.form(c, { email, status: 503, code: 'MEZU_LOGIN_BUSY', retryAfter: 1, error: 'Too many people are signing in right now. Try again in a moment.' });
     }
     if (!v.ok || user === null || user.status !== 'active') {
       const reason = user === null ? 'unknown_user' : cred === undefined ? 'no_password' : !v.ok ? 'bad_password' : user.status;
@@ -82,10 +73,12 @@ export class LoginFlow implements Flow {
     if (v.needsRehash && cred !== undefined) this.rehash(user.id, cred.hash, password, params);
     return this.k.signIn(c, user, 'login_success', safeReturnPath(c.field('rd')));
   }
+
   private loginFailed(c: Ctx, email: string, user: UserRecord | null, reason: string): PageResponse {
     this.k.event(c, 'login_failure', reason, user, email);
-    return this.loginForm(c, { email, status: 401, code: 'MEZU_LOGIN_FAILED', error: GENERIC_LOGIN_ERROR });
+    return this.form(c, { email, status: 401, code: 'MEZU_LOGIN_FAILED', error: GENERIC_LOGIN_ERROR });
   }
+
   private rehash(userId: string, oldHash: string, password: string, params: Argon2Params): void {
     // After the response, and only if the password did not change meanwhile.
     this.k.d.hasher

@@ -1,21 +1,11 @@
 /** Signing out: the session is revoked in the store and its cookie cleared. */
 import { findCookie, hashToken, isTokenSyntax } from '../../session/index.js';
 import { PAGES, escText, type Ctx, type Flow, type PageResponse } from './context.js';
-import type { Kit } from './kit.js';
+import { KitFlow } from './kit.js';
 
 /** `/_mezu/logout`: who is signed in, and signing out (a POST, so a link cannot sign anyone out). */
-export class LogoutFlow implements Flow {
-  constructor(private readonly k: Kit) {}
-
-  get(c: Ctx): PageResponse {
-    return this.logoutForm(c);
-  }
-
-  post(c: Ctx): Promise<PageResponse> {
-    return this.logout(c);
-  }
-
-  private logoutForm(c: Ctx): PageResponse {
+export class LogoutFlow extends KitFlow implements Flow {
+  form(c: Ctx): PageResponse {
     const s = this.k.currentSession(c);
     if (s === null) {
       return this.k.page(c, 200, null, { title: 'Signed out', notice: 'You are not signed in.', links: [{ href: PAGES.login, text: 'Sign in' }] });
@@ -26,7 +16,8 @@ export class LogoutFlow implements Flow {
       form: { action: PAGES.logout, submit: 'Sign out', csrf: this.k.csrfToken(c), fields: [] },
     });
   }
-  private async logout(c: Ctx): Promise<PageResponse> {
+
+  async submit(c: Ctx): Promise<PageResponse> {
     const token = findCookie(c.req.cookie, this.k.d.sessionCookie);
     if (token !== '' && isTokenSyntax(token)) {
       const th = hashToken(token);

@@ -10,21 +10,11 @@ import { accountKey } from '../throttle.js';
 import { checkNewPassword, describeVerdict } from '../password-policy.js';
 import { NEW_PASSWORD_HINT } from '../pages.js';
 import { MAIL_FAILED, PAGES, argon, escText, fmtWait, normEmail, validEmail, withRetry, type Ctx, type Flow, type PageResponse } from './context.js';
-import type { Kit } from './kit.js';
+import { KitFlow } from './kit.js';
 
 /** `/_mezu/forgot`: asks for an email and mails a reset link; the same answer whoever asks. */
-export class ForgotFlow implements Flow {
-  constructor(private readonly k: Kit) {}
-
-  get(c: Ctx): PageResponse {
-    return this.forgotForm(c, {});
-  }
-
-  post(c: Ctx): Promise<PageResponse> {
-    return this.forgot(c);
-  }
-
-  private forgotForm(c: Ctx, o: { email?: string; error?: string; status?: number; code?: ErrorCode; retryAfter?: number }): PageResponse {
+export class ForgotFlow extends KitFlow implements Flow {
+  form(c: Ctx, o: { email?: string; error?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): PageResponse {
     const r = this.k.page(c, o.status ?? 200, o.code ?? null, {
       title: 'Reset your password',
       ...(o.error !== undefined ? { error: o.error } : {}),
@@ -35,15 +25,17 @@ export class ForgotFlow implements Flow {
     if (o.retryAfter !== undefined) r.headers.push(['retry-after', String(o.retryAfter)]);
     return r;
   }
-  private async forgot(c: Ctx): Promise<PageResponse> {
+
+  async submit(c: Ctx): Promise<PageResponse> {
     const email = normEmail(c.field('email'));
-    if (!validEmail(email)) return this.forgotForm(c, { email, status: 400, code: 'MEZU_FORM_INVALID', error: 'Enter your email address, like name@example.com.' });
+    if (!validEmail(email)) return this.form(c, { email, status: 400, code: 'MEZU_FORM_INVALID', error: 'Enter your email address, like name@example.com.' });
     const wait = await this.k.mailThrottle(c, email);
-    if (wait !== null) return this.forgotForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: wait, error: `Too many requests. Wait ${fmtWait(wait)} and try again.` });
+    if (wait !== null) return this.form(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: wait, error: `Too many requests. Wait ${fmtWait(wait)} and try again.` });
     const user = this.k.d.store.users.getByEmail(c.project.directory, email) ?? null;
     void this.afterForgot(c, email, user).catch((err: Error) => this.k.d.log(`login: reset mail for ${c.project.id} failed (${MAIL_FAILED}): ${err.message}`));
     return this.k.checkInbox(c, email, 'reset');
   }
+
   private async afterForgot(c: Ctx, email: string, user: UserRecord | null): Promise<void> {
     const p = c.project;
     if (user === null || user.status !== 'active') {
@@ -62,18 +54,8 @@ export class ForgotFlow implements Flow {
 }
 
 /** `/_mezu/reset`: the emailed link; a new password signs every session out (and does not sign in). */
-export class ResetFlow implements Flow {
-  constructor(private readonly k: Kit) {}
-
-  get(c: Ctx): PageResponse {
-    return this.resetForm(c, c.params.get('token') ?? '', {});
-  }
-
-  post(c: Ctx): Promise<PageResponse> {
-    return this.reset(c);
-  }
-
-  private resetForm(c: Ctx, token: string, o: { error?: string; passwordError?: string; status?: number; code?: ErrorCode }): PageResponse {
+export class ResetFlow extends KitFlow implements Flow {
+  form(c: Ctx, token = c.params.get('token') ?? '', o: { error?: string; passwordError?: string; status?: number; code?: ErrorCode } = {}): PageResponse {
     const rec = this.k.peekToken(token, 'reset', c.project.id);
     if (rec === null) return this.k.linkInvalid(c, PAGES.forgot);
     return this.k.noReferrer(this.k.page(c, o.status ?? 200, o.code ?? null, {
@@ -93,15 +75,16 @@ export class ResetFlow implements Flow {
       },
     }));
   }
-  private async reset(c: Ctx): Promise<PageResponse> {
+
+  async submit(c: Ctx): Promise<PageResponse> {
     const token = c.field('token');
     const rec = this.k.peekToken(token, 'reset', c.project.id);
     if (rec === null) return this.k.linkInvalid(c, PAGES.forgot);
     const password = c.field('password');
     const verdict = checkNewPassword(password, rec.email);
-    if (verdict !== 'ok') return this.resetForm(c, token, { status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
+    if (verdict !== 'ok') return this.form(c, token, { status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
     const hash = await this.k.d.hasher.hash(password, argon(c.cfg));
-    if (hash === null) return withRetry(this.resetForm(c, token, { status: 503, code: 'MEZU_LOGIN_BUSY', error: 'Too many people are signing in right now. Try again in a moment.' }), 1);
+    if (hash === null) return withRetry(this.form(c, token, { status: 503, code: 'MEZU_LOGIN_BUSY', error: 'Too many people are signing in right now. Try again in a moment.' }), 1);
     const taken = await this.k.d.store.emailTokens.consume(hashToken(token), this.k.d.clock.now());
     if (taken === undefined || taken.purpose !== 'reset' || taken.userId === null) return this.k.linkInvalid(c, PAGES.forgot);
     const user = this.k.d.store.users.get(taken.userId);

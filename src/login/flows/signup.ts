@@ -12,24 +12,15 @@ import { safeReturnPath } from '../redirect.js';
 import { checkNewPassword, describeVerdict } from '../password-policy.js';
 import { NEW_PASSWORD_HINT } from '../pages.js';
 import { MAIL_FAILED, PAGES, argon, escText, fmtWait, normEmail, validEmail, withRetry, type Ctx, type Flow, type PageResponse } from './context.js';
-import type { Kit } from './kit.js';
+import { KitFlow } from './kit.js';
 
 /** `/_mezu/signup`: asks for an email and mails a link; the same answer whoever asks. */
-export class SignupFlow implements Flow {
-  constructor(private readonly k: Kit) {}
-
-  get(c: Ctx): PageResponse {
-    return this.signupForm(c, {});
-  }
-
-  post(c: Ctx): Promise<PageResponse> {
-    return this.signup(c);
-  }
-
+export class SignupFlow extends KitFlow implements Flow {
   private signupClosed(c: Ctx): PageResponse {
     return this.k.page(c, 403, 'MEZU_SIGNUP_CLOSED', { title: 'Sign-up is closed', error: 'New accounts cannot be created here. Ask an administrator for an invitation.', links: [{ href: PAGES.login, text: 'Sign in' }] });
   }
-  private signupForm(c: Ctx, o: { email?: string; error?: string; status?: number; code?: ErrorCode; retryAfter?: number }): PageResponse {
+
+  form(c: Ctx, o: { email?: string; error?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): PageResponse {
     if (c.project.login.signup === 'disabled') return this.signupClosed(c);
     const rd = safeReturnPath(c.form.get('rd') ?? c.params.get('rd'));
     const r = this.k.page(c, o.status ?? 200, o.code ?? null, {
@@ -50,19 +41,21 @@ export class SignupFlow implements Flow {
     if (o.retryAfter !== undefined) r.headers.push(['retry-after', String(o.retryAfter)]);
     return r;
   }
-  private async signup(c: Ctx): Promise<PageResponse> {
+
+  async submit(c: Ctx): Promise<PageResponse> {
     const mode = c.project.login.signup;
     if (mode === 'disabled') return this.signupClosed(c);
     const email = normEmail(c.field('email'));
-    if (!validEmail(email)) return this.signupForm(c, { email, status: 400, code: 'MEZU_FORM_INVALID', error: 'Enter your email address, like name@example.com.' });
+    if (!validEmail(email)) return this.form(c, { email, status: 400, code: 'MEZU_FORM_INVALID', error: 'Enter your email address, like name@example.com.' });
     const wait = await this.k.mailThrottle(c, email);
-    if (wait !== null) return this.signupForm(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: wait, error: `Too many requests. Wait ${fmtWait(wait)} and try again.` });
+    if (wait !== null) return this.form(c, { email, status: 429, code: 'MEZU_LOGIN_THROTTLED', retryAfter: wait, error: `Too many requests. Wait ${fmtWait(wait)} and try again.` });
     const rd = safeReturnPath(c.field('rd'));
     const user = this.k.d.store.users.getByEmail(c.project.directory, email) ?? null;
     // Same answer in every case; what happens is decided in the background.
     void this.afterSignupRequest(c, email, user, mode, rd).catch((err: Error) => this.k.d.log(`login: signup mail for ${c.project.id} failed (${MAIL_FAILED}): ${err.message}`));
     return this.k.checkInbox(c, email, 'signup');
   }
+
   private async afterSignupRequest(c: Ctx, email: string, user: UserRecord | null, mode: 'open' | 'invite', rd: string): Promise<void> {
     const p = c.project;
     if (user !== null && user.status !== 'active') {
@@ -93,18 +86,8 @@ export class SignupFlow implements Flow {
 }
 
 /** `/_mezu/signup/confirm`: the emailed link; choosing the password creates the account and signs in. */
-export class ConfirmSignupFlow implements Flow {
-  constructor(private readonly k: Kit) {}
-
-  get(c: Ctx): PageResponse {
-    return this.confirmForm(c, c.params.get('token') ?? '', {});
-  }
-
-  post(c: Ctx): Promise<PageResponse> {
-    return this.confirm(c);
-  }
-
-  private confirmForm(c: Ctx, token: string, o: { name?: string; error?: string; passwordError?: string; status?: number; code?: ErrorCode }): PageResponse {
+export class ConfirmSignupFlow extends KitFlow implements Flow {
+  form(c: Ctx, token = c.params.get('token') ?? '', o: { name?: string; error?: string; passwordError?: string; status?: number; code?: ErrorCode } = {}): PageResponse {
     const rec = this.k.peekToken(token, 'signup', c.project.id);
     if (rec === null) return this.k.linkInvalid(c, PAGES.signup);
     return this.k.noReferrer(this.k.page(c, o.status ?? 200, o.code ?? null, {
@@ -123,16 +106,17 @@ export class ConfirmSignupFlow implements Flow {
       },
     }));
   }
-  private async confirm(c: Ctx): Promise<PageResponse> {
+
+  async submit(c: Ctx): Promise<PageResponse> {
     const token = c.field('token');
     const rec = this.k.peekToken(token, 'signup', c.project.id);
     if (rec === null) return this.k.linkInvalid(c, PAGES.signup);
     const name = c.field('name').trim().slice(0, 200).replace(/[\u0000-\u001f\u007f]/g, '');
     const password = c.field('password');
     const verdict = checkNewPassword(password, rec.email);
-    if (verdict !== 'ok') return this.confirmForm(c, token, { name, status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
+    if (verdict !== 'ok') return this.form(c, token, { name, status: 400, code: 'MEZU_PASSWORD_REJECTED', passwordError: describeVerdict(verdict) });
     const hash = await this.k.d.hasher.hash(password, argon(c.cfg));
-    if (hash === null) return withRetry(this.confirmForm(c, token, { name, status: 503, code: 'MEZU_LOGIN_BUSY', error: 'Too many people are signing in right now. Try again in a moment.' }), 1);
+    if (hash === null) return withRetry(this.form(c, token, { name, status: 503, code: 'MEZU_LOGIN_BUSY', error: 'Too many people are signing in right now. Try again in a moment.' }), 1);
     const taken = await this.k.d.store.emailTokens.consume(hashToken(token), this.k.d.clock.now());
     if (taken === undefined || taken.purpose !== 'signup') return this.k.linkInvalid(c, PAGES.signup);
     let user = this.k.d.store.users.getByEmail(taken.directory, taken.email) ?? null;
