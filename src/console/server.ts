@@ -29,7 +29,7 @@ import { statusLine } from '../errors/http.js';
 import { nextRequestId } from '../identity/index.js';
 import { authenticate } from './access.js';
 import { matchRoute, runApi, type ApiDeps } from './api.js';
-import { ConsolePages, type PageRequest } from './pages.js';
+import { ConsolePages, type PageRequest } from './pages/index.js';
 
 export interface ConsoleOptions {
   dataDir: string;
