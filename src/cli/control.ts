@@ -163,7 +163,7 @@ async function cmdConsole(sub: string | undefined, args: string[]): Promise<void
     const r = await withControl(v, async (c, store, actor) => {
       const u = await c.createConsoleUser(actor, email, role);
       if (password !== null) {
-        const { checkNewPassword, describeVerdict } = await import('../login/password-policy.js');
+        const { checkNewPassword, describeVerdict } = await import('../login/index.js');
         const verdict = checkNewPassword(password, email);
         if (verdict !== 'ok') throw new MezuError('MEZU_PASSWORD_REJECTED', `login: ${describeVerdict(verdict)}`);
         const { pwhashStr } = await import('../../native/sodium.js');

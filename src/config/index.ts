@@ -8,3 +8,4 @@ export { parseConfigHost, MAX_HOST_NAME_LENGTH } from './host.js';
 export { parseSize, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES } from './limits.js';
 export type * from './types.js';
 export { clientIp, canonicalIp } from './client-ip.js';
+export { defaultLoginConfig, defaultPasswordConfig, defaultAccountThrottle, defaultIpThrottle, DEFAULT_ORGANIZATION, orgDirectoryId } from './defaults.js';

@@ -19,8 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { loadUws, bufferToText, type HttpResponse, type HttpRequest, type ListenSocket } from '../../native/uws.js';
 import { openStore, type Store } from '../store/index.js';
-import { compileConfig, normalizeHost, type CompiledConfig, type CompiledProject } from '../config/index.js';
-import { defaultLoginConfig, defaultPasswordConfig } from '../config/defaults.js';
+import { compileConfig, normalizeHost, defaultLoginConfig, defaultPasswordConfig, type CompiledConfig, type CompiledProject } from '../config/index.js';
 import { Control, InvalidRequest, CONSOLE_PROJECT } from '../control/index.js';
 import { Enroller, DEFAULT_CERT_TTL_MS, defaultServername } from '../enroll/index.js';
 import { LoginPages, LoginService, PasswordHasher, Csrf, OutboxMailer, SmtpMailer, sameOrigin, type Mailer } from '../login/index.js';

@@ -10,9 +10,8 @@
  * nothing to notify.
  */
 import { randomBytes } from 'node:crypto';
-import { parseConfigYaml, compileConfig, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
+import { parseConfigYaml, compileConfig, DEFAULT_ORGANIZATION, orgDirectoryId, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
 import { parseDuration, systemClock, type Clock } from '../runtime/index.js';
-import { DEFAULT_ORGANIZATION, orgDirectoryId } from '../config/defaults.js';
 import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, AuditRecord, SessionRecord } from '../store/index.js';
 import { hashToken, newApiKey, newId } from '../session/index.js';
 import { MezuError, type ErrorCode } from '../errors/index.js';
@@ -21,6 +20,9 @@ import { setRoutes, addOrganization, addProject, relativeProblems, type RouteInp
 /** The Console's own user directory (operators), and the pseudo-project its sessions belong to. */
 export const CONSOLE_DIRECTORY = '_console';
 export const CONSOLE_PROJECT = '_console';
+/** Console session lifetimes (fixed: the Console is not a project with a config of its own). */
+export const CONSOLE_SESSION_ABSOLUTE_MS = 12 * 3600_000;
+export const CONSOLE_SESSION_IDLE_MS = 60 * 60_000;
 export const CONSOLE_ROLES = ['owner', 'admin', 'viewer'] as const;
 export type ConsoleRole = (typeof CONSOLE_ROLES)[number];
 

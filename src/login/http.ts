@@ -6,7 +6,7 @@
  */
 import type { HttpResponse } from '../../native/uws.js';
 import { peerAddress } from '../../native/uws.js';
-import type { CompiledConfig, CompiledProject } from '../config/types.js';
+import type { CompiledConfig, CompiledProject } from '../config/index.js';
 import { writeError, statusLine } from '../errors/http.js';
 import { LoginService, type PageRequest, type PageResponse } from './flows/index.js';
 

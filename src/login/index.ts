@@ -10,7 +10,6 @@ export { PasswordHasher, type HasherOptions } from './hasher.js';
 export { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE, CSRF_FIELD, sameOrigin } from './csrf.js';
 export { safeReturnPath, DEFAULT_RETURN_PATH } from './redirect.js';
 export { Throttle, countAttempt, releaseAttempt, accountKey, ipKey } from './throttle.js';
-export { clientIp, canonicalIp } from '../config/client-ip.js';
-export { checkNewPassword, commonListSize, MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS, type PasswordVerdict } from './password-policy.js';
+export { checkNewPassword, describeVerdict, commonListSize, MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS, type PasswordVerdict } from './password-policy.js';
 export { OutboxMailer, SmtpMailer, type Mailer, type Mail } from './mail.js';
 export { setupLogin, type LoginSetup, type LoginRuntime } from './setup.js';

@@ -4,13 +4,12 @@
  * worker start; the config getter is read per request (hot reload).
  */
 import type { Store } from '../store/index.js';
-import type { CompiledConfig } from '../config/types.js';
+import { defaultPasswordConfig, type CompiledConfig } from '../config/index.js';
 import { LoginPages } from './http.js';
 import { LoginService } from './flows/index.js';
 import { PasswordHasher } from './hasher.js';
 import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
-import { defaultPasswordConfig } from '../config/defaults.js';
 import { sweepExpired } from './retention.js';
 import { systemClock, type Timer } from '../runtime/index.js';
 
