@@ -6,7 +6,7 @@
  * - `/api/v1/…`: the admin REST API (api.ts), JSON;
  * - `/_mezu/…`: the hosted login pages of the Console's own directory
  *   (`_console`), the same flows as on project hosts (src/login/);
- * - everything else: the Console pages (pages.ts), server-rendered HTML.
+ * - everything else: the Console pages (pages/), server-rendered HTML.
  *
  * It shares the store with the edge: whatever it changes, every edge worker
  * sees on its next request or poll. It never sits on the proxied path.

@@ -33,7 +33,7 @@ export const DEFAULT_HISTORY_MS = 90 * 24 * 3600_000;
 export const ORPHAN_SESSION_MS = 30 * 24 * 3600_000;
 /** Development outbox mail kept: a day, the longest an emailed link may live (reset_ttl ≤ 24 h). */
 export const OUTBOX_MS = 24 * 3600_000;
-/** Throttle window assumed when no config is loaded: the longest a config may set (validate.ts). */
+/** Throttle window assumed when no config is loaded: the longest a config may set (src/config/validate/login.ts). */
 const FALLBACK_WINDOW_MS = 24 * 3600_000;
 
 export interface RetentionOptions {
