@@ -18,5 +18,5 @@ export { SigningKeyStore, SecretStore } from './secrets.js';
 export { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from './login.js';
 export { AuditStore, auditKey } from './audit.js';
 export { TunnelCaStore, WarpgateStore, TunnelStatusStore, type TunnelCaPublic } from './tunnels.js';
-export { Table, SWEEP_BATCH } from './table.js';
+export { Table, SealedTable, SWEEP_BATCH } from './table.js';
 export { StoreSealer, ENV_STORE_KEY, STORE_KEY_FILE, isSealed } from './seal.js';

@@ -4,11 +4,8 @@
  * development outbox. All of it is swept by retention (src/login/retention.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { Database } from '../../native/lmdb.js';
-import type { Clock } from '../runtime/index.js';
 import type { EmailTokenRecord, LoginEventRecord, OutboxRecord, ThrottleRecord } from './records.js';
-import type { StoreSealer } from './seal.js';
-import { Table } from './table.js';
+import { SealedTable, Table } from './table.js';
 
 function historyPrefix(directory: string, email: string): string {
   return `${directory}\u0000${email.toLowerCase()}\u0000`;
@@ -112,14 +109,7 @@ export class ThrottleStore extends Table<ThrottleRecord> {
 }
 
 /** The development outbox: mail kept in the store, listed by `mezusphere mail outbox`. */
-export class OutboxStore extends Table<OutboxRecord> {
-  constructor(
-    db: Database<OutboxRecord, string>,
-    private readonly sealer: StoreSealer,
-    clock: Clock,
-  ) {
-    super(db, clock);
-  }
+export class OutboxStore extends SealedTable<OutboxRecord> {
   /** The text (which carries live reset and signup links) is sealed at rest. */
   async add(rec: OutboxRecord): Promise<void> {
     await this.db.put(`${String(rec.at).padStart(15, '0')}${rec.id}`, { ...rec, text: this.sealer.seal(rec.text) });

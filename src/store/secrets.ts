@@ -5,20 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../native/lmdb.js';
-import type { Clock } from '../runtime/index.js';
 import type { SigningKeyRecord } from './records.js';
 import type { StoreSealer } from './seal.js';
-import { Table } from './table.js';
+import { SealedTable } from './table.js';
 
 /** Assertion signing keys; the private key is sealed at rest and opened on read. */
-export class SigningKeyStore extends Table<SigningKeyRecord> {
-  constructor(
-    db: Database<SigningKeyRecord, string>,
-    private readonly sealer: StoreSealer,
-    clock: Clock,
-  ) {
-    super(db, clock);
-  }
+export class SigningKeyStore extends SealedTable<SigningKeyRecord> {
   /** Every key, oldest first. */
   all(): SigningKeyRecord[] {
     return this.values().sort((a, b) => a.createdAt - b.createdAt);

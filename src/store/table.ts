@@ -7,6 +7,7 @@
  */
 import { RecordReader, type Database } from '../../native/lmdb.js';
 import type { Clock } from '../runtime/index.js';
+import type { StoreSealer } from './seal.js';
 
 /** Keys a sweep reads, and deletes at most, per write transaction. */
 export const SWEEP_BATCH = 500;
@@ -105,4 +106,20 @@ export class Table<V extends object> {
   protected opened(v: V): V {
     return v;
   }
+}
+
+/**
+ * A table whose records hold a field sealed at rest under the store key
+ * (seal.ts): the subclass seals it on write and opens it in `opened`.
+ */
+export abstract class SealedTable<V extends object> extends Table<V> {
+  constructor(
+    db: Database<V, string>,
+    protected readonly sealer: StoreSealer,
+    clock: Clock,
+  ) {
+    super(db, clock);
+  }
+
+  protected abstract override opened(v: V): V;
 }

@@ -3,11 +3,8 @@
  * enrolled Warpgates, and what every edge worker reports about the tunnels it
  * holds.
  */
-import type { Database } from '../../native/lmdb.js';
-import type { Clock } from '../runtime/index.js';
 import type { TunnelCaRecord, TunnelStatusRecord, WarpgateRecord } from './records.js';
-import type { StoreSealer } from './seal.js';
-import { Table } from './table.js';
+import { SealedTable, Table } from './table.js';
 
 /** A project's tunnel CA without its private key: what the edge needs to admit enrolled Warpgates. */
 export type TunnelCaPublic = Omit<TunnelCaRecord, 'key'>;
@@ -17,14 +14,7 @@ export type TunnelCaPublic = Omit<TunnelCaRecord, 'key'>;
  * The private key is sealed at rest and opened only by `get` (the Console
  * signs with it); `all` (every edge worker, every poll) never opens it.
  */
-export class TunnelCaStore extends Table<TunnelCaRecord> {
-  constructor(
-    db: Database<TunnelCaRecord, string>,
-    private readonly sealer: StoreSealer,
-    clock: Clock,
-  ) {
-    super(db, clock);
-  }
+export class TunnelCaStore extends SealedTable<TunnelCaRecord> {
   all(): TunnelCaPublic[] {
     const out: TunnelCaPublic[] = [];
     for (const { value } of this.db.getRange()) out.push({ projectId: value.projectId, cert: value.cert, fingerprint256: value.fingerprint256, createdAt: value.createdAt });

@@ -156,6 +156,17 @@ export class Kit {
     return h;
   }
 
+  /**
+   * A form behind an emailed link (`token`, for `purpose`): the dead-link page
+   * (pointing to `again`) unless the token is live, else the page `spec`
+   * renders for the token's record — never leaking the token through a Referer.
+   */
+  linkForm(c: Ctx, token: string, purpose: EmailTokenPurpose, again: string, o: { status?: number; code?: ErrorCode }, spec: (rec: EmailTokenRecord) => PageSpec): PageResponse {
+    const rec = this.peekToken(token, purpose, c.project.id);
+    if (rec === null) return this.linkInvalid(c, again);
+    return this.noReferrer(this.page(c, o.status ?? 200, o.code ?? null, spec(rec)));
+  }
+
   /** Pages reached through an emailed token: the token must not leak through a Referer. */
   noReferrer(r: PageResponse): PageResponse {
     for (const h of r.headers) if (h[0] === 'referrer-policy') h[1] = 'no-referrer';

@@ -56,9 +56,7 @@ export class ForgotFlow extends KitFlow implements Flow {
 /** `/_mezu/reset`: the emailed link; a new password signs every session out (and does not sign in). */
 export class ResetFlow extends KitFlow implements Flow {
   form(c: Ctx, token = c.params.get('token') ?? '', o: { error?: string; passwordError?: string; status?: number; code?: ErrorCode } = {}): PageResponse {
-    const rec = this.k.peekToken(token, 'reset', c.project.id);
-    if (rec === null) return this.k.linkInvalid(c, PAGES.forgot);
-    return this.k.noReferrer(this.k.page(c, o.status ?? 200, o.code ?? null, {
+    return this.k.linkForm(c, token, 'reset', PAGES.forgot, o, (rec) => ({
       title: 'Choose a new password',
       ...(o.error !== undefined ? { error: o.error } : {}),
       html: `<p>For <strong>${escText(rec.email)}</strong>. Every session of this account will be signed out.</p>`,

@@ -88,9 +88,7 @@ export class SignupFlow extends KitFlow implements Flow {
 /** `/_mezu/signup/confirm`: the emailed link; choosing the password creates the account and signs in. */
 export class ConfirmSignupFlow extends KitFlow implements Flow {
   form(c: Ctx, token = c.params.get('token') ?? '', o: { name?: string; error?: string; passwordError?: string; status?: number; code?: ErrorCode } = {}): PageResponse {
-    const rec = this.k.peekToken(token, 'signup', c.project.id);
-    if (rec === null) return this.k.linkInvalid(c, PAGES.signup);
-    return this.k.noReferrer(this.k.page(c, o.status ?? 200, o.code ?? null, {
+    return this.k.linkForm(c, token, 'signup', PAGES.signup, o, (rec) => ({
       title: 'Choose your password',
       ...(o.error !== undefined ? { error: o.error } : {}),
       html: `<p>Creating the account <strong>${escText(rec.email)}</strong>.</p>`,
