@@ -46,25 +46,23 @@ export class LeanForwarder {
       out.push(n, v);
     }
     if (project === null || path.charCodeAt(0) !== 0x2f) return refuse(stream, 'MEZU_ASSERTION_INVALID');
-    let identity: readonly string[] | null = null;
+    // The identity fields and the assertion, serialized once per assertion by the verifier.
+    let lines: string | undefined;
     if (assertion !== null) {
       const v = this.verifier.verify(assertion, project);
       if (!v.ok) {
         this.log(`warpgate: refused request ${requestId}: assertion ${v.reason}`);
         return refuse(stream, 'MEZU_ASSERTION_INVALID');
       }
-      identity = v.identity;
+      lines = v.lines;
     }
     out.push('host', authority);
     if (requestId !== '') out.push(IdentityHeader.requestId, requestId);
-    if (identity !== null) {
-      // Built once per assertion by the verifier; only the assertion itself is added here.
-      for (let i = 0; i < identity.length; i++) out.push(identity[i]!);
-      out.push(IdentityHeader.assertion, assertion!);
-    }
     const f = new LeanForward(stream, requestId, this.log);
     stream.reqSink = new TunnelSide(f);
-    f.req = this.origin.request({ method, path, headers: out, hasBody: !endStream }, f);
+    // Every field came out of the tunnel's HPACK decoder, which refused forbidden names and values
+    // (RFC 9113 §8.2.1): the origin head is not scanned for them again.
+    f.req = this.origin.request({ method, path, headers: out, hasBody: !endStream, checked: true, lines }, f);
     if (!endStream) f.req.onDrain = () => stream.resume();
   }
 }
@@ -96,12 +94,7 @@ class LeanForward implements OriginSink {
   sendHead(end: boolean): void {
     if (this.headSent || this.finished || this.headHeaders === null) return;
     this.headSent = true;
-    const src = this.headHeaders;
-    const h = new Array<string>(2 + src.length);
-    h[0] = ':status';
-    h[1] = String(this.headStatus);
-    for (let i = 0; i < src.length; i++) h[2 + i] = src[i]!;
-    this.stream.respond(h, end);
+    this.stream.respondStatus(this.headStatus, this.headHeaders, end);
   }
   onData(chunk: Buffer): boolean {
     if (this.finished) return true;

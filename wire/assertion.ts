@@ -8,16 +8,23 @@ import { KeySet } from './jwt.js';
 import { ASSERTION_CLOCK_SKEW_S, ASSERTION_MAX_TTL_S, IdentityHeader, type AssertionClaims, type Jwks } from './contract.js';
 
 /**
- * `identity` is the flat [name, value, …] list of identity headers the
- * application receives (everything but the request id and the assertion),
- * built once per token and reused for every request that carries it.
+ * A verified assertion, built once per token and returned as it is for every
+ * request that carries it (no object per request). `identity` is the flat
+ * [name, value, …] list of identity headers the application receives
+ * (everything but the request id and the assertion); `lines` is the same
+ * plus the assertion itself, serialized as HTTP/1.1 field lines
+ * (`name: value\r\n` each) for the Warpgate's origin request. Every value is
+ * visible ASCII (headerSafe), and the token is base64url and dots (its
+ * signature verified), so the lines need no further checking.
  */
-export type Verdict = { ok: true; claims: AssertionClaims; identity: readonly string[] } | { ok: false; reason: string };
-
-interface Entry {
-  claims: AssertionClaims;
-  identity: readonly string[];
+export interface Verified {
+  readonly ok: true;
+  readonly claims: AssertionClaims;
+  readonly identity: readonly string[];
+  readonly lines: string;
 }
+
+export type Verdict = Verified | { ok: false; reason: string };
 
 /** Header values must be visible ASCII; anything else is percent-encoded so the app can decode it. */
 export function headerSafe(v: string): string {
@@ -29,13 +36,15 @@ function identityHeaders(c: AssertionClaims): readonly string[] {
     IdentityHeader.userId, headerSafe(c.sub),
     IdentityHeader.userEmail, headerSafe(c.email),
     IdentityHeader.userName, headerSafe(c.name),
-    IdentityHeader.principalType, c.typ,
+    IdentityHeader.principalType, headerSafe(c.typ),
     IdentityHeader.authMethod, headerSafe(c.amr.join(',')),
     IdentityHeader.authTime, String(c.auth_time),
     IdentityHeader.roles, headerSafe(c.roles.join(',')),
     IdentityHeader.permissions, headerSafe(c.permissions.join(',')),
   ]);
 }
+
+const JWT_TEXT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Bounded: when full, the cache is cleared (a re-verify costs ~60 µs, a leak costs the process). */
 export const VERIFY_CACHE_MAX = 50_000;
@@ -44,7 +53,7 @@ export class AssertionVerifier {
   private keys: KeySet = new KeySet({ keys: [] });
   private issuer = '';
   private audiences = new Set<string>();
-  private readonly cache = new Map<string, Entry>();
+  private readonly cache = new Map<string, Verified>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -69,6 +78,8 @@ export class AssertionVerifier {
     const nowS = this.now() / 1000;
     let e = this.cache.get(token);
     if (e === undefined) {
+      // Its text goes into the origin's request head verbatim (`lines`): base64url and dots only.
+      if (!JWT_TEXT.test(token)) return { ok: false, reason: 'malformed' };
       const r = this.keys.verify(token);
       if (!r.ok) return r;
       const claims = r.claims;
@@ -77,7 +88,10 @@ export class AssertionVerifier {
       if (claims.exp - claims.iat > ASSERTION_MAX_TTL_S) return { ok: false, reason: 'lifetime too long' };
       if (claims.iat > nowS + ASSERTION_CLOCK_SKEW_S) return { ok: false, reason: 'issued in the future' };
       if (!Array.isArray(claims.roles) || !Array.isArray(claims.permissions) || !Array.isArray(claims.amr)) return { ok: false, reason: 'bad claims' };
-      e = { claims, identity: identityHeaders(claims) };
+      const identity = identityHeaders(claims);
+      let lines = '';
+      for (let i = 0; i < identity.length; i += 2) lines += `${identity[i]!}: ${identity[i + 1]!}\r\n`;
+      e = Object.freeze({ ok: true as const, claims, identity, lines: `${lines}${IdentityHeader.assertion}: ${token}\r\n` });
       if (this.cache.size >= VERIFY_CACHE_MAX) this.cache.clear();
       this.cache.set(token, e);
     }
@@ -87,7 +101,7 @@ export class AssertionVerifier {
       return { ok: false, reason: 'expired' };
     }
     if (e.claims.aud !== project) return { ok: false, reason: 'audience mismatch' };
-    return { ok: true, claims: e.claims, identity: e.identity };
+    return e;
   }
 
 }

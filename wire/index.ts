@@ -9,7 +9,7 @@
  */
 export * from './contract.js';
 export { KeySet, mintJwt, loadSigningKey, generateSigningKeyPem, jwkOf, type VerifyResult, type SigningKey } from './jwt.js';
-export { AssertionVerifier, headerSafe, type Verdict } from './assertion.js';
+export { AssertionVerifier, headerSafe, type Verdict, type Verified } from './assertion.js';
 export { H2Connection, H2Stream, type ClientStreamSink, type ServerStreamSink, type HeadSource, type Role } from './h2/connection.js';
 export { DEFAULT_LIMITS, type H2Limits } from './h2/limits.js';
 export { HpackDecoder, HpackEncoder, DEFAULT_NO_INDEX, type HpackEncoderOptions } from './h2/hpack.js';

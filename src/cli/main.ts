@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigYaml, parseSize } from '../config/index.js';
 import { parseDuration } from '../runtime/index.js';
-import { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../front/index.js';
+import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../front/index.js';
 import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
@@ -23,7 +23,7 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--max-head-size 16KiB] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
+       [--max-head-size 16KiB] [--client-inflight 256] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
 ${CONTROL_USAGE}
@@ -121,7 +121,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'config-poll-ms': { type: 'string' },
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
     'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
-    'max-head-size': { type: 'string' },
+    'max-head-size': { type: 'string' }, 'client-inflight': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
   const dir = dataDir(v);
@@ -147,6 +147,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     tunnelPingMs: durationOpt(v, 'tunnel-ping', '2s'),
     tunnelPingTimeoutMs: durationOpt(v, 'tunnel-ping-timeout', '4s'),
     maxHeadBytes: sizeOpt(v, 'max-head-size', DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES),
+    clientInflight: intOpt(v, 'client-inflight', DEFAULT_CLIENT_INFLIGHT, 1, 1_000_000),
     hashThreads: intOpt(v, 'hash-threads', 1, 1, 64),
     smtpUrl: smtpOpt(str(v, 'smtp') ?? process.env.MEZU_SMTP_URL),
     mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',

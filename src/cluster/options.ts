@@ -34,6 +34,8 @@ export interface EdgeOptions {
   mailFrom: string;
   /** Longest request head (request line + header fields) in bytes; longer → 431 (`--max-head-size`). */
   maxHeadBytes: number;
+  /** Forwarded requests one client address may have in flight per worker; more → 429 (`--client-inflight`). */
+  clientInflight: number;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
   /**

@@ -48,8 +48,13 @@ export function writeErrorNow(res: HttpResponse, code: ErrorCode, requestId: str
     .writeHeader('content-type', 'application/json')
     .writeHeader('cache-control', 'no-store')
     .writeHeader('x-mezu-request-id', requestId);
+  // Saturation, not failure: the client may come back in a moment (RFC 9110 §10.2.3).
+  if (RETRY_SOON.has(code)) res.writeHeader('retry-after', '1');
   endBody(res, p.body, closeConnection, head);
 }
+
+/** Answers that say "busy now": they carry `Retry-After: 1`. */
+const RETRY_SOON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['MEZU_CLIENT_BUSY', 'MEZU_ORIGIN_BUSY']);
 
 /** `end(body)`, or for a HEAD request the body's length without the body. */
 export function endBody(res: HttpResponse, body: string, closeConnection: boolean, head: boolean): void {

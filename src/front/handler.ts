@@ -27,7 +27,7 @@ import { codeOf, type ErrorCode } from '../errors/index.js';
 import { endBody, writeError, writeLoginRequired } from '../errors/http.js';
 import { EdgeRequest, type RequestScope } from './request.js';
 import { BODY_NONE, FRAMING_INVALID } from './framing.js';
-import { DEFAULT_MAX_HEAD_BYTES, MAX_HEADER_FIELDS } from './limits.js';
+import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MAX_HEADER_FIELDS } from './limits.js';
 
 /** Methods the edge forwards. Anything else (TRACE, CONNECT, WebDAV, lower-case spellings) is refused. */
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -65,6 +65,8 @@ export interface FrontContext {
   pages: HostedPages | null;
   /** Longest request head (request line + fields) in bytes; default DEFAULT_MAX_HEAD_BYTES. Longer → 431. */
   maxHeadBytes?: number;
+  /** Forwarded requests one client address may have in flight in this worker; more → 429. Default DEFAULT_CLIENT_INFLIGHT. */
+  clientInflight?: number;
   /** Wall clock for session lifetimes and assertions (injectable in tests). */
   now?: () => number;
   log(msg: string): void;
@@ -201,7 +203,13 @@ function send(ctx: FrontContext, r: EdgeRequest): void {
   try {
     const conn = ctx.scope.pools.pick(r.project!.upstream);
     if (conn === null) return writeError(r.res, 'MEZU_NO_WARPGATE', r.id, r.body !== BODY_NONE, r.isHead);
-    r.clientAddress = clientAddress(r);
+    const addr = clientAddress(r);
+    r.clientAddress = addr;
+    // One client cannot take a worker's tunnels for itself: past its share it is told to come back.
+    const clients = ctx.scope.clients;
+    const n = clients.get(addr) ?? 0;
+    if (n >= (ctx.clientInflight ?? DEFAULT_CLIENT_INFLIGHT)) return writeError(r.res, 'MEZU_CLIENT_BUSY', r.id, r.body !== BODY_NONE, r.isHead);
+    clients.set(addr, n + 1);
     r.forward(conn);
   } catch (err) {
     // Fail closed here too: nothing is forwarded when the head could not be built or sent.

@@ -7,4 +7,4 @@
 export { createFront, type FrontContext, type HostedPages } from './handler.js';
 export { EdgeRequest, type RequestScope } from './request.js';
 export { inspectFraming, BODY_NONE, BODY_CHUNKED, FRAMING_INVALID } from './framing.js';
-export { DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES, MAX_HEADER_FIELDS, KNOWN_UWS_REASSEMBLY_BYTES, KNOWN_UWS_IDLE_TIMEOUT_MS } from './limits.js';
+export { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES, MAX_HEADER_FIELDS, KNOWN_UWS_REASSEMBLY_BYTES, KNOWN_UWS_IDLE_TIMEOUT_MS } from './limits.js';

@@ -24,6 +24,21 @@ export const MAX_MAX_HEAD_BYTES = 1024 * 1024;
 export const MAX_HEADER_FIELDS = 100;
 
 /**
+ * Forwarded requests one client address may have in flight in one edge worker
+ * (`--client-inflight`); the next one gets 429 `MEZU_CLIENT_BUSY` with
+ * `Retry-After: 1`, before anything is forwarded. The address is the one
+ * X-Forwarded-For carries (the peer, or the client behind a trusted proxy).
+ * Why 256: a tunnel connection takes 1000 concurrent streams and a worker
+ * holds at least two per Warpgate, so one client gets at most an eighth of
+ * them, while a browser (6 connections per host, or ~100 streams over HTTP/2
+ * through a proxy) and a load test with autocannon's default 10 connections
+ * stay far below it. uWS 20.30 tells the handler nothing about connections,
+ * so open connections per address cannot be counted here; an idle one costs
+ * a descriptor and is closed by uWS's 10 s idle timeout.
+ */
+export const DEFAULT_CLIENT_INFLIGHT = 256;
+
+/**
  * What the pinned uWS build fixes at compile time, measured with raw sockets
  * (test/security/limits.test.ts). Documented, not configurable:
  * - a head that arrives split over several reads is reassembled in a 4 KiB

@@ -17,7 +17,7 @@
 import type { HttpRequest, HttpResponse } from '../../native/uws.js';
 import type { H2Stream, HpackEncoder } from '../../wire/index.js';
 import type { CompiledConfig, CompiledProject, Policy } from '../config/types.js';
-import type { ErrorCode } from '../errors/index.js';
+import { codeOf, type ErrorCode } from '../errors/index.js';
 import { statusLine, writeError, writeErrorNow, endWithoutContent } from '../errors/http.js';
 import { encodeForwarded, type ForwardedRequest } from '../identity/index.js';
 import type { Principal } from '../session/index.js';
@@ -31,6 +31,9 @@ export interface RequestScope {
   scheme: string;
   /** Forwarded requests whose response has not finished (the drain waits for them). */
   inflight: { n: number };
+  /** Forwarded requests in flight per client address (X-Forwarded-For's address) in this worker. */
+  clients: Map<string, number>;
+  log(msg: string): void;
 }
 
 /** Response fields never copied to the client: uWS writes its own framing, and these are hop-by-hop (RFC 9110 §7.6.1). */
@@ -137,6 +140,11 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   // ── tunnel (TunnelRequest) ──
   /** `forward` ran: the response is this object's to write (its onAborted is registered). */
   forwarding: boolean;
+  /** The stream may be opened: the uWS read that carried this request is over (see `forward`). */
+  started: boolean;
+  /** Body bytes that arrived before `started`, copied, and whether the last of them ended the body. */
+  early: Buffer[] | null;
+  earlyEnd: boolean;
   conn: TunnelConnection | null;
   stream: H2Stream | null;
   replayed: boolean;
@@ -190,6 +198,9 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     this.assertion = null;
     this.clientAddress = '';
     this.forwarding = false;
+    this.started = false;
+    this.early = null;
+    this.earlyEnd = false;
     this.conn = null;
     this.stream = null;
     this.replayed = false;
@@ -228,24 +239,59 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   // ── forwarding ──
 
   /**
-   * Sends the request to `conn` (bodiless now; with a body, on its first
-   * bytes). Call from the handler's top half. From here on this object owns
-   * the response.
+   * Takes the response over and sends the request to `conn` once the uWS read
+   * that carried it is done (`start`, from a setImmediate shared by every
+   * request of the read). Call from the handler's top half.
+   *
+   * Why wait: uWS refuses HTTP/1.1 pipelining with asynchronous answers — a
+   * request that arrives while an answer is pending makes it close the
+   * connection (its HttpContext: "denying async pipelining"), before our
+   * handler sees the second request, and it parses a whole read before we get
+   * control back. Opened at once, the first request would reach the origin and
+   * its answer be lost with the connection; a POST replayed by the client
+   * would then run twice. Started after the read, a request whose connection
+   * uWS closed is aborted by then and reaches no origin. Cost: one setImmediate
+   * per event-loop turn for all the requests of that turn.
    */
   forward(conn: TunnelConnection): void {
     this.scope.inflight.n++;
     this.forwarding = true;
+    this.conn = conn;
     this.res.onAborted(() => this.abort());
+    if (this.body !== BODY_NONE) {
+      this.uploading = true;
+      this.res.onData((ab, isLast) => this.onBody(ab, isLast));
+    }
+    toStart.push(this);
+    if (toStart.length === 1) setImmediate(startAll);
+  }
+
+  /** The read is over: open the stream (a bodiless request now; with a body, on its first bytes). */
+  start(): void {
+    this.started = true;
+    if (this.aborted || this.done) return;
+    const conn = this.conn!.ready ? this.conn! : this.scope.pools.pick(this.project!.upstream);
     if (this.body === BODY_NONE) {
-      if (!conn.open(this) && !this.scope.pools.replay(this, false)) this.onError('MEZU_TUNNEL_FAILED');
+      if ((conn === null || !conn.open(this)) && !this.scope.pools.replay(this, false)) this.onError('MEZU_TUNNEL_FAILED');
       return;
     }
-    // The stream opens on the first body bytes: a request whose body never starts (uWS closes it
-    // after its idle timeout) or whose first chunk is malformed (uWS closes the connection)
-    // reaches no origin at all.
-    this.conn = conn;
-    this.uploading = true;
-    this.res.onData((ab, isLast) => this.onBody(ab, isLast));
+    // With a body, the stream opens on the first body bytes: a request whose body never starts (uWS
+    // closes it after its idle timeout) or whose first chunk is malformed (uWS closes the
+    // connection) reaches no origin at all.
+    const early = this.early;
+    if (early === null) return;
+    this.early = null;
+    if (conn === null || !conn.open(this)) {
+      this.uploading = false;
+      return this.fail('MEZU_NO_WARPGATE');
+    }
+    const stream = this.stream!;
+    let ok = true;
+    for (let i = 0; i < early.length; i++) ok = stream.write(early[i]!);
+    if (this.earlyEnd) {
+      this.uploading = false;
+      stream.end();
+    } else if (!ok) this.waitForTunnelDrain(stream);
   }
 
   /**
@@ -268,6 +314,12 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
       this.uploading = false;
       return this.fail('MEZU_REQUEST_TOO_LARGE');
     }
+    if (!this.started) {
+      // Still inside the read that carried the head (see forward): keep a copy until start.
+      (this.early ??= []).push(Buffer.from(new Uint8Array(ab)));
+      if (isLast) this.earlyEnd = true;
+      return;
+    }
     let stream = this.stream;
     if (stream === null) {
       // The connection picked with the head may have closed while the body was on its way.
@@ -284,12 +336,15 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     if (isLast) {
       this.uploading = false;
       stream.end();
-    } else if (!ok) {
-      this.res.pause();
-      stream.onDrain(() => {
-        if (!this.aborted) this.res.resume();
-      });
-    }
+    } else if (!ok) this.waitForTunnelDrain(stream);
+  }
+
+  /** The tunnel stream is above its high-water mark: stop reading the client until it drains. */
+  private waitForTunnelDrain(stream: H2Stream): void {
+    this.res.pause();
+    stream.onDrain(() => {
+      if (!this.aborted) this.res.resume();
+    });
   }
 
   // ── ClientStreamSink: the response from the tunnel ──
@@ -473,8 +528,32 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    this.scope.inflight.n--;
+    const scope = this.scope;
+    scope.inflight.n--;
+    const n = scope.clients.get(this.clientAddress)!;
+    if (n <= 1) scope.clients.delete(this.clientAddress);
+    else scope.clients.set(this.clientAddress, n - 1);
   }
+}
+
+/** Requests forwarded during the current uWS read(s), started together after them. */
+let toStart: EdgeRequest[] = [];
+let spare: EdgeRequest[] = [];
+function startAll(): void {
+  const list = toStart;
+  toStart = spare;
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i]!;
+    try {
+      r.start();
+    } catch (err) {
+      // Fail closed: a fault while opening the stream denies this request; the others go on.
+      r.scope.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
+      r.fail('MEZU_INTERNAL');
+    }
+  }
+  list.length = 0;
+  spare = list;
 }
 
 function failNow(r: EdgeRequest, code: ErrorCode): void {

@@ -215,16 +215,27 @@ test.serial('GET with a body: framed by its Content-Length and forwarded with it
   t.deepEqual(seen.map((s) => `${s.method} ${s.path} ${s.bodyBytes}`), [`GET ${P} 3`]);
 });
 
-test.serial('known limit: a request pipelined behind a forwarded one makes uWS close the connection; nothing behind it is processed', async (t) => {
-  // uWS 20.30 cannot hold a second request while the first is answered asynchronously (every
-  // forwarded request is): it aborts the connection. Clients that pipeline retry; browsers do not pipeline.
+test.serial('known limit: a request pipelined behind a forwarded one makes uWS close the connection; nothing of it reaches the origin, not even the first', async (t) => {
+  // uWS refuses asynchronous pipelining (its HttpContext: a request arriving while an answer is
+  // pending closes the connection, before the handler sees it), and every forwarded request is
+  // answered asynchronously. Story: the first request used to be forwarded at once and its answer
+  // lost with the connection, so a client retrying a pipelined POST ran it twice. The edge now
+  // opens a request's stream only after the uWS read that carried it (src/front/request.ts
+  // forward): by then uWS has closed the connection and nothing is sent.
+  // Warm: the Warpgate holds idle origin connections, so a request that reached it would be written
+  // to the origin at once (with none, it would wait for a connect and the edge's reset would beat it).
+  const warm = await raw(stack.port, [head('GET', `${P}?warm=1`), head('GET', `${P}?warm=2`)], { responses: 2, gapMs: 200 });
+  t.deepEqual(warm.statuses, [200, 200]);
   await stack.clearOrigin();
   const r = await raw(stack.port, head('GET', `${P}?delay=100`) + SMUGGLED_PUBLIC + SMUGGLED);
   t.deepEqual(r.statuses, []);
   t.true(r.closed);
+  const post = await raw(stack.port, head('POST', `${P}?pipelined-post`, ['Content-Length: 3']) + 'abc' + SMUGGLED_PUBLIC);
+  t.deepEqual(post.statuses, []);
+  t.true(post.closed);
   await new Promise((res) => setTimeout(res, 300));
   const seen = await stack.originSeen();
-  t.false(seen.some((s) => NEVER_FORWARDED.includes(s.path)), JSON.stringify(seen.map((s) => s.path)));
+  t.deepEqual(seen.map((s) => s.path), [], 'nothing of a pipelined connection reached the origin');
   // Pipelining behind an answer the edge gives at once works (a 401 here, then the next).
   const ok = await raw(stack.port, head('GET', '/api/a') + head('GET', '/api/b'), { responses: 2 });
   t.deepEqual(ok.statuses, [401, 401]);

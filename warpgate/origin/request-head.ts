@@ -24,6 +24,16 @@ export interface RequestHeadInput {
   headers: readonly string[];
   /** True when a body follows (it is then framed by the caller's Content-Length if given, else chunked). */
   hasBody: boolean;
+  /**
+   * The names and values in `headers` were already checked by the caller as
+   * strictly as here: the Warpgate's fields come out of the tunnel's HPACK
+   * decoder, which refuses (RFC 9113 §8.2.1) every name that is not a
+   * lower-case token and every value with NUL, CR or LF, and yields one char
+   * per octet (never above U+00FF). Then they are not scanned again.
+   */
+  checked?: boolean;
+  /** Field lines already serialized and safe (`name: value\r\n`…), written after `headers`: the verified identity. */
+  lines?: string;
 }
 
 /** Result of serializing a head; one per request, reused on a retry. */
@@ -85,11 +95,14 @@ export function serializeHead(head: RequestHeadInput, defaultHost: string): Seri
   const h = head.headers;
   const n = h.length;
   if ((n & 1) !== 0) return 'headers must be flat name/value pairs';
+  const checked = head.checked === true;
   for (let i = 0; i < n; i += 2) {
     const name = h[i]!;
     const value = h[i + 1]!;
-    if (!validName(name)) return 'invalid header name';
-    if (!validValue(value)) return `invalid value for header ${name}`;
+    if (!checked) {
+      if (!validName(name)) return 'invalid header name';
+      if (!validValue(value)) return `invalid value for header ${name}`;
+    }
     // Length first: one integer compare rejects almost every name before a string compare.
     switch (name.length) {
       case 2:
@@ -128,6 +141,7 @@ export function serializeHead(head: RequestHeadInput, defaultHost: string): Seri
     }
     text += name + ': ' + value + '\r\n';
   }
+  if (head.lines !== undefined) text += head.lines;
   if (!sawHost) text += 'host: ' + defaultHost + '\r\n';
   let bodyMode = BODY_NONE;
   if (head.hasBody) {

@@ -122,6 +122,37 @@ class HeaderTable {
   }
 }
 
+/** tchar of RFC 9110 §5.6.2, lower case only (RFC 9113 §8.2.1 forbids upper case in HTTP/2 names). */
+const NAME_CHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHAR[c.charCodeAt(0)] = 1;
+
+/**
+ * A field name is a lower-case token (RFC 9110 §5.1, RFC 9113 §8.2.1: no
+ * character in 0x00–0x20, 0x41–0x5a or 0x7f–0xff), or a pseudo-header name:
+ * one colon, then a token. Stricter than §8.2.1 alone (which lets through,
+ * say, `(` or `/`) so that a name the Warpgate writes into an HTTP/1.1 head
+ * is always one an HTTP/1.1 parser reads as a name.
+ */
+export function validName(n: string): boolean {
+  const len = n.length;
+  let i = n.charCodeAt(0) === 0x3a ? 1 : 0;
+  if (len <= i) return false;
+  for (; i < len; i++) {
+    const c = n.charCodeAt(i);
+    if (c >= 128 || NAME_CHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * RFC 9113 §8.2.1: a field value holds no NUL, CR or LF — passed on, a CR or
+ * LF would split the HTTP/1.1 request the Warpgate writes to the origin. Three
+ * native searches beat a charCodeAt loop on long values (the assertion).
+ */
+export function validValue(v: string): boolean {
+  return v.indexOf('\n') === -1 && v.indexOf('\r') === -1 && v.indexOf('\0') === -1;
+}
+
 function compressionError(reason: string): DecodeResult {
   return { ok: false, error: 'COMPRESSION_ERROR', reason };
 }
@@ -143,6 +174,15 @@ export class HpackDecoder {
   // Cursor and error of the block being decoded (fields, not closures, to keep the hot path flat).
   private pos = 0;
   private reason = '';
+  /**
+   * The last block decoded held a field RFC 9113 §8.2.1 forbids (see
+   * `validName`/`validValue`): the message is malformed and its stream must be
+   * refused, but the table stays in step (the block decoded fine as HPACK).
+   * Checked here, once per literal, so a field indexed in the dynamic table is
+   * never checked again: a request's cached assertion (~550 chars) and client
+   * fields cost nothing per request after their first appearance.
+   */
+  malformed = false;
 
   /**
    * @param maxTableSize our SETTINGS_HEADER_TABLE_SIZE: both the limit for
@@ -216,7 +256,9 @@ export class HpackDecoder {
     let listSize = 0;
     let tooLarge = false;
     let fieldSeen = false;
+    let malformed = false;
     this.pos = 0;
+    this.malformed = false;
 
     while (this.pos < end) {
       const first = block[this.pos]!;
@@ -268,6 +310,7 @@ export class HpackDecoder {
           const n = this.readString(block);
           if (n === null) return compressionError(this.reason);
           name = n;
+          if (!validName(n)) malformed = true;
         } else if (index <= STATIC_TABLE_LENGTH) {
           name = STATIC_NAMES[index]!;
         } else {
@@ -278,6 +321,7 @@ export class HpackDecoder {
         const v = this.readString(block);
         if (v === null) return compressionError(this.reason);
         value = v;
+        if (!validValue(v)) malformed = true;
 
         if (indexing) {
           // §4.4: evict until it fits; an entry larger than the table empties it.
@@ -306,6 +350,7 @@ export class HpackDecoder {
     if (this.updateRequired) {
       return compressionError('hpack: expected a dynamic table size update after SETTINGS_HEADER_TABLE_SIZE was lowered (RFC 7541 §4.2)');
     }
+    this.malformed = malformed;
     if (tooLarge) {
       return {
         ok: false,
