@@ -9,8 +9,8 @@
  * A folder is `src/<name>/`, or one of wire/, warpgate/, native/, scripts/,
  * bench/ (its subfolders are its own business). The rules:
  *
- * 1. Only native/ imports uWebSockets.js, lmdb and sodium-native (STYLE:
- *    native addons are loaded in one place). Each facade enforces what a raw
+ * 1. Only native/ imports uWebSockets.js, lmdb and sodium-native: native
+ *    addons are loaded in one place. Each facade enforces what a raw
  *    import would skip: uws.ts refuses the pure-JS fallback (the pinned
  *    build silently serves from it when its binary fails to load), lmdb.ts
  *    opens every database with `cache: false` (a per-process read cache
