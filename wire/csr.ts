@@ -5,10 +5,11 @@
  * here (the private key never leaves the Warpgate); the Console signs only a
  * request for such a key and no larger than `MAX_CSR_PEM`
  * (src/pki/issue.ts `signCsr`), and the edge's certificates use the same
- * algorithms.
+ * algorithms. @peculiar/x509 is loaded only when a CSR is made: everything
+ * that imports the wire (the request path, the Warpgate's forwarding) does
+ * not load it for that.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 
 export const TUNNEL_KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
@@ -47,6 +48,8 @@ export function subjectName(commonName: string): x509.JsonName {
 
 /** A key pair and a PKCS#10 request for it (the Warpgate's side of enrollment). */
 export async function createCsr(commonName: string): Promise<{ csr: string; key: string }> {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
   const keys = await newTunnelKeyPair();
   const req = await x509.Pkcs10CertificateRequestGenerator.create({ name: subjectName(commonName), keys, signingAlgorithm: TUNNEL_SIGNING_ALGORITHM }, cryptoProvider);
   return { csr: req.toString('pem'), key: await privateKeyPem(keys.privateKey) };
