@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * The bench's origin (a child process): BRIEF §4's reference origin, a uWS
- * server answering with a fixed ~100-byte JSON body, plus what the demo origin
- * does not do and the bench needs:
+ * The bench's origin (a child process): the budgets' reference origin
+ * (docs/ARCHITECTURE.md, "Budgets"), a uWS server answering with a fixed
+ * ~100-byte JSON body, plus what the demo origin does not do and the bench
+ * needs:
  *
  *   GET  …/echo          JSON of the `x-mezu-*` headers received (pre-flight: the identity arrived)
  *   GET  …/big?bytes=N   N bytes of application/octet-stream (N ≤ 1 GiB), streamed with
@@ -27,7 +28,7 @@
 import { parseArgs } from 'node:util';
 import { loadUws, type HttpResponse } from '../native/uws.js';
 
-/** ~100 bytes, as BRIEF §4's calibration origin. */
+/** ~100 bytes, as the budgets' reference origin. */
 export const FIXED_BODY = Buffer.from(
   JSON.stringify({ ok: true, items: [{ id: 1, name: 'alpha' }, { id: 2, name: 'beta' }], total: 2, page: 1, of: 1, pad: 'xxxxxx' }),
 );

@@ -12,7 +12,7 @@
  *                           the Warpgate). Same window, same throughput, same machine state: on
  *                           the shared dev machine this ratio moved ±6% between repetitions where
  *                           the edge's µs/req alone moved ±8% and the direct origin's ±9%.
- *                           BRIEF §4's edge budget of 20 µs is 1.7–2× an origin at 10–12 µs/req.
+ *                           The edge budget of 20 µs is 1.7–2× an origin at 10–12 µs/req.
  *   warpgate_cpu_vs_origin  Warpgate CPU ÷ origin CPU, same window (budget likewise 1.7–2×).
  *   edge_public_cpu_vs_origin  the same for the public route.
  *   chain_vs_direct_rps     protected req/s through the chain ÷ direct-origin req/s.
@@ -128,7 +128,7 @@ interface MetricDef {
   better: Better;
   /** Allowed worsening vs the baseline, as a fraction. */
   margin: number;
-  /** What BRIEF §4's budget comes to as this ratio, when it has one. */
+  /** What the budget (docs/ARCHITECTURE.md, "Budgets") comes to as this ratio, when it has one. */
   briefEquivalent: string;
 }
 

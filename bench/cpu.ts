@@ -1,7 +1,7 @@
 /**
  * CPU accounting from /proc: what each component process spent, so a figure
  * per request can be given even though the load generator shares the cores
- * (BRIEF §4 counts "CPU-µs/req" of the server-side processes for that reason).
+ * (the budgets count "CPU-µs/req" of the server-side processes for that reason).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';

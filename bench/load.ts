@@ -45,7 +45,7 @@ export interface LoadOutcome {
 
 /**
  * A ceiling on responses per run, far above what 2 cores can serve (the bare
- * uWS origin does ~80k req/s per BRIEF §4), so it never shapes a normal run
+ * uWS origin does ~80k req/s), so it never shapes a normal run
  * but bounds the count even if the duration timer misbehaved.
  */
 export const MAX_REQUESTS_PER_SECOND = 500_000;

@@ -1,6 +1,6 @@
 /**
  * nginx `auth_request` in front of the bench origin, for the "whole chain ≥
- * 1.5× nginx auth_request" budget (BRIEF §4). Optional: the bench skips it,
+ * 1.5× nginx auth_request" budget (docs/ARCHITECTURE.md, "Budgets"). Optional: the bench skips it,
  * with a note, when no nginx binary is installed (`apt-get install -y nginx`).
  *
  * nginx runs as a non-daemon child of the bench with its own prefix, config,

@@ -12,7 +12,7 @@
  *   npx tsc -p tsconfig.json && node dist/bench/origin-client.js [--seconds 10] [--concurrency 64] [--rounds 1] [--only request,dispatch,origin,abandon,abort]
  *
  * The origin is a uWS server in a child process answering every GET with a
- * fixed ~100-byte JSON body (BRIEF §4's reference origin). The load is a
+ * fixed ~100-byte JSON body (the budgets' reference origin). The load is a
  * closed loop of `concurrency` requests in flight, bounded by time and by a
  * request cap, after a short warm-up. Reported per client: req/s, latency
  * p50/p99 (exact, from per-request samples), CPU-µs per request of this

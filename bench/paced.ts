@@ -1,6 +1,6 @@
 /**
  * An open-loop, evenly paced GET load for "p99 added at half of peak load"
- * (BRIEF §4).
+ * (docs/ARCHITECTURE.md, "Budgets").
  *
  * Why not autocannon's `overallRate`: autocannon 8 gives each connection a
  * budget of rate/connections requests per second, sends them closed-loop as
@@ -8,7 +8,7 @@
  * (lib/httpClient.js, `reqsMadeThisSecond`). All connections reset together,
  * so "half of peak" arrives as full-speed bursts for about half of every
  * second: the latency it reports is close to the latency at peak load. The
- * bench still runs it (the brief names it) and reports how bursty it was, but
+ * bench still runs it (the budget names it) and reports how bursty it was, but
  * the budget is judged on this pacer.
  *
  * This pacer schedules request i at start + i/rate. A 1 ms timer releases

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 /** Lines kept per process for the failure report; older ones are counted, not kept. */
 const TAIL_LINES = 200;
 
-/** SIGTERM first, SIGKILL after this long (the brief's 5 s). */
+/** SIGTERM first, SIGKILL after this long (5 s). */
 const KILL_AFTER_MS = 5_000;
 
 export class Proc {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: the whole chain on this machine, in one run and side by
- * side, against BRIEF §4's budgets.
+ * side, against the budgets (docs/ARCHITECTURE.md, "Budgets").
  *
  * Starts the bench origin (uWS, ~100-byte JSON), then drives each target for a
  * bounded time after a short warm-up, on loopback only:
@@ -75,7 +75,7 @@ const UPLOAD_BYTES = 1 * MIB;
 const DOWNLOAD_BYTES = 10 * MIB;
 /**
  * Ten times the download size: if memory per in-flight request did not grow
- * with body size (BRIEF §4), the peak RSS of this run matches the 10 MiB
+ * with body size (a budget), the peak RSS of this run matches the 10 MiB
  * run's; a hop that buffered whole bodies would need 4 × 90 MiB more.
  */
 const HUGE_DOWNLOAD_BYTES = 100 * MIB;

@@ -35,7 +35,7 @@ export function cli(data: string, args: readonly string[]): string {
 
 /**
  * The bench's own route config (not examples/demo.yaml, which changes with the
- * demo): the brief's project with one public and one protected prefix.
+ * demo): the demo's project with one public and one protected prefix.
  */
 export const BENCH_CONFIG = `# Written by the Mezusphere bench (bench/stack.ts).
 projects:

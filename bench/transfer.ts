@@ -2,7 +2,7 @@
  * Large bodies through the chain: `concurrency` keep-alive clients each doing
  * uploads (PUT with a fixed body) or downloads (GET …/big?bytes=N) back to
  * back, bounded by time and by a request count, while the VmRSS of the edge
- * workers and the Warpgate is sampled every 100 ms. BRIEF §4: "memory per
+ * workers and the Warpgate is sampled every 100 ms. The budget: "memory per
  * in-flight request is bounded and does not grow with body size" — if a hop
  * buffered whole bodies, its RSS would grow by about concurrency × body size.
  */

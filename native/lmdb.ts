@@ -5,8 +5,8 @@
  * - One environment shared by every edge worker through the memory map: a
  *   session check is a read from shared memory, with no network hop.
  * - `cache: false` on every database: lmdb-js's object cache is per process, so
- *   a session revoked or a user suspended by another process would be missed
- *   (brief §2). Reads go to the map every time.
+ *   a session revoked or a user suspended by another process would be missed.
+ *   Reads go to the map every time.
  * - `overlappingSync: false`, `noSync: false`: a write's promise resolves only
  *   once the transaction is synced, so a committed login survives `kill -9`
  *   and power loss. Writes are rare next to reads (logins, revocations, idle

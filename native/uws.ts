@@ -2,7 +2,7 @@
  * The only importer of uWebSockets.js.
  *
  * We pin `@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0`: the only uWS
- * build on the npm registry whose Linux binary loads on glibc 2.36 (brief §2).
+ * build on the npm registry whose Linux binary loads on glibc 2.36.
  * That package silently falls back to a pure-JS server when the binary fails
  * to load (or when UWS_USE_FALLBACK is set); the fallback is an order of
  * magnitude slower and does not share the port with SO_REUSEPORT, so the edge

@@ -26,6 +26,7 @@ import type { AssertionVerifier } from '../wire/index.js';
 import type { LeanForwarder } from './lean-forward.js';
 import { DEFAULT_NO_INDEX, H2Connection, type H2Stream, type HpackEncoderOptions } from '../wire/index.js';
 import type { H2Limits } from '../wire/index.js';
+import { Backoff, systemClock, type Timer, type Timers } from '../src/runtime/index.js';
 
 export interface AgentOptions {
   edgeHost: string;
@@ -46,12 +47,6 @@ export interface AgentOptions {
   onDialFailure?(why: string, consecutive: number): void;
 }
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  random(): number;
-}
-export const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), random: Math.random };
-
 /** notAfter of a PEM certificate as ISO text ('' when it cannot be read). */
 function certificateUntil(pem: string): string {
   try {
@@ -59,12 +54,6 @@ function certificateUntil(pem: string): string {
   } catch {
     return '';
   }
-}
-
-/** Full-jitter backoff (AWS architecture blog's "full jitter"): uniform in [0, min(cap, base·2^attempt)). */
-export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
 }
 
 /**
@@ -113,7 +102,7 @@ export class Agent {
   private edgeId: string | null = null;
   private workers = 1;
   private stopped = false;
-  private retryTimer: unknown = null;
+  private retryTimer: Timer | null = null;
   /** Bumped by every setCredentials: tunnels of an older generation are replaced. */
   private generation = 0;
   private certUntil: string;
@@ -122,16 +111,19 @@ export class Agent {
   /** The backoff after a miss has run: the next replacement is dialed. */
   private rotationBackedOff = false;
   private rotating = false;
+  /** Delays of redials and rotation retries; the attempt number is `failures` (or `rotationMisses`). */
+  private readonly backoff: Backoff;
 
   constructor(
     private readonly opts: AgentOptions,
     private readonly verifier: AssertionVerifier,
     private readonly forwarder: LeanForwarder,
     private readonly log: (m: string) => void,
-    private readonly timers: Timers = realTimers,
+    private readonly clock: Timers = systemClock,
   ) {
     this.id = opts.id ?? randomBytes(6).toString('hex');
     this.certUntil = certificateUntil(opts.cert);
+    this.backoff = new Backoff({ baseMs: opts.backoffBaseMs, capMs: opts.backoffCapMs }, clock);
   }
 
   start(): void {
@@ -264,8 +256,8 @@ export class Agent {
 
   private scheduleRetry(attempt = this.failures, then: () => void = () => this.ensure()): void {
     if (this.stopped || this.retryTimer !== null) return;
-    const delay = backoffDelay(attempt, this.opts.backoffBaseMs, this.opts.backoffCapMs, this.timers.random);
-    this.retryTimer = this.timers.setTimeout(() => {
+    const delay = this.backoff.delay(attempt);
+    this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;
       then();
     }, delay);

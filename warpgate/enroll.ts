@@ -25,9 +25,8 @@
  */
 import { createHash } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
-import { createCsr } from '../src/pki/index.js';
-import { ENROLL_PATH, type EnrollResponse } from '../wire/index.js';
-import { backoffDelay, realTimers, type Timers } from './agent.js';
+import { ENROLL_PATH, createCsr, type EnrollResponse } from '../wire/index.js';
+import { Backoff, systemClock, type Timers } from '../src/runtime/index.js';
 
 export interface EnrollConfig {
   /** Console URL (`http://localhost:8081`). */
@@ -132,26 +131,28 @@ export interface TunnelAgent {
 export class Enrollment {
   private agent: TunnelAgent | null = null;
   private stopped = false;
-  private failures = 0;
   private wake: (() => void) | null = null;
   private lastCheck = 0;
+  /** Failed enrollments in a row: never sooner than half the base again (a refused key is not hammered). */
+  private readonly backoff: Backoff;
 
   constructor(
     private readonly cfg: EnrollConfig,
     private readonly makeAgent: (e: Enrolled) => TunnelAgent,
     private readonly log: (m: string) => void,
     private readonly enroll: (cfg: EnrollConfig) => Promise<Enrolled> = enrollOnce,
-    private readonly timers: Timers = realTimers,
-    private readonly now: () => number = Date.now,
-  ) {}
+    private readonly clock: Timers = systemClock,
+  ) {
+    this.backoff = new Backoff({ baseMs: ENROLL_BACKOFF_BASE_MS, capMs: ENROLL_BACKOFF_CAP_MS, floorMs: ENROLL_BACKOFF_BASE_MS / 2 }, clock);
+  }
 
   /** Runs until stop(): enroll (with backoff), tunnel, renew, start over when the key dies. */
   async run(): Promise<void> {
     let renewAt = 0;
     let expiresAt = 0;
     while (!this.stopped) {
-      if (this.agent !== null && this.now() < renewAt) {
-        await this.sleep(renewAt - this.now());
+      if (this.agent !== null && this.clock.now() < renewAt) {
+        await this.sleep(renewAt - this.clock.now());
         if (this.stopped) break;
       }
       let got: Enrolled;
@@ -165,18 +166,18 @@ export class Enrollment {
           const a = this.agent;
           this.agent = null;
           await a.stop();
-        } else if (this.agent !== null && this.now() < expiresAt) {
+        } else if (this.agent !== null && this.clock.now() < expiresAt) {
           // Console unreachable while the certificate still holds: keep the tunnels, retry the renewal.
           this.log(`${e.message}; the current certificate holds until ${new Date(expiresAt).toISOString()}, retrying (${e.code})`);
         } else {
           this.log(`${e.message}; retrying (${e.code})`);
         }
-        const delay = Math.max(ENROLL_BACKOFF_BASE_MS / 2, backoffDelay(this.failures++, ENROLL_BACKOFF_BASE_MS, ENROLL_BACKOFF_CAP_MS, this.timers.random));
-        renewAt = this.now() + delay;
+        const delay = this.backoff.next();
+        renewAt = this.clock.now() + delay;
         if (this.agent === null) await this.sleep(delay);
         continue;
       }
-      this.failures = 0;
+      this.backoff.reset();
       const r = got.response;
       renewAt = Date.parse(r.renew_after);
       expiresAt = Date.parse(r.expires_at);
@@ -194,7 +195,7 @@ export class Enrollment {
   /** The agent's dial failures: after a few in a row, renew now (a refused renewal means our key died). */
   onDialFailure(consecutive: number): void {
     if (this.stopped || consecutive < CHECK_AFTER_DIAL_FAILURES) return;
-    const now = this.now();
+    const now = this.clock.now();
     if (now - this.lastCheck < CHECK_EVERY_MS) return;
     this.lastCheck = now;
     this.wake?.();
@@ -218,7 +219,7 @@ export class Enrollment {
         resolve();
       };
       this.wake = finish;
-      this.timers.setTimeout(finish, Math.max(0, ms));
+      this.clock.setTimeout(finish, Math.max(0, ms));
     });
   }
 }

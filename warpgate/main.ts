@@ -10,7 +10,7 @@ import { AssertionVerifier } from '../wire/index.js';
 import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
-import { parseDuration } from '../src/config/index.js';
+import { parseDuration } from '../src/runtime/index.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)

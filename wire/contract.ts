@@ -157,7 +157,7 @@ export interface AssertionClaims {
   exp: number;
 }
 
-/** An assertion lives at most this long (brief §3: exp ≤ 5 minutes after iat). */
+/** An assertion lives at most this long (exp ≤ 5 minutes after iat). */
 export const ASSERTION_MAX_TTL_S = 300;
 /** The edge re-mints an assertion this long before it expires, so a forwarded one has ≥ this much life left. */
 export const ASSERTION_REFRESH_BEFORE_S = 60;

@@ -2,7 +2,7 @@
  * EdDSA (Ed25519) JWTs for the identity assertion (RFC 8037, RFC 7519).
  * Minting happens once per session (and on refresh), never per request: an
  * Ed25519 signature costs tens of µs, which alone would exceed the edge's
- * per-request budget (brief §2).
+ * per-request budget (docs/ARCHITECTURE.md, "Budgets").
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, randomBytes, type KeyObject } from 'node:crypto';
 import type { AssertionClaims, Jwk, Jwks } from './contract.js';

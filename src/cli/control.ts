@@ -18,7 +18,7 @@ import { randomBytes, X509Certificate, createPrivateKey, type KeyObject } from '
 import { parse as parseYaml } from 'yaml';
 import { openStore, type Store, type UserRecord } from '../store/index.js';
 import { hashToken, newId, newSessionToken } from '../session/index.js';
-import { parseDuration } from '../config/index.js';
+import { parseDuration } from '../runtime/index.js';
 import {
   Control,
   CONSOLE_DIRECTORY,
@@ -163,7 +163,7 @@ async function cmdConsole(sub: string | undefined, args: string[]): Promise<void
     const r = await withControl(v, async (c, store, actor) => {
       const u = await c.createConsoleUser(actor, email, role);
       if (password !== null) {
-        const { checkNewPassword, describeVerdict } = await import('../login/password-policy.js');
+        const { checkNewPassword, describeVerdict } = await import('../login/index.js');
         const verdict = checkNewPassword(password, email);
         if (verdict !== 'ok') throw new MezuError('MEZU_PASSWORD_REJECTED', `login: ${describeVerdict(verdict)}`);
         const { pwhashStr } = await import('../../native/sodium.js');
@@ -527,7 +527,7 @@ async function cmdWarpgates(sub: string | undefined, args: string[]): Promise<vo
   const { v } = parse(args, {});
   const items = await withControl(v, async (c, s) => {
     const { listWarpgates } = await import('../console/index.js');
-    return listWarpgates({ store: s, control: c, now: () => Date.now() });
+    return listWarpgates({ store: s, control: c, clock: c.clock });
   });
   out(v, items.map((w) => `${w.id}\t${w.project ?? ''}\t${w.pool}\t${w.connected ? `connected since ${w.connected_since}` : w.refused_at !== null ? `refused ${w.refused_at}` : 'disconnected'}\t${(w.tunnels as Array<{ worker: number }>).length} tunnels`).join('\n'), items);
 }

@@ -8,12 +8,13 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseConfigYaml, parseDuration, parseSize } from '../config/index.js';
+import { parseConfigYaml, parseSize } from '../config/index.js';
+import { parseDuration } from '../runtime/index.js';
 import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../front/index.js';
 import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
-import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions } from '../cluster/options.js';
+import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, runPrimary, runWorker, type EdgeOptions } from '../cluster/index.js';
 import { codeOf } from '../errors/index.js';
 import { CONTROL_USAGE, runControlCommand, consoleOptions, cliActor } from './control.js';
 import { Control } from '../control/index.js';
@@ -164,7 +165,6 @@ async function cmdEdge(args: string[]): Promise<void> {
       fail(`cannot read ${f}; run \`mezusphere pki init --pool NAME\` for development certificates or pass --tunnel-cert/--tunnel-key/--tunnel-ca`);
     }
   }
-  const { runPrimary } = await import('../cluster/primary.js');
   await runPrimary(opts);
 }
 
@@ -314,7 +314,7 @@ if (cluster.isWorker && process.env[ENV_CONSOLE_OPTIONS] !== undefined) {
   void import('../console/index.js').then((m) => m.runConsole(JSON.parse(process.env[ENV_CONSOLE_OPTIONS]!) as import('../console/index.js').ConsoleOptions));
 } else if (cluster.isWorker && process.env[ENV_OPTIONS] !== undefined) {
   // An edge worker forked by the primary (cluster re-runs this entry point).
-  void import('../cluster/worker.js').then((m) => m.runWorker(JSON.parse(process.env[ENV_OPTIONS]!) as EdgeOptions, Number(process.env[ENV_WORKER_INDEX])));
+  void runWorker(JSON.parse(process.env[ENV_OPTIONS]!) as EdgeOptions, Number(process.env[ENV_WORKER_INDEX]));
 } else if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {

@@ -1,4 +1,4 @@
-import type { ConsoleOptions } from '../console/server.js';
+import type { ConsoleOptions } from '../console/index.js';
 
 /** Options of `mezusphere edge`, shared by the primary and its workers. */
 export interface EdgeOptions {

@@ -1,8 +1,8 @@
 /**
  * The edge primary: supervises only. Forks the workers, respawns a crashed
- * one with exponential backoff, and drains on SIGTERM/SIGINT (workers stop
- * accepting at once, finish in-flight requests, exit within the grace period;
- * stragglers are killed).
+ * one with full-jitter exponential backoff, and drains on SIGTERM/SIGINT
+ * (workers stop accepting at once, finish in-flight requests, exit within the
+ * grace period; stragglers are killed).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
@@ -10,14 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { openStore } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { loadUws } from '../../native/uws.js';
+import { systemClock, type Timers } from '../runtime/index.js';
+import { Respawner } from './respawn.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
 
-/** Respawn backoff: 100 ms doubling to 5 s; a worker that lived 30 s resets it. */
-const RESPAWN_MIN_MS = 100;
-const RESPAWN_MAX_MS = 5_000;
-const HEALTHY_AFTER_MS = 30_000;
-
-export async function runPrimary(opts: EdgeOptions): Promise<void> {
+export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock): Promise<void> {
   const log = (m: string) => process.stderr.write(`[edge] ${m}\n`);
   // Refuse to start on the JS fallback before forking anything.
   loadUws();
@@ -29,7 +26,7 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
   if (opts.port === 0) opts.port = await freePort(opts.host);
   opts.edgeId = randomBytes(8).toString('hex');
 
-  const slots: Array<{ worker: Worker | null; backoff: number; startedAt: number }> = [];
+  const slots: Array<{ worker: Worker | null; keeper: Respawner }> = [];
   let draining = false;
   let readyCount = 0;
   let tunnelPort = opts.tunnelPort;
@@ -45,7 +42,6 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
     };
     const w = cluster.fork(env);
     slots[index]!.worker = w;
-    slots[index]!.startedAt = Date.now();
     w.on('message', (m: WorkerMessage) => {
       if (m.type === 'ready') {
         tunnelPort = m.tunnelPort;
@@ -67,27 +63,22 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
     });
     w.on('exit', (code, signal) => {
       slots[index]!.worker = null;
-      if (draining) return;
-      const s = slots[index]!;
-      if (Date.now() - s.startedAt > HEALTHY_AFTER_MS) s.backoff = RESPAWN_MIN_MS;
-      log(`worker ${index} exited (${signal ?? code}); respawning in ${s.backoff} ms`);
-      const t = setTimeout(() => {
-        if (!draining) fork(index, true);
-      }, s.backoff);
-      t.unref();
-      s.backoff = Math.min(s.backoff * 2, RESPAWN_MAX_MS);
+      slots[index]!.keeper.exited(signal ?? code);
     });
   };
 
   // The Console: one child, forked once the workers are ready, respawned with the workers' backoff.
   let consoleChild: Worker | null = null;
-  let consoleBackoff = RESPAWN_MIN_MS;
+  let consoleKeeper: Respawner | null = null;
   const startConsole = (c: NonNullable<EdgeOptions['console']>, tPort: number, announce: (info: { port: number; url: string; pid: number }) => void) => {
     // Unless given, Warpgates enroll to dial the tunnel port the workers actually listen on.
     const fixed = { ...c, tunnelEndpoints: c.tunnelEndpoints.map((e) => (e === `${opts.tunnelHost}:7443` && tPort !== 7443 ? `${opts.tunnelHost}:${tPort}` : e)) };
+    consoleKeeper = new Respawner('console', (respawn) => forkConsole(fixed, respawn ? (info) => log(`console respawned (pid ${info.pid}) on ${info.url}`) : announce), log, clock);
+    consoleKeeper.start();
+  };
+  const forkConsole = (fixed: NonNullable<EdgeOptions['console']>, announce: (info: { port: number; url: string; pid: number }) => void) => {
     const w = cluster.fork({ [ENV_CONSOLE_OPTIONS]: JSON.stringify(fixed) });
     consoleChild = w;
-    const startedAt = Date.now();
     let announced = false;
     // The Console prints its own JSON ready line on stdout; the primary reads it through IPC instead.
     w.on('message', (m: { type?: string; port?: number; url?: string; pid?: number }) => {
@@ -100,20 +91,15 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
     });
     w.on('exit', (code, signal) => {
       consoleChild = null;
-      if (draining) return;
-      if (Date.now() - startedAt > HEALTHY_AFTER_MS) consoleBackoff = RESPAWN_MIN_MS;
-      log(`console exited (${signal ?? code}); respawning in ${consoleBackoff} ms`);
-      const t = setTimeout(() => {
-        if (!draining) startConsole(fixed, tPort, (info) => log(`console respawned (pid ${info.pid}) on ${info.url}`));
-      }, consoleBackoff);
-      t.unref();
-      consoleBackoff = Math.min(consoleBackoff * 2, RESPAWN_MAX_MS);
+      consoleKeeper?.exited(signal ?? code);
     });
   };
 
   const shutdown = (exitCode: number) => {
     if (draining) return;
     draining = true;
+    for (const s of slots) s.keeper.stop();
+    consoleKeeper?.stop();
     (consoleChild as Worker | null)?.process.kill('SIGTERM');
     log(`draining: stop accepting, finishing in-flight requests (grace ${opts.drainGraceMs} ms)`);
     const msg: PrimaryMessage = { type: 'drain', graceMs: opts.drainGraceMs };
@@ -135,8 +121,8 @@ export async function runPrimary(opts: EdgeOptions): Promise<void> {
 
   cluster.setupPrimary({ silent: false });
   for (let i = 0; i < opts.workers; i++) {
-    slots.push({ worker: null, backoff: RESPAWN_MIN_MS, startedAt: 0 });
-    fork(i, false);
+    slots.push({ worker: null, keeper: new Respawner(`worker ${i}`, (respawn) => fork(i, respawn), log, clock) });
+    slots[i]!.keeper.start();
   }
 }
 

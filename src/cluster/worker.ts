@@ -8,8 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { loadUws, type ListenSocket } from '../../native/uws.js';
 import { openStore } from '../store/index.js';
-import { parseConfigYaml, compileConfig } from '../config/index.js';
-import type { CompiledConfig } from '../config/types.js';
+import { parseConfigYaml, compileConfig, type CompiledConfig } from '../config/index.js';
 import { Assertions, Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';

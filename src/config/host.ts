@@ -1,10 +1,24 @@
 /**
- * Host-header normalization: the key a request's project is looked up by.
- * Config hosts are stored in the same form, so a host matches exactly when
+ * Hosts: the normalization of a Host header (the key a request's project is
+ * looked up by) and the one check of a host a config names (`parseConfigHost`,
+ * which stores it in the same form), so a host matches exactly when
  * `normalizeHost(header) === configuredHost`.
  */
 
-const MAX_HOST_LENGTH = 260; // 253 for the name, plus `:65535` and a trailing dot
+/**
+ * The longest host name, in characters: RFC 1035 §2.3.4 allows 255 octets on
+ * the wire, where every label carries a length octet and the name ends with
+ * the root's empty label; written with dots that is 253 characters (without
+ * a trailing dot). RFC 1123 §2.1 asks hosts to handle "up to 255 characters",
+ * which counts the same limit loosely: a longer name cannot be looked up in
+ * DNS, so a config never names one.
+ */
+export const MAX_HOST_NAME_LENGTH = 253;
+/** A Host header: the longest name, `:65535` and one trailing dot. */
+const MAX_HOST_HEADER_LENGTH = MAX_HOST_NAME_LENGTH + ':65535'.length + '.'.length;
+/** One label: 1 to 63 characters (RFC 1035 §2.3.4), letters, digits, `-` inside, and `_` as normalizeHost accepts it. */
+const LABEL_RE = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+const IPV6_LITERAL_RE = /^\[[0-9a-f:.]{2,45}\]$/;
 
 /**
  * Lower-case, without `:port` and without one trailing dot; `[v6]` literals
@@ -18,7 +32,7 @@ const MAX_HOST_LENGTH = 260; // 253 for the name, plus `:65535` and a trailing d
 export function normalizeHost(hostHeader: string): string | null {
   if (typeof hostHeader !== 'string') return null;
   const len = hostHeader.length;
-  if (len === 0 || len > MAX_HOST_LENGTH) return null;
+  if (len === 0 || len > MAX_HOST_HEADER_LENGTH) return null;
   if (hostHeader.charCodeAt(0) === 0x5b /* [ */) return normalizeIpLiteral(hostHeader);
   let end = len;
   let upper = false;
@@ -82,4 +96,32 @@ function isPort(s: string, start: number): boolean {
     v = v * 10 + (c - 0x30);
   }
   return v <= 65535;
+}
+
+/**
+ * A host as a config names it (`projects[].hosts[]`): the form `normalizeHost`
+ * gives a Host header that matches it (lower-case, no trailing dot), or what
+ * is wrong with it and how to fix it. No port, path, scheme or wildcard; a
+ * name of valid labels within MAX_HOST_NAME_LENGTH, or a bracketed IPv6
+ * literal.
+ */
+export function parseConfigHost(v: string): { host: string } | { problem: string } {
+  let h = v.toLowerCase();
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  if (h.length === 0) return { problem: 'must not be empty; write a host name such as app.example.com' };
+  const got = JSON.stringify(v);
+  if (h.includes('://')) return { problem: `must be a host name, not a URL: drop the scheme (and any path); got ${got}` };
+  if (/\s/.test(h)) return { problem: `must not contain whitespace; got ${got}` };
+  if (h.includes('*')) return { problem: `wildcards are not supported; list each host name separately; got ${got}` };
+  if (h.includes('/')) return { problem: `must not contain a path: write the host name only; got ${got}` };
+  if (h.startsWith('[')) {
+    if (/\]:/.test(h)) return { problem: `must not contain a port: hosts are matched without their port; got ${got}` };
+    if (!IPV6_LITERAL_RE.test(h) || normalizeHost(h) !== h) return { problem: `is not a valid IPv6 literal such as [::1]; got ${got}` };
+    return { host: h };
+  }
+  if (h.includes(':')) return { problem: `must not contain a port: hosts are matched without their port; got ${got}` };
+  if (h.length > MAX_HOST_NAME_LENGTH || normalizeHost(h) !== h || !h.split('.').every((label) => LABEL_RE.test(label))) {
+    return { problem: `is not a valid host name (dot-separated labels of letters, digits, "-" and "_", each at most 63 characters); got ${got}` };
+  }
+  return { host: h };
 }

@@ -2,9 +2,10 @@
  * Config: unvalidated input → `validateConfig` / `parseConfigYaml` →
  * `ValidConfig` → `compileConfig` → frozen `CompiledConfig` the hot path reads.
  */
-export { validateConfig, parseConfigYaml } from './validate.js';
+export { validateConfig, parseConfigYaml } from './validate/index.js';
 export { compileConfig, normalizeHost } from './compile.js';
-export { parseDuration } from './duration.js';
+export { parseConfigHost, MAX_HOST_NAME_LENGTH } from './host.js';
 export { parseSize, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES } from './limits.js';
 export type * from './types.js';
 export { clientIp, canonicalIp } from './client-ip.js';
+export { defaultLoginConfig, defaultPasswordConfig, defaultAccountThrottle, defaultIpThrottle, DEFAULT_ORGANIZATION, orgDirectoryId } from './defaults.js';

@@ -17,7 +17,7 @@
  */
 import type { Store, UserRecord, ServiceAccountRecord, ApiKeyRecord } from '../store/index.js';
 import { findCookie, hashToken, isTokenSyntax, parseApiKey, secretMatches, API_KEY_PREFIX } from '../session/index.js';
-import { CONSOLE_DIRECTORY, CONSOLE_PROJECT, CONSOLE_ROLES, type Actor, type ConsoleRole } from '../control/index.js';
+import { CONSOLE_DIRECTORY, CONSOLE_PROJECT, CONSOLE_ROLES, CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS, type Actor, type ConsoleRole } from '../control/index.js';
 import type { ErrorCode } from '../errors/index.js';
 
 /** Permissions a service-account key can hold for the admin API. `…:write` includes `…:read`. */
@@ -41,9 +41,6 @@ export type Caller =
   | { kind: 'console'; user: UserRecord; role: ConsoleRole; tokenHash: string }
   | { kind: 'key'; sa: ServiceAccountRecord; key: ApiKeyRecord };
 
-/** Console session lifetimes (fixed: the Console is not a project with a config of its own). */
-export const CONSOLE_SESSION_ABSOLUTE_MS = 12 * 3600_000;
-export const CONSOLE_SESSION_IDLE_MS = 60 * 60_000;
 /** A key's `lastUsedAt` is written at most this often (no write per request). */
 const LAST_USED_EVERY_MS = 60_000;
 

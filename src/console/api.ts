@@ -17,6 +17,7 @@ import type { Enroller } from '../enroll/index.js';
 import type { Csrf } from '../login/index.js';
 import { API_KEY_PREFIX } from '../session/index.js';
 import { ENROLL_PATH } from '../../wire/index.js';
+import type { Clock } from '../runtime/index.js';
 import { allows, actorOf, type ApiPermission, type Caller, type Scope } from './access.js';
 
 export interface ApiRequest {
@@ -42,7 +43,8 @@ export interface ApiDeps {
   enroller: Enroller;
   /** Signs the session-bound token cookie-authenticated API changes carry (`X-CSRF-Token`). */
   csrf: Csrf;
-  now(): number;
+  /** The time key states and tunnel-report freshness are judged at. */
+  clock: Clock;
 }
 
 export interface ApiRoute {
@@ -149,9 +151,9 @@ function routesOf(d: ApiDeps, id: string): unknown[] {
 /** Fresh tunnel reports (a worker rewrites its report every 5 s; three missed ones mean it is gone). */
 export const TUNNEL_REPORT_FRESH_MS = 15_000;
 
-function tunnelsByWarpgate(d: Pick<ApiDeps, 'store' | 'now'>): Map<string, Array<TunnelHolder & { pool: string; version: string; keyId: string | null }>> {
+function tunnelsByWarpgate(d: Pick<ApiDeps, 'store' | 'clock'>): Map<string, Array<TunnelHolder & { pool: string; version: string; keyId: string | null }>> {
   const out = new Map<string, Array<TunnelHolder & { pool: string; version: string; keyId: string | null }>>();
-  const fresh = d.now() - TUNNEL_REPORT_FRESH_MS;
+  const fresh = d.clock.now() - TUNNEL_REPORT_FRESH_MS;
   for (const rep of d.store.tunnelStatus.all()) {
     if (rep.updatedAt < fresh) continue;
     for (const t of rep.tunnels) {
@@ -164,7 +166,7 @@ function tunnelsByWarpgate(d: Pick<ApiDeps, 'store' | 'now'>): Map<string, Array
 }
 
 /** Enrolled Warpgates plus statically provisioned ones the edge reports, as the API lists them. */
-export function listWarpgates(d: Pick<ApiDeps, 'store' | 'control' | 'now'>, s: Scope = GLOBAL): Record<string, unknown>[] {
+export function listWarpgates(d: Pick<ApiDeps, 'store' | 'control' | 'clock'>, s: Scope = GLOBAL): Record<string, unknown>[] {
   const tunnels = tunnelsByWarpgate(d);
   const items: Record<string, unknown>[] = [];
   for (const w of d.store.warpgates.list(null)) {
@@ -354,25 +356,25 @@ export const API_ROUTES: readonly ApiRoute[] = [
   },
   {
     method: 'GET', path: '/api/v1/service-accounts/{service_account}/keys', perm: 'service-accounts:read', scope: (d, p) => saScope(d, p.service_account!),
-    run: (d, p) => ok({ items: d.store.serviceAccounts.listKeys(d.control.serviceAccount(p.service_account!).id).map((k) => keyView(k, d.now())), next_cursor: null }),
+    run: (d, p) => ok({ items: d.store.serviceAccounts.listKeys(d.control.serviceAccount(p.service_account!).id).map((k) => keyView(k, d.clock.now())), next_cursor: null }),
   },
   {
     method: 'POST', path: '/api/v1/service-accounts/{service_account}/keys', perm: 'service-accounts:write', scope: (d, p) => saScope(d, p.service_account!),
     run: async (d, p, r) => {
       const k = await d.control.createKey(actorOf(r.caller, r.ip), p.service_account!, body(r));
-      return ok({ ...keyView(k.rec, d.now()), key: k.text }, 201);
+      return ok({ ...keyView(k.rec, d.clock.now()), key: k.text }, 201);
     },
   },
   {
     method: 'POST', path: '/api/v1/service-accounts/{service_account}/keys/{key}/rotate', perm: 'service-accounts:write', scope: (d, p) => saScope(d, p.service_account!),
     run: async (d, p, r) => {
       const k = await d.control.rotateKey(actorOf(r.caller, r.ip), p.service_account!, p.key!, body(r));
-      return ok({ ...keyView(k.rec, d.now()), key: k.text, previous: keyView(k.old, d.now()) }, 201);
+      return ok({ ...keyView(k.rec, d.clock.now()), key: k.text, previous: keyView(k.old, d.clock.now()) }, 201);
     },
   },
   {
     method: 'DELETE', path: '/api/v1/service-accounts/{service_account}/keys/{key}', perm: 'service-accounts:write', scope: (d, p) => saScope(d, p.service_account!),
-    run: async (d, p, r) => ok(keyView(await d.control.revokeKey(actorOf(r.caller, r.ip), p.service_account!, p.key!), d.now())),
+    run: async (d, p, r) => ok(keyView(await d.control.revokeKey(actorOf(r.caller, r.ip), p.service_account!, p.key!), d.clock.now())),
   },
   // ── Warpgates ──
   {

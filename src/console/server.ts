@@ -6,7 +6,7 @@
  * - `/api/v1/…`: the admin REST API (api.ts), JSON;
  * - `/_mezu/…`: the hosted login pages of the Console's own directory
  *   (`_console`), the same flows as on project hosts (src/login/);
- * - everything else: the Console pages (pages.ts), server-rendered HTML.
+ * - everything else: the Console pages (pages/), server-rendered HTML.
  *
  * It shares the store with the edge: whatever it changes, every edge worker
  * sees on its next request or poll. It never sits on the proxied path.
@@ -19,8 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { loadUws, bufferToText, type HttpResponse, type HttpRequest, type ListenSocket } from '../../native/uws.js';
 import { openStore, type Store } from '../store/index.js';
-import { compileConfig, normalizeHost, type CompiledConfig, type CompiledProject } from '../config/index.js';
-import { defaultLoginConfig, defaultPasswordConfig } from '../config/defaults.js';
+import { compileConfig, normalizeHost, defaultLoginConfig, defaultPasswordConfig, type CompiledConfig, type CompiledProject } from '../config/index.js';
 import { Control, InvalidRequest, CONSOLE_PROJECT } from '../control/index.js';
 import { Enroller, DEFAULT_CERT_TTL_MS, defaultServername } from '../enroll/index.js';
 import { LoginPages, LoginService, PasswordHasher, Csrf, OutboxMailer, SmtpMailer, sameOrigin, type Mailer } from '../login/index.js';
@@ -29,7 +28,7 @@ import { statusLine } from '../errors/http.js';
 import { nextRequestId } from '../identity/index.js';
 import { authenticate } from './access.js';
 import { matchRoute, runApi, type ApiDeps } from './api.js';
-import { ConsolePages, type PageRequest } from './pages.js';
+import { ConsolePages, type PageRequest } from './pages/index.js';
 
 export interface ConsoleOptions {
   dataDir: string;
@@ -156,7 +155,7 @@ export class ConsoleServer {
       scheme: https ? 'https' : 'http',
       sessionCookie: this.sessionCookie,
       csrfCookie,
-      now: () => Date.now(),
+      clock: this.control.clock,
       log,
     });
     this.loginPages = new LoginPages(service, log);
@@ -192,7 +191,7 @@ export class ConsoleServer {
   }
 
   private deps(): ApiDeps {
-    return { store: this.store, control: this.control, enroller: this.enroller, csrf: this.csrf, now: () => Date.now() };
+    return { store: this.store, control: this.control, enroller: this.enroller, csrf: this.csrf, clock: this.control.clock };
   }
 
   /** The Console's login project, following the config's password parameters. */
@@ -281,7 +280,7 @@ export class ConsoleServer {
       r.headers.push(['allow', [...new Set(m.methods)].join(', ')]);
       return r;
     }
-    const caller = authenticate(this.store, header('authorization'), header('cookie'), this.sessionCookie, Date.now());
+    const caller = authenticate(this.store, header('authorization'), header('cookie'), this.sessionCookie, this.control.clock.now());
     if ('code' in caller) {
       const r = apiError(caller.code);
       if (caller.code === 'MEZU_CONSOLE_AUTH_REQUIRED') r.headers.push(['www-authenticate', 'Bearer realm="mezusphere-console"']);

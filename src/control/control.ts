@@ -10,8 +10,8 @@
  * nothing to notify.
  */
 import { randomBytes } from 'node:crypto';
-import { parseConfigYaml, compileConfig, parseDuration, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
-import { DEFAULT_ORGANIZATION, orgDirectoryId } from '../config/defaults.js';
+import { parseConfigYaml, compileConfig, DEFAULT_ORGANIZATION, orgDirectoryId, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
+import { parseDuration, systemClock, type Clock } from '../runtime/index.js';
 import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, AuditRecord, SessionRecord } from '../store/index.js';
 import { hashToken, newApiKey, newId } from '../session/index.js';
 import { MezuError, type ErrorCode } from '../errors/index.js';
@@ -20,6 +20,9 @@ import { setRoutes, addOrganization, addProject, relativeProblems, type RouteInp
 /** The Console's own user directory (operators), and the pseudo-project its sessions belong to. */
 export const CONSOLE_DIRECTORY = '_console';
 export const CONSOLE_PROJECT = '_console';
+/** Console session lifetimes (fixed: the Console is not a project with a config of its own). */
+export const CONSOLE_SESSION_ABSOLUTE_MS = 12 * 3600_000;
+export const CONSOLE_SESSION_IDLE_MS = 60 * 60_000;
 export const CONSOLE_ROLES = ['owner', 'admin', 'viewer'] as const;
 export type ConsoleRole = (typeof CONSOLE_ROLES)[number];
 
@@ -141,7 +144,8 @@ export class Control {
 
   constructor(
     readonly store: Store,
-    readonly now: () => number = Date.now,
+    /** Timestamps of records, audit entries and key lifetimes. */
+    readonly clock: Clock = systemClock,
   ) {}
 
   // ── config as the control plane sees it ─────────────────────────────────
@@ -274,7 +278,7 @@ export class Control {
   async record(actor: Actor, action: string, target: { type: string; id: string }, projectId: string | null, details: Record<string, unknown>): Promise<void> {
     const rec: AuditRecord = {
       id: randomBytes(6).toString('hex'),
-      at: this.now(),
+      at: this.clock.now(),
       actor: { type: actor.type, id: actor.id, name: actor.name },
       action,
       target,
@@ -310,7 +314,7 @@ export class Control {
     c.done();
     this.directory(directory);
     this.mayGrant(this.authority(actor), directory, roles, permissions);
-    const now = this.now();
+    const now = this.clock.now();
     const n = name || email!.split('@')[0]!;
     const rec: UserRecord = { id: newId('usr_'), directory, email: email!, name: n, displayName: displayName || n, status: 'active', roles, permissions, version: 1, createdAt: now, updatedAt: now, lastLoginAt: null };
     await this.store.users.create(rec);
@@ -427,7 +431,7 @@ export class Control {
     const permissions = c.names(body.permissions, 'permissions', 'permission') ?? [];
     c.done();
     this.mayGrant(this.authority(actor), null, roles, permissions);
-    const now = this.now();
+    const now = this.clock.now();
     const rec: ServiceAccountRecord = { id: newId('sa_'), projectId, name: name!, status: 'active', roles, permissions, version: 1, createdAt: now, updatedAt: now };
     await this.store.serviceAccounts.create(rec);
     await this.record(actor, 'service_account.create', { type: 'service_account', id: rec.id }, projectId, { name: rec.name, roles, permissions });
@@ -472,7 +476,7 @@ export class Control {
     const k = newApiKey();
     const rec: ApiKeyRecord = {
       id: k.id, serviceAccountId: sa.id, projectId: sa.projectId, secretHash: hashToken(k.secret),
-      createdAt: this.now(), expiresAt, revokedAt: null, lastUsedAt: null,
+      createdAt: this.clock.now(), expiresAt, revokedAt: null, lastUsedAt: null,
       rotatedFrom, replacedBy: null, createdBy: `${actor.type}:${actor.id}`,
       assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
     };
@@ -489,7 +493,7 @@ export class Control {
     for (const k of Object.keys(body)) if (k !== 'expires_in') c.fail(k, 'unknown field (allowed: expires_in)');
     const life = c.duration(body.expires_in, 'expires_in', MAX_KEY_LIFETIME_MS);
     c.done();
-    const out = this.newKeyRecord(actor, sa, life === undefined ? null : this.now() + life, null);
+    const out = this.newKeyRecord(actor, sa, life === undefined ? null : this.clock.now() + life, null);
     await this.store.serviceAccounts.addKey(out.rec);
     await this.record(actor, 'key.create', { type: 'key', id: out.rec.id }, sa.projectId, { service_account: sa.id, expires_at: out.rec.expiresAt === null ? null : new Date(out.rec.expiresAt).toISOString() });
     return out;
@@ -512,7 +516,7 @@ export class Control {
     const overlap = c.duration(body.overlap, 'overlap', MAX_OVERLAP_MS) ?? DEFAULT_OVERLAP_MS;
     const life = c.duration(body.expires_in, 'expires_in', MAX_KEY_LIFETIME_MS);
     c.done();
-    const now = this.now();
+    const now = this.clock.now();
     const expiresAt = life !== undefined ? now + life : old.expiresAt === null ? null : now + Math.max(0, old.expiresAt - old.createdAt);
     const fresh = this.newKeyRecord(actor, sa, expiresAt, old.id);
     if (!(await this.store.serviceAccounts.rotateKey(old.id, fresh.rec, now + overlap))) {
@@ -532,7 +536,7 @@ export class Control {
     if (!(a.kind === 'key' && a.serviceAccountId === sa.id)) this.mayManage(a, null, sa, `service account ${sa.name}`);
     if (k.revokedAt !== null) return k;
     await this.store.serviceAccounts.revokeKey(keyId);
-    const wg = await this.store.warpgates.refuseKey(keyId, this.now());
+    const wg = await this.store.warpgates.refuseKey(keyId, this.clock.now());
     await this.record(actor, 'key.revoke', { type: 'key', id: keyId }, sa.projectId, { service_account: sa.id, warpgates: wg });
     return this.store.serviceAccounts.getKey(keyId)!;
   }

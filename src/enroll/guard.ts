@@ -13,6 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Store, TunnelCaPublic } from '../store/index.js';
 import type { CompiledConfig } from '../config/index.js';
 import { credentialFromPeerCertificate } from '../pki/index.js';
+import { systemClock, type Clock } from '../runtime/index.js';
 
 export type Admission = { credential: string | null } | { refuse: string };
 
@@ -23,7 +24,7 @@ export class TunnelGuard {
   constructor(
     private readonly store: Store,
     private readonly config: () => CompiledConfig | null,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock = systemClock,
   ) {
     this.reloadCas();
   }
@@ -47,7 +48,7 @@ export class TunnelGuard {
   live(keyId: string): boolean {
     const k = this.store.serviceAccounts.getKey(keyId);
     if (k === undefined || k.revokedAt !== null) return false;
-    if (k.expiresAt !== null && this.now() >= k.expiresAt) return false;
+    if (k.expiresAt !== null && this.clock.now() >= k.expiresAt) return false;
     const sa = this.store.serviceAccounts.get(k.serviceAccountId);
     return sa !== undefined && sa.status === 'active' && sa.projectId === k.projectId;
   }

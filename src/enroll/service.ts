@@ -20,6 +20,7 @@ import type { Store, ServiceAccountRecord, ApiKeyRecord, TunnelCaRecord, Warpgat
 import type { EnrollResponse } from '../../wire/index.js';
 import { MezuError } from '../errors/index.js';
 import { InvalidRequest, type Control, type Actor } from '../control/index.js';
+import { systemClock, type Timers } from '../runtime/index.js';
 
 export interface EnrollerOptions {
   /** `host:port` of the edge's tunnel listener, as Warpgates should dial it. */
@@ -47,6 +48,7 @@ export class Enroller {
     private readonly store: Store,
     private readonly control: Control,
     private readonly opts: EnrollerOptions,
+    private readonly clock: Timers = systemClock,
   ) {}
 
   /** The project's tunnel CA, created on its first enrollment (two racing enrollments get one CA). */
@@ -54,7 +56,7 @@ export class Enroller {
     const cur = this.store.tunnelCas.get(projectId);
     if (cur !== undefined) return cur;
     const ca = await createCA(`Mezusphere tunnel CA ${projectId}`.slice(0, 64));
-    return this.store.tunnelCas.putIfAbsent({ projectId, cert: ca.cert, key: ca.key, fingerprint256: fingerprint256(ca.cert), createdAt: Date.now() });
+    return this.store.tunnelCas.putIfAbsent({ projectId, cert: ca.cert, key: ca.key, fingerprint256: fingerprint256(ca.cert), createdAt: this.clock.now() });
   }
 
   async enroll(actor: Actor, sa: ServiceAccountRecord, key: ApiKeyRecord, body: Record<string, unknown>): Promise<EnrollResponse> {
@@ -82,15 +84,15 @@ export class Enroller {
     const ca = await this.projectCa(project.id);
     // A project's first enrollment creates its CA; edge workers pick new CAs up on their next store poll
     // (500 ms by default). Answer once they have, so the Warpgate's first dial is not refused.
-    const age = Date.now() - ca.createdAt;
-    if (age < NEW_CA_SETTLE_MS) await new Promise((r) => setTimeout(r, NEW_CA_SETTLE_MS - age));
+    const age = this.clock.now() - ca.createdAt;
+    if (age < NEW_CA_SETTLE_MS) await new Promise<void>((r) => this.clock.setTimeout(r, NEW_CA_SETTLE_MS - age));
     let signed: { cert: string; serial: string; notAfter: Date };
     try {
       signed = await signCsr({ cert: ca.cert, key: ca.key }, csr, { pool: project.upstream, keyId: key.id, serviceAccountId: sa.id, warpgateId: wgId }, this.opts.certTtlMs);
     } catch (err) {
       throw new MezuError('MEZU_CSR_INVALID', `console: ${(err as Error).message}`);
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const rec: WarpgateRecord = {
       id: wgId,
       projectId: project.id,

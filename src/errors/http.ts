@@ -128,7 +128,7 @@ class Closing {
 /**
  * Login needed. Browsers (GET/HEAD accepting text/html) get a 302 to the
  * hosted login page with the relative path to return to; API clients get 401
- * JSON carrying the same `login_url` (brief §1 step 3).
+ * JSON carrying the same `login_url` (docs/ARCHITECTURE.md, "Request path").
  */
 export function writeLoginRequired(res: HttpResponse, browser: boolean, returnTo: string, requestId: string, closeConnection = false, head = false): void {
   if (closeConnection) return closeWith(res, (r) => writeLoginRequiredNow(r, browser, returnTo, requestId, true, head));

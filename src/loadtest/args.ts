@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../config/index.js';
+import { parseDuration } from '../runtime/index.js';
 import { parseApiKey, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 
 /** Every run is bounded: by its duration, and an `--amount` run also by `--duration` or this cap. */

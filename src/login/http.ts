@@ -6,9 +6,9 @@
  */
 import type { HttpResponse } from '../../native/uws.js';
 import { peerAddress } from '../../native/uws.js';
-import type { CompiledConfig, CompiledProject } from '../config/types.js';
+import type { CompiledConfig, CompiledProject } from '../config/index.js';
 import { writeError, statusLine } from '../errors/http.js';
-import { LoginService, type PageRequest, type PageResponse } from './flows.js';
+import { LoginService, type PageRequest, type PageResponse } from './flows/index.js';
 
 /** Largest form accepted: a login form is well under 1 KiB; 16 KiB leaves room for a 256-character password and a long `rd`. */
 export const MAX_FORM_BYTES = 16 * 1024;

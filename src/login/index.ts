@@ -5,12 +5,11 @@
  * to `LoginPages`; the CLI reads history and the outbox through the store.
  */
 export { LoginPages, MAX_FORM_BYTES } from './http.js';
-export { LoginService, PAGES, type PageRequest, type PageResponse, type LoginDeps } from './flows.js';
+export { LoginService, PAGES, type PageRequest, type PageResponse, type LoginDeps } from './flows/index.js';
 export { PasswordHasher, type HasherOptions } from './hasher.js';
 export { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE, CSRF_FIELD, sameOrigin } from './csrf.js';
 export { safeReturnPath, DEFAULT_RETURN_PATH } from './redirect.js';
 export { Throttle, countAttempt, releaseAttempt, accountKey, ipKey } from './throttle.js';
-export { clientIp, canonicalIp } from '../config/client-ip.js';
-export { checkNewPassword, commonListSize, MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS, type PasswordVerdict } from './password-policy.js';
+export { checkNewPassword, describeVerdict, commonListSize, MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS, type PasswordVerdict } from './password-policy.js';
 export { OutboxMailer, SmtpMailer, type Mailer, type Mail } from './mail.js';
 export { setupLogin, type LoginSetup, type LoginRuntime } from './setup.js';

@@ -10,7 +10,7 @@
  * the project's logo origin for images, and form posts to this origin.
  */
 import { createHash } from 'node:crypto';
-import type { CompiledProject } from '../config/types.js';
+import type { CompiledProject } from '../config/index.js';
 import { CSRF_FIELD } from './csrf.js';
 import { MIN_PASSWORD_CHARS } from './password-policy.js';
 

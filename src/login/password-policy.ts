@@ -1,6 +1,6 @@
 /**
  * Password rules (NIST SP 800-63B §5.1.1.2): at least 8 characters, up to
- * 256 accepted (the brief asks for ≥ 64), compared exactly as typed (no
+ * 256 accepted (NIST asks to accept at least 64), compared exactly as typed (no
  * trimming, no case folding, no Unicode normalization: the UTF-8 bytes are
  * hashed), refused when on a list of common passwords, no composition rules.
  *

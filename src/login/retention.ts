@@ -24,10 +24,8 @@
  * edge on the same store) is harmless.
  */
 import type { Store, SessionRecord } from '../store/index.js';
-import type { CompiledConfig } from '../config/types.js';
-import { defaultAccountThrottle, defaultIpThrottle } from '../config/defaults.js';
-import { CONSOLE_PROJECT } from '../control/index.js';
-import { CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../console/access.js';
+import { defaultAccountThrottle, defaultIpThrottle, type CompiledConfig } from '../config/index.js';
+import { CONSOLE_PROJECT, CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../control/index.js';
 
 /** Login history kept by default: a quarter of a year, enough for an incident review. */
 export const DEFAULT_HISTORY_MS = 90 * 24 * 3600_000;
@@ -35,7 +33,7 @@ export const DEFAULT_HISTORY_MS = 90 * 24 * 3600_000;
 export const ORPHAN_SESSION_MS = 30 * 24 * 3600_000;
 /** Development outbox mail kept: a day, the longest an emailed link may live (reset_ttl ≤ 24 h). */
 export const OUTBOX_MS = 24 * 3600_000;
-/** Throttle window assumed when no config is loaded: the longest a config may set (validate.ts). */
+/** Throttle window assumed when no config is loaded: the longest a config may set (src/config/validate/login.ts). */
 const FALLBACK_WINDOW_MS = 24 * 3600_000;
 
 export interface RetentionOptions {

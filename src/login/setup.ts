@@ -4,14 +4,14 @@
  * worker start; the config getter is read per request (hot reload).
  */
 import type { Store } from '../store/index.js';
-import type { CompiledConfig } from '../config/types.js';
+import { defaultPasswordConfig, type CompiledConfig } from '../config/index.js';
 import { LoginPages } from './http.js';
-import { LoginService } from './flows.js';
+import { LoginService } from './flows/index.js';
 import { PasswordHasher } from './hasher.js';
 import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
-import { defaultPasswordConfig } from '../config/defaults.js';
 import { sweepExpired } from './retention.js';
+import { systemClock, type Timer } from '../runtime/index.js';
 
 /** How often each worker runs the retention sweep (src/login/retention.ts), give or take a random fifth. */
 const SWEEP_MS = 10 * 60_000;
@@ -54,7 +54,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     scheme: s.scheme,
     sessionCookie: s.sessionCookie,
     csrfCookie: s.scheme === 'https' ? CSRF_COOKIE_SECURE : CSRF_COOKIE_PLAIN,
-    now: () => Date.now(),
+    clock: systemClock,
     log: s.log,
   });
   const onConfig = (c: CompiledConfig) => {
@@ -66,13 +66,13 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
   // emailed tokens are deleted now and then, by one worker (`sweep`). Each
   // deletion is re-checked in its transaction, so a second sweeper (an edge
   // beside this one on the same store) is harmless; the jitter spreads them out.
-  let sweep: NodeJS.Timeout | null = null;
+  let sweep: Timer | null = null;
   let sweeping = false;
   const schedule = () => {
-    sweep = setTimeout(() => {
+    sweep = systemClock.setTimeout(() => {
       if (sweeping) return schedule();
       sweeping = true;
-      sweepExpired(s.store, s.config(), Date.now())
+      sweepExpired(s.store, s.config(), systemClock.now())
         .then((n) => {
           if (n.sessions + n.throttle + n.history + n.tokens + n.outbox > 0) s.log(`retention: deleted ${n.sessions} sessions, ${n.throttle} throttle counters, ${n.history} login events, ${n.tokens} emailed tokens, ${n.outbox} outbox mails`);
         })
@@ -81,7 +81,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
           sweeping = false;
           if (sweep !== null) schedule();
         });
-    }, SWEEP_MS * (0.8 + 0.4 * Math.random()));
+    }, SWEEP_MS * (0.8 + 0.4 * systemClock.random()));
     sweep.unref();
   };
   if (s.sweep) schedule();
@@ -91,7 +91,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     mailer,
     onConfig,
     close: async () => {
-      if (sweep !== null) clearTimeout(sweep);
+      if (sweep !== null) systemClock.clearTimeout(sweep);
       sweep = null;
       await hasher.close();
       await mailer.close();

@@ -11,7 +11,7 @@
  * the count starts over. A lock cannot shut a user out for long: it is short,
  * it lifts by itself, and a password reset clears it.
  */
-import type { ThrottleLimits } from '../config/types.js';
+import type { ThrottleLimits } from '../config/index.js';
 import type { ThrottleRecord, ThrottleStore } from '../store/index.js';
 
 export type Attempt =

@@ -16,6 +16,7 @@
 import type { Store, SessionRecord, UserRecord, ApiKeyRecord, ServiceAccountRecord } from '../store/index.js';
 import type { PrincipalType } from '../../wire/index.js';
 import { hashToken, isTokenSyntax, parseApiKey, secretMatches } from './tokens.js';
+import { systemClock, type Clock } from '../runtime/index.js';
 
 /** Idle refreshes are written at most this often per session (never a write per request). */
 export const IDLE_REFRESH_INTERVAL_MS = 60_000;
@@ -23,10 +24,7 @@ export const IDLE_REFRESH_INTERVAL_MS = 60_000;
 /** Entries of each per-worker memo; past it, it starts over (a miss costs a rebuild, never a stale answer). */
 const MEMO_ENTRIES = 10_000;
 
-export interface Clock {
-  now(): number;
-}
-export const systemClock: Clock = { now: () => Date.now() };
+export { systemClock, type Clock };
 
 /**
  * Who is calling, built from the store records read for this request. Fixed

@@ -1,6 +1,6 @@
 /**
  * Session tokens and API keys. A token is 256 bits from the CSPRNG; the store
- * keys sessions by SHA-256 of the token, never by the token (brief §3), so a
+ * keys sessions by SHA-256 of the token, never by the token, so a
  * copy of the store does not hand out live sessions. A fast hash is right
  * here: the token has full entropy, so there is nothing to brute-force.
  */

@@ -33,7 +33,7 @@ export interface SessionRecord {
   lastSeenAt: number;
   authTime: number;
   amr: string[];
-  /** Cached assertion minted for this session (brief §2: per session, not per request). */
+  /** Cached assertion minted for this session (per session, not per request: docs/ARCHITECTURE.md, "Assertion"). */
   assertion: string | null;
   assertionExp: number;
   assertionUserVersion: number;

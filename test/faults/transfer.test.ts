@@ -4,7 +4,7 @@
  * tunnel connection are not held up.
  *
  * Story: a proxy that reads the upstream as fast as it can and queues for a
- * slow client grows by the body size per such client (BRIEF §4: "memory per
+ * slow client grows by the body size per such client (docs/ARCHITECTURE.md, "Budgets": "memory per
  * in-flight request is bounded and does not grow with body size"). Here the
  * edge pauses the HTTP/2 stream while the client socket is backed up, the
  * stream window (1 MiB) stops the Warpgate, and the Warpgate stops reading the

@@ -3,7 +3,7 @@
  * commands work on the store): `--json` output is one JSON document a script
  * can parse, `--help` after any top-level command prints the usage and exits
  * 0, and an unknown flag is refused with a one-line reason (then the usage,
- * brief §5) and a non-zero exit, before anything is changed.
+ * as every bad argument gets) and a non-zero exit, before anything is changed.
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';

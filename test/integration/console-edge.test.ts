@@ -7,7 +7,7 @@
 import test from 'ava';
 import { Stack, pidAlive, waitFor } from './harness.js';
 import { call, type ConsoleProc } from './console-client.js';
-import { createCsr } from '../../src/pki/index.js';
+import { createCsr } from '../../wire/index.js';
 
 const stack = new Stack(2, undefined, ['--console-port', '0']);
 let con: ConsoleProc;

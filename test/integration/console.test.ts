@@ -9,7 +9,7 @@ import test from 'ava';
 import { Stack } from './harness.js';
 import { startConsole, stopConsole, call, consoleUser, ConsoleBrowser, schemaProblems, responseSchema, type ConsoleProc, type ApiResponse } from './console-client.js';
 import { API_ROUTES } from '../../src/console/index.js';
-import { createCsr } from '../../src/pki/index.js';
+import { createCsr } from '../../wire/index.js';
 
 const CONFIG = `
 organizations:

@@ -1,5 +1,5 @@
 /**
- * The session cookie's name follows the edge's scheme (brief §3): on
+ * The session cookie's name follows the edge's scheme: on
  * `--scheme https` only `__Host-mezu_session` authenticates, on plain-http
  * development hosts only `mezu_session`. Whichever name authenticates is
  * stripped before forwarding and every other cookie reaches the origin

@@ -211,7 +211,7 @@ const headReq = (path: string, lines: string[] = [], host = 'localhost') => `HEA
 const afterHead = (text: string) => (text.includes('\r\n\r\n') ? text.slice(text.indexOf('\r\n\r\n') + 4) : '<no head>');
 
 test.serial('HEAD without a session: Accept text/html → 302 to login with no body, otherwise 401; nothing forwarded; with a session HEAD is forwarded', async (t) => {
-  // The brief sends "GET/HEAD with Accept: text/html" to the login page and everything else to a
+  // The edge sends "GET/HEAD with Accept: text/html" to the login page and everything else to a
   // 401. Raw sockets, because an HTTP client discards a HEAD body silently.
   await stack.clearOrigin();
   const browser = await raw(stack.port, headReq('/api/v1/items?x=1', ['Accept: text/html,application/xhtml+xml']), { responses: 1, settleMs: 300 });

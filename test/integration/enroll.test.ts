@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { Stack, stopProc, waitFor, type Proc } from './harness.js';
 import { startConsole, stopConsole, call, consoleUser, type ConsoleProc, type ConsoleBrowser } from './console-client.js';
-import { createCsr } from '../../src/pki/index.js';
+import { createCsr } from '../../wire/index.js';
 
 const ROOT = resolve(__dirname, '../../..');
 const WARPGATE = join(ROOT, 'dist/warpgate/main.js');

@@ -3,7 +3,7 @@
  *
  * Why not undici: measured against a uWS origin on the 2-core machine,
  * undici's `Pool.dispatch` costs ~39 CPU-µs per request on the client side,
- * twice the Warpgate's whole 20 µs budget (BRIEF §4; `bench/origin-client.ts`
+ * twice the Warpgate's whole 20 µs budget (docs/ARCHITECTURE.md, "Budgets"; `bench/origin-client.ts`
  * measures both side by side). This client does only what the Warpgate needs:
  *
  * - keep-alive `net.Socket`s (TCP_NODELAY) opened on demand, while requests

@@ -2,7 +2,7 @@
  * A lean HTTP/2 connection (RFC 9113) over an existing socket, in either role.
  *
  * Why our own: node:http2 costs ~70 CPU-µs per request on the client side and
- * ~37 on the server side on the 2-core machine (brief §2); this keeps to what
+ * ~37 on the server side on the 2-core machine; this keeps to what
  * the tunnel needs — no push, no priorities, one peer we authenticated — and
  * does it with few allocations: frames written in one event-loop turn leave in
  * one socket write, DATA payloads are never copied, and per-stream callbacks

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { clientIp, canonicalIp } from '../../../src/login/index.js';
+import { clientIp, canonicalIp } from '../../../src/config/index.js';
 import { compileConfig } from '../../../src/config/index.js';
 
 const none = compileConfig({ projects: [] }, 1);

@@ -272,7 +272,7 @@ test('a zero-project config compiles to empty maps', (t) => {
   t.is(c.projects.size, 0);
 });
 
-test('end to end: the brief example validates and routes as documented', (t) => {
+test('end to end: the documented example validates and routes as documented', (t) => {
   const v = validateConfig({
     projects: [
       {

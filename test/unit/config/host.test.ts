@@ -1,5 +1,5 @@
 import test from 'ava';
-import { normalizeHost } from '../../../src/config/index.js';
+import { normalizeHost, parseConfigHost } from '../../../src/config/index.js';
 
 const cases: [string, string | null][] = [
   ['localhost', 'localhost'],
@@ -57,4 +57,30 @@ test('port 65535 is accepted, the upper bound', (t) => {
 test('does not throw on non-string input', (t) => {
   t.is(normalizeHost(undefined as unknown as string), null);
   t.is(normalizeHost(42 as unknown as string), null);
+});
+
+// One length rule for both: a name is at most 253 characters (RFC 1035 §2.3.4's 255 octets on the wire), and a
+// Host header adds at most `:65535` and a trailing dot. parseConfigHost is the only check of a configured host.
+const name253 = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`;
+
+test('the longest name: 253 characters in a config, and in a Host header with a port and a trailing dot', (t) => {
+  t.is(name253.length, 253);
+  t.deepEqual(parseConfigHost(name253), { host: name253 });
+  t.deepEqual(parseConfigHost(`${name253}.`), { host: name253 }, 'a trailing dot is not part of the name');
+  t.regex((parseConfigHost(`${name253}e`) as { problem: string }).problem, /not a valid host name/, '254 characters: refused');
+  t.is(normalizeHost(`${name253}.:65535`), name253, 'the longest Host header, 260 characters, matches the longest configured name');
+  t.is(normalizeHost(`${name253}e.:65535`), null, 'one character more: malformed');
+});
+
+test('parseConfigHost: labels of at most 63 characters, no leading or trailing "-", IPv6 literals in brackets', (t) => {
+  t.deepEqual(parseConfigHost('App.Example.COM.'), { host: 'app.example.com' });
+  t.deepEqual(parseConfigHost(`${'a'.repeat(63)}.example`), { host: `${'a'.repeat(63)}.example` });
+  t.true('problem' in parseConfigHost(`${'a'.repeat(64)}.example`));
+  t.true('problem' in parseConfigHost('-app.example'));
+  t.true('problem' in parseConfigHost('app-.example'));
+  t.true('problem' in parseConfigHost('app..example'));
+  t.deepEqual(parseConfigHost('[::1]'), { host: '[::1]' });
+  t.regex((parseConfigHost('[::1]:443') as { problem: string }).problem, /must not contain a port/);
+  t.regex((parseConfigHost('app.example:443') as { problem: string }).problem, /must not contain a port/);
+  t.regex((parseConfigHost('*.example') as { problem: string }).problem, /wildcards/);
 });

@@ -34,7 +34,7 @@ function withRoutes(...routes: unknown[]): unknown {
   return { projects: [proj({ routes })] };
 }
 
-const BRIEF_YAML = `
+const EXAMPLE_YAML = `
 projects:
   - id: demo                # required
     name: Demo
@@ -54,7 +54,7 @@ projects:
 `;
 
 test('the documented example parses into a normalized ValidConfig', (t) => {
-  const r = parseConfigYaml(BRIEF_YAML);
+  const r = parseConfigYaml(EXAMPLE_YAML);
   if (!r.ok) {
     t.fail(JSON.stringify(r.problems, null, 2));
     return;

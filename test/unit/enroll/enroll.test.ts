@@ -2,9 +2,7 @@
  * Enrollment pieces without processes: CSR signing (only the CSR's key is
  * used, after its signature proves possession), the edge's TunnelGuard
  * (admits a certificate only for a live key, from that key's project CA, for
- * that project's pool), and the Warpgate's enrollment loop driven with a fake
- * Console and a fake clock (renewal, a refused renewal stops the tunnels,
- * failures back off).
+ * that project's pool). The Warpgate's side: test/unit/warpgate/enroll.test.ts.
  */
 import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
@@ -12,45 +10,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { createCA, createCsr, signCsr, credentialFromPeerCertificate, poolFromPeerCertificate, issueClientCert, fingerprint256 } from '../../../src/pki/index.js';
+import { createCA, issueClientCert, fingerprint256 } from '../../../src/pki/index.js';
+import { createCsr } from '../../../wire/index.js';
 import { openStore, type Store } from '../../../src/store/index.js';
 import { parseConfigYaml, compileConfig, type CompiledConfig } from '../../../src/config/index.js';
 import { Control, type Actor } from '../../../src/control/index.js';
 import { Enroller, TunnelGuard } from '../../../src/enroll/index.js';
-import { Enrollment, EnrollError, type Enrolled, type EnrollConfig, type TunnelAgent } from '../../../warpgate/enroll.js';
 
 const ACTOR: Actor = { type: 'cli', id: 't', name: 't', ip: '' };
 const YAML = `projects:
   - { id: demo, hosts: [localhost], upstream: pool-a }
   - { id: other, hosts: [other.localhost], upstream: pool-b }
 `;
-
-test('signCsr: the certificate carries pool, key, service account and Warpgate; subject and SANs come from the enrollment', async (t) => {
-  const ca = await createCA('test CA');
-  const { csr } = await createCsr('warpgate-asks-for-anything');
-  const s = await signCsr(ca, csr, { pool: 'pool-a', keyId: 'key1234567890abc', serviceAccountId: 'sa_1', warpgateId: 'wg01' }, 60_000);
-  const cert = new X509Certificate(s.cert);
-  t.true(cert.checkIssued(new X509Certificate(ca.cert)));
-  t.is(poolFromPeerCertificate(cert), 'pool-a');
-  t.deepEqual(credentialFromPeerCertificate(cert), { keyId: 'key1234567890abc', serviceAccountId: 'sa_1', warpgateId: 'wg01' });
-  t.regex(cert.subject, /CN=warpgate-wg01/);
-  t.true(Date.parse(cert.validTo) <= Date.now() + 61_000, 'short-lived');
-  t.is(cert.keyUsage?.includes('1.3.6.1.5.5.7.3.2') ?? true, true);
-});
-
-test('signCsr refuses a CSR that is not PEM, does not verify, or is not P-256', async (t) => {
-  const ca = await createCA('test CA');
-  const id = { pool: 'p', keyId: 'k', serviceAccountId: 's', warpgateId: 'w' };
-  await t.throwsAsync(signCsr(ca, 'nope', id, 1000), { message: /PEM certificate request/ });
-  const { csr } = await createCsr('x');
-  // Flip a byte inside the signature: possession is no longer proven.
-  const lines = csr.trim().split('\n');
-  const body = Buffer.from(lines.slice(1, -1).join(''), 'base64');
-  body[body.length - 5] ^= 0x55;
-  const tampered = `${lines[0]}\n${body.toString('base64').match(/.{1,64}/g)!.join('\n')}\n${lines[lines.length - 1]}\n`;
-  await t.throwsAsync(signCsr(ca, tampered, id, 1000), { message: /does not verify|does not parse/ });
-  await t.throwsAsync(signCsr(ca, csr, { ...id, pool: 'Bad Pool' }, 1000), { message: /invalid pool/ });
-});
 
 interface Env {
   store: Store;
@@ -114,7 +85,7 @@ test('TunnelGuard: admits a live key\'s certificate from its project CA for its 
 test('TunnelGuard: a key that expires, or whose rotation overlap ends, stops being live at that instant (its tunnels close on the next poll)', async (t) => {
   const e = await env(t);
   let now = Date.now();
-  const guard = new TunnelGuard(e.store, () => e.cfg, () => now);
+  const guard = new TunnelGuard(e.store, () => e.cfg, { now: () => now });
   const sa = await e.control.createServiceAccount(ACTOR, 'demo', { name: 'sa-exp', permissions: ['warpgates:enroll'] });
   const k = await e.control.createKey(ACTOR, sa.id, { expires_in: '1h' });
   const expiresAt = e.store.serviceAccounts.getKey(k.rec.id)!.expiresAt!;
@@ -166,122 +137,4 @@ test('Enroller: a Warpgate id stays with its project; renewals update the record
   const ok = await e.control.createKey(ACTOR, other.id, {});
   await t.throwsAsync(e.enroller.enroll(ACTOR, other, ok.rec, { csr, warpgate_id: 'wg0004' }), { code: 'MEZU_REQUEST_INVALID' } as never);
   await t.throwsAsync(e.enroller.enroll(ACTOR, a.sa, a.k.rec, { csr: 'x', warpgate_id: 'wg0005' }), { code: 'MEZU_CSR_INVALID' } as never);
-});
-
-// ── the Warpgate's enrollment loop ──────────────────────────────────────────
-
-class FakeClock {
-  t = 1_000_000;
-  timers: Array<{ at: number; fn: () => void }> = [];
-  now = () => this.t;
-  timersApi = { setTimeout: (fn: () => void, ms: number) => this.timers.push({ at: this.t + ms, fn }), random: () => 0.5 };
-  /** Runs every timer due by `t + ms` (and lets the loop's promises settle between them). */
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      await new Promise((r) => setImmediate(r));
-      this.timers.sort((a, b) => a.at - b.at);
-      const next = this.timers[0];
-      if (next === undefined || next.at > end) break;
-      this.timers.shift();
-      this.t = next.at;
-      next.fn();
-    }
-    this.t = end;
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-function response(clock: FakeClock, n: number): Enrolled {
-  const now = clock.now();
-  return {
-    key: `key-${n}`,
-    response: {
-      certificate: `cert-${n}`, ca: 'ca', tunnel: { endpoints: ['127.0.0.1:7443'], servername: 'localhost' },
-      project: 'demo', pool: 'demo', service_account: 'sa', key: 'k',
-      expires_at: new Date(now + 60_000).toISOString(), renew_after: new Date(now + 40_000).toISOString(),
-    },
-  };
-}
-
-class FakeAgent implements TunnelAgent {
-  started = 0;
-  stopped = 0;
-  creds: string[] = [];
-  start(): void {
-    this.started++;
-  }
-  async stop(): Promise<void> {
-    this.stopped++;
-  }
-  setCredentials(c: { cert: string }): void {
-    this.creds.push(c.cert);
-  }
-}
-
-const CFG: EnrollConfig = { url: 'http://console', key: 'k', consoleCa: null, warpgateId: 'wg', hostname: 'h', version: '1' };
-
-test('Enrollment loop: enroll, renew at renew_after, stop the tunnels when a renewal is refused, back off while refused', async (t) => {
-  const clock = new FakeClock();
-  const agents: FakeAgent[] = [];
-  let calls = 0;
-  let mode: 'ok' | 'refused' | 'down' = 'ok';
-  let lastOk = 0;
-  const logs: string[] = [];
-  const e = new Enrollment(CFG, () => {
-    const a = new FakeAgent();
-    agents.push(a);
-    return a;
-  }, (m) => logs.push(m), async () => {
-    calls++;
-    if (mode === 'refused') throw new EnrollError('MEZU_KEY_REVOKED', 'warpgate: enrollment refused (401 MEZU_KEY_REVOKED)', true);
-    if (mode === 'down') throw new EnrollError('MEZU_ENROLL_FAILED', 'warpgate: cannot reach the Console', false);
-    lastOk = clock.now();
-    return response(clock, calls);
-  }, clock.timersApi, clock.now);
-  void e.run();
-  await clock.advance(0);
-  t.is(agents.length, 1);
-  t.is(agents[0]!.started, 1);
-  await clock.advance(39_000);
-  t.is(calls, 1, 'no renewal before renew_after');
-  await clock.advance(1_000);
-  t.is(calls, 2);
-  t.deepEqual(agents[0]!.creds, ['cert-2'], 'the renewed certificate is handed to the agent');
-  // The Console is down at the next renewal: the tunnels stay, renewal is retried.
-  mode = 'down';
-  await clock.advance(40_000);
-  t.is(agents[0]!.stopped, 0);
-  t.true(logs.some((l) => /certificate holds until/.test(l)));
-  // Back up: the next attempt renews, and the backoff starts over.
-  mode = 'ok';
-  const renewed = agents[0]!.creds.length;
-  await clock.advance(61_000);
-  t.true(agents[0]!.creds.length > renewed);
-  // The key is revoked: the next renewal is refused and the tunnels stop; enrollment keeps retrying with backoff.
-  mode = 'refused';
-  const before = calls;
-  await clock.advance(lastOk + 40_000 - clock.now() + 1);
-  t.true(calls > before);
-  t.is(agents[0]!.stopped, 1);
-  t.true(logs.some((l) => /stopping the tunnels \(MEZU_KEY_REVOKED\)/.test(l)));
-  const afterStop = calls;
-  await clock.advance(10_000);
-  t.true(calls - afterStop >= 2 && calls - afterStop <= 8, `retries with growing delays (${calls - afterStop} in 10 s)`);
-  // Dial failures ask for an early check (a renewal) — but only after several in a row, and not more often than every 5 s.
-  mode = 'ok';
-  await clock.advance(60_000);
-  t.is(agents.length, 2, 'a key that works again enrolls a new agent');
-  const c0 = calls;
-  e.onDialFailure(1);
-  await clock.advance(0);
-  t.is(calls, c0);
-  e.onDialFailure(3);
-  await clock.advance(0);
-  t.is(calls, c0 + 1);
-  e.onDialFailure(4);
-  await clock.advance(0);
-  t.is(calls, c0 + 1, 'rate-limited');
-  await e.stop();
-  t.is(agents[1]!.stopped, 1);
 });

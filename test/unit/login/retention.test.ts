@@ -10,8 +10,7 @@ import * as path from 'node:path';
 import { openStore, type Store, type SessionRecord, type ThrottleRecord } from '../../../src/store/index.js';
 import { parseConfigYaml, compileConfig, type CompiledConfig } from '../../../src/config/index.js';
 import { sweepExpired, sessionExpired, longestThrottleWindow, DEFAULT_HISTORY_MS, ORPHAN_SESSION_MS, OUTBOX_MS } from '../../../src/login/retention.js';
-import { CONSOLE_PROJECT } from '../../../src/control/index.js';
-import { CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../../../src/console/access.js';
+import { CONSOLE_PROJECT, CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../../../src/control/index.js';
 
 const H = 3600_000;
 const YAML = `

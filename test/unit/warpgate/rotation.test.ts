@@ -17,7 +17,8 @@ import { X509Certificate } from 'node:crypto';
 import { createCA, issueClientCert, issueServerCert, type CertKeyPem } from '../../../src/pki/index.js';
 import { TunnelServer } from '../../../src/tunnel/server.js';
 import type { H2Stream } from '../../../wire/h2/connection.js';
-import { Agent, realTimers, type Timers } from '../../../warpgate/agent.js';
+import { Agent } from '../../../warpgate/agent.js';
+import { systemClock, type Timers } from '../../../src/runtime/index.js';
 import { AssertionVerifier } from '../../../wire/assertion.js';
 import type { LeanForwarder } from '../../../warpgate/lean-forward.js';
 import { Recorder } from '../wire/h2/recorder.js';
@@ -228,7 +229,7 @@ test.serial('replacements that keep landing on a worker with nothing left to rep
   const edge = await startEdge(ca, server);
   const logs: string[] = [];
   // Backoff without jitter's low end: each delay is just under its ceiling (50 ms · 2^attempt, ≤ 400 ms).
-  const agent = makeAgent(edge, ca, a, logs, { setTimeout: realTimers.setTimeout, random: () => 0.999 });
+  const agent = makeAgent(edge, ca, a, logs, { ...systemClock, random: () => 0.999 });
   t.teardown(async () => {
     await agent.stop();
     await edge.close();

@@ -4,7 +4,7 @@ import { SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../../../src/sessio
 import { CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from '../../../src/login/index.js';
 import { CONSOLE_SESSION_COOKIE_PLAIN, CONSOLE_SESSION_COOKIE_SECURE, CONSOLE_CSRF_COOKIE_PLAIN, CONSOLE_CSRF_COOKIE_SECURE } from '../../../src/console/server.js';
 
-// Brief §3: every header whose name, lower-cased with `_` read as `-`, starts
+// The contract: every header whose name, lower-cased with `_` read as `-`, starts
 // with `x-mezu-` is reserved. A CGI/WSGI origin folds `_` and `-` into the same
 // variable, so `X_Mezu_User_Id` would impersonate `X-Mezu-User-Id` if it slipped through.
 

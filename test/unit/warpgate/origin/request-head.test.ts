@@ -1,5 +1,5 @@
 import test from 'ava';
-import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, SerializedHead, isIdempotent, serializeHead } from '../../../warpgate/origin/request-head.js';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, SerializedHead, isIdempotent, serializeHead } from '../../../../warpgate/origin/request-head.js';
 
 function ok(r: SerializedHead | string): SerializedHead {
   if (typeof r === 'string') throw new Error(`unexpected refusal: ${r}`);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseDuration } from '../../../src/config/index.js';
+import { parseDuration } from '../../../src/runtime/index.js';
 
 const S = 1000;
 const M = 60 * S;

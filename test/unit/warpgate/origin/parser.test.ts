@@ -1,5 +1,5 @@
 import test from 'ava';
-import { PARSE_ERROR, PARSE_OK, ResponseParser, type ResponseListener } from '../../../warpgate/origin/parser.js';
+import { PARSE_ERROR, PARSE_OK, ResponseParser, type ResponseListener } from '../../../../warpgate/origin/parser.js';
 
 /** Records what the parser reports, in order. */
 class Rec implements ResponseListener {

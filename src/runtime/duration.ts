@@ -1,8 +1,10 @@
 /**
- * Durations in config: `30s`, `30m`, `24h`, `7d`, or combinations in
- * descending order without repeats (`1h30m`, `1d12h`). A bare number (or a
- * string of digits) means seconds. Units are lower-case only and there is no
- * whitespace, so a typo such as `30 m` or `1m30m` is rejected, not guessed.
+ * Durations as operators write them, in config and on command lines (the
+ * edge's, the Console's and the Warpgate's): `30s`, `30m`, `24h`, `7d`, or
+ * combinations in descending order without repeats (`1h30m`, `1d12h`). A
+ * bare number (or a string of digits) means seconds. Units are lower-case
+ * only and there is no whitespace, so a typo such as `30 m` or `1m30m` is
+ * rejected, not guessed.
  */
 
 const DURATION_RE = /^(?:(\d{1,15})d)?(?:(\d{1,15})h)?(?:(\d{1,15})m)?(?:(\d{1,15})s)?$/;

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { loadUws } from '../../native/uws.js';
-import { OriginClient, type OriginClientOptions, type OriginErrorCode, type OriginRequest, type OriginRequestHead } from '../../warpgate/origin/index.js';
+import { loadUws } from '../../../../native/uws.js';
+import { OriginClient, type OriginClientOptions, type OriginErrorCode, type OriginRequest, type OriginRequestHead } from '../../../../warpgate/origin/index.js';
 
 // ── helpers ──
 

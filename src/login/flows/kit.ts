@@ -1,0 +1,180 @@
+/**
+ * What every flow uses, one instance per LoginService: the response plumbing
+ * (pages, redirects, security headers, cookies, the CSRF token, checking an
+ * inbox, a dead link) and the steps more than one flow takes (signing in,
+ * counting attempts, mail throttling, emailed tokens, the current session,
+ * history events).
+ */
+import { randomBytes } from 'node:crypto';
+import type { CompiledProject } from '../../config/index.js';
+import type { UserRecord, LoginEventType, EmailTokenPurpose, EmailTokenRecord } from '../../store/index.js';
+import { findCookie, hashToken, isTokenSyntax, newId, newSessionToken } from '../../session/index.js';
+import type { ErrorCode } from '../../errors/index.js';
+import { Csrf } from '../csrf.js';
+import { Throttle, mailAccountKey, mailIpKey, type Attempt } from '../throttle.js';
+import { renderPage, cspOf, type PageSpec } from '../pages.js';
+import { PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
+
+export class Kit {
+  readonly throttle: Throttle;
+  constructor(readonly d: LoginDeps) {
+    this.throttle = new Throttle(d.store.throttle);
+  }
+
+  /**
+   * A new session with a fresh token: whatever session cookie the browser
+   * sent before is revoked, never promoted (session fixation), and the CSRF
+   * cookie is replaced.
+   */
+  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string): Promise<PageResponse> {
+    const now = this.d.clock.now();
+    const old = findCookie(c.req.cookie, this.d.sessionCookie);
+    if (old !== '' && isTokenSyntax(old)) await this.d.store.sessions.revoke(hashToken(old));
+    const token = newSessionToken();
+    await this.d.store.sessions.create(hashToken(token), {
+      id: newId('ses_'), principalType: 'user', userId: user.id, projectId: c.project.id,
+      createdAt: now, lastSeenAt: now, authTime: now, amr: ['pwd'],
+      assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
+    });
+    this.d.store.users.update(user.id, { lastLoginAt: now }).catch((err: Error) => this.d.log(`login: last-login update failed: ${err.message}`));
+    this.event(c, type, null, user, user.email);
+    c.setCookies.push(this.cookie(this.d.sessionCookie, token, Math.floor(c.project.sessionAbsoluteMs / 1000)));
+    c.csrfValue = Csrf.newCookieValue();
+    c.setCookies.push(this.cookie(this.d.csrfCookie, c.csrfValue, null));
+    return this.redirect(c, rd);
+  }
+
+  /** Counts the attempt on both keys; returns seconds to wait when either refuses. */
+  async countAttempts(c: Ctx, email: string, aKey: string, iKey: string, t: CompiledProject['login']['throttle'], now: number): Promise<number | null> {
+    const [a, i]: Attempt[] = await Promise.all([this.throttle.attempt(aKey, now, t.account), this.throttle.attempt(iKey, now, t.ip)]);
+    if (a!.allowed && a!.lockedNow) this.event(c, 'lock', 'account', this.d.store.users.getByEmail(c.project.directory, email) ?? null, email);
+    if (i!.allowed && i!.lockedNow) this.event(c, 'lock', 'ip', this.d.store.users.getByEmail(c.project.directory, email) ?? null, email);
+    if (a!.allowed && i!.allowed) return null;
+    // The refused key was not counted; give back the one that was.
+    if (a!.allowed) await this.throttle.release(aKey, t.account);
+    if (i!.allowed) await this.throttle.release(iKey, t.ip);
+    return Math.max(a!.allowed ? 0 : a!.retryAfterS, i!.allowed ? 0 : i!.retryAfterS);
+  }
+
+  async mailThrottle(c: Ctx, email: string): Promise<number | null> {
+    const t = c.project.login.throttle;
+    const now = this.d.clock.now();
+    const [a, i] = await Promise.all([
+      this.throttle.attempt(mailAccountKey(c.project.directory, email), now, t.account),
+      this.throttle.attempt(mailIpKey(c.ip), now, t.ip),
+    ]);
+    if (a.allowed && i.allowed) return null;
+    return Math.max(a.allowed ? 0 : a.retryAfterS, i.allowed ? 0 : i.retryAfterS);
+  }
+
+  async issueToken(c: Ctx, purpose: EmailTokenPurpose, email: string, user: UserRecord | null, rd: string): Promise<string> {
+    const token = randomBytes(32).toString('base64url');
+    const now = this.d.clock.now();
+    const rec: EmailTokenRecord = { purpose, projectId: c.project.id, directory: c.project.directory, email, userId: user?.id ?? null, rd, createdAt: now, expiresAt: now + c.project.login.resetTtlMs };
+    await this.d.store.emailTokens.add(hashToken(token), rec);
+    return token;
+  }
+
+  peekToken(token: string, purpose: EmailTokenPurpose, projectId: string): EmailTokenRecord | null {
+    if (!isTokenSyntax(token)) return null;
+    const rec = this.d.store.emailTokens.peek(hashToken(token));
+    if (rec === undefined || rec.purpose !== purpose || rec.projectId !== projectId || rec.expiresAt <= this.d.clock.now()) return null;
+    return rec;
+  }
+
+  /** The signed-in user of this request (same checks as the proxied path), or null. */
+  currentSession(c: Ctx): { user: UserRecord; tokenHash: string } | null {
+    const token = findCookie(c.req.cookie, this.d.sessionCookie);
+    if (token === '' || !isTokenSyntax(token)) return null;
+    const th = hashToken(token);
+    const s = this.d.store.sessions.get(th);
+    const now = this.d.clock.now();
+    if (s === undefined || s.projectId !== c.project.id || s.principalType !== 'user') return null;
+    if (now >= s.createdAt + c.project.sessionAbsoluteMs || now >= s.lastSeenAt + c.project.sessionIdleMs) return null;
+    const user = this.d.store.users.get(s.userId);
+    if (user === undefined || user.status !== 'active') return null;
+    return { user, tokenHash: th };
+  }
+
+  event(c: Ctx, type: LoginEventType, reason: string | null, user: UserRecord | null, email: string): void {
+    this.d.store.loginHistory
+      .add({ at: this.d.clock.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
+      .catch((err: Error) => this.d.log(`login: history write failed: ${err.message}`));
+  }
+
+  checkInbox(c: Ctx, email: string, kind: 'signup' | 'reset'): PageResponse {
+    const what = kind === 'signup' ? 'finish creating your account' : 'choose a new password';
+    return this.page(c, 200, null, {
+      title: 'Check your inbox',
+      notice: `If ${email} can ${kind === 'signup' ? 'sign up here' : 'sign in here'}, we sent it a link to ${what}. The link expires in ${fmtWait(Math.round(c.project.login.resetTtlMs / 1000))}.`,
+      links: [{ href: PAGES.login, text: 'Back to sign in' }],
+    });
+  }
+
+  linkInvalid(c: Ctx, again: string): PageResponse {
+    return this.noReferrer(this.page(c, 400, 'MEZU_LINK_INVALID', {
+      title: 'This link does not work',
+      error: 'The link is invalid, was already used, or has expired. Ask for a new one.',
+      links: [{ href: again, text: again === PAGES.signup ? 'Create an account' : again === PAGES.login ? 'Sign in' : 'Send a new link' }],
+    }));
+  }
+
+  /** The CSRF token for this page; issues the pre-session cookie when the browser has none. */
+  csrfToken(c: Ctx): string {
+    if (!Csrf.isCookieSyntax(c.csrfValue)) {
+      c.csrfValue = Csrf.newCookieValue();
+      c.setCookies.push(this.cookie(this.d.csrfCookie, c.csrfValue, null));
+    }
+    return this.d.csrf.tokenFor(c.csrfValue);
+  }
+
+  cookie(name: string, value: string, maxAgeS: number | null): string {
+    return `${name}=${value}; Path=/${maxAgeS === null ? '' : `; Max-Age=${maxAgeS}`}; HttpOnly; SameSite=Lax${this.d.scheme === 'https' ? '; Secure' : ''}`;
+  }
+
+  page(c: Ctx, status: number, code: ErrorCode | null, spec: PageSpec): PageResponse {
+    const body = renderPage(c.project, spec);
+    return { status, code, body, headers: this.baseHeaders(c, 'text/html; charset=utf-8') };
+  }
+
+  redirect(c: Ctx, location: string, keep = false): PageResponse {
+    void keep;
+    return { status: 303, code: null, body: '', headers: [...this.baseHeaders(c, null), ['location', location]] };
+  }
+
+  private baseHeaders(c: Ctx, contentType: string | null): Array<[string, string]> {
+    const h: Array<[string, string]> = [];
+    if (contentType !== null) h.push(['content-type', contentType]);
+    h.push(
+      ['cache-control', 'no-store'],
+      ['content-security-policy', cspOf(c.project)],
+      ['x-content-type-options', 'nosniff'],
+      ['x-frame-options', 'DENY'],
+      ['referrer-policy', 'same-origin'],
+    );
+    for (const sc of c.setCookies) h.push(['set-cookie', sc]);
+    return h;
+  }
+
+  /**
+   * A form behind an emailed link (`token`, for `purpose`): the dead-link page
+   * (pointing to `again`) unless the token is live, else the page `spec`
+   * renders for the token's record — never leaking the token through a Referer.
+   */
+  linkForm(c: Ctx, token: string, purpose: EmailTokenPurpose, again: string, o: { status?: number; code?: ErrorCode }, spec: (rec: EmailTokenRecord) => PageSpec): PageResponse {
+    const rec = this.peekToken(token, purpose, c.project.id);
+    if (rec === null) return this.linkInvalid(c, again);
+    return this.noReferrer(this.page(c, o.status ?? 200, o.code ?? null, spec(rec)));
+  }
+
+  /** Pages reached through an emailed token: the token must not leak through a Referer. */
+  noReferrer(r: PageResponse): PageResponse {
+    for (const h of r.headers) if (h[0] === 'referrer-policy') h[1] = 'no-referrer';
+    return r;
+  }
+}
+
+/** A flow, with the kit it works with. */
+export abstract class KitFlow {
+  constructor(protected readonly k: Kit) {}
+}

@@ -1,0 +1,9 @@
+/**
+ * The runtime every part shares, the Warpgate included: the clock and timers
+ * (`clock.ts`: one injectable object for the time, timers and randomness,
+ * and a manual clock for tests), the retry backoff (`backoff.ts`), and
+ * durations as operators write them (`duration.ts`: `30s`, `1h30m`).
+ */
+export { systemClock, ManualClock, type Clock, type Timer, type Timers } from './clock.js';
+export { Backoff, fullJitter, type BackoffPolicy } from './backoff.js';
+export { parseDuration } from './duration.js';

@@ -1,0 +1,210 @@
+/**
+ * Opening the store: one LMDB environment under `DATA/store`, shared by every
+ * process, with one typed store per record family over it. Every open makes
+ * the files private (files.ts) and seals, under the current store key, any
+ * secret still in clear or sealed under an older key (seal.ts).
+ */
+import { openEnv, openDb, type RootDatabase, type Database } from '../../native/lmdb.js';
+import { systemClock, type Clock } from '../runtime/index.js';
+import { MezuError } from '../errors/index.js';
+import type {
+  UserRecord,
+  SessionRecord,
+  ServiceAccountRecord,
+  ApiKeyRecord,
+  SigningKeyRecord,
+  StoredConfig,
+  CredentialRecord,
+  LoginEventRecord,
+  EmailTokenRecord,
+  ThrottleRecord,
+  OutboxRecord,
+  AuditRecord,
+  TunnelCaRecord,
+  WarpgateRecord,
+  TunnelStatusRecord,
+} from './records.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { StoreSealer, isSealed } from './seal.js';
+import { compact, securePaths } from './files.js';
+import { ConfigStore } from './config.js';
+import { UserStore, CredentialStore } from './users.js';
+import { SessionStore } from './sessions.js';
+import { ServiceAccountStore } from './service-accounts.js';
+import { SigningKeyStore, SecretStore } from './secrets.js';
+import { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from './login.js';
+import { AuditStore } from './audit.js';
+import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
+
+export interface Store {
+  readonly path: string;
+  readonly config: ConfigStore;
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly serviceAccounts: ServiceAccountStore;
+  readonly signingKeys: SigningKeyStore;
+  readonly credentials: CredentialStore;
+  readonly loginHistory: LoginHistoryStore;
+  readonly emailTokens: EmailTokenStore;
+  readonly throttle: ThrottleStore;
+  readonly outbox: OutboxStore;
+  readonly secrets: SecretStore;
+  readonly audit: AuditStore;
+  readonly tunnelCas: TunnelCaStore;
+  readonly warpgates: WarpgateStore;
+  readonly tunnelStatus: TunnelStatusStore;
+  /** Seals and opens the secrets kept here (seal.ts); `mezusphere store-key rotate` uses it. */
+  readonly sealer: StoreSealer;
+  /** Re-seals every sealed field not sealed under the current store key; returns how many changed. */
+  reseal(): number;
+  /** How many plain values (from a store written before sealing) this open sealed. */
+  readonly sealedOnOpen: number;
+  /**
+   * Rewrites data.mdb without its free pages, then closes the store. Refused
+   * while another process has the store open (`mezusphere store compact`).
+   */
+  compactAndClose(): Promise<{ before: number; after: number }>;
+  close(): Promise<void>;
+}
+
+/** One kind of sealed value: where it lives and how to read and replace it in a record. */
+interface SealedField {
+  db: Database<unknown, string>;
+  what: string;
+  get(v: unknown): string;
+  set(v: unknown, sealed: string): unknown;
+}
+
+function field<V>(db: Database<V, string>, what: string, get: (v: V) => string, set: (v: V, sealed: string) => V): SealedField {
+  return { db: db as Database<unknown, string>, what, get: (v) => get(v as V), set: (v, x) => set(v as V, x) };
+}
+
+interface SealedDbs {
+  signingKeys: Database<SigningKeyRecord, string>;
+  tunnelCas: Database<TunnelCaRecord, string>;
+  secrets: Database<string, string>;
+  outbox: Database<OutboxRecord, string>;
+}
+
+function sealedFields(d: SealedDbs): SealedField[] {
+  return [
+    field(d.signingKeys, 'signing key', (v) => v.privateKeyPem, (v, x) => ({ ...v, privateKeyPem: x })),
+    field(d.tunnelCas, 'tunnel CA key', (v) => v.key, (v, x) => ({ ...v, key: x })),
+    field(d.secrets, 'secret', (v) => v, (_v, x) => x),
+    field(d.outbox, 'outbox mail', (v) => v.text, (v, x) => ({ ...v, text: x })),
+  ];
+}
+
+/** The key id of any sealed value in the store, or null when nothing is sealed yet. */
+function anySealed(fields: SealedField[]): string | null {
+  for (const f of fields) {
+    for (const { value } of f.db.getRange()) {
+      const v = f.get(value);
+      if (typeof v === 'string' && isSealed(v)) return v.split('.')[1] ?? '';
+    }
+  }
+  return null;
+}
+
+/**
+ * Seals under the current key every value that is not: plain values of a
+ * store written before sealing existed (the migration on open), and values
+ * sealed under an older key (a rotation, or one interrupted before it
+ * finished). A read pass first, so an up-to-date store costs no write; then
+ * one synchronous write transaction that re-checks each value (another
+ * process may be doing the same).
+ */
+function resealFields(fields: SealedField[], sealer: StoreSealer): { total: number; plain: number } {
+  sealer.reload();
+  let n = 0;
+  let plain = 0;
+  for (const f of fields) {
+    const stale: Array<{ key: string; was: string; sealed: string }> = [];
+    for (const { key, value } of f.db.getRange()) {
+      const v = f.get(value);
+      if (typeof v !== 'string' || sealer.isCurrent(v)) continue;
+      stale.push({ key, was: v, sealed: '' });
+    }
+    if (stale.length === 0) continue;
+    for (const x of stale) x.sealed = sealer.seal(sealer.open(x.was, `${f.what} ${x.key}`));
+    n += f.db.transactionSync(() => {
+      let k = 0;
+      for (const x of stale) {
+        const cur = f.db.get(x.key);
+        if (cur === undefined || f.get(cur) !== x.was) continue;
+        void f.db.put(x.key, f.set(cur, x.sealed));
+        if (!isSealed(x.was)) plain++;
+        k++;
+      }
+      return k;
+    });
+  }
+  return { total: n, plain };
+}
+
+/**
+ * Opens (creating if needed) the store under `dataDir/store`. `clock` stamps
+ * the changes the store makes itself (`updatedAt`, `revokedAt`, `appliedAt`,
+ * a retired key's `retiredAt`); tests pass a manual one.
+ */
+export function openStore(dataDir: string, clock: Clock = systemClock): Store {
+  const path = `${dataDir}/store`;
+  const modes: Array<[string, number]> = [[dataDir, 0o700], [path, 0o700], [join(path, 'data.mdb'), 0o600], [join(path, 'lock.mdb'), 0o600]];
+  let root: RootDatabase;
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+    securePaths(modes);
+    root = openEnv({ path });
+    // Files LMDB just created got the umask's mode.
+    securePaths(modes);
+  } catch (err) {
+    if (err instanceof MezuError) throw err;
+    throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  // One handle per database, shared by the migration and the stores (one view of the shared msgpack structures).
+  const dbs: SealedDbs = {
+    signingKeys: openDb<SigningKeyRecord>(root, 'signingKeys'),
+    tunnelCas: openDb<TunnelCaRecord>(root, 'tunnelCas'),
+    secrets: openDb<string>(root, 'secrets'),
+    outbox: openDb<OutboxRecord>(root, 'outbox'),
+  };
+  const fields = sealedFields(dbs);
+  let sealer: StoreSealer;
+  let sealedOnOpen = 0;
+  try {
+    sealer = StoreSealer.open(dataDir, () => anySealed(fields), (p) => securePaths([[p, 0o600]]));
+    sealedOnOpen = resealFields(fields, sealer).plain;
+    if (sealedOnOpen > 0) {
+      // Once, at the first open after an upgrade: the plain bytes stay in LMDB's free pages until reused.
+      process.stderr.write(`store: sealed ${sealedOnOpen} private key(s) and secret(s) an older version kept in clear in ${path}; their old bytes can remain in free pages of data.mdb until reused: stop the edge and the Console, then run \`mezusphere store compact --data ${dataDir}\`\n`);
+    }
+  } catch (err) {
+    void root.close();
+    if (err instanceof MezuError) throw err;
+    throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    path,
+    config: new ConfigStore(openDb(root, 'config') as Database<StoredConfig | number, string>, clock),
+    users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail'), clock),
+    sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser'), clock),
+    serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock),
+    signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
+    credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
+    loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
+    emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
+    throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),
+    outbox: new OutboxStore(dbs.outbox, sealer, clock),
+    secrets: new SecretStore(dbs.secrets, sealer),
+    audit: new AuditStore(openDb<AuditRecord>(root, 'audit'), clock),
+    tunnelCas: new TunnelCaStore(dbs.tunnelCas, sealer, clock),
+    warpgates: new WarpgateStore(openDb<WarpgateRecord>(root, 'warpgates'), clock),
+    tunnelStatus: new TunnelStatusStore(openDb<TunnelStatusRecord>(root, 'tunnelStatus'), clock),
+    sealer,
+    reseal: () => resealFields(fields, sealer).total,
+    sealedOnOpen,
+    compactAndClose: () => compact(root, path),
+    close: () => root.close(),
+  };
+}

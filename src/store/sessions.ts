@@ -1,0 +1,79 @@
+/**
+ * Sessions, keyed by the SHA-256 of their token (the token itself is never
+ * stored), with a per-user index so a user's sessions can be listed and
+ * ended together.
+ */
+import type { Database } from '../../native/lmdb.js';
+import type { Clock } from '../runtime/index.js';
+import type { SessionRecord } from './records.js';
+import { Table } from './table.js';
+
+const userKey = (s: Pick<SessionRecord, 'userId' | 'id'>): string => `${s.userId}\u0000${s.id}`;
+
+export class SessionStore extends Table<SessionRecord> {
+  constructor(
+    db: Database<SessionRecord, string>,
+    private readonly byUser: Database<string, string>,
+    clock: Clock,
+  ) {
+    super(db, clock);
+  }
+  async create(tokenHash: string, rec: SessionRecord): Promise<void> {
+    await this.db.transaction(() => {
+      void this.db.put(tokenHash, rec);
+      void this.byUser.put(userKey(rec), tokenHash);
+    });
+  }
+  /**
+   * Idle refresh and assertion cache: rewrites only if the session still
+   * exists (a concurrent revoke wins).
+   */
+  async refresh(tokenHash: string, patch: Partial<Pick<SessionRecord, 'lastSeenAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<boolean> {
+    return (await this.change(tokenHash, (cur) => (cur === undefined ? undefined : { ...cur, ...patch }))) !== undefined;
+  }
+  async revoke(tokenHash: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(tokenHash);
+      if (cur === undefined) return false;
+      void this.db.remove(tokenHash);
+      void this.byUser.remove(userKey(cur));
+      return true;
+    });
+  }
+  /** Ends every session of a user; returns how many. */
+  async revokeAllForUser(userId: string): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const { key, value } of this.byUser.getRange({ start: `${userId}\u0000`, end: `${userId}\u0001` })) {
+        void this.db.remove(value);
+        void this.byUser.remove(key);
+        n++;
+      }
+      return n;
+    });
+  }
+  /** Finds a session's token hash by its public id (for revocation by operators). */
+  findById(userId: string, sid: string): string | undefined {
+    return this.byUser.get(userKey({ userId, id: sid }));
+  }
+  /**
+   * Deletes sessions `expired` says are over (absolute or idle lifetime
+   * passed: the same test the request path applies), with their per-user
+   * index entries; returns how many.
+   */
+  async sweep(expired: (s: SessionRecord) => boolean): Promise<number> {
+    return this.sweepWhere(expired, (_key, cur) => void this.byUser.remove(userKey(cur)));
+  }
+  /** How many sessions the store holds (operators, tests). */
+  count(): number {
+    return this.db.getCount();
+  }
+  listForUser(userId: string): Array<{ tokenHash: string; session: SessionRecord }> {
+    const out: Array<{ tokenHash: string; session: SessionRecord }> = [];
+    for (const { value } of this.byUser.getRange({ start: `${userId}\u0000`, end: `${userId}\u0001` })) {
+      const s = this.db.get(value);
+      if (s !== undefined) out.push({ tokenHash: value, session: s });
+    }
+    return out;
+  }
+}
