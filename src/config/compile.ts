@@ -50,8 +50,8 @@ class Project implements CompiledProject {
       throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
     });
     const projectMaxBody = p.maxBody ?? DEFAULT_MAX_BODY_BYTES;
-    const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, ruleName(p.id, r)) }));
-    this.#routes = new RouteTable(rules, makePolicy(p.default, ['user'], [], [], projectMaxBody, `${p.id}:default`));
+    const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, ruleName(p.id, r)) }));
+    this.#routes = new RouteTable(rules, makePolicy(p.default, ['user'], [], [], projectMaxBody, 0, `${p.id}:default`));
     Object.freeze(this);
   }
 
@@ -67,6 +67,7 @@ function makePolicy(
   roles: readonly string[],
   permissions: readonly string[],
   maxBody: number,
+  maxInflight: number,
   rule: string,
 ): Policy {
   // Same key order for every policy: one hidden class on the hot path.
@@ -77,6 +78,7 @@ function makePolicy(
     roles: roles.length === 0 ? null : Object.freeze([...roles]),
     permissions: permissions.length === 0 ? null : Object.freeze([...permissions]),
     maxBody,
+    maxInflight,
     rule,
   });
 }

@@ -23,6 +23,8 @@ export interface RouteConfig {
   permissions: string[];
   /** `max_body`: longest request body in bytes; absent: the project's. */
   maxBody?: number;
+  /** `max_inflight`: requests forwarded on this rule at once, edge-wide (divided among the workers); absent: no limit. */
+  maxInflight?: number;
 }
 
 /** Whose user directory a project signs users in with: its own, or its organization's (shared by the organization's projects). */
@@ -132,6 +134,8 @@ export interface Policy {
   permissions: readonly string[] | null;
   /** Longest request body the rule accepts, in bytes (longer: 413 and the connection closed). */
   maxBody: number;
+  /** `max_inflight` (edge-wide; each worker takes its share), 0 when the rule sets none. */
+  maxInflight: number;
   /** Human-readable origin of the rule, for logs: `demo:/api/v1/*` or `demo:default`. */
   rule: string;
 }

@@ -7,7 +7,7 @@ import { Errors, errorBody, type ErrorCode } from './index.js';
 import type { HttpResponse } from '../../native/uws.js';
 
 /** Answers that say "busy now": they carry `Retry-After: 1`. */
-const RETRY_SOON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['MEZU_CLIENT_BUSY', 'MEZU_ORIGIN_BUSY']);
+const RETRY_SOON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['MEZU_CLIENT_BUSY', 'MEZU_ROUTE_BUSY', 'MEZU_ORIGIN_BUSY']);
 
 const statusLines = new Map<number, string>();
 export function statusLine(status: number): string {

@@ -38,6 +38,7 @@ export const Errors = {
   // ── tunnel / Warpgate ──
   MEZU_NO_WARPGATE: { status: 502, message: 'tunnel: no Warpgate is connected for this project' },
   MEZU_CLIENT_BUSY: { status: 429, message: 'edge: too many requests from this client are in flight; retry shortly' },
+  MEZU_ROUTE_BUSY: { status: 503, message: 'edge: this route has as many requests in flight as it allows; retry shortly' },
   MEZU_TUNNEL_FAILED: { status: 502, message: 'tunnel: the Warpgate connection failed during the request' },
   MEZU_UPSTREAM_TIMEOUT: { status: 504, message: 'tunnel: the Warpgate did not answer in time' },
   MEZU_ASSERTION_INVALID: { status: 403, message: 'warpgate: the identity assertion is missing or invalid' },

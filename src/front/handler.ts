@@ -67,6 +67,8 @@ export interface FrontContext {
   maxHeadBytes?: number;
   /** Forwarded requests one client address may have in flight in this worker; more → 429. Default DEFAULT_CLIENT_INFLIGHT. */
   clientInflight?: number;
+  /** Edge workers: a rule's `max_inflight` is shared among them (each takes an equal share, at least one). Default 1. */
+  workers?: number;
   /** Wall clock for session lifetimes and assertions (injectable in tests). */
   now?: () => number;
   log(msg: string): void;
@@ -209,6 +211,15 @@ function send(ctx: FrontContext, r: EdgeRequest): void {
     const clients = ctx.scope.clients;
     const n = clients.get(addr) ?? 0;
     if (n >= (ctx.clientInflight ?? DEFAULT_CLIENT_INFLIGHT)) return writeError(r.res, 'MEZU_CLIENT_BUSY', r.id, r.body !== BODY_NONE, r.isHead);
+    // One path cannot take every origin connection: a rule's `max_inflight`, this worker's share of it.
+    const policy = r.policy!;
+    if (policy.maxInflight > 0) {
+      const routes = ctx.scope.routes;
+      const m = routes.get(policy) ?? 0;
+      if (m >= Math.max(1, Math.floor(policy.maxInflight / (ctx.workers ?? 1)))) return writeError(r.res, 'MEZU_ROUTE_BUSY', r.id, r.body !== BODY_NONE, r.isHead);
+      routes.set(policy, m + 1);
+      r.routeCounted = true;
+    }
     clients.set(addr, n + 1);
     r.forward(conn);
   } catch (err) {

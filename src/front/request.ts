@@ -33,6 +33,8 @@ export interface RequestScope {
   inflight: { n: number };
   /** Forwarded requests in flight per client address (X-Forwarded-For's address) in this worker. */
   clients: Map<string, number>;
+  /** Forwarded requests in flight per rule that sets `max_inflight`, in this worker. */
+  routes: Map<Policy, number>;
   log(msg: string): void;
 }
 
@@ -140,6 +142,8 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   // ── tunnel (TunnelRequest) ──
   /** `forward` ran: the response is this object's to write (its onAborted is registered). */
   forwarding: boolean;
+  /** Counted against its rule's `max_inflight` (released when the response finishes). */
+  routeCounted: boolean;
   /** The stream may be opened: the uWS read that carried this request is over (see `forward`). */
   started: boolean;
   /** Body bytes that arrived before `started`, copied, and whether the last of them ended the body. */
@@ -198,6 +202,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     this.assertion = null;
     this.clientAddress = '';
     this.forwarding = false;
+    this.routeCounted = false;
     this.started = false;
     this.early = null;
     this.earlyEnd = false;
@@ -545,6 +550,11 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     const n = scope.clients.get(this.clientAddress)!;
     if (n <= 1) scope.clients.delete(this.clientAddress);
     else scope.clients.set(this.clientAddress, n - 1);
+    if (this.routeCounted) {
+      const m = scope.routes.get(this.policy!)!;
+      if (m <= 1) scope.routes.delete(this.policy!);
+      else scope.routes.set(this.policy!, m - 1);
+    }
   }
 }
 

@@ -212,7 +212,7 @@ async function env(t: import('ava').ExecutionContext): Promise<Env> {
     auth: new Authenticator(store),
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), log: (m) => logs.push(m) },
+    scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: (m) => logs.push(m) },
     cookieName: 'mezu_session',
     draining: { on: false },
     pages: null,

@@ -141,7 +141,7 @@ async function main(): Promise<void> {
       auth: new Authenticator(store),
       assertions: new Assertions(store, signer),
       signer,
-      scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), log: () => undefined },
+      scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: () => undefined },
       cookieName: 'mezu_session',
       draining: { on: false },
       pages: null,

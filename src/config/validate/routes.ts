@@ -1,7 +1,7 @@
 /**
  * Route rules (`projects[].routes`): path (exact, or a `/prefix/*`, in
  * normalized form, outside the reserved prefixes), auth mode, methods,
- * principals, roles, permissions, max_body; two rules on one path (as
+ * principals, roles, permissions, max_body, max_inflight; two rules on one path (as
  * matching sees it) must not cover the same method.
  */
 import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../../../wire/index.js';
@@ -19,7 +19,7 @@ const AUTH_MODES: readonly AuthMode[] = ['required', 'public', 'deny'];
 const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'service_account'];
 /** TRACE reflects the request (credentials included); CONNECT would open a raw tunnel. */
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
-const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body'];
+const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body', 'max_inflight'];
 /** Reserved prefix without its trailing slash: `/_mezu` itself is reserved too. */
 const RESERVED_BASE = RESERVED_PATH_PREFIX.slice(0, -1);
 
@@ -70,6 +70,7 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   const auth = validateAuthMode(own(input, 'auth'), `${at}.auth`, problems);
   const methods = validateMethods(own(input, 'methods'), `${at}.methods`, problems);
   const maxBody = validateMaxBody(own(input, 'max_body'), `${at}.max_body`, problems);
+  const maxInflight = validateMaxInflight(own(input, 'max_inflight'), `${at}.max_inflight`, problems);
 
   const rawPrincipals = own(input, 'principals');
   const rawRoles = own(input, 'roles');
@@ -110,7 +111,25 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   }
   const route: RouteConfig = { path, methods, auth, principals, roles, permissions };
   if (maxBody !== undefined) route.maxBody = maxBody;
+  if (maxInflight !== undefined) route.maxInflight = maxInflight;
   return route;
+}
+
+/** Most `max_inflight` accepted: far above what one edge forwards at once, so only a typo is refused. */
+export const MAX_MAX_INFLIGHT = 1_000_000;
+
+/**
+ * `max_inflight`: how many requests this rule may have forwarded at once,
+ * edge-wide (each worker takes an equal share, at least one), so one slow
+ * path cannot take every origin connection; undefined when absent or wrong.
+ */
+export function validateMaxInflight(v: unknown, at: string, problems: Problems): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_MAX_INFLIGHT) {
+    problems.push({ at, message: `must be a whole number of requests from 1 to ${MAX_MAX_INFLIGHT}; got ${describe(v)}` });
+    return undefined;
+  }
+  return v;
 }
 
 export function validateAuthMode(v: unknown, at: string, problems: Problems): AuthMode | null {

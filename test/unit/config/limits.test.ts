@@ -50,6 +50,21 @@ test('max_body: every problem is reported with its place', (t) => {
   t.true(at.includes('projects[0].routes[1].max_body'));
 });
 
+test('max_inflight: per rule, 0 (none) when absent and on the project default', (t) => {
+  const p = compiled([{ path: '/slow/*', auth: 'public', max_inflight: 8 }, { path: '/fast', auth: 'public' }]);
+  t.is(match(p, 'GET', '/slow/x').maxInflight, 8);
+  t.is(match(p, 'GET', '/fast').maxInflight, 0);
+  t.is(match(p, 'GET', '/other').maxInflight, 0);
+});
+
+test('max_inflight: whole numbers from 1 to 1,000,000; every problem reported with its place', (t) => {
+  const r = validateConfig({ projects: [{ id: 'p', hosts: ['p.example'], upstream: 'p', routes: [{ path: '/a', max_inflight: 0 }, { path: '/b', max_inflight: 2.5 }, { path: '/c', max_inflight: '10' }, { path: '/d', max_inflight: 1_000_001 }, { path: '/e', max_inflight: 1_000_000 }] }] });
+  t.false(r.ok);
+  if (r.ok) return;
+  t.deepEqual(r.problems.map((p) => p.at), ['projects[0].routes[0].max_inflight', 'projects[0].routes[1].max_inflight', 'projects[0].routes[2].max_inflight', 'projects[0].routes[3].max_inflight']);
+  t.regex(r.problems[0]!.message, /whole number of requests from 1 to 1000000/);
+});
+
 test('rules match ignoring ASCII case and one trailing slash', (t) => {
   const p = compiled([
     { path: '/admin/*', roles: ['admin'] },
