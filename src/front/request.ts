@@ -574,6 +574,10 @@ function startAll(): void {
       r.fail('MEZU_INTERNAL');
     }
   }
+  // Send now what these requests wrote to their tunnels: a flush the codec schedules from here (the
+  // check phase) would wait a whole event-loop turn, behind the next poll's events. The first call
+  // per connection writes; the others find nothing queued.
+  for (let i = 0; i < list.length; i++) list[i]!.conn?.flush();
   list.length = 0;
   spare = list;
 }

@@ -97,6 +97,10 @@ export class TunnelConnection implements Connection {
     return r.stream !== null;
   }
 
+  flush(): void {
+    this.h2.flushNow();
+  }
+
   close(graceful: boolean): void {
     this.ready = false;
     if (graceful) this.h2.close();

@@ -40,6 +40,8 @@ export interface TunnelConnection {
   peer?: string;
   /** Opens `r`'s stream here (sets `r.conn` and `r.stream`); false when this connection cannot take it. */
   open(r: TunnelRequest): boolean;
+  /** Writes to the socket now what this turn queued (the codec otherwise flushes from a setImmediate). */
+  flush(): void;
   /** graceful: stop new streams, let in-flight ones finish (GOAWAY). */
   close(graceful: boolean): void;
 }

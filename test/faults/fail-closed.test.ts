@@ -166,6 +166,7 @@ class RecordingConnection implements TunnelConnection {
     });
     return true;
   }
+  flush(): void {}
   close(): void {}
 }
 

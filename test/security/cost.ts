@@ -74,6 +74,7 @@ class NullConnection implements TunnelConnection {
     r.stream = NOOP_STREAM;
     return true;
   }
+  flush(): void {}
   close(): void {}
 }
 

@@ -22,6 +22,7 @@ function fake(id: string, outstanding: number, ready = true, pool = 'demo'): Tun
     open() {
       throw new Error(`fake connection ${id}: open() is not part of the choice`);
     },
+    flush() {},
     close() {
       throw new Error(`fake connection ${id}: close() is not part of the choice`);
     },
@@ -135,6 +136,7 @@ function opener(id: string, outstanding: number, peer = '', takes = true): Tunne
       r.stream = takes ? ({} as TunnelRequest['stream']) : null;
       return takes;
     },
+    flush() {},
     close() {},
   };
   return c;
