@@ -30,7 +30,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Session } from 'node:inspector';
 import { compileConfig, parseConfigYaml } from '../src/config/index.js';
@@ -44,23 +43,10 @@ import { HpackEncoder } from '../wire/h2/hpack.js';
 import { PREFACE, FRAME_HEADER_LENGTH, FrameType, Flag, writeFrameHeader } from '../wire/h2/frames.js';
 import type { HttpRequest, HttpResponse } from '../native/uws.js';
 import { BENCH_CONFIG } from './stack.js';
+import { FakeRequest, FakeResponse, MemSocket } from './uws-standins.js';
 
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 const BODY = Buffer.from('{"ok":true,"items":[{"id":1,"name":"alpha"},{"id":2,"name":"beta"}],"total":2,"page":1,"of":1,"pad":"xxxxxx"}');
-
-/** One end of an in-memory socket pair; bytes reach the peer on the next tick, as from a real socket. */
-class MemSocket extends Duplex {
-  peer: MemSocket | null = null;
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const p = this.peer;
-    if (p !== null) process.nextTick(deliver, p, chunk);
-    cb();
-  }
-}
-function deliver(to: MemSocket, chunk: Buffer): void {
-  if (!to.destroyed) to.push(chunk);
-}
 
 /**
  * The Warpgate's role, canned: reads frame headers only, acknowledges
@@ -119,94 +105,6 @@ function frame(type: number, flags: number, sid: number, payload: Buffer): Buffe
   writeFrameHeader(b, 0, payload.length, type, flags, sid);
   payload.copy(b, FRAME_HEADER_LENGTH);
   return b;
-}
-
-/** Stand-in for uWS's HttpRequest: a browser's protected GET; header strings made per request, as uWS makes them. */
-class FakeRequest {
-  private readonly raw: Buffer[];
-  constructor(headers: readonly string[]) {
-    this.raw = headers.map((h) => Buffer.from(h, 'latin1'));
-  }
-  getCaseSensitiveMethod(): string {
-    return 'GET';
-  }
-  getUrl(): string {
-    return '/api/v1/items';
-  }
-  getQuery(): string {
-    return 'page=2';
-  }
-  forEach(cb: (k: string, v: string) => void): void {
-    const raw = this.raw;
-    for (let i = 0; i < raw.length; i += 2) cb(raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1'));
-  }
-}
-
-const PEER_ADDRESS = new Uint8Array([203, 0, 113, 7]);
-
-/** Stand-in for uWS's HttpResponse: counts what a real one would send. */
-class FakeResponse {
-  status = '';
-  bytes = 0;
-  ended = false;
-  constructor(private readonly done: (ok: boolean) => void) {}
-  cork(cb: () => void): this {
-    cb();
-    return this;
-  }
-  writeStatus(s: string): this {
-    this.status = s;
-    return this;
-  }
-  writeHeader(k: string, v: string): this {
-    this.bytes += k.length + v.length;
-    return this;
-  }
-  write(chunk: Buffer): boolean {
-    this.bytes += chunk.length;
-    return true;
-  }
-  getWriteOffset(): number {
-    return this.bytes;
-  }
-  tryEnd(chunk: Buffer): [boolean, boolean] {
-    this.bytes += chunk.length;
-    this.finish();
-    return [true, true];
-  }
-  end(body?: string | Buffer): this {
-    if (body !== undefined) this.bytes += body.length;
-    this.finish();
-    return this;
-  }
-  endWithoutBody(): this {
-    this.finish();
-    return this;
-  }
-  private finish(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.done(this.status.startsWith('200'));
-  }
-  onAborted(): this {
-    return this;
-  }
-  onWritable(): this {
-    return this;
-  }
-  onData(): this {
-    return this;
-  }
-  /** uWS hands over a fresh ArrayBuffer per call. */
-  getRemoteAddress(): ArrayBuffer {
-    return PEER_ADDRESS.slice().buffer;
-  }
-  close(): this {
-    this.finish();
-    return this;
-  }
-  pause(): void {}
-  resume(): void {}
 }
 
 interface Sample {
@@ -307,7 +205,7 @@ async function main(): Promise<void> {
     const reqs = allocBatches * inFlight;
     // Strings made by the stand-in request: what uWS hands over per request.
     let fromUws = 0;
-    for (const [k, bytes] of bySite) if (k.startsWith('forEach bench/edge-path.js') || k.startsWith('toString node:buffer') || k.startsWith('slice ') || k.startsWith('latin1Slice')) fromUws += bytes;
+    for (const [k, bytes] of bySite) if (k.startsWith('forEach bench/uws-standins.js') || k.startsWith('toString node:buffer') || k.startsWith('slice ') || k.startsWith('latin1Slice')) fromUws += bytes;
     const sorted = [...cpu].sort((x, y) => x - y);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     const out = [

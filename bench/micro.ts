@@ -28,7 +28,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { deepStrictEqual } from 'node:assert';
 import { compileConfig, parseConfigYaml } from '../src/config/index.js';
@@ -47,6 +46,7 @@ import { PoolRegistry } from '../src/tunnel/pools.js';
 import { TunnelConnection } from '../src/tunnel/connection.js';
 import type { HttpRequest, HttpResponse } from '../native/uws.js';
 import { BENCH_CONFIG } from './stack.js';
+import { FakeRequest, FakeResponse, MemSocket } from './uws-standins.js';
 import { renderMicro, type MicroResult } from './report.js';
 
 const ISSUER = 'http://127.0.0.1:8080';
@@ -192,25 +192,6 @@ function huffmanTask(label: string, s: string): MicroTask {
 
 // ── H2Connection pair over an in-memory duplex ──
 
-/** One end of an in-memory socket pair; bytes reach the peer on the next tick, as from a real socket. */
-class MemSocket extends Duplex {
-  peer: MemSocket | null = null;
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const p = this.peer;
-    if (p !== null) process.nextTick(deliver, p, chunk);
-    cb();
-  }
-  override _final(cb: (err?: Error | null) => void): void {
-    const p = this.peer;
-    if (p !== null) process.nextTick(deliver, p, null);
-    cb();
-  }
-}
-function deliver(to: MemSocket, chunk: Buffer | null): void {
-  if (!to.destroyed) to.push(chunk);
-}
-
 const RESPONSE_BODY = Buffer.from('{"ok":true,"items":[{"id":1,"name":"alpha"},{"id":2,"name":"beta"}],"total":2,"page":1,"of":1,"pad":"x"}');
 const RESPONSE_HEAD = [':status', '200', 'content-type', 'application/json', 'content-length', String(RESPONSE_BODY.length)];
 
@@ -282,105 +263,6 @@ function h2Task(pair: ReturnType<typeof h2Pair>): MicroTask {
 }
 
 // ── the edge's request path, in process ──
-
-/** Stand-in for uWS's HttpRequest: a browser's protected GET. */
-class FakeRequest {
-  private readonly raw: Buffer[];
-  constructor(private readonly headers: readonly string[]) {
-    this.raw = headers.map((h) => Buffer.from(h, 'latin1'));
-  }
-  getCaseSensitiveMethod(): string {
-    return 'GET';
-  }
-  getMethod(): string {
-    return 'get';
-  }
-  getUrl(): string {
-    return '/api/v1/items';
-  }
-  getQuery(): string | undefined {
-    return 'page=2';
-  }
-  getHeader(name: string): string {
-    for (let i = 0; i < this.headers.length; i += 2) if (this.headers[i] === name) return this.headers[i + 1]!;
-    return '';
-  }
-  forEach(cb: (k: string, v: string) => void): void {
-    // uWS makes new flat strings from its buffer for every request (their hashes not yet computed): so do we.
-    const raw = this.raw;
-    for (let i = 0; i < raw.length; i += 2) cb(raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1'));
-  }
-}
-
-const PEER_ADDRESS = new TextEncoder().encode('203.0.113.7').buffer;
-const PEER_ADDRESS_BINARY = new Uint8Array([203, 0, 113, 7]).buffer;
-
-/** Stand-in for uWS's HttpResponse: counts what a real one would send. */
-class FakeResponse {
-  status = '';
-  bytes = 0;
-  ended = false;
-  constructor(private readonly done: (ok: boolean) => void) {}
-  cork(cb: () => void): this {
-    cb();
-    return this;
-  }
-  writeStatus(s: string): this {
-    this.status = s;
-    return this;
-  }
-  writeHeader(k: string, v: string): this {
-    this.bytes += k.length + v.length;
-    return this;
-  }
-  write(chunk: Buffer): boolean {
-    this.bytes += chunk.length;
-    return true;
-  }
-  getWriteOffset(): number {
-    return this.bytes;
-  }
-  tryEnd(chunk: Buffer, _total: number): [boolean, boolean] {
-    this.bytes += chunk.length;
-    this.finish();
-    return [true, true];
-  }
-  end(body?: string | Buffer): this {
-    if (body !== undefined) this.bytes += body.length;
-    this.finish();
-    return this;
-  }
-  endWithoutBody(): this {
-    this.finish();
-    return this;
-  }
-  private finish(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.done(this.status.startsWith('200'));
-  }
-  onAborted(_cb: () => void): this {
-    return this;
-  }
-  onWritable(_cb: (offset: number) => boolean): this {
-    return this;
-  }
-  onData(_cb: (ab: ArrayBuffer, last: boolean) => void): this {
-    return this;
-  }
-  getRemoteAddress(): ArrayBuffer {
-    return PEER_ADDRESS_BINARY;
-  }
-  getRemoteAddressAsText(): ArrayBuffer {
-    return PEER_ADDRESS;
-  }
-  close(): this {
-    this.finish();
-    return this;
-  }
-  pause(): void {}
-  resume(): void {}
-}
 
 async function edgePathTask(store: Store): Promise<{ task: MicroTask; close: () => void }> {
   await Signer.ensureKey(store.signingKeys);

@@ -6,8 +6,8 @@
  * liked, and everyone else waited behind it.
  */
 import test from 'ava';
-import http from 'node:http';
 import { Stack } from '../integration/harness.js';
+import { getFrom } from './http.js';
 import { SECURITY_CONFIG } from './config.js';
 
 const LIMIT = 3;
@@ -20,34 +20,8 @@ test.after.always(async () => {
   await stack.stop();
 });
 
-interface Answer {
-  status: number;
-  code: string;
-  retryAfter: string;
-}
-
-/** One GET on a fresh connection from `localAddress` (loopback takes any 127.x source address). */
-function get(path: string, localAddress = '127.0.0.1'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: stack.port, path, localAddress, agent: false, headers: { host: 'localhost' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        let code = '';
-        try {
-          code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '';
-        } catch {
-          code = '';
-        }
-        resolve({ status: res.statusCode ?? 0, code, retryAfter: String(res.headers['retry-after'] ?? '') });
-      });
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`timeout on ${path}`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** One GET on a fresh connection (by default from 127.0.0.1). */
+const get = (path: string, localAddress = '127.0.0.1') => getFrom(stack.port, path, localAddress);
 
 test.serial('past --client-inflight, a client gets 429 MEZU_CLIENT_BUSY with Retry-After and nothing is forwarded; another client is served; the client is served again once its requests end', async (t) => {
   await stack.clearOrigin();

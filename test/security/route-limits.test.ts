@@ -5,8 +5,8 @@
  * Warpgate, and every other path of the application waited behind them.
  */
 import test from 'ava';
-import http from 'node:http';
 import { Stack } from '../integration/harness.js';
+import { getFrom } from './http.js';
 
 const CONFIG = `
 projects:
@@ -27,34 +27,7 @@ test.after.always(async () => {
   await stack.stop();
 });
 
-interface Answer {
-  status: number;
-  code: string;
-  retryAfter: string;
-}
-
-/** One GET on a fresh connection (so the kernel spreads them over both workers). */
-function get(path: string, localAddress: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: stack.port, path, localAddress, agent: false, headers: { host: 'localhost' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        let code = '';
-        try {
-          code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? '';
-        } catch {
-          code = '';
-        }
-        resolve({ status: res.statusCode ?? 0, code, retryAfter: String(res.headers['retry-after'] ?? '') });
-      });
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`timeout on ${path}`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = (path: string, localAddress: string) => getFrom(stack.port, path, localAddress);
 
 test.serial('max_inflight 4 over 2 workers: at most 4 of 12 slow requests reach the origin at once, the rest get 503 MEZU_ROUTE_BUSY with Retry-After; another path is served meanwhile', async (t) => {
   await stack.clearOrigin();

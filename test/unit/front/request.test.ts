@@ -98,7 +98,7 @@ function uwsRes() {
   return res;
 }
 const stream = { write: () => true, end() {}, abort() {}, pause() {}, resume() {}, onDrain() {} };
-const conn = { id: 'c', pool: 'demo', outstanding: 0, ready: true, open(r) { r.conn = conn; r.stream = stream; return true; }, close() {} };
+const conn = { id: 'c', pool: 'demo', outstanding: 0, ready: true, open(r) { r.conn = conn; r.stream = stream; return true; }, flush() {}, close() {} };
 const mk = (c) => new EdgeRequest(uwsRes(), uwsReq(c), scope, 'req-1');
 /** What route, session, authorize and identity write on an allowed request. */
 function stages(r) {
