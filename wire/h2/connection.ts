@@ -209,6 +209,8 @@ export class H2Connection {
   private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   private peerMaxConcurrent = Infinity;
   private sawPeerSettings = false;
+  /** Client role: the server announced SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441 §3). */
+  private peerConnectProtocol = false;
 
   private sendWindow = DEFAULT_WINDOW;
   private recvWindow = DEFAULT_WINDOW;
@@ -300,6 +302,11 @@ export class H2Connection {
   get outstanding(): number {
     return this.streams.size;
   }
+  /** Client role: the peer accepts extended CONNECT (RFC 8441), so a WebSocket may be opened here. */
+  get extendedConnect(): boolean {
+    return this.peerConnectProtocol;
+  }
+
   /** True while new streams may be opened on this connection. */
   get open(): boolean {
     return !this.closed && !this.goawayReceived && !this.goawaySent;
@@ -408,6 +415,7 @@ export class H2Connection {
   private writeSettings(): void {
     const s: Array<[number, number]> = [[SettingId.ENABLE_PUSH, 0], [SettingId.INITIAL_WINDOW_SIZE, this.limits.initialWindowSize], [SettingId.MAX_HEADER_LIST_SIZE, this.limits.maxHeaderListSize]];
     if (this.role === 'server') s.push([SettingId.MAX_CONCURRENT_STREAMS, this.limits.maxConcurrentStreams]);
+    if (this.role === 'server' && this.limits.enableConnectProtocol) s.push([SettingId.ENABLE_CONNECT_PROTOCOL, 1]);
     if (this.limits.headerTableSize !== 4096) s.push([SettingId.HEADER_TABLE_SIZE, this.limits.headerTableSize]);
     const at = this.reserve(FRAME_HEADER_LENGTH + s.length * 6);
     writeFrameHeader(this.arena, at, s.length * 6, FrameType.SETTINGS, 0, 0);
@@ -750,7 +758,7 @@ export class H2Connection {
       return this.countRefused();
     }
     const s = new H2Stream(this, sid, this.peerInitialWindow, this.limits.initialWindowSize);
-    if (malformed || !validRequestHeaders(headers)) {
+    if (malformed || !validRequestHeaders(headers, this.limits.enableConnectProtocol)) {
       this.streams.set(sid, s);
       return this.streamError(s, ErrorCode.PROTOCOL_ERROR);
     }
@@ -901,6 +909,11 @@ export class H2Connection {
           if (delta > 0) for (const s of [...this.streams.values()]) this.flushStream(s);
           break;
         }
+        case SettingId.ENABLE_CONNECT_PROTOCOL:
+          // RFC 8441 §3: 0 or 1, and never withdrawn once announced. A client sending it means nothing.
+          if (v > 1 || (v === 0 && this.peerConnectProtocol)) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'invalid ENABLE_CONNECT_PROTOCOL');
+          if (this.role === 'client') this.peerConnectProtocol = v === 1;
+          break;
         case SettingId.MAX_FRAME_SIZE:
           if (v < DEFAULT_MAX_FRAME_SIZE || v > MAX_FRAME_SIZE_LIMIT) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'MAX_FRAME_SIZE out of range');
           this.peerMaxFrameSize = Math.min(v, 64 * 1024);
@@ -1169,9 +1182,17 @@ function destroySocket(s: Duplex): void {
   s.destroy();
 }
 
-/** Request header rules (RFC 9113 §8.2, §8.3.1): lower-case names, pseudo-headers first and valid, no connection-specific fields. */
-function validRequestHeaders(h: string[]): boolean {
+/**
+ * Request header rules (RFC 9113 §8.2, §8.3.1): lower-case names, pseudo-headers
+ * first and valid, no connection-specific fields. CONNECT only in its extended
+ * form (RFC 8441 §4: `:protocol`, `:scheme` and `:path` present), and only when
+ * this end announced it; `:protocol` only with CONNECT. A plain CONNECT
+ * (RFC 9113 §8.5, a TCP tunnel) is never accepted.
+ */
+function validRequestHeaders(h: string[], extendedConnect: boolean): boolean {
   let method = false;
+  let connect = false;
+  let protocol = false;
   let path = false;
   let scheme = false;
   let regular = false;
@@ -1182,19 +1203,23 @@ function validRequestHeaders(h: string[]): boolean {
       if (n === ':method') {
         if (method) return false;
         method = true;
+        connect = h[i + 1] === 'CONNECT';
       } else if (n === ':path') {
         if (path || h[i + 1]!.length === 0) return false;
         path = true;
       } else if (n === ':scheme') {
         if (scheme) return false;
         scheme = true;
+      } else if (n === ':protocol') {
+        if (protocol || !extendedConnect || h[i + 1]!.length === 0) return false;
+        protocol = true;
       } else if (n !== ':authority') return false;
       continue;
     }
     regular = true;
     if (CONNECTION_SPECIFIC.has(n) || (n === 'te' && h[i + 1] !== 'trailers')) return false;
   }
-  return method && path && scheme;
+  return method && path && scheme && connect === protocol;
 }
 
 /** The `:status` of a response header list, or -1 when missing, duplicated or malformed. */

@@ -51,6 +51,8 @@ export const enum SettingId {
   INITIAL_WINDOW_SIZE = 0x4,
   MAX_FRAME_SIZE = 0x5,
   MAX_HEADER_LIST_SIZE = 0x6,
+  /** RFC 8441 §3: the server accepts extended CONNECT (`:protocol`, e.g. WebSockets). */
+  ENABLE_CONNECT_PROTOCOL = 0x8,
 }
 
 /** RFC 9113 §6.5.2 defaults. */

@@ -35,6 +35,13 @@ export interface H2Limits {
   /** Liveness: a PING every interval; no ACK within timeout → the connection is dead and destroyed. 0 disables. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  /**
+   * Server role: announce SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441) and accept
+   * extended CONNECT streams (`:method CONNECT` with `:protocol`). Off by
+   * default: only a peer that handles such streams (the Warpgate's WebSocket
+   * relay) turns it on; without it a `:protocol` makes the request malformed.
+   */
+  enableConnectProtocol: boolean;
   /** Client role: no response head within this long → the stream is cancelled (504). */
   responseTimeoutMs: number;
 }
@@ -55,4 +62,5 @@ export const DEFAULT_LIMITS: Readonly<H2Limits> = Object.freeze({
   pingIntervalMs: 2000,
   pingTimeoutMs: 4000,
   responseTimeoutMs: 60_000,
+  enableConnectProtocol: false,
 });
