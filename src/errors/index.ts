@@ -46,6 +46,15 @@ export const Errors = {
   MEZU_ORIGIN_TIMEOUT: { status: 504, message: 'warpgate: the origin did not answer in time' },
   MEZU_ORIGIN_FAILED: { status: 502, message: 'warpgate: the origin connection failed during the request' },
   MEZU_ORIGIN_BUSY: { status: 503, message: 'warpgate: every origin connection is busy; retry shortly' },
+  // ── WebSockets and long-lived streams ──
+  MEZU_WEBSOCKET_NOT_ALLOWED: { status: 403, message: 'edge: WebSockets are not allowed on this route' },
+  MEZU_WEBSOCKET_UNSUPPORTED: { status: 502, message: 'tunnel: the Warpgate of this project does not accept WebSockets' },
+  MEZU_WEBSOCKET_LIMIT: { status: 429, message: 'edge: this session has as many WebSockets open as the route allows' },
+  MEZU_WEBSOCKET_UPGRADE_FAILED: { status: 502, message: 'warpgate: the origin did not accept the WebSocket upgrade' },
+  MEZU_WEBSOCKET_MESSAGE_TOO_BIG: { status: 413, message: 'edge: the WebSocket message is larger than this route accepts' },
+  MEZU_WEBSOCKET_IDLE: { status: 408, message: 'edge: the WebSocket was idle for longer than this route allows' },
+  MEZU_WEBSOCKET_BACKPRESSURE: { status: 503, message: 'edge: the WebSocket client sent faster than the application reads' },
+  MEZU_ACCESS_REVOKED: { status: 403, message: 'edge: access ended while the connection was open' },
   // ── control plane, config, store, startup ──
   MEZU_CONFIG_INVALID: { status: 400, message: 'config: the configuration is invalid' },
   MEZU_CONFIG_STALE: { status: 409, message: 'config: another version was applied in between; reload and retry' },
