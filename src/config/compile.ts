@@ -5,7 +5,7 @@
  * swaps one snapshot by reference and never sees a half-applied config.
  */
 import { FrozenMap } from './frozen-map.js';
-import { DEFAULT_MAX_BODY_BYTES } from './limits.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SOCKETS, DEFAULT_WS_IDLE_MS } from './limits.js';
 import { RouteTable, type RouteRule } from '../route/index.js';
 import { defaultLoginConfig, defaultPasswordConfig, DEFAULT_ORGANIZATION, orgDirectoryId } from './defaults.js';
 import type {
@@ -50,8 +50,8 @@ class Project implements CompiledProject {
       throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
     });
     const projectMaxBody = p.maxBody ?? DEFAULT_MAX_BODY_BYTES;
-    const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, ruleName(p.id, r)) }));
-    this.#routes = new RouteTable(rules, makePolicy(p.default, ['user'], [], [], projectMaxBody, 0, `${p.id}:default`));
+    const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, wsLimits(r), ruleName(p.id, r)) }));
+    this.#routes = new RouteTable(rules, makePolicy(p.default, ['user'], [], [], projectMaxBody, 0, wsLimits({}), `${p.id}:default`));
     Object.freeze(this);
   }
 
@@ -68,6 +68,7 @@ function makePolicy(
   permissions: readonly string[],
   maxBody: number,
   maxInflight: number,
+  ws: WsLimits,
   rule: string,
 ): Policy {
   // Same key order for every policy: one hidden class on the hot path.
@@ -79,8 +80,24 @@ function makePolicy(
     permissions: permissions.length === 0 ? null : Object.freeze([...permissions]),
     maxBody,
     maxInflight,
+    websocket: ws.websocket,
+    maxMessage: ws.maxMessage,
+    idleTimeoutMs: ws.idleTimeoutMs,
+    maxSockets: ws.maxSockets,
     rule,
   });
+}
+
+type WsLimits = Pick<Policy, 'websocket' | 'maxMessage' | 'idleTimeoutMs' | 'maxSockets'>;
+
+/** A rule's WebSocket settings with the defaults applied. */
+function wsLimits(r: Pick<RouteConfig, 'websocket' | 'maxMessage' | 'idleTimeoutMs' | 'maxSockets'>): WsLimits {
+  return {
+    websocket: r.websocket ?? true,
+    maxMessage: r.maxMessage ?? DEFAULT_MAX_MESSAGE_BYTES,
+    idleTimeoutMs: r.idleTimeoutMs ?? DEFAULT_WS_IDLE_MS,
+    maxSockets: r.maxSockets ?? DEFAULT_MAX_SOCKETS,
+  };
 }
 
 /** `demo:/api/v1/*`, or `demo:/health [GET,HEAD]` for a method-narrowed rule. */

@@ -42,3 +42,19 @@ export function parseSize(v: unknown): number | null {
   const n = Math.round(Number(m[1]) * unit);
   return Number.isSafeInteger(n) ? n : null;
 }
+
+/**
+ * WebSocket limits of a route (docs/SECURITY.md, "WebSockets"). `max_message`
+ * bounds one client message (1009 past it); uWS reassembles a fragmented
+ * message before the edge sees it, and refuses (closing without a close
+ * frame, 1006) a frame header announcing more than MAX_MAX_MESSAGE_BYTES, so
+ * a message between the route's limit and that ceiling is buffered once by
+ * uWS and then refused with 1009.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+export const MAX_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** `idle_timeout`: no message either way for this long closes the socket (1001). nginx's proxy_read_timeout is 60 s; a chat client idles longer. */
+export const DEFAULT_WS_IDLE_MS = 5 * 60_000;
+/** `max_sockets`: open WebSockets one session or key may hold on a rule, edge-wide (each worker takes its share). Browsers open one or two per tab. */
+export const DEFAULT_MAX_SOCKETS = 32;
+export const MAX_MAX_SOCKETS = 100_000;

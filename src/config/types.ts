@@ -25,6 +25,14 @@ export interface RouteConfig {
   maxBody?: number;
   /** `max_inflight`: requests forwarded on this rule at once, edge-wide (divided among the workers); absent: no limit. */
   maxInflight?: number;
+  /** `websocket`: WebSocket handshakes accepted on this rule; absent: true. */
+  websocket?: boolean;
+  /** `max_message`: longest client WebSocket message in bytes; absent: DEFAULT_MAX_MESSAGE_BYTES. */
+  maxMessage?: number;
+  /** `idle_timeout`: a WebSocket with no message either way for this long is closed; absent: DEFAULT_WS_IDLE_MS. */
+  idleTimeoutMs?: number;
+  /** `max_sockets`: open WebSockets per session or key on this rule, edge-wide; absent: DEFAULT_MAX_SOCKETS. */
+  maxSockets?: number;
 }
 
 /** Whose user directory a project signs users in with: its own, or its organization's (shared by the organization's projects). */
@@ -136,6 +144,14 @@ export interface Policy {
   maxBody: number;
   /** `max_inflight` (edge-wide; each worker takes its share), 0 when the rule sets none. */
   maxInflight: number;
+  /** WebSocket handshakes accepted. */
+  websocket: boolean;
+  /** Longest client WebSocket message, bytes (longer: close 1009). */
+  maxMessage: number;
+  /** A WebSocket idle for this long (no message either way) is closed (1001). */
+  idleTimeoutMs: number;
+  /** Open WebSockets per session or key on this rule, edge-wide (each worker takes its share, at least one). */
+  maxSockets: number;
   /** Human-readable origin of the rule, for logs: `demo:/api/v1/*` or `demo:default`. */
   rule: string;
 }

@@ -1,14 +1,15 @@
 /**
  * Route rules (`projects[].routes`): path (exact, or a `/prefix/*`, in
  * normalized form, outside the reserved prefixes), auth mode, methods,
- * principals, roles, permissions, max_body, max_inflight; two rules on one path (as
+ * principals, roles, permissions, max_body, max_inflight, and the WebSocket
+ * settings (websocket, max_message, idle_timeout, max_sockets); two rules on one path (as
  * matching sees it) must not cover the same method.
  */
 import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../../../wire/index.js';
 import { normalizePath, routeKey } from '../../route/index.js';
-import { MAX_MAX_BODY_BYTES, parseSize } from '../limits.js';
+import { MAX_MAX_BODY_BYTES, MAX_MAX_MESSAGE_BYTES, MAX_MAX_SOCKETS, parseSize } from '../limits.js';
 import type { AuthMode, RouteConfig } from '../types.js';
-import { checkKeys, describe, isMapping, own, validateList, type Problems } from './fields.js';
+import { checkKeys, describe, isMapping, own, validateDuration, validateList, type Problems } from './fields.js';
 
 /** RFC 9110 §5.6.2 token. */
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -19,7 +20,7 @@ const AUTH_MODES: readonly AuthMode[] = ['required', 'public', 'deny'];
 const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'service_account'];
 /** TRACE reflects the request (credentials included); CONNECT would open a raw tunnel. */
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
-const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body', 'max_inflight'];
+const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body', 'max_inflight', 'websocket', 'max_message', 'idle_timeout', 'max_sockets'];
 /** Reserved prefix without its trailing slash: `/_mezu` itself is reserved too. */
 const RESERVED_BASE = RESERVED_PATH_PREFIX.slice(0, -1);
 
@@ -71,6 +72,7 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   const methods = validateMethods(own(input, 'methods'), `${at}.methods`, problems);
   const maxBody = validateMaxBody(own(input, 'max_body'), `${at}.max_body`, problems);
   const maxInflight = validateMaxInflight(own(input, 'max_inflight'), `${at}.max_inflight`, problems);
+  const ws = validateWebSocket(input, at, problems);
 
   const rawPrincipals = own(input, 'principals');
   const rawRoles = own(input, 'roles');
@@ -112,7 +114,37 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   const route: RouteConfig = { path, methods, auth, principals, roles, permissions };
   if (maxBody !== undefined) route.maxBody = maxBody;
   if (maxInflight !== undefined) route.maxInflight = maxInflight;
+  Object.assign(route, ws);
   return route;
+}
+
+/** `websocket`, `max_message`, `idle_timeout`, `max_sockets`: only the keys present. */
+function validateWebSocket(input: Record<string, unknown>, at: string, problems: Problems): Pick<RouteConfig, 'websocket' | 'maxMessage' | 'idleTimeoutMs' | 'maxSockets'> {
+  const out: Pick<RouteConfig, 'websocket' | 'maxMessage' | 'idleTimeoutMs' | 'maxSockets'> = {};
+  const websocket = own(input, 'websocket');
+  if (websocket !== undefined && websocket !== null) {
+    if (typeof websocket !== 'boolean') problems.push({ at: `${at}.websocket`, message: `must be true or false; got ${describe(websocket)}` });
+    else out.websocket = websocket;
+  }
+  const maxMessage = own(input, 'max_message');
+  if (maxMessage !== undefined && maxMessage !== null) {
+    const n = parseSize(maxMessage);
+    if (n === null || n < 1 || n > MAX_MAX_MESSAGE_BYTES) {
+      problems.push({ at: `${at}.max_message`, message: `must be a size from 1 byte to 16MiB (the WebSocket server's ceiling), such as 64KiB or 1MiB; got ${describe(maxMessage)}` });
+    } else out.maxMessage = n;
+  }
+  const idle = own(input, 'idle_timeout');
+  if (idle !== undefined && idle !== null) {
+    const ms = validateDuration(idle, `${at}.idle_timeout`, '5m', problems);
+    if (ms !== null) out.idleTimeoutMs = ms;
+  }
+  const maxSockets = own(input, 'max_sockets');
+  if (maxSockets !== undefined && maxSockets !== null) {
+    if (typeof maxSockets !== 'number' || !Number.isInteger(maxSockets) || maxSockets < 1 || maxSockets > MAX_MAX_SOCKETS) {
+      problems.push({ at: `${at}.max_sockets`, message: `must be a whole number of sockets from 1 to ${MAX_MAX_SOCKETS}; got ${describe(maxSockets)}` });
+    } else out.maxSockets = maxSockets;
+  }
+  return out;
 }
 
 /** Most `max_inflight` accepted: far above what one edge forwards at once, so only a typo is refused. */

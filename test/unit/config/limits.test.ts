@@ -96,3 +96,37 @@ test('HEAD follows a GET-narrowed rule unless HEAD has its own', (t) => {
   t.is(match(p, 'HEAD', '/feeds/a').auth, 'public');
   t.deepEqual(match(p, 'GET', '/feeds/a').roles, ['reader']);
 });
+
+test('WebSocket settings: per rule, with defaults (websocket on, 1 MiB messages, 5 min idle, 32 sockets) on rules that set none and on the project default', (t) => {
+  const p = compiled([
+    { path: '/live/*', websocket: true, max_message: '64KiB', idle_timeout: '30s', max_sockets: 2 },
+    { path: '/files/*', websocket: false },
+  ]);
+  const live = match(p, 'GET', '/live/x');
+  t.is(live.websocket, true);
+  t.is(live.maxMessage, 64 * 1024);
+  t.is(live.idleTimeoutMs, 30_000);
+  t.is(live.maxSockets, 2);
+  t.is(match(p, 'GET', '/files/a').websocket, false);
+  for (const other of [match(p, 'GET', '/files/a'), match(p, 'GET', '/elsewhere')]) {
+    t.is(other.maxMessage, 1024 * 1024);
+    t.is(other.idleTimeoutMs, 5 * 60_000);
+    t.is(other.maxSockets, 32);
+  }
+  t.is(match(p, 'GET', '/elsewhere').websocket, true);
+});
+
+test('WebSocket settings: wrong values are refused with their place (max_message up to the 16 MiB ceiling)', (t) => {
+  const r = validateConfig({
+    projects: [{
+      id: 'p', hosts: ['p.example'], upstream: 'p', routes: [
+        { path: '/a', websocket: 'yes' }, { path: '/b', max_message: '17MiB' }, { path: '/c', max_message: 0 },
+        { path: '/d', idle_timeout: 'soon' }, { path: '/e', max_sockets: 0 }, { path: '/f', max_message: '16MiB', max_sockets: 100_000 },
+      ],
+    }],
+  });
+  t.false(r.ok);
+  if (r.ok) return;
+  t.deepEqual(r.problems.map((p) => p.at), ['projects[0].routes[0].websocket', 'projects[0].routes[1].max_message', 'projects[0].routes[2].max_message', 'projects[0].routes[3].idle_timeout', 'projects[0].routes[4].max_sockets']);
+  t.regex(r.problems[1]!.message, /16MiB/);
+});
