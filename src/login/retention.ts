@@ -17,6 +17,8 @@
  * - Development outbox mail (no `--smtp`) older than a day: its reset and
  *   signup links are dead by then (reset_ttl is at most 24 h), and a copy of
  *   the store should not keep a growing archive of them.
+ * - Change-feed entries older than ten minutes (src/store/changes.ts): every
+ *   reader polls it several times a second.
  *
  * One edge worker sweeps (src/login/setup.ts). Every sweep deletes in small
  * write transactions and re-checks each record inside them, so it never
@@ -46,6 +48,8 @@ export interface SweepCounts {
   history: number;
   tokens: number;
   outbox: number;
+  /** Change-feed entries older than FEED_KEEP_MS (src/store/changes.ts). */
+  changes: number;
 }
 
 /** Whether a session is over at `now` under the config (or the Console's fixed lifetimes). */
@@ -85,5 +89,6 @@ export async function sweepExpired(store: Store, cfg: CompiledConfig | null, now
     history: await store.loginHistory.sweep(now - historyMs),
     tokens: await store.emailTokens.sweep(now),
     outbox: await store.outbox.sweep(now - OUTBOX_MS),
+    changes: await store.changes.prune(now),
   };
 }

@@ -35,6 +35,7 @@ import { ServiceAccountStore } from './service-accounts.js';
 import { SigningKeyStore, SecretStore } from './secrets.js';
 import { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from './login.js';
 import { AuditStore } from './audit.js';
+import { ChangeFeed, type ChangeRecord } from './changes.js';
 import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
 
 export interface Store {
@@ -54,6 +55,8 @@ export interface Store {
   readonly tunnelCas: TunnelCaStore;
   readonly warpgates: WarpgateStore;
   readonly tunnelStatus: TunnelStatusStore;
+  /** Changes that can take access away, in commit order (continuous authorization reads it). */
+  readonly changes: ChangeFeed;
   /** Seals and opens the secrets kept here (seal.ts); `mezusphere store-key rotate` uses it. */
   readonly sealer: StoreSealer;
   /** Re-seals every sealed field not sealed under the current store key; returns how many changed. */
@@ -184,12 +187,14 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     if (err instanceof MezuError) throw err;
     throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
+  const changes = new ChangeFeed(openDb<ChangeRecord>(root, 'changes'), clock);
   return {
     path,
+    changes,
     config: new ConfigStore(openDb(root, 'config') as Database<StoredConfig | number, string>, clock),
-    users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail'), clock),
-    sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser'), clock),
-    serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock),
+    users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail'), clock, changes),
+    sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser'), clock, changes),
+    serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock, changes),
     signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
     credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
     loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),

@@ -4,6 +4,7 @@ import type { Clock } from '../runtime/index.js';
 import { MezuError } from '../errors/index.js';
 import type { ApiKeyRecord, ServiceAccountRecord } from './records.js';
 import { Table } from './table.js';
+import type { ChangeFeed } from './changes.js';
 
 /** Oldest first, ties by id. */
 const byCreation = (a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
@@ -24,6 +25,8 @@ export class ServiceAccountStore extends Table<ServiceAccountRecord> {
     accounts: Database<ServiceAccountRecord, string>,
     private readonly keyDb: Database<ApiKeyRecord, string>,
     clock: Clock,
+    /** Revocations, rotations and account changes are written to the change feed in their transaction. */
+    private readonly feed: ChangeFeed,
   ) {
     super(accounts, clock);
     this.keys = new KeyTable(keyDb, clock);
@@ -42,7 +45,11 @@ export class ServiceAccountStore extends Table<ServiceAccountRecord> {
     await this.keyDb.put(rec.id, rec);
   }
   async revokeKey(id: string): Promise<boolean> {
-    const next = await this.keys.update(id, (cur) => (cur === undefined || cur.revokedAt !== null ? undefined : { ...cur, revokedAt: this.clock.now() }));
+    const next = await this.keys.update(id, (cur) => {
+      if (cur === undefined || cur.revokedAt !== null) return undefined;
+      this.feed.append('key', id); // inside the update's transaction
+      return { ...cur, revokedAt: this.clock.now() };
+    });
     return next !== undefined;
   }
   async refreshKey(id: string, patch: Partial<Pick<ApiKeyRecord, 'lastUsedAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<void> {
@@ -53,7 +60,11 @@ export class ServiceAccountStore extends Table<ServiceAccountRecord> {
   }
   /** Applies a change and bumps the version (cached key assertions are re-minted). */
   async update(id: string, patch: Partial<Pick<ServiceAccountRecord, 'name' | 'status' | 'roles' | 'permissions'>>): Promise<ServiceAccountRecord> {
-    const out = await this.change(id, (cur) => (cur === undefined ? undefined : { ...cur, ...patch, version: cur.version + 1, updatedAt: this.clock.now() }));
+    const out = await this.change(id, (cur) => {
+      if (cur === undefined) return undefined;
+      this.feed.append('account', id); // inside the change's transaction
+      return { ...cur, ...patch, version: cur.version + 1, updatedAt: this.clock.now() };
+    });
     if (out === undefined) throw new MezuError('MEZU_SERVICE_ACCOUNT_NOT_FOUND', `store: no service account ${id}`);
     return out;
   }
@@ -80,6 +91,8 @@ export class ServiceAccountStore extends Table<ServiceAccountRecord> {
       const exp = cur.expiresAt === null ? oldExpiresAt : Math.min(cur.expiresAt, oldExpiresAt);
       void keys.put(oldId, { ...cur, expiresAt: exp, replacedBy: fresh.id });
       void keys.put(fresh.id, fresh);
+      // The old key now expires sooner: open streams on it take the new deadline.
+      this.feed.append('key', oldId);
       return true;
     });
   }

@@ -7,6 +7,7 @@ import type { Database } from '../../native/lmdb.js';
 import type { Clock } from '../runtime/index.js';
 import type { SessionRecord } from './records.js';
 import { Table } from './table.js';
+import type { ChangeFeed } from './changes.js';
 
 const userKey = (s: Pick<SessionRecord, 'userId' | 'id'>): string => `${s.userId}\u0000${s.id}`;
 
@@ -15,6 +16,8 @@ export class SessionStore extends Table<SessionRecord> {
     db: Database<SessionRecord, string>,
     private readonly byUser: Database<string, string>,
     clock: Clock,
+    /** Revocations are written to the change feed in their transaction (continuous authorization). */
+    private readonly feed: ChangeFeed,
   ) {
     super(db, clock);
   }
@@ -37,6 +40,7 @@ export class SessionStore extends Table<SessionRecord> {
       if (cur === undefined) return false;
       void this.db.remove(tokenHash);
       void this.byUser.remove(userKey(cur));
+      this.feed.append('session', tokenHash);
       return true;
     });
   }
@@ -49,6 +53,7 @@ export class SessionStore extends Table<SessionRecord> {
         void this.byUser.remove(key);
         n++;
       }
+      if (n > 0) this.feed.append('user', userId);
       return n;
     });
   }

@@ -7,6 +7,7 @@ import type { Clock } from '../runtime/index.js';
 import { MezuError } from '../errors/index.js';
 import type { CredentialRecord, UserRecord, UserStatus } from './records.js';
 import { Table } from './table.js';
+import type { ChangeFeed } from './changes.js';
 
 function emailKey(directory: string, email: string): string {
   return `${directory}\u0000${email.toLowerCase()}`;
@@ -17,6 +18,8 @@ export class UserStore extends Table<UserRecord> {
     db: Database<UserRecord, string>,
     private readonly byEmail: Database<string, string>,
     clock: Clock,
+    /** Every change of a user is written to the change feed in its transaction (continuous authorization). */
+    private readonly feed: ChangeFeed,
   ) {
     super(db, clock);
   }
@@ -66,6 +69,8 @@ export class UserStore extends Table<UserRecord> {
       }
       out = { ...cur, ...patch, version: cur.version + 1, updatedAt: this.clock.now() };
       void this.db.put(id, out);
+      // Status, roles and permissions decide access: open streams of this user are judged again.
+      this.feed.append('user', id);
       outcome = 'ok';
     });
     if (outcome === 'taken') throw new MezuError('MEZU_USER_EXISTS', `store: a user with email ${patch.email} already exists in this directory`);

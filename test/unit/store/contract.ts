@@ -344,4 +344,38 @@ export function storeContract(name: string, open: (t: ExecutionContext, clock: M
     t.is(s.sessions.getForRequest('th1'), undefined, 'a revocation by the other is seen here');
     t.is(other.users.getForRequest('u1')!.status, 'suspended', 'and the other way round');
   });
+
+  run('change feed: every change that can take access away is in it, in commit order, from either handle; pruning leaves a gap a reader sees', async (t, s, clock, o) => {
+    const other = o.peer();
+    const start = s.changes.last();
+    t.deepEqual(s.changes.since(start), { seq: start, changed: new Set() }, 'nothing new: an empty read');
+    await s.users.create(user('u1'));
+    await s.sessions.create('th1', session('s1', 'u1'));
+    await s.sessions.create('th2', session('s2', 'u1'));
+    t.is(s.changes.last(), start, 'creations take nothing away: not in the feed');
+    await s.sessions.revoke('th1');
+    t.false(await s.sessions.revoke('th1'), 'a second revoke changes nothing');
+    await s.users.setStatus('u1', 'suspended');
+    await other.sessions.revokeAllForUser('u1');
+    await s.serviceAccounts.create(account('sa1'));
+    await s.serviceAccounts.addKey(key('k1', 'sa1'));
+    await s.serviceAccounts.addKey(key('k2', 'sa1'));
+    await s.serviceAccounts.revokeKey('k1');
+    await other.serviceAccounts.rotateKey('k2', key('k3', 'sa1'), T0 + H);
+    await s.serviceAccounts.setStatus('sa1', 'disabled');
+    await new Promise((r) => setImmediate(r));
+    const r = s.changes.since(start);
+    t.is(r.seq, start + 6, 'one entry per change, numbered without holes');
+    t.deepEqual(r.changed, new Set(['session:th1', 'user:u1', 'key:k1', 'key:k2', 'account:sa1']));
+    t.deepEqual(other.changes.since(start + 5), { seq: start + 6, changed: new Set(['account:sa1']) }, 'the other handle reads the same feed');
+    // Ten minutes on, retention prunes all but the newest entry: a reader left behind sees a gap.
+    clock.advance(11 * 60_000);
+    t.is(await s.changes.prune(clock.now()), 5);
+    t.is(s.changes.oldest(), start + 6, 'the newest entry stays: it carries the numbering on');
+    t.is(s.changes.since(start).changed, 'gap');
+    t.is(s.changes.since(start).seq, start + 6, 'and is moved to the newest');
+    t.deepEqual(s.changes.since(start + 6).changed, new Set(), 'a reader that kept up sees no gap');
+    await s.sessions.revoke('th2');
+    t.deepEqual(s.changes.since(start + 6), { seq: start + 6, changed: new Set() }, 'th2 went with revokeAllForUser: nothing revoked, nothing written');
+  });
 }
