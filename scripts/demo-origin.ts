@@ -12,9 +12,24 @@
  * `?status=204|304` answers that status with no body; `?delay=MS` answers after MS milliseconds; `?bytes=N` answers with N bytes of
  * application/octet-stream, streamed with backpressure (never more than one
  * 64 KiB chunk held).
+ *
+ * Long-lived answers, for what an edge must carry besides request/response:
+ *
+ * - `/api/v1/ws`: a WebSocket (uWS's own, no compression, messages up to
+ *   16 MiB, no idle timeout). Every message is echoed with its type; the text
+ *   `whoami` is answered with `{"whoami": {…}, "protocol": "…"}` — the
+ *   handshake's `x-mezu-*`, `x-forwarded-*` and `traceparent` fields and the
+ *   subprotocol chosen (the first the client offered of `echo.v1`, `chat`);
+ *   the text `close:<code>:<reason>` makes the origin close with that code and
+ *   reason. A handshake is recorded like a request (with `upgrade: true`);
+ *   with `--record`, `GET /__origin/websockets` says how many are open
+ *   (`{"open": n, "opened": total}`).
+ * - `GET /api/v1/events`: Server-Sent Events, one `{"time", "n"}` event a
+ *   second (the first at once) until the client goes away.
+ * - `GET /api/v1/live`: a page that uses both from a browser.
  */
 import { parseArgs } from 'node:util';
-import { loadUws, type HttpResponse } from '../native/uws.js';
+import { loadUws, type HttpResponse, type WebSocket, type WebSocketBehavior } from '../native/uws.js';
 
 interface Seen {
   method: string;
@@ -26,10 +41,113 @@ interface Seen {
   complete: boolean;
   /** The connection went away before the answer was sent. */
   aborted: boolean;
+  /** A WebSocket handshake (upgraded). */
+  upgrade?: true;
 }
+
+
+/** What a WebSocket keeps from its handshake (the HttpRequest is gone once `upgrade` returns). */
+interface WsData {
+  whoami: Record<string, string | string[]>;
+  protocol: string;
+}
+
+/** Subprotocols the WebSocket speaks; the first the client offers of these is chosen (RFC 6455 §4.2.2). */
+const SUBPROTOCOLS = ['echo.v1', 'chat'];
+/** The fields `whoami` reports: what the edge and the Warpgate add to a request. */
+const WHOAMI_RE = /^(?:x-mezu-|x-forwarded-|traceparent$)/;
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x62);
 const MAX_BYTES = 1 << 30;
+
+/**
+ * `/api/v1/live`: the WebSocket and the event stream from a browser, on one
+ * self-contained page (the application's own, so inline script and style).
+ * Status lines by id, for the browser tests: `ws-status` (`open`, or
+ * `closed <code> <reason>`), `sse-status` (`open` or `closed`), `echoes` (one
+ * item per echo), `ticks` (the latest event's count), `whoami`.
+ */
+const LIVE_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Live: WebSocket and Server-Sent Events</title>
+<style>
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #1b1b1b; }
+h2 { font-size: 1.1rem; margin-top: 1.75rem; }
+h3 { font-size: 1rem; }
+pre { background: #f3f3f3; padding: .75rem; overflow: auto; font-size: 13px; }
+.status { font-weight: 600; }
+input { font: inherit; padding: .2rem .4rem; }
+</style>
+</head>
+<body>
+<main>
+<h1>Live</h1>
+<p>A WebSocket to <code>/api/v1/ws</code> and Server-Sent Events from <code>/api/v1/events</code>.</p>
+<section aria-labelledby="ws-title">
+<h2 id="ws-title">WebSocket</h2>
+<p>Status: <span id="ws-status" class="status" role="status">connecting</span></p>
+<form id="ws-form">
+<label for="ws-input">Message</label>
+<input id="ws-input" name="message" autocomplete="off" required>
+<button type="submit">Send</button>
+</form>
+<h3 id="echoes-title">Echoes</h3>
+<ul id="echoes" aria-labelledby="echoes-title" aria-live="polite"></ul>
+<h3 id="whoami-title">Who am I</h3>
+<pre id="whoami" aria-labelledby="whoami-title"></pre>
+</section>
+<section aria-labelledby="sse-title">
+<h2 id="sse-title">Server-Sent Events</h2>
+<p>Status: <span id="sse-status" class="status" role="status">connecting</span></p>
+<p>Ticks: <span id="ticks">0</span> <span id="tick-time"></span></p>
+</section>
+</main>
+<script>
+(function () {
+  'use strict';
+  function $(id) { return document.getElementById(id); }
+  var ws = new WebSocket((location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/api/v1/ws', ['echo.v1']);
+  ws.onopen = function () {
+    $('ws-status').textContent = 'open';
+    ws.send('whoami');
+  };
+  ws.onclose = function (e) { $('ws-status').textContent = 'closed ' + e.code + ' ' + e.reason; };
+  ws.onmessage = function (e) {
+    if (typeof e.data === 'string') {
+      var d = null;
+      try { d = JSON.parse(e.data); } catch (_) { d = null; }
+      if (d !== null && typeof d === 'object' && d.whoami) {
+        $('whoami').textContent = JSON.stringify(d.whoami, null, 2);
+        return;
+      }
+    }
+    var li = document.createElement('li');
+    li.textContent = typeof e.data === 'string' ? e.data : '(binary, ' + e.data.size + ' bytes)';
+    $('echoes').appendChild(li);
+  };
+  $('ws-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var input = $('ws-input');
+    if (ws.readyState !== WebSocket.OPEN || input.value === '') return;
+    ws.send(input.value);
+    input.value = '';
+  });
+  var es = new EventSource('/api/v1/events');
+  es.onopen = function () { $('sse-status').textContent = 'open'; };
+  es.onerror = function () { $('sse-status').textContent = 'closed'; };
+  es.onmessage = function (e) {
+    var d = JSON.parse(e.data);
+    $('ticks').textContent = String(d.n);
+    $('tick-time').textContent = d.time;
+  };
+})();
+</script>
+</body>
+</html>
+`;
 
 /** Streams `total` bytes one CHUNK at a time, resuming from onWritable. */
 function streamBytes(res: HttpResponse, total: number, isAborted: () => boolean): void {
@@ -58,10 +176,87 @@ function streamBytes(res: HttpResponse, total: number, isAborted: () => boolean)
   });
 }
 
+/** Server-Sent Events: one event a second, the first at once, until the client goes away. */
+function serveEvents(res: HttpResponse, entry: Seen): void {
+  let n = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const event = () => {
+    n++;
+    res.write(`data: ${JSON.stringify({ time: new Date().toISOString(), n })}\n\n`);
+  };
+  res.onAborted(() => {
+    entry.aborted = true;
+    if (timer !== null) clearInterval(timer);
+  });
+  res.cork(() => {
+    res.writeHeader('content-type', 'text/event-stream');
+    res.writeHeader('cache-control', 'no-store');
+    event();
+  });
+  // Outside a uWS callback, writes are corked by hand: one syscall per event.
+  timer = setInterval(() => res.cork(event), 1000);
+}
+
+function sendWhoami(ws: WebSocket<WsData>): void {
+  const d = ws.getUserData();
+  ws.send(JSON.stringify({ whoami: d.whoami, protocol: d.protocol }), false);
+}
+
 export function startDemoOrigin(host: string, port: number, record: boolean): Promise<number> {
   const uws = loadUws();
   const seen: Seen[] = [];
+  const sockets = { open: 0, opened: 0 };
   const app = uws.App();
+  const remember = (entry: Seen) => {
+    if (!record) return;
+    seen.push(entry);
+    if (seen.length > 10_000) seen.shift();
+  };
+  const behavior: WebSocketBehavior<WsData> = {
+    maxPayloadLength: 16 * 1024 * 1024,
+    // The edge owns idle timeouts; a demo socket stays until a side closes it.
+    idleTimeout: 0,
+    // No permessage-deflate: frames go through the edge as sent, which is what the tests read.
+    compression: uws.DISABLED,
+    // An echo of a 16 MiB message must not be dropped by the default 64 KiB limit.
+    maxBackpressure: 64 * 1024 * 1024,
+    upgrade: (res, req, context) => {
+      const headers: Record<string, string[]> = {};
+      req.forEach((k, v) => {
+        (headers[k] ??= []).push(v);
+      });
+      const whoami: Record<string, string | string[]> = {};
+      for (const k of Object.keys(headers)) if (WHOAMI_RE.test(k)) whoami[k] = headers[k]!.length === 1 ? headers[k]![0]! : headers[k]!;
+      let protocol = '';
+      for (const p of req.getHeader('sec-websocket-protocol').split(',')) {
+        if (SUBPROTOCOLS.includes(p.trim())) {
+          protocol = p.trim();
+          break;
+        }
+      }
+      remember({ method: req.getCaseSensitiveMethod(), path: req.getUrl(), query: req.getQuery() ?? '', headers, bodyBytes: 0, complete: true, aborted: false, upgrade: true });
+      const data: WsData = { whoami, protocol };
+      // No extensions: permessage-deflate is not offered back.
+      res.upgrade(data, req.getHeader('sec-websocket-key'), protocol, '', context);
+    },
+    open: () => {
+      sockets.open++;
+      sockets.opened++;
+    },
+    message: (ws, message, isBinary) => {
+      if (!isBinary) {
+        const text = Buffer.from(message).toString('utf8');
+        if (text === 'whoami') return sendWhoami(ws);
+        const close = /^close:(\d{1,4}):([^]*)$/.exec(text);
+        if (close !== null) return ws.end(Number(close[1]), close[2]!);
+      }
+      ws.send(message, isBinary);
+    },
+    close: () => {
+      sockets.open--;
+    },
+  };
+  app.ws('/api/v1/ws', behavior);
   app.any('/*', (res, req) => {
     const method = req.getCaseSensitiveMethod();
     const path = req.getUrl();
@@ -75,14 +270,24 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
       res.writeHeader('content-type', 'application/json').end(JSON.stringify(seen));
       return;
     }
+    if (record && path === '/__origin/websockets') {
+      res.writeHeader('content-type', 'application/json').end(JSON.stringify(sockets));
+      return;
+    }
     if (record && path.startsWith('/__origin/')) {
       res.writeStatus('404 Not Found').end();
       return;
     }
     const entry: Seen = { method, path, query, headers, bodyBytes: 0, complete: false, aborted: false };
-    if (record) {
-      seen.push(entry);
-      if (seen.length > 10_000) seen.shift();
+    remember(entry);
+    if (method === 'GET' && path === '/api/v1/events') {
+      entry.complete = true;
+      return serveEvents(res, entry);
+    }
+    if (method === 'GET' && path === '/api/v1/live') {
+      entry.complete = true;
+      res.writeHeader('content-type', 'text/html; charset=utf-8').writeHeader('cache-control', 'no-store').end(LIVE_PAGE);
+      return;
     }
     let aborted = false;
     res.onAborted(() => {

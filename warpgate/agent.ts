@@ -303,7 +303,9 @@ export class Agent {
     };
     socket.setNoDelay(true);
     socket.once('secureConnect', () => {
-      const h2 = new H2Connection(socket, 'server', o.limits, TUNNEL_HPACK);
+      // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): the edge may open WebSockets on this tunnel
+      // (extended CONNECT, relayed by ./websocket.ts through LeanForwarder).
+      const h2 = new H2Connection(socket, 'server', { ...o.limits, enableConnectProtocol: true }, TUNNEL_HPACK);
       conn.lean = h2;
       this.conns.add(conn);
       h2.onStream = (stream, headers, endStream) => this.onStream(conn, stream, headers, endStream, settle);

@@ -3,67 +3,128 @@
  * which is both the tunnel stream's request sink and the origin request's
  * response sink (no per-request closures; one microtask per origin read
  * coalesces each response head with an end that arrives in the same read).
+ * Every stream's head is read and admitted here (`ForwardedHead`,
+ * `LeanForwarder.admit`: project, path, assertion); a WebSocket (extended
+ * CONNECT, RFC 8441) then goes to the relay in ./websocket.ts.
  */
 import type { H2Stream, ServerStreamSink } from '../wire/index.js';
 import { IdentityHeader, Tunnel, isReservedHeader } from '../wire/index.js';
 import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
 import type { AssertionVerifier } from '../wire/index.js';
 import type { OriginClient, OriginRequest, OriginSink, OriginErrorCode } from './origin/client.js';
+import type { WebSocketRelay } from './websocket.js';
 
 export class LeanForwarder {
   constructor(
     private readonly origin: OriginClient,
     private readonly verifier: AssertionVerifier,
     private readonly log: (m: string) => void,
+    /** Extended CONNECT streams with `:protocol websocket` (RFC 8441) go here; null: refused with 501. */
+    private readonly websockets: WebSocketRelay | null = null,
   ) {}
 
   /** A request stream from the edge (pseudo-headers included in `headers`). */
   handle(stream: H2Stream, headers: string[], endStream: boolean): void {
-    let method = '';
-    let path = '';
-    let authority = '';
-    let project: string | null = null;
-    let assertion: string | null = null;
-    let requestId = '';
-    const out: string[] = [];
+    const head = new ForwardedHead(headers);
+    if (!this.admit(stream, head)) return;
+    if (head.method === 'CONNECT') {
+      // The codec delivers CONNECT only in its extended form (RFC 8441 §4: with `:protocol`), and
+      // only because the agent announced SETTINGS_ENABLE_CONNECT_PROTOCOL. WebSocket is the one
+      // protocol relayed; any other is a method this server does not implement (RFC 9110 §15.6.2).
+      if (head.protocol === 'websocket' && this.websockets !== null) return this.websockets.open(stream, head);
+      return stream.respond([':status', '501', 'cache-control', 'no-store'], true);
+    }
+    const out = head.fields;
+    out.push('host', head.authority);
+    if (head.requestId !== '') out.push(IdentityHeader.requestId, head.requestId);
+    const f = new LeanForward(stream, head.requestId, this.log);
+    stream.reqSink = new TunnelSide(f);
+    // Every field came out of the tunnel's HPACK decoder, which refused forbidden names and values
+    // (RFC 9113 §8.2.1): the origin head is not scanned for them again.
+    f.req = this.origin.request({ method: head.method, path: head.path, headers: out, hasBody: !endStream, checked: true, lines: head.lines }, f);
+    if (!endStream) f.req.onDrain = () => stream.resume();
+  }
+
+  /**
+   * The edge's word about a request, checked the same way for every request
+   * and every WebSocket: a project and an origin-form path, and an assertion
+   * (when the route is not public) that verifies for that project. False: the
+   * stream was refused (403), nothing reaches the origin.
+   */
+  private admit(stream: H2Stream, head: ForwardedHead): boolean {
+    if (head.project === null || head.path.charCodeAt(0) !== 0x2f) {
+      refuse(stream, 'MEZU_ASSERTION_INVALID');
+      return false;
+    }
+    if (head.assertion === null) return true; // a public route: no identity fields
+    const v = this.verifier.verify(head.assertion, head.project);
+    if (!v.ok) {
+      this.log(`warpgate: refused request ${head.requestId}: assertion ${v.reason}`);
+      refuse(stream, 'MEZU_ASSERTION_INVALID');
+      return false;
+    }
+    // The identity fields and the assertion, serialized once per assertion by the verifier.
+    head.lines = v.lines;
+    return true;
+  }
+}
+
+/**
+ * A request head from the edge, read in one pass: the pseudo-headers, what
+ * the edge says in its reserved fields, and the client's fields to pass on.
+ * One implementation for forwarded requests and WebSockets (./websocket.ts).
+ */
+export class ForwardedHead {
+  method: string;
+  path: string;
+  authority: string;
+  /** `:protocol` of an extended CONNECT (RFC 8441), else ''. */
+  protocol: string;
+  /** `x-mezu-project`; null when the edge sent none. */
+  project: string | null;
+  /** `x-mezu-assertion`; null on a public route. */
+  assertion: string | null;
+  requestId: string;
+  /**
+   * The client's fields for the origin: every reserved `x-mezu-*` spelling
+   * dropped (the edge's own are read above; the origin gets them only as the
+   * verifier writes them), and `expect` (bodies are sent at once).
+   */
+  readonly fields: string[];
+  /** The verified identity as HTTP/1.1 field lines (AssertionVerifier), set by LeanForwarder.admit. */
+  lines: string | undefined;
+
+  constructor(headers: string[]) {
+    this.method = '';
+    this.path = '';
+    this.authority = '';
+    this.protocol = '';
+    this.project = null;
+    this.assertion = null;
+    this.requestId = '';
+    this.fields = [];
+    this.lines = undefined;
+    const out = this.fields;
     for (let i = 0; i < headers.length; i += 2) {
       const n = headers[i]!;
       const v = headers[i + 1]!;
       if (n.charCodeAt(0) === 0x3a) {
-        if (n === ':method') method = v;
-        else if (n === ':path') path = v;
-        else if (n === ':authority') authority = v;
+        if (n === ':method') this.method = v;
+        else if (n === ':path') this.path = v;
+        else if (n === ':authority') this.authority = v;
+        else if (n === ':protocol') this.protocol = v;
         continue;
       }
       if (isReservedHeader(n)) {
         // Read what the edge set; every reserved spelling is dropped from what the origin gets.
-        if (n === Tunnel.projectHeader) project = v;
-        else if (n === IdentityHeader.assertion) assertion = assertion === null ? v : '\u0000duplicate';
-        else if (n === IdentityHeader.requestId) requestId = v;
+        if (n === Tunnel.projectHeader) this.project = v;
+        else if (n === IdentityHeader.assertion) this.assertion = this.assertion === null ? v : '\u0000duplicate';
+        else if (n === IdentityHeader.requestId) this.requestId = v;
         continue;
       }
       if (n === 'expect') continue;
       out.push(n, v);
     }
-    if (project === null || path.charCodeAt(0) !== 0x2f) return refuse(stream, 'MEZU_ASSERTION_INVALID');
-    // The identity fields and the assertion, serialized once per assertion by the verifier.
-    let lines: string | undefined;
-    if (assertion !== null) {
-      const v = this.verifier.verify(assertion, project);
-      if (!v.ok) {
-        this.log(`warpgate: refused request ${requestId}: assertion ${v.reason}`);
-        return refuse(stream, 'MEZU_ASSERTION_INVALID');
-      }
-      lines = v.lines;
-    }
-    out.push('host', authority);
-    if (requestId !== '') out.push(IdentityHeader.requestId, requestId);
-    const f = new LeanForward(stream, requestId, this.log);
-    stream.reqSink = new TunnelSide(f);
-    // Every field came out of the tunnel's HPACK decoder, which refused forbidden names and values
-    // (RFC 9113 §8.2.1): the origin head is not scanned for them again.
-    f.req = this.origin.request({ method, path, headers: out, hasBody: !endStream, checked: true, lines }, f);
-    if (!endStream) f.req.onDrain = () => stream.resume();
   }
 }
 
@@ -172,7 +233,8 @@ class TunnelSide implements ServerStreamSink {
   }
 }
 
-function refuse(stream: H2Stream, code: ErrorCode): void {
+/** The catalogue's answer for `code` (JSON body, END_STREAM); also the WebSocket relay's refusals. */
+export function refuse(stream: H2Stream, code: ErrorCode): void {
   const head = [':status', String(Errors[code].status), 'content-type', 'application/json', 'cache-control', 'no-store'];
   // Saturation, not failure: the client may come back in a moment (RFC 9110 §10.2.3).
   if (code === 'MEZU_ORIGIN_BUSY') head.push('retry-after', '1');

@@ -10,13 +10,17 @@ import { AssertionVerifier } from '../wire/index.js';
 import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
+import { DEFAULT_ORIGIN_WEBSOCKETS, WebSocketRelay } from './websocket.js';
 import { parseDuration } from '../src/runtime/index.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s] [--origin-ca FILE]
-                [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]`;
+                [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
+
+  --origin-websockets N   WebSockets relayed to the origin at once, each on a connection of its own
+                          (beyond: 503 MEZU_ORIGIN_BUSY); the handshake must finish within --origin-timeout`;
 
 const VERSION = '0.1.0';
 
@@ -65,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
         'origin-connections': { type: 'string' },
         'origin-queue-timeout': { type: 'string' },
         'origin-ca': { type: 'string' },
+        'origin-websockets': { type: 'string' },
         'tunnel-ping': { type: 'string' },
         'tunnel-ping-timeout': { type: 'string' },
         'key-file': { type: 'string' },
@@ -131,6 +136,9 @@ export async function main(argv: string[]): Promise<void> {
   // A ceiling: the pool opens connections while requests wait and closes idle ones (4 s).
   const originConns = Number(v['origin-connections'] ?? '1024');
   if (!Number.isInteger(originConns) || originConns < 1) die('--origin-connections must be a positive integer');
+  // Each relayed WebSocket holds an origin connection of its own (not the pool's) for its lifetime.
+  const originWebsockets = Number(v['origin-websockets'] ?? String(DEFAULT_ORIGIN_WEBSOCKETS));
+  if (!Number.isInteger(originWebsockets) || originWebsockets < 1) die('--origin-websockets must be a positive integer');
   const queueTimeout = parseDuration(v['origin-queue-timeout'] ?? '5s');
   if (queueTimeout === null || queueTimeout <= 0) die(`--origin-queue-timeout must be a duration like 5s, got "${v['origin-queue-timeout']}"`);
 
@@ -148,8 +156,8 @@ export async function main(argv: string[]): Promise<void> {
 
   const log = (msg: string) => process.stderr.write(`[warpgate] ${msg}\n`);
   const fds = openFileLimit();
-  // Each origin connection is a descriptor; the tunnels, the log and the runtime take ~40 more.
-  if (fds !== null && fds < originConns + 64) log(`warpgate: the open-file limit (ulimit -n) is ${fds}, below --origin-connections ${originConns} + 64: past it, new origin connections fail with EMFILE (MEZU_ORIGIN_UNREACHABLE); raise the limit or lower --origin-connections`);
+  // Each origin connection and each relayed WebSocket is a descriptor; the tunnels, the log and the runtime take ~40 more.
+  if (fds !== null && fds < originConns + originWebsockets + 64) log(`warpgate: the open-file limit (ulimit -n) is ${fds}, below --origin-connections ${originConns} + --origin-websockets ${originWebsockets} + 64: past it, new origin connections fail with EMFILE (MEZU_ORIGIN_UNREACHABLE); raise the limit or lower --origin-connections / --origin-websockets`);
   const verifier = new AssertionVerifier();
   let originCa: string | undefined;
   if (v['origin-ca'] !== undefined) {
@@ -161,7 +169,8 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
   const originClient = new OriginClient({ origin: origin.origin, ca: originCa, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
-  const forwarder = new LeanForwarder(originClient, verifier, log);
+  const websockets = new WebSocketRelay(originClient, originWebsockets, log);
+  const forwarder = new LeanForwarder(originClient, verifier, log, websockets);
   const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
   let runner: { stop(): Promise<void> };
   if (enrolling) {
@@ -188,6 +197,9 @@ export async function main(argv: string[]): Promise<void> {
     log('stopping: finishing in-flight requests');
     const t = setTimeout(() => process.exit(0), 5_000);
     t.unref();
+    // WebSockets never end by themselves: cut them (the edge tells its clients), so the tunnels'
+    // graceful close waits only for the requests in flight.
+    websockets.closeAll();
     runner
       .stop()
       .then(() => originClient.close())
