@@ -148,7 +148,7 @@ async function main(): Promise<void> {
       auth: new Authenticator(store),
       assertions: new Assertions(store, signer),
       signer,
-      scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: (m) => process.stderr.write(`edge-path: ${m}\n`) },
+      scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: (m) => process.stderr.write(`edge-path: ${m}\n`) },
       cookieName: 'mezu_session',
       draining: { on: false },
       pages: null,

@@ -300,7 +300,7 @@ async function edgePathTask(store: Store): Promise<{ task: MicroTask; close: () 
     auth: new Authenticator(store),
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: () => undefined },
+    scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: () => undefined },
     cookieName: 'mezu_session',
     draining: { on: false },
     pages: null,

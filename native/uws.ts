@@ -20,12 +20,18 @@ export type HttpRequest = UwsTypes.HttpRequest;
 export type HttpResponse = UwsTypes.HttpResponse;
 export type TemplatedApp = UwsTypes.TemplatedApp;
 export type ListenSocket = UwsTypes.us_listen_socket;
+export type WebSocket<U> = UwsTypes.WebSocket<U>;
+export type WebSocketBehavior<U> = UwsTypes.WebSocketBehavior<U>;
+/** What a WebSocket upgrade handler passes on to `res.upgrade`. */
+export type UpgradeContext = UwsTypes.us_socket_context_t;
 
 export interface Uws {
   App: typeof UwsTypes.App;
   SSLApp: typeof UwsTypes.SSLApp;
   us_listen_socket_close: typeof UwsTypes.us_listen_socket_close;
   us_socket_local_port: typeof UwsTypes.us_socket_local_port;
+  /** permessage-deflate off (WebSocketBehavior.compression). */
+  DISABLED: typeof UwsTypes.DISABLED;
 }
 
 let loaded: Uws | null = null;

@@ -27,3 +27,5 @@ export function authorize(policy: Policy, p: Principal): Decision {
   }
   return Decision.Allow;
 }
+
+export { LiveRegistry, feedPoll, LIVE_TICK_MS, type LiveStream, type LiveDeps, type ChangePoll } from './live.js';

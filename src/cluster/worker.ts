@@ -5,6 +5,7 @@
  * store. Config snapshots are swapped whole; a config that fails to compile
  * never replaces the one being served.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadUws, type ListenSocket } from '../../native/uws.js';
 import { openStore } from '../store/index.js';
@@ -12,7 +13,8 @@ import { parseConfigYaml, compileConfig, type CompiledConfig } from '../config/i
 import { Assertions, Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
-import { createFront } from '../front/index.js';
+import { createFront, createWebSocket } from '../front/index.js';
+import { LiveRegistry, feedPoll, type LiveStream } from '../authorize/index.js';
 import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
 import { codeOf } from '../errors/index.js';
@@ -129,12 +131,23 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     sweep: index === 0,
   });
   if (index === 0) log(`login: hosted pages on /_mezu/; mail goes to the ${login.mailer.description}`);
-  const handler = createFront({
+  const auth = new Authenticator(store);
+  // Continuous authorization of open WebSockets and streamed responses (src/authorize/live.ts).
+  const live = new LiveRegistry({
+    auth,
     config: () => current,
-    auth: new Authenticator(store),
+    poll: feedPoll(store.changes),
+    now: Date.now,
+    audit: (s: LiveStream, reason: string) => auditEnded(store, index, s, reason).catch((err: Error) => log(`live: audit write failed: ${err.message}`)),
+    log,
+  });
+  live.start();
+  const front = {
+    config: () => current,
+    auth,
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), log },
+    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, log },
     clientInflight: opts.clientInflight,
     workers: opts.workers,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
@@ -142,9 +155,13 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     pages: login.pages,
     maxHeadBytes: opts.maxHeadBytes,
     log,
-  });
+  };
+  const handler = createFront(front);
 
   const app = uws.App();
+  // WebSocket handshakes (GET with a Sec-WebSocket-Key) reach the behavior's upgrade; every other
+  // request, and a GET that names no WebSocket in Upgrade, runs through the same stages in `handler`.
+  app.ws('/*', createWebSocket({ ...front, live }));
   app.any('/*', handler);
   const listenSocket = await new Promise<ListenSocket>((resolve, reject) => {
     app.listen(opts.host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`edge: cannot listen on ${opts.host}:${opts.port}`))));
@@ -157,6 +174,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
       if (cfgChanged || keysChanged) tunnel.broadcastHello();
       if (cfgChanged) log(`config: now serving version ${(current as CompiledConfig | null)?.version}`);
       if (cfgChanged && current !== null) login.onConfig(current);
+      if (cfgChanged) live.configChanged();
       // Enrolled Warpgates: a new project CA is accepted from now on; a revoked key's tunnels close now.
       if (guard.reloadCas()) tunnel.setClientCas([...staticCas, ...guard.projectCas()]);
       tunnel.revalidate((keyId) => guard.live(keyId));
@@ -175,6 +193,8 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     // Stop accepting at once; let in-flight requests finish within the grace period:
     // proxied ones and hosted pages (a login being hashed, its session being committed).
     uws.us_listen_socket_close(listenSocket);
+    // Open WebSockets are told the edge is going away (1001); their streams then finish with the tunnels.
+    live.forEachWebSocket((s) => s.revoke('MEZU_DRAINING', 1001));
     tunnel.close(true);
     const deadline = Date.now() + m.graceMs;
     const check = setInterval(() => {
@@ -191,4 +211,20 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   process.on('SIGTERM', () => undefined);
 
   send({ type: 'ready', worker: index, port: opts.port, tunnelPort });
+}
+
+/** One audit record per stream that continuous authorization ended (the session's public id, never its token). */
+async function auditEnded(store: ReturnType<typeof openStore>, worker: number, s: LiveStream, reason: string): Promise<void> {
+  const p = s.principal;
+  const target = p === null ? { type: 'client', id: s.liveClient } : p.key !== null ? { type: 'key', id: p.key.id } : { type: 'session', id: p.session!.id };
+  await store.audit.add({
+    id: randomBytes(6).toString('hex'),
+    at: Date.now(),
+    actor: { type: 'system', id: `edge-worker-${worker}`, name: 'continuous authorization' },
+    action: s.isWebSocket ? 'websocket.end' : 'stream.end',
+    target,
+    projectId: s.liveProject,
+    details: { reason, request_id: s.liveRequestId, user: p?.user?.id ?? null, service_account: p?.account?.id ?? null },
+    ip: s.liveClient,
+  });
 }

@@ -47,6 +47,7 @@ export const Errors = {
   MEZU_ORIGIN_FAILED: { status: 502, message: 'warpgate: the origin connection failed during the request' },
   MEZU_ORIGIN_BUSY: { status: 503, message: 'warpgate: every origin connection is busy; retry shortly' },
   // ── WebSockets and long-lived streams ──
+  MEZU_WEBSOCKET_INVALID: { status: 400, message: 'edge: the WebSocket handshake is malformed' },
   MEZU_WEBSOCKET_NOT_ALLOWED: { status: 403, message: 'edge: WebSockets are not allowed on this route' },
   MEZU_WEBSOCKET_UNSUPPORTED: { status: 502, message: 'tunnel: the Warpgate of this project does not accept WebSockets' },
   MEZU_WEBSOCKET_LIMIT: { status: 429, message: 'edge: this session has as many WebSockets open as the route allows' },

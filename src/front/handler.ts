@@ -75,7 +75,7 @@ export interface FrontContext {
 }
 
 /** What `decide` concluded; each value but Forward selects a prebuilt answer. */
-const enum Verdict {
+export const enum Verdict {
   Forward,
   HostInvalid,
   ConfigMissing,
@@ -103,11 +103,19 @@ const REFUSAL: Readonly<Record<number, { code: ErrorCode; close: boolean }>> = {
 };
 
 export function createFront(ctx: FrontContext): (res: HttpResponse, req: HttpRequest) => void {
-  const maxHead = ctx.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
-  const now = ctx.now ?? Date.now;
+  const run = createRun(ctx);
   return function handle(res: HttpResponse, req: HttpRequest): void {
     // Everything is copied from the uWS request here: it dies when this function returns.
-    const r = new EdgeRequest(res, req, ctx.scope, nextRequestId());
+    run(new EdgeRequest(res, req, ctx.scope, nextRequestId()));
+  };
+}
+
+/** The stages for a request already copied out of uWS (the WebSocket front end hands over a GET that is no handshake). */
+export function createRun(ctx: FrontContext): (r: EdgeRequest) => void {
+  const maxHead = ctx.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
+  const now = ctx.now ?? Date.now;
+  return function run(r: EdgeRequest): void {
+    const res = r.res;
     if (ctx.draining.on) return writeError(res, 'MEZU_DRAINING', r.id, true, r.isHead);
     // Framing first: when it is ambiguous, where the next request on this connection starts is too,
     // so every refusal from here on closes the connection.
@@ -131,7 +139,7 @@ export function createFront(ctx: FrontContext): (res: HttpResponse, req: HttpReq
 }
 
 /** Route, session, authorize, identity: fills `r` and returns the verdict. */
-function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict {
+export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict {
   // ── route ──
   if (r.hostCount !== 1) return Verdict.HostInvalid;
   const host = normalizeHost(r.host);
@@ -146,6 +154,7 @@ function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict {
   if (!norm.ok || (r.query.length !== 0 && !isForwardableQuery(r.query))) return Verdict.PathInvalid;
   // Reserved names are judged on the folded key, as rules are: `/_MEZU/login/` is `/_mezu/login`.
   const key = norm.key;
+  r.key = key;
   r.target = r.query.length === 0 ? norm.path : `${norm.path}?${r.query}`;
   if (key.startsWith(RESERVED_PATH_PREFIX) || key === RESERVED_BASE) {
     r.target = key;
@@ -181,7 +190,7 @@ function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict {
 }
 
 /** The prebuilt answer of a verdict other than Forward. */
-function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDeny: boolean): void {
+export function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDeny: boolean): void {
   const res = r.res;
   switch (v) {
     case Verdict.Reserved:
@@ -236,13 +245,13 @@ function send(ctx: FrontContext, r: EdgeRequest): void {
  * address of the client's X-Forwarded-For chain that is not a trusted proxy
  * (config/client-ip.ts). One address, never the client's own chain.
  */
-function clientAddress(r: EdgeRequest): string {
+export function clientAddress(r: EdgeRequest): string {
   const peer = peerAddress(r.res);
   const cfg = r.config!;
   return cfg.trustedProxies.length === 0 ? peer : clientIp(cfg, peer, r.forwardedFor);
 }
 
-function faultCode(err: unknown): ErrorCode {
+export function faultCode(err: unknown): ErrorCode {
   const c = codeOf(err);
   return FAULT_CODES.has(c) ? (c as ErrorCode) : 'MEZU_INTERNAL';
 }

@@ -22,6 +22,7 @@ import { statusLine, writeError, writeErrorNow, endWithoutContent } from '../err
 import { encodeForwarded, type ForwardedRequest } from '../identity/index.js';
 import type { Principal } from '../session/index.js';
 import type { PoolRegistry, TunnelConnection, TunnelRequest } from '../tunnel/index.js';
+import type { LiveRegistry, LiveStream } from '../authorize/index.js';
 import { BODY_NONE, FRAMING_INVALID, withContentLength, withTransferEncoding } from './framing.js';
 
 /** What every request of a worker shares: set once when the worker starts. */
@@ -35,6 +36,8 @@ export interface RequestScope {
   clients: Map<string, number>;
   /** Forwarded requests in flight per rule that sets `max_inflight`, in this worker. */
   routes: Map<Policy, number>;
+  /** Open streams under continuous authorization (src/authorize/live.ts); null: none (tests, benches). */
+  live: LiveRegistry | null;
   log(msg: string): void;
 }
 
@@ -95,7 +98,7 @@ function collect(k: string, v: string): void {
   }
 }
 
-export class EdgeRequest implements TunnelRequest, ForwardedRequest {
+export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream {
   // ── copied from uWS ──
   readonly res: HttpResponse;
   readonly scope: RequestScope;
@@ -132,6 +135,8 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   project: CompiledProject | null;
   /** Normalized path plus `?query`: what was authorized, and what is forwarded. */
   target: string;
+  /** The route match key (normalized path, ASCII letters folded, no trailing slash). */
+  key: string;
   policy: Policy | null;
 
   // ── session, authorize, identity ──
@@ -173,6 +178,13 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   pendingBase: number;
   waitingWritable: boolean;
 
+  // ── continuous authorization (LiveStream), from forward to finish ──
+  livePrev: LiveStream | null;
+  liveNext: LiveStream | null;
+  liveDeadline: number;
+  activeAt: number;
+  lastMessageAt: number;
+
   constructor(res: HttpResponse, req: HttpRequest, scope: RequestScope, id: string) {
     this.res = res;
     this.scope = scope;
@@ -197,6 +209,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     this.config = null;
     this.project = null;
     this.target = '';
+    this.key = '';
     this.policy = null;
     this.principal = null;
     this.assertion = null;
@@ -221,6 +234,11 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     this.pending = null;
     this.pendingBase = 0;
     this.waitingWritable = false;
+    this.livePrev = null;
+    this.liveNext = null;
+    this.liveDeadline = Infinity;
+    this.activeAt = 0;
+    this.lastMessageAt = 0;
     reading = this;
     req.forEach(collect);
     reading = null;
@@ -234,6 +252,30 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
   }
   get projectId(): string {
     return this.project!.id;
+  }
+
+  // ── LiveStream ──
+  get liveProject(): string {
+    return this.project!.id;
+  }
+  get liveMethod(): string {
+    return this.method;
+  }
+  get liveKey(): string {
+    return this.key;
+  }
+  get liveRequestId(): string {
+    return this.id;
+  }
+  get liveClient(): string {
+    return this.clientAddress;
+  }
+  get isWebSocket(): boolean {
+    return false;
+  }
+  /** Continuous authorization ended the access: reset the tunnel stream, and answer 403 or cut the connection. */
+  revoke(code: ErrorCode): void {
+    this.fail(code);
   }
 
   // ── HeadSource: the forwarded head, written into the chosen connection's encoder ──
@@ -259,7 +301,9 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
    * per event-loop turn for all the requests of that turn.
    */
   forward(conn: TunnelConnection): void {
-    this.scope.inflight.n++;
+    const scope = this.scope;
+    scope.inflight.n++;
+    scope.live?.add(this, this.config!);
     this.forwarding = true;
     this.conn = conn;
     this.res.onAborted(() => this.abort());
@@ -547,6 +591,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest {
     this.done = true;
     const scope = this.scope;
     scope.inflight.n--;
+    scope.live?.remove(this);
     const n = scope.clients.get(this.clientAddress)!;
     if (n <= 1) scope.clients.delete(this.clientAddress);
     else scope.clients.set(this.clientAddress, n - 1);

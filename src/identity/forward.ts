@@ -56,6 +56,9 @@ const FIXED: ReadonlyMap<string, number> = new Map([
   ['connection', DROP], ['keep-alive', DROP], ['proxy-connection', DROP], ['transfer-encoding', DROP], ['upgrade', DROP],
   ['te', DROP], ['trailer', DROP], ['proxy-authorization', DROP], ['proxy-authenticate', DROP], ['host', DROP],
   ['http2-settings', DROP], ['expect', DROP],
+  // A WebSocket handshake's key and extensions belong to the client's hop (RFC 8441 §5: not used over
+  // HTTP/2); the Warpgate makes its own key for the origin and declines extensions.
+  ['sec-websocket-key', DROP], ['sec-websocket-extensions', DROP], ['sec-websocket-accept', DROP],
   ['cookie', COOKIE], ['authorization', AUTHORIZATION],
 ]);
 
@@ -65,9 +68,13 @@ function actionOf(n: string): number {
   return isReservedHeader(n) || isClientRoutingHeader(n) ? DROP : FORWARD;
 }
 
-/** Writes `r`'s forwarded head into `enc` (between the encoder's begin and view). Never throws. */
-export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest): void {
-  enc.field(':method', r.method);
+/**
+ * Writes `r`'s forwarded head into `enc` (between the encoder's begin and
+ * view). `method` is `CONNECT` for a WebSocket, whose caller writes
+ * `:protocol` first (RFC 8441 §4). Never throws.
+ */
+export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: string = r.method): void {
+  enc.field(':method', method);
   enc.field(':scheme', 'https');
   enc.field(':authority', r.host);
   enc.field(':path', r.target);

@@ -120,6 +120,42 @@ export class Authenticator {
     return this.remember(new Principal(k.id, null, null, k, sa));
   }
 
+  /**
+   * Continuous authorization (src/authorize/live.ts): the principal of an
+   * open WebSocket or streamed response, read again from the store by its
+   * credential (the token is not kept: the session's store key is), or null
+   * when the session or key no longer grants access to `projectId` — revoked,
+   * expired, its user or account suspended or deactivated, its key revoked or
+   * past its expiry. `activeAt` is the stream's last client activity: it
+   * counts towards the session's idle lifetime like a request would, and is
+   * written back as the session's `lastSeenAt` at most once a minute.
+   */
+  recheck(p: Principal, projectId: string, absoluteMs: number, idleMs: number, activeAt: number): Principal | null {
+    const now = this.clock.now();
+    if (p.key !== null) {
+      const k = this.store.serviceAccounts.getKeyForRequest(p.credential);
+      if (k === undefined || k.projectId !== projectId || k.revokedAt !== null) return null;
+      if (k.expiresAt !== null && now >= k.expiresAt) return null;
+      // The secret was checked when the stream opened; a key's secret never changes (rotation makes a new key).
+      const sa = this.store.serviceAccounts.getForRequest(k.serviceAccountId);
+      if (sa === undefined || sa.status !== 'active') return null;
+      const known = this.principals.get(k.id);
+      if (known !== undefined && known.key === k && known.account === sa) return known;
+      return this.remember(new Principal(k.id, null, null, k, sa));
+    }
+    const th = p.credential;
+    const s = this.store.sessions.getForRequest(th);
+    if (s === undefined || s.projectId !== projectId || s.principalType !== 'user') return null;
+    const seen = Math.max(s.lastSeenAt, activeAt);
+    if (now >= s.createdAt + absoluteMs || now >= seen + idleMs) return null;
+    const u = this.store.users.getForRequest(s.userId);
+    if (u === undefined || u.status !== 'active') return null;
+    if (activeAt - s.lastSeenAt >= IDLE_REFRESH_INTERVAL_MS) this.store.sessions.refresh(th, { lastSeenAt: activeAt }).catch(noop);
+    const known = this.principals.get(th);
+    if (known !== undefined && known.session === s && known.user === u) return known;
+    return this.remember(new Principal(th, s, u, null, null));
+  }
+
   private remember(p: Principal): Principal {
     if (this.principals.size >= MEMO_ENTRIES) this.principals.clear();
     this.principals.set(p.credential, p);

@@ -51,6 +51,10 @@ export class TunnelConnection implements Connection {
     return this.h2.outstanding;
   }
 
+  get extendedConnect(): boolean {
+    return this.h2.extendedConnect;
+  }
+
   hello(h: TunnelHello): Promise<TunnelHelloReply> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];

@@ -32,6 +32,8 @@ export interface TunnelConnection {
   readonly outstanding: number;
   /** True after the hello exchange and until the connection starts closing. */
   readonly ready: boolean;
+  /** The Warpgate announced extended CONNECT (RFC 8441): WebSockets may be opened on this connection. */
+  readonly extendedConnect: boolean;
   /**
    * The Warpgate's id from its hello reply ('' before): a Warpgate that dies
    * drops all its tunnels at once, so a lost request is replayed on another

@@ -148,6 +148,7 @@ class RecordingConnection implements TunnelConnection {
   readonly pool = 'demo';
   outstanding = 0;
   ready = true;
+  extendedConnect = false;
   opened: string[][] = [];
   private readonly enc = new HpackEncoder();
   private readonly dec = new HpackDecoder();
@@ -213,7 +214,7 @@ async function env(t: import('ava').ExecutionContext): Promise<Env> {
     auth: new Authenticator(store),
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: (m) => logs.push(m) },
+    scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: (m) => logs.push(m) },
     cookieName: 'mezu_session',
     draining: { on: false },
     pages: null,

@@ -63,6 +63,7 @@ class NullConnection implements TunnelConnection {
   readonly pool = 'demo';
   readonly outstanding = 0;
   readonly ready = true;
+  readonly extendedConnect = false;
   opened = 0;
   private readonly enc = new HpackEncoder(4096, { huffman: false });
   open(r: TunnelRequest): boolean {
@@ -142,7 +143,7 @@ async function main(): Promise<void> {
       auth: new Authenticator(store),
       assertions: new Assertions(store, signer),
       signer,
-      scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: () => undefined },
+      scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: () => undefined },
       cookieName: 'mezu_session',
       draining: { on: false },
       pages: null,

@@ -16,7 +16,7 @@ const SOURCE_DIRS = ['src', 'wire', 'native', 'warpgate', 'scripts'];
  * Their "is used" test is `test.failing`: when one starts being used (or is
  * deleted), that test fails and this list must be updated.
  */
-const KNOWN_UNUSED = new Set<string>(['MEZU_WEBSOCKET_NOT_ALLOWED', 'MEZU_WEBSOCKET_UNSUPPORTED', 'MEZU_WEBSOCKET_LIMIT', 'MEZU_WEBSOCKET_UPGRADE_FAILED', 'MEZU_WEBSOCKET_MESSAGE_TOO_BIG', 'MEZU_WEBSOCKET_IDLE', 'MEZU_WEBSOCKET_BACKPRESSURE', 'MEZU_ACCESS_REVOKED']);
+const KNOWN_UNUSED = new Set<string>([]);
 
 const codes = Object.keys(Errors) as ErrorCode[];
 

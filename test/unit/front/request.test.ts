@@ -66,7 +66,7 @@ const CASES: Record<string, { method: string; url: string; query: string | undef
 const CHILD = String.raw`
 const { EdgeRequest } = require(process.argv[1]);
 const cases = JSON.parse(process.argv[2]);
-const scope = { pools: { replay: () => false, pick: () => null }, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: () => undefined };
+const scope = { pools: { replay: () => false, pick: () => null }, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: () => undefined };
 function uwsReq(c) {
   return {
     getCaseSensitiveMethod: () => c.method,
@@ -249,7 +249,7 @@ test('the fields are own properties assigned in the constructor: the same keys, 
 
 // ── what the single pass collects ──
 
-const scope: RequestScope = { pools: null as never, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), log: () => undefined };
+const scope: RequestScope = { pools: null as never, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: () => undefined };
 function build(c: { method: string; url: string; query: string | undefined; fields: Pair[] }): EdgeRequest {
   const req = {
     getCaseSensitiveMethod: () => c.method,

@@ -17,6 +17,7 @@ function fake(id: string, outstanding: number, ready = true, pool = 'demo'): Tun
   return {
     id,
     pool,
+    extendedConnect: false,
     outstanding,
     ready,
     open() {
@@ -129,6 +130,7 @@ function opener(id: string, outstanding: number, peer = '', takes = true): Tunne
     outstanding,
     ready: true,
     peer,
+    extendedConnect: false,
     opened: [] as TunnelRequest[],
     open(r: TunnelRequest): boolean {
       c.opened.push(r);
