@@ -66,9 +66,30 @@ function fail(msg: string): never {
 type Vals = Record<string, string | boolean | string[] | undefined>;
 type Opt = { type: 'string' | 'boolean'; multiple?: boolean; short?: string };
 
+/**
+ * `--opt VALUE` where VALUE starts with '-' is read as `--opt=VALUE` when
+ * --opt takes a value and VALUE is not itself an option: a session token is
+ * base64url and starts with '-' one time in 64, and parseArgs would refuse
+ * it as ambiguous.
+ */
+function dashValues(args: string[], options: Record<string, Opt>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : '';
+    if (name !== '' && options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && options[next.replace(/^--?/, '').split('=')[0]!] === undefined) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 function parse(args: string[], extra: Record<string, Opt>, positionals = 0): { v: Vals; pos: string[] } {
   try {
-    const r = parseArgs({ args, options: { data: { type: 'string' }, json: { type: 'boolean' }, ...extra }, strict: true, allowPositionals: positionals > 0 });
+    const options: Record<string, Opt> = { data: { type: 'string' }, json: { type: 'boolean' }, ...extra };
+    const r = parseArgs({ args: dashValues(args, options), options, strict: true, allowPositionals: positionals > 0 });
     if (r.positionals.length > positionals) fail(`unexpected argument "${r.positionals[positionals]}"`);
     return { v: r.values as Vals, pos: r.positionals };
   } catch (err) {

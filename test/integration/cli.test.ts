@@ -160,3 +160,14 @@ test.serial('an unknown flag: non-zero exit, a one-line reason naming it, then t
   t.is((json(t, 'audit', '--limit', '9999') as unknown[]).length, before, 'no command ran');
   t.false(cli('keys', 'list', '--service-account', saId, '--json').stdout.includes('"revoked_at":"20'), 'keys revoke --bogus-flag revoked nothing');
 });
+
+test.serial("a value that starts with '-' (one session token in 64 does) is read as the option's value, not refused as ambiguous", (t) => {
+  t.is(cli('users', 'add', '--project', 'demo', '--email', 'dash@example.com').status, 0);
+  // A token of the right shape that no session has: the command looks it up (and finds nothing).
+  const r = cli('sessions', 'revoke', '--token', '-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+  t.notRegex(r.stderr, /ambiguous/);
+  t.regex(r.stderr + r.stdout, /session/i);
+  // An option after an option that takes a value is still an option.
+  const m = cli('sessions', 'revoke', '--token', '--json');
+  t.not(m.status, 0);
+});
