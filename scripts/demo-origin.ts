@@ -21,8 +21,10 @@
  *   handshake's `x-mezu-*`, `x-forwarded-*` and `traceparent` fields and the
  *   subprotocol chosen (the first the client offered of `echo.v1`, `chat`);
  *   the text `close:<code>:<reason>` makes the origin close with that code and
- *   reason. A handshake is recorded like a request (with `upgrade: true`);
- *   with `--record`, `GET /__origin/websockets` says how many are open
+ *   reason; `flood:<n>` makes it send n bytes in 64 KiB binary messages, as
+ *   fast as the client's backpressure allows (never more than 1 MiB held).
+ *   A handshake is recorded like a request (with `upgrade: true`); with
+ *   `--record`, `GET /__origin/websockets` says how many are open
  *   (`{"open": n, "opened": total}`).
  * - `GET /api/v1/events`: Server-Sent Events, one `{"time", "n"}` event a
  *   second (the first at once) until the client goes away.
@@ -50,6 +52,22 @@ interface Seen {
 interface WsData {
   whoami: Record<string, string | string[]>;
   protocol: string;
+  /** Bytes `flood:<n>` still has to send. */
+  flood: number;
+}
+
+const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 0x66);
+/** `flood:<n>` sends while uWS holds less than this for the client, then waits for drain. */
+const FLOOD_BUFFERED = 1024 * 1024;
+
+/** Sends what `flood:<n>` still owes, as far as the client's backpressure allows. */
+function pumpFlood(ws: WebSocket<WsData>): void {
+  const d = ws.getUserData();
+  while (d.flood > 0 && ws.getBufferedAmount() < FLOOD_BUFFERED) {
+    const n = Math.min(d.flood, FLOOD_CHUNK.length);
+    d.flood -= n;
+    ws.send(FLOOD_CHUNK.subarray(0, n), true);
+  }
 }
 
 /** Subprotocols the WebSocket speaks; the first the client offers of these is chosen (RFC 6455 §4.2.2). */
@@ -64,8 +82,10 @@ const MAX_BYTES = 1 << 30;
  * `/api/v1/live`: the WebSocket and the event stream from a browser, on one
  * self-contained page (the application's own, so inline script and style).
  * Status lines by id, for the browser tests: `ws-status` (`open`, or
- * `closed <code> <reason>`), `sse-status` (`open` or `closed`), `echoes` (one
- * item per echo), `ticks` (the latest event's count), `whoami`.
+ * `closed <code> <reason>`), `sse-status` (`open`; `reconnecting` when the
+ * stream dropped and the browser is about to retry; `closed` once the browser
+ * gave up, e.g. when the retry was answered 401), `echoes` (one item per
+ * echo), `ticks` (the latest event's count), `whoami`.
  */
 const LIVE_PAGE = `<!doctype html>
 <html lang="en">
@@ -137,7 +157,9 @@ input { font: inherit; padding: .2rem .4rem; }
   });
   var es = new EventSource('/api/v1/events');
   es.onopen = function () { $('sse-status').textContent = 'open'; };
-  es.onerror = function () { $('sse-status').textContent = 'closed'; };
+  // A dropped stream is retried by the browser (readyState CONNECTING); an answer that is not a
+  // 200 event stream (a 401 once the session is gone) ends it for good (readyState CLOSED).
+  es.onerror = function () { $('sse-status').textContent = es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'; };
   es.onmessage = function (e) {
     var d = JSON.parse(e.data);
     $('ticks').textContent = String(d.n);
@@ -176,13 +198,17 @@ function streamBytes(res: HttpResponse, total: number, isAborted: () => boolean)
   });
 }
 
-/** Server-Sent Events: one event a second, the first at once, until the client goes away. */
+/**
+ * Server-Sent Events: one event a second, the first at once, until the client goes away. The
+ * first event sets the reconnection time to one second (browsers wait about three by default),
+ * so a client whose stream was cut retries, and learns the answer, soon.
+ */
 function serveEvents(res: HttpResponse, entry: Seen): void {
   let n = 0;
   let timer: NodeJS.Timeout | null = null;
   const event = () => {
     n++;
-    res.write(`data: ${JSON.stringify({ time: new Date().toISOString(), n })}\n\n`);
+    res.write(`${n === 1 ? 'retry: 1000\n' : ''}data: ${JSON.stringify({ time: new Date().toISOString(), n })}\n\n`);
   };
   res.onAborted(() => {
     entry.aborted = true;
@@ -235,7 +261,7 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
         }
       }
       remember({ method: req.getCaseSensitiveMethod(), path: req.getUrl(), query: req.getQuery() ?? '', headers, bodyBytes: 0, complete: true, aborted: false, upgrade: true });
-      const data: WsData = { whoami, protocol };
+      const data: WsData = { whoami, protocol, flood: 0 };
       // No extensions: permessage-deflate is not offered back.
       res.upgrade(data, req.getHeader('sec-websocket-key'), protocol, '', context);
     },
@@ -249,9 +275,15 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
         if (text === 'whoami') return sendWhoami(ws);
         const close = /^close:(\d{1,4}):([^]*)$/.exec(text);
         if (close !== null) return ws.end(Number(close[1]), close[2]!);
+        const flood = /^flood:(\d{1,10})$/.exec(text);
+        if (flood !== null) {
+          ws.getUserData().flood = Math.min(Number(flood[1]), MAX_BYTES);
+          return pumpFlood(ws);
+        }
       }
       ws.send(message, isBinary);
     },
+    drain: (ws) => pumpFlood(ws),
     close: () => {
       sockets.open--;
     },

@@ -460,6 +460,8 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
   onOpen(ws: WebSocket<SocketData>): void {
     this.ws = ws;
     this.state = OPEN;
+    // idle_timeout counts from the open, not from the handshake (which waited for the origin).
+    this.lastMessageAt = Date.now();
     const early = this.early;
     this.early = null;
     if (early !== null) for (const c of early) this.onData(c);
@@ -486,7 +488,10 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     const s = this.stream;
     if (s === null || s.done) return;
     s.write(frame);
-    if (s.pendingOutBytes > TUNNEL_QUEUE_MAX + this.r.policy!.maxMessage) this.ws?.end(1013, 'MEZU_WEBSOCKET_BACKPRESSURE');
+    if (s.pendingOutBytes > TUNNEL_QUEUE_MAX + this.r.policy!.maxMessage) {
+      this.ctx.log(`edge: WebSocket ${this.r.id} closed (1013 MEZU_WEBSOCKET_BACKPRESSURE): ${s.pendingOutBytes} bytes of client messages wait for the tunnel, which the origin is not reading`);
+      this.ws?.end(1013, 'MEZU_WEBSOCKET_BACKPRESSURE');
+    }
   }
 
   onClientDrain(): void {
