@@ -4,11 +4,14 @@
  * a valid session costs the edge's JavaScript from the uWS handler to the end
  * of its response, and how much it allocates.
  *
- *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64]
+ *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64] [--live on|off]
  *
  * Runs the real `createFront` handler (route, session read from a real LMDB
  * store, authorize, the cached assertion, the forwarded head written into the
- * real tunnel client's HPACK encoder, the response written back) with
+ * real tunnel client's HPACK encoder, each forwarded request registered with
+ * and removed from continuous authorization's live registry, its tick
+ * running, as in a worker — `--live off` leaves it out, to price it — the
+ * response written back) with
  * stand-ins for uWS's request and response objects, over an in-memory socket
  * pair to a canned HTTP/2 peer. The peer answers every request with the same
  * pre-encoded HEADERS and DATA frames and decodes nothing, so almost nothing
@@ -35,6 +38,7 @@ import { Session } from 'node:inspector';
 import { compileConfig, parseConfigYaml } from '../src/config/index.js';
 import { Assertions, Signer } from '../src/identity/index.js';
 import { Authenticator, hashToken, newSessionToken } from '../src/session/index.js';
+import { LiveRegistry, feedPoll } from '../src/authorize/index.js';
 import { openStore } from '../src/store/index.js';
 import { createFront } from '../src/front/index.js';
 import { PoolRegistry } from '../src/tunnel/pools.js';
@@ -117,7 +121,8 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' } } });
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' } } });
+  const withLive = (v.live ?? 'on') !== 'off';
   const rounds = Number(v.rounds ?? 5);
   const batches = Number(v.batches ?? 2000);
   const inFlight = Number(v['in-flight'] ?? 64);
@@ -143,12 +148,16 @@ async function main(): Promise<void> {
     const conn = new TunnelConnection('demo', a, { pingIntervalMs: 0 }, () => undefined);
     conn.ready = true;
     pools.add(conn);
+    const auth = new Authenticator(store);
+    const log = (m: string) => process.stderr.write(`edge-path: ${m}\n`);
+    const live = withLive ? new LiveRegistry({ auth, config: () => compiled, poll: feedPoll(store.changes), now: Date.now, audit: () => undefined, log }) : null;
+    live?.start();
     const handle = createFront({
       config: () => compiled,
-      auth: new Authenticator(store),
+      auth,
       assertions: new Assertions(store, signer),
       signer,
-      scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: (m) => process.stderr.write(`edge-path: ${m}\n`) },
+      scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, log },
       cookieName: 'mezu_session',
       draining: { on: false },
       pages: null,
@@ -209,7 +218,7 @@ async function main(): Promise<void> {
     const sorted = [...cpu].sort((x, y) => x - y);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     const out = [
-      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests`,
+      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}`,
       `  CPU µs/request: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
       `  wall µs/request: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
       `  allocated per request: ${(total / reqs).toFixed(0)} B, of which ${(fromUws / reqs).toFixed(0)} B are the header strings uWS hands over (sampling heap profiler, interval 256 B, garbage included, ${reqs} requests)`,
@@ -218,6 +227,7 @@ async function main(): Promise<void> {
     for (const [k, bytes] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 15)) out.push(`    ${(bytes / reqs).toFixed(0).padStart(6)}  ${k}`);
     process.stdout.write(out.join('\n') + '\n');
     conn.close(false);
+    live?.stop();
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

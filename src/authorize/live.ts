@@ -34,6 +34,8 @@ import { authorize, Decision } from './index.js';
 
 /** How often the registry polls the change feed and checks deadlines: the bound on how late an end is noticed, less a tick. */
 export const LIVE_TICK_MS = 250;
+/** `liveDeadline` of a stream no tick has seen yet. */
+const UNKNOWN_DEADLINE = -1;
 
 /** One open stream, as the registry sees it. EdgeRequest and the front end's WebSocket implement it. */
 export interface LiveStream {
@@ -110,9 +112,14 @@ export class LiveRegistry {
     this.timer = null;
   }
 
-  /** Registers an open stream; its deadline comes from its principal's lifetimes. */
-  add(s: LiveStream, cfg: CompiledConfig): void {
-    s.liveDeadline = deadlineOf(s, cfg);
+  /**
+   * Registers an open stream: every forwarded request passes here, so this is
+   * four pointer writes and nothing else. Its deadline (from its principal's
+   * lifetimes) is worked out by the first tick that finds it still open
+   * (UNKNOWN_DEADLINE), which most requests never see.
+   */
+  add(s: LiveStream): void {
+    s.liveDeadline = UNKNOWN_DEADLINE;
     s.livePrev = null;
     s.liveNext = this.head;
     if (this.head !== null) this.head.livePrev = s;
@@ -165,6 +172,7 @@ export class LiveRegistry {
     const now = this.deps.now();
     for (let s: LiveStream | null = this.head; s !== null; ) {
       const next: LiveStream | null = s.liveNext;
+      if (s.liveDeadline === UNKNOWN_DEADLINE) s.liveDeadline = deadlineOf(s, cfg);
       if (s.isWebSocket && now - s.lastMessageAt >= policyOf(s, cfg).idleTimeoutMs) {
         this.end(s, 'MEZU_WEBSOCKET_IDLE', 1001, 'idle');
       } else if (changed === 'all' || now >= s.liveDeadline || (changed !== null && names(s, changed)) || needsIdleRefresh(s)) {

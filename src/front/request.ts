@@ -303,7 +303,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   forward(conn: TunnelConnection): void {
     const scope = this.scope;
     scope.inflight.n++;
-    scope.live?.add(this, this.config!);
+    scope.live?.add(this);
     this.forwarding = true;
     this.conn = conn;
     this.res.onAborted(() => this.abort());

@@ -312,7 +312,7 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
       const share = Math.max(1, Math.floor(r.policy!.maxSockets / (ctx.workers ?? 1)));
       const who = this.principal === null ? addr : this.principal.credential;
       if (live.socketsOf(who, r.key, r.project!.id) >= share) return writeError(res, 'MEZU_WEBSOCKET_LIMIT', r.id);
-      live.add(this, r.config!);
+      live.add(this);
     }
     clients.set(addr, n + 1);
     this.counted = true;
