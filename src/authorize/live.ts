@@ -193,6 +193,13 @@ export class LiveRegistry {
     }
   }
 
+  /** The worker's figures for its status report (every few seconds: one walk of the list). */
+  stats(): { open: number; websockets: number; ended: Record<string, number> } {
+    let websockets = 0;
+    for (let s: LiveStream | null = this.head; s !== null; s = s.liveNext) if (s.isWebSocket) websockets++;
+    return { open: this.size, websockets, ended: Object.fromEntries(this.ended) };
+  }
+
   /** Every open WebSocket, e.g. to close them when the worker drains. */
   forEachWebSocket(fn: (s: LiveStream) => void): void {
     for (let s: LiveStream | null = this.head; s !== null; ) {

@@ -54,7 +54,9 @@ export const CONTROL_USAGE = `  console [--host 127.0.0.1] [--port 8081] [--publ
   keys create --service-account SA [--expires 30d]     print a new API key once
   keys list --service-account SA | keys revoke --id KEY_ID | keys rotate --id KEY_ID [--overlap 1h]
   warpgates list
-  audit [--limit 50] [--action user.suspend] [--project P]`;
+  audit [--limit 50] [--action user.suspend] [--project P]
+  streams                             open WebSockets and streamed responses per edge worker, and how many
+                                      continuous authorization ended, by reason (from the workers' reports, every 5 s)`;
 
 class ControlUsageError extends Error {
   readonly code = 'MEZU_USAGE';
@@ -167,6 +169,7 @@ export async function runControlCommand(cmd: string, sub: string | undefined, re
     case 'keys': await cmdKeys(s, args); return true;
     case 'warpgates': await cmdWarpgates(s, args); return true;
     case 'audit': await cmdAudit(sub === undefined ? [] : [sub, ...rest]); return true;
+    case 'streams': await cmdStreams(sub === undefined ? [] : [sub, ...rest]); return true;
     default: return false;
   }
 }
@@ -551,6 +554,28 @@ async function cmdWarpgates(sub: string | undefined, args: string[]): Promise<vo
     return listWarpgates({ store: s, control: c, clock: c.clock });
   });
   out(v, items.map((w) => `${w.id}\t${w.project ?? ''}\t${w.pool}\t${w.connected ? `connected since ${w.connected_since}` : w.refused_at !== null ? `refused ${w.refused_at}` : 'disconnected'}\t${(w.tunnels as Array<{ worker: number }>).length} tunnels`).join('\n'), items);
+}
+
+/** Reports older than this are from a worker that is gone (it reports every 5 s). */
+const REPORT_FRESH_MS = 15_000;
+
+async function cmdStreams(args: string[]): Promise<void> {
+  const { v } = parse(args, {});
+  const reports = await withControl(v, async (_c, s) => s.tunnelStatus.all());
+  const fresh = Date.now() - REPORT_FRESH_MS;
+  const workers: Array<{ edge: string; worker: number; pid: number; open: number; websockets: number; ended: Record<string, number> }> = [];
+  const total = { open: 0, websockets: 0, ended: {} as Record<string, number> };
+  for (const r of reports) {
+    if (r.updatedAt < fresh || r.live === undefined) continue;
+    workers.push({ edge: r.edgeId, worker: r.worker, pid: r.pid, ...r.live });
+    total.open += r.live.open;
+    total.websockets += r.live.websockets;
+    for (const [why, n] of Object.entries(r.live.ended)) total.ended[why] = (total.ended[why] ?? 0) + n;
+  }
+  const ended = (e: Record<string, number>) => (Object.keys(e).length === 0 ? 'none' : Object.entries(e).map(([k, n]) => `${k}: ${n}`).join(', '));
+  const lines = workers.map((w) => `edge ${w.edge} worker ${w.worker} (pid ${w.pid}): ${w.open} open, ${w.websockets} WebSockets; ended: ${ended(w.ended)}`);
+  lines.push(workers.length === 0 ? 'no edge worker has reported in the last 15 s' : `total: ${total.open} open, ${total.websockets} WebSockets; ended: ${ended(total.ended)}`);
+  out(v, lines.join('\n'), { workers, total });
 }
 
 async function cmdAudit(args: string[]): Promise<void> {

@@ -71,12 +71,14 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   const guard = new TunnelGuard(store, () => current);
   const staticCas = opts.tunnelCaFiles.map((f) => readFileSync(f, 'utf8'));
   let statusTimer: NodeJS.Timeout | null = null;
+  // Set once the live registry exists (below); a report before that has no stream to count.
+  let liveStats: LiveRegistry | null = null;
   const reportTunnels = () => {
     if (statusTimer !== null) return;
     statusTimer = setTimeout(() => {
       statusTimer = null;
       const list = tunnel.tunnels().map((t) => ({ warpgateId: t.warpgateId, version: t.version, pool: t.pool, keyId: t.credential, since: t.since }));
-      store.tunnelStatus.put({ edgeId: opts.edgeId, worker: index, pid: process.pid, updatedAt: Date.now(), tunnels: list }).catch((err: Error) => log(`tunnel: status report failed: ${err.message}`));
+      store.tunnelStatus.put({ edgeId: opts.edgeId, worker: index, pid: process.pid, updatedAt: Date.now(), tunnels: list, ...(liveStats === null ? {} : { live: liveStats.stats() }) }).catch((err: Error) => log(`tunnel: status report failed: ${err.message}`));
     }, 100);
     statusTimer.unref();
   };
@@ -142,6 +144,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     log,
   });
   live.start();
+  liveStats = live;
   const front = {
     config: () => current,
     auth,

@@ -234,11 +234,22 @@ export interface TunnelInfo {
   since: number;
 }
 
-/** What one edge worker reports about its tunnels (rewritten on change and every few seconds). */
+/** Continuous authorization in one edge worker (src/authorize/live.ts): what is open, and what it ended since the worker started. */
+export interface LiveStats {
+  /** Open WebSockets and streamed responses. */
+  open: number;
+  websockets: number;
+  /** Streams ended since start, by reason ('session ended', 'route denied', 'idle', …). */
+  ended: Record<string, number>;
+}
+
+/** What one edge worker reports about its tunnels and open streams (rewritten on change and every few seconds). */
 export interface TunnelStatusRecord {
   edgeId: string;
   worker: number;
   pid: number;
   updatedAt: number;
   tunnels: TunnelInfo[];
+  /** Absent in reports of an edge that predates WebSockets. */
+  live?: LiveStats;
 }

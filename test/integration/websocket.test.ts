@@ -99,12 +99,12 @@ interface Opened {
 }
 
 /** Opens a WebSocket to the edge; rejects with the status when the handshake is refused. */
-function open(path: string, opts: { host?: string; token?: string | null; bearer?: string; protocols?: string[] } = {}): Promise<Opened> {
+function open(path: string, opts: { host?: string; token?: string | null; bearer?: string; protocols?: string[]; deflate?: boolean } = {}): Promise<Opened> {
   const headers: Record<string, string> = { host: opts.host ?? 'localhost' };
   const t = opts.token === undefined ? token : opts.token;
   if (t !== null) headers.cookie = `mezu_session=${t}`;
   if (opts.bearer !== undefined) headers.authorization = `Bearer ${opts.bearer}`;
-  const ws = new WebSocket(`ws://127.0.0.1:${stack.port}${path}`, opts.protocols ?? [], { headers, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  const ws = new WebSocket(`ws://127.0.0.1:${stack.port}${path}`, opts.protocols ?? [], { headers, perMessageDeflate: opts.deflate ?? false, maxPayload: 64 * 1024 * 1024 });
   const got: Array<{ data: Buffer; binary: boolean }> = [];
   ws.on('message', (data: Buffer, binary: boolean) => got.push({ data, binary }));
   const closed = new Promise<{ code: number; reason: string; at: number }>((r) => ws.on('close', (code: number, reason: Buffer) => r({ code, reason: reason.toString(), at: Date.now() })));
@@ -282,6 +282,24 @@ test('echo of text and binary messages of 1 B, 64 KiB and 1 MiB; the subprotocol
   t.is(c.reason, 'bye now');
 });
 
+test('permessage-deflate offered is declined cleanly; a fragmented message arrives whole, control frames between its fragments', async (t) => {
+  const o = await open('/api/v1/ws', { deflate: true });
+  t.is(o.ws.extensions, '', 'no extension negotiated: messages go uncompressed');
+  o.ws.send('frag-', { fin: false });
+  o.ws.ping('between');
+  o.ws.send('ment-', { fin: false });
+  o.ws.send('ed', { fin: true });
+  o.ws.send(Buffer.from([1, 2, 3]), { binary: true, fin: false });
+  o.ws.send(Buffer.from([4, 5]), { binary: true, fin: true });
+  await nextMessage(o, 2);
+  t.is(o.got[0]!.data.toString(), 'frag-ment-ed');
+  t.false(o.got[0]!.binary);
+  t.deepEqual([...o.got[1]!.data], [1, 2, 3, 4, 5]);
+  t.true(o.got[1]!.binary);
+  o.ws.close(1000);
+  t.is((await o.closed).code, 1000);
+});
+
 test('the client closes with a code and reason; the origin sees the socket go', async (t) => {
   const o = await open('/api/v1/ws');
   o.ws.send('x');
@@ -384,6 +402,35 @@ test('revoking the session closes its WebSocket (1008) and its SSE stream within
   t.false(e.complete, 'the stream was cut, not ended as if complete');
   t.is((await refusedWith('/api/v1/ws', { token: s })).status, 401);
   t.is((await stack.request('/api/v1/events', { headers: { cookie: `mezu_session=${s}` } })).status, 401);
+  // Each end is audited, by the session's public id (never its token or the token's hash).
+  const audit = (JSON.parse((await cli('audit', '--limit', '500', '--json')).stdout) as Array<{ action: string; actor: { type: string }; target: { type: string; id: string }; details: { reason?: string; request_id?: string } }>).filter(
+    (a) => (a.action === 'websocket.end' || a.action === 'stream.end') && a.details.reason === 'session ended',
+  );
+  const mine = audit.filter((a) => a.target.type === 'session');
+  t.true(mine.some((a) => a.action === 'websocket.end'), "the WebSocket's end is audited");
+  t.true(mine.some((a) => a.action === 'stream.end'), "the SSE stream's end is audited");
+  t.true(mine.every((a) => a.actor.type === 'system' && /^ses_/.test(a.target.id)));
+  const text = JSON.stringify(audit);
+  t.false(text.includes(s) || text.includes(hashToken(s)), 'no token in the audit log');
+});
+
+test('the ends are counted per worker and reason: mezusphere streams', async (t) => {
+  stack.addUser('count@example.com');
+  const s = stack.session('count@example.com');
+  const o = await open('/api/v1/ws', { token: s });
+  await cli('sessions', 'revoke', `--token=${s}`);
+  await o.closed;
+  // Workers report every 5 s.
+  let report: { workers: unknown[]; total: { open: number; websockets: number; ended: Record<string, number> } } | null = null;
+  const started = Date.now();
+  while (Date.now() - started < 12_000) {
+    report = JSON.parse((await cli('streams', '--json')).stdout) as typeof report;
+    if ((report!.total.ended['session ended'] ?? 0) >= 1) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  t.is(report!.workers.length, 2, 'one report per worker');
+  t.true((report!.total.ended['session ended'] ?? 0) >= 1, JSON.stringify(report));
+  t.true(report!.total.open >= 0 && report!.total.websockets <= report!.total.open);
 });
 
 test('suspending the user closes the WebSocket and the SSE stream within a second', async (t) => {
