@@ -3,6 +3,7 @@
  * loss and reconnection, graceful drain, refusal to start on the uWS fallback,
  * and CLI argument errors.
  */
+import WebSocket from 'ws';
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
@@ -48,14 +49,20 @@ test.serial('Warpgate killed → 502 at once; it reconnects when restarted', asy
   for (let i = 0; i < 10; i++) t.is((await stack.request('/health')).status, 200);
 });
 
-test.serial('SIGTERM drains: in-flight requests finish, then the edge exits', async (t) => {
+test.serial('SIGTERM drains: in-flight requests finish, open WebSockets are told 1001, then the edge exits', async (t) => {
   const stack = new Stack(1);
   t.teardown(() => stack.stop());
   await stack.start();
+  stack.addUser('ws-drain@example.com');
+  const token = stack.session('ws-drain@example.com');
+  const ws = new WebSocket(`ws://127.0.0.1:${stack.port}/api/v1/ws`, { headers: { host: 'localhost', cookie: `mezu_session=${token}` } });
+  await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+  const wsClosed = new Promise<[number, string]>((r) => ws.once('close', (code: number, reason: Buffer) => r([code, reason.toString()])));
   const slow = stack.request('/health?delay=1200');
   await new Promise((r) => setTimeout(r, 300));
   const exited = new Promise<number | null>((r) => stack.edge!.child.once('exit', (code) => r(code)));
   stack.edge!.child.kill('SIGTERM');
+  t.deepEqual(await wsClosed, [1001, 'MEZU_DRAINING'], 'the WebSocket is closed as going away, with the reason');
   const res = await slow;
   t.is(res.status, 200, 'the in-flight request completed');
   t.is(await exited, 0);
