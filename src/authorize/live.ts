@@ -27,7 +27,7 @@
  * Re-checking reads the store exactly as a request would (Authenticator
  * `recheck`): there is no cache that could keep a revoked session alive.
  */
-import type { CompiledConfig, Policy } from '../config/index.js';
+import type { CompiledConfig } from '../config/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import { IDLE_REFRESH_INTERVAL_MS, type Authenticator, type Principal } from '../session/index.js';
 import { authorize, Decision } from './index.js';
@@ -55,6 +55,8 @@ export interface LiveStream {
   readonly isWebSocket: boolean;
   /** Last message either way (WebSockets; `idle_timeout`). */
   lastMessageAt: number;
+  /** A WebSocket's `idle_timeout` under the rule it was last judged by; Infinity for a response. */
+  liveIdleMs: number;
   readonly liveRequestId: string;
   readonly liveClient: string;
   /** Ends the stream: a WebSocket closes with `closeCode` and `code` as the reason; a response is reset. */
@@ -170,12 +172,14 @@ export class LiveRegistry {
       changed = 'all';
     }
     const now = this.deps.now();
+    const all = changed === 'all';
+    const ids = changed === null || changed === 'all' ? null : byKind(changed);
     for (let s: LiveStream | null = this.head; s !== null; ) {
       const next: LiveStream | null = s.liveNext;
       if (s.liveDeadline === UNKNOWN_DEADLINE) s.liveDeadline = deadlineOf(s, cfg);
-      if (s.isWebSocket && now - s.lastMessageAt >= policyOf(s, cfg).idleTimeoutMs) {
+      if (now - s.lastMessageAt >= s.liveIdleMs) {
         this.end(s, 'MEZU_WEBSOCKET_IDLE', 1001, 'idle');
-      } else if (changed === 'all' || now >= s.liveDeadline || (changed !== null && names(s, changed)) || needsIdleRefresh(s)) {
+      } else if (all || now >= s.liveDeadline || (ids !== null && names(s, ids)) || needsIdleRefresh(s)) {
         this.recheck(s, cfg);
       }
       s = next;
@@ -227,7 +231,10 @@ export class LiveRegistry {
     if (project === undefined) return 'project removed';
     const policy = project.match(s.liveMethod, s.liveKey);
     if (policy.auth === 'deny') return 'route denied';
-    if (s.isWebSocket && !policy.websocket) return 'websockets disabled on the route';
+    if (s.isWebSocket) {
+      if (!policy.websocket) return 'websockets disabled on the route';
+      s.liveIdleMs = policy.idleTimeoutMs; // the rule that matches it now
+    }
     if (policy.auth === 'public') {
       s.liveDeadline = Infinity;
       return null;
@@ -253,18 +260,30 @@ export class LiveRegistry {
   }
 }
 
-/** The rule that matches the stream under `cfg` (the project's default when the project is gone). */
-function policyOf(s: LiveStream, cfg: CompiledConfig): Policy {
-  const project = cfg.projects.get(s.liveProject);
-  return project === undefined ? GONE : project.match(s.liveMethod, s.liveKey);
-}
-
 /** Whether `changed` names the stream's session, user, key or account. */
-function names(s: LiveStream, changed: ReadonlySet<string>): boolean {
+function names(s: LiveStream, ids: ChangedIds): boolean {
   const p = s.principal;
   if (p === null) return false;
-  if (p.key !== null) return changed.has(`key:${p.key.id}`) || changed.has(`account:${p.account!.id}`);
-  return changed.has(`session:${p.credential}`) || changed.has(`user:${p.user!.id}`);
+  if (p.key !== null) return ids.key.has(p.key.id) || ids.account.has(p.account!.id);
+  return ids.session.has(p.credential) || ids.user.has(p.user!.id);
+}
+
+/** The feed's `kind:id` entries split by kind once per tick, so the walk builds no string per stream. */
+interface ChangedIds {
+  session: Set<string>;
+  user: Set<string>;
+  key: Set<string>;
+  account: Set<string>;
+}
+
+function byKind(changed: ReadonlySet<string>): ChangedIds {
+  const ids: ChangedIds = { session: new Set(), user: new Set(), key: new Set(), account: new Set() };
+  for (const c of changed) {
+    const i = c.indexOf(':');
+    const kind = c.slice(0, i);
+    if (kind === 'session' || kind === 'user' || kind === 'key' || kind === 'account') ids[kind].add(c.slice(i + 1));
+  }
+  return ids;
 }
 
 /** A WebSocket whose client has been active for a minute past the session's stored lastSeenAt: write it back (Authenticator.recheck). */
@@ -283,19 +302,3 @@ function deadlineOf(s: LiveStream, cfg: CompiledConfig): number {
   if (project === undefined) return 0;
   return Math.min(session.createdAt + project.sessionAbsoluteMs, Math.max(session.lastSeenAt, s.activeAt) + project.sessionIdleMs);
 }
-
-/** Stands in for a removed project's rules: idle WebSockets still close; the re-check ends them anyway. */
-const GONE: Policy = Object.freeze({
-  auth: 'deny',
-  allowUser: false,
-  allowServiceAccount: false,
-  roles: null,
-  permissions: null,
-  maxBody: 0,
-  maxInflight: 0,
-  websocket: false,
-  maxMessage: 0,
-  idleTimeoutMs: 0,
-  maxSockets: 0,
-  rule: 'removed',
-});

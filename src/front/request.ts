@@ -184,6 +184,8 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   liveDeadline: number;
   activeAt: number;
   lastMessageAt: number;
+  /** A response has no idle_timeout (the tunnel's response timeout applies). */
+  liveIdleMs: number;
 
   constructor(res: HttpResponse, req: HttpRequest, scope: RequestScope, id: string) {
     this.res = res;
@@ -239,6 +241,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     this.liveDeadline = Infinity;
     this.activeAt = 0;
     this.lastMessageAt = 0;
+    this.liveIdleMs = Infinity;
     reading = this;
     req.forEach(collect);
     reading = null;

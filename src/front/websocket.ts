@@ -257,6 +257,7 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
   liveDeadline = Infinity;
   activeAt: number;
   lastMessageAt: number;
+  liveIdleMs: number;
 
   constructor(
     private readonly ctx: WebSocketContext,
@@ -269,6 +270,7 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     this.principal = r.principal;
     this.parser = new ServerFrameParser(this);
     this.activeAt = this.lastMessageAt = (ctx.now ?? Date.now)();
+    this.liveIdleMs = r.policy!.idleTimeoutMs;
   }
 
   get liveProject(): string {
