@@ -150,3 +150,61 @@ test.serial('origin down → 502; origin too slow → 504', async (t) => {
     originPort = saved;
   }
 });
+
+/** An extended CONNECT (RFC 8441) for a WebSocket, as the edge opens one; resolves with the response head. */
+function connectWs(session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http2.IncomingHttpHeaders; stream: http2.ClientHttp2Stream }> {
+  return new Promise((resolveRes, reject) => {
+    const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': path, ':authority': 'localhost', [Tunnel.projectHeader]: 'demo', 'x-mezu-request-id': 'rid-ws', 'sec-websocket-protocol': 'echo.v1', ...headers });
+    stream.on('response', (h) => resolveRes({ status: Number(h[':status']), headers: h, stream }));
+    stream.on('error', reject);
+  });
+}
+
+/** One masked client frame (RFC 6455 §5.3), short payloads only. */
+function maskedText(text: string): Buffer {
+  const p = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const out = Buffer.concat([Buffer.from([0x81, 0x80 | p.length]), mask, p]);
+  for (let i = 0; i < p.length; i++) out[6 + i]! ^= mask[i % 4]!;
+  return out;
+}
+
+async function originSockets(): Promise<{ open: number; opened: number }> {
+  return (await (await fetch(`http://127.0.0.1:${originPort}/__origin/websockets`)).json()) as { open: number; opened: number };
+}
+
+test.serial('WebSockets: the assertion is verified on the handshake; forged → 403 and no socket at the origin; valid → 200, the origin’s subprotocol, bytes both ways', async (t) => {
+  const { session, server } = await fakeEdge();
+  t.teardown(() => { session.destroy(); server.close(); });
+  t.true(session.remoteSettings.enableConnectProtocol, 'the Warpgate announces SETTINGS_ENABLE_CONNECT_PROTOCOL');
+  const before = await originSockets();
+  const forged = await connectWs(session, '/api/v1/ws', { 'x-mezu-assertion': mintJwt(rogueKey, claims()) });
+  t.is(forged.status, 403);
+  forged.stream.resume();
+  const none = await connectWs(session, '/api/v1/ws');
+  t.is(none.status, 200, 'no assertion: a public route, admitted without identity');
+  none.stream.close();
+  const after = await originSockets();
+  t.is(after.opened - before.opened, 1, 'only the unauthenticated (public) one reached the origin');
+  const ok = await connectWs(session, '/api/v1/ws', { 'x-mezu-assertion': mintJwt(key, claims()) });
+  t.is(ok.status, 200);
+  t.is(ok.headers['sec-websocket-protocol'], 'echo.v1');
+  t.is(ok.headers['sec-websocket-accept'], undefined, 'the origin leg’s handshake fields stay on that leg');
+  const echoed = new Promise<Buffer>((r) => {
+    let got = Buffer.alloc(0);
+    ok.stream.on('data', (c: Buffer) => {
+      got = Buffer.concat([got, c]);
+      if (got.length >= 2 && got.length >= 2 + (got[1]! & 0x7f)) r(got);
+    });
+  });
+  ok.stream.write(maskedText('whoami'));
+  const frame = await echoed;
+  t.is(frame[0], 0x81, 'an unmasked text frame from the origin, relayed as bytes');
+  const who = JSON.parse(frame.subarray(frame[1]! === 126 ? 4 : 2).toString()) as { whoami: Record<string, string> };
+  t.is(who.whoami['x-mezu-user-id'], 'usr_1', 'the identity from the verified assertion rides on the origin handshake');
+  ok.stream.close();
+  // An origin that refuses the upgrade (no WebSocket there): its status is relayed, not a 200.
+  const refused = await connectWs(session, '/not-a-socket', { 'x-mezu-assertion': mintJwt(key, claims()) });
+  t.true(refused.status >= 400, `origin refusal relayed (${refused.status})`);
+  refused.stream.resume();
+});
