@@ -173,6 +173,9 @@ In a browser:  ${base}/api/v1/hello
   → the hosted login page. Create an account (signup is open; the confirmation link is printed
     here as "mail |"), or sign in as ${ada.email} / "${ada.password}" or ${val.email} / "${val.password}".
   ${base}/_mezu/logout   ${base}/_mezu/password   ${base}/_mezu/forgot
+  ${base}/api/v1/live   a WebSocket echo and a clock over Server-Sent Events, through the edge; revoke the
+    session (node dist/src/cli/main.js sessions revoke --project demo --email … --all --data ${DATA})
+    and the page shows the socket closed by the edge (1008)
 
 Mail: the edge has no SMTP server here; mail goes to the development outbox in the store.
   Printed below as it arrives, and listed by:  node dist/src/cli/main.js mail outbox --data ${DATA}

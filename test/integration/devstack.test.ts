@@ -9,6 +9,7 @@
  * process it started with exit code 0, and that a second start on the same
  * data directory works.
  */
+import WebSocket from 'ws';
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -221,6 +222,18 @@ test.serial('npm start: prints the Console and its first-owner command, serves t
   t.is(id['x-mezu-roles'], 'tester');
   t.regex(id['x-mezu-user-id'] ?? '', /^usr_/);
   t.regex(id['x-mezu-assertion'] ?? '', /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+  t.true(dev.out.includes(`http://localhost:${ports.port}/api/v1/live`), 'the live page is printed');
+
+  // A WebSocket through the whole chain, the enrolled Warpgate included (extended CONNECT).
+  const ws = new WebSocket(`ws://127.0.0.1:${ports.port}/api/v1/ws`, { headers: { host: 'localhost', cookie: `mezu_session=${sessionToken}` } });
+  const whoami = await new Promise<Record<string, string>>((ok, fail) => {
+    ws.once('open', () => ws.send('whoami'));
+    ws.once('message', (m: Buffer) => ok((JSON.parse(m.toString()) as { whoami: Record<string, string> }).whoami));
+    ws.once('error', fail);
+    ws.once('unexpected-response', (_q, r: { statusCode?: number }) => fail(new Error(`handshake answered ${r.statusCode}`)));
+  });
+  ws.close(1000);
+  t.is(whoami['x-mezu-user-email'], 'dev-test@example.com');
 
   // Ctrl-C: SIGINT to the whole process group, as a terminal sends it.
   procs = descendants(dev.child.pid!);
