@@ -173,11 +173,13 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   const poll = setInterval(() => {
     try {
       const cfgChanged = loadConfig();
+      // First, so that nothing failing below skips it: the open streams are judged by the config
+      // now served (the next poll would not see this version as new again).
+      if (cfgChanged) live.configChanged();
       const keysChanged = signer.reload();
       if (cfgChanged || keysChanged) tunnel.broadcastHello();
       if (cfgChanged) log(`config: now serving version ${(current as CompiledConfig | null)?.version}`);
       if (cfgChanged && current !== null) login.onConfig(current);
-      if (cfgChanged) live.configChanged();
       // Enrolled Warpgates: a new project CA is accepted from now on; a revoked key's tunnels close now.
       if (guard.reloadCas()) tunnel.setClientCas([...staticCas, ...guard.projectCas()]);
       tunnel.revalidate((keyId) => guard.live(keyId));

@@ -11,6 +11,7 @@
  * origin message costs the edge no more than one tunnel chunk. Control frames
  * (≤ 125 bytes, §5.5) are the only ones assembled.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 
 export const enum Opcode {
@@ -77,7 +78,13 @@ export function clientFrame(opcode: number, payload: Uint8Array): Buffer {
 export function closePayload(code: number, reason: string): Buffer {
   if (code === 0) return Buffer.alloc(0);
   let r = Buffer.from(reason, 'utf8');
-  if (r.length > 123) r = r.subarray(0, 123);
+  if (r.length > 123) {
+    // A control frame carries 125 bytes at most (§5.5); the reason must stay UTF-8 (§5.5.1), so the
+    // cut goes back to the start of the character it would split (continuation bytes are 10xxxxxx).
+    let end = 123;
+    while (end > 0 && (r[end]! & 0xc0) === 0x80) end--;
+    r = r.subarray(0, end);
+  }
   const p = Buffer.allocUnsafe(2 + r.length);
   p.writeUInt16BE(code, 0);
   r.copy(p, 2);
@@ -206,6 +213,8 @@ export class ServerFrameParser {
       else {
         if (p.length === 1) return void this.fail('a close frame with a one-byte payload (RFC 6455 §5.5.1)', 0);
         const code = p.length >= 2 ? p.readUInt16BE(0) : 1005;
+        // The reason must be UTF-8; an endpoint that gets one that is not fails the connection (§8.1).
+        if (p.length > 2 && !isUtf8(p.subarray(2))) return void this.fail('a close reason that is not UTF-8 (RFC 6455 §5.5.1, §8.1)', 0);
         this.sink.onClose(code, p.length > 2 ? p.toString('utf8', 2) : '');
       }
       return;

@@ -400,6 +400,13 @@ test('revoking the session closes its WebSocket (1008) and its SSE stream within
   t.true(c.at - done.at < 1000, `WebSocket: ${c.at - done.at} ms`);
   t.true(e.endedAt - done.at < 1000, `SSE: ${e.endedAt - done.at} ms`);
   t.false(e.complete, 'the stream was cut, not ended as if complete');
+  // The tunnel stream was reset (RST_STREAM), so the Warpgate dropped the origin's request too.
+  let cut = false;
+  for (let i = 0; i < 40 && !cut; i++) {
+    cut = (await stack.originSeen()).some((r) => r.path === '/api/v1/events' && r.headers['x-mezu-user-email']?.[0] === 'rev@example.com' && r.aborted);
+    if (!cut) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.true(cut, 'the origin saw its event stream go away');
   t.is((await refusedWith('/api/v1/ws', { token: s })).status, 401);
   t.is((await stack.request('/api/v1/events', { headers: { cookie: `mezu_session=${s}` } })).status, 401);
   // Each end is audited, by the session's public id (never its token or the token's hash).
