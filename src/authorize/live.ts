@@ -142,14 +142,26 @@ export class LiveRegistry {
     this.size--;
   }
 
-  /** Open WebSockets of one credential (a session's token hash, a key id) or, with no principal, one client address, on one rule. */
-  socketsOf(credential: string, key: string, project: string): number {
-    let n = 0;
-    for (let s: LiveStream | null = this.head; s !== null; s = s.liveNext) {
-      if (!s.isWebSocket || s.liveKey !== key || s.liveProject !== project) continue;
-      if ((s.principal === null ? s.liveClient : s.principal.credential) === credential) n++;
-    }
-    return n;
+  /**
+   * Open WebSockets per rule and per session, key or (on a public rule)
+   * client address: `max_sockets`. Kept apart from the list, so a handshake
+   * costs a map lookup, not a walk of every open stream.
+   */
+  private readonly sockets = new Map<string, number>();
+
+  /** How many WebSockets `who` holds open on `rule` (the rule's name, which names its project). */
+  socketsOn(rule: string, who: string): number {
+    return this.sockets.get(socketKey(rule, who)) ?? 0;
+  }
+  socketOpened(rule: string, who: string): void {
+    const k = socketKey(rule, who);
+    this.sockets.set(k, (this.sockets.get(k) ?? 0) + 1);
+  }
+  socketClosed(rule: string, who: string): void {
+    const k = socketKey(rule, who);
+    const n = this.sockets.get(k) ?? 0;
+    if (n <= 1) this.sockets.delete(k);
+    else this.sockets.set(k, n - 1);
   }
 
   /** The change feed, deadlines and idle WebSockets. */
@@ -267,6 +279,8 @@ function names(s: LiveStream, ids: ChangedIds): boolean {
   if (p.key !== null) return ids.key.has(p.key.id) || ids.account.has(p.account!.id);
   return ids.session.has(p.credential) || ids.user.has(p.user!.id);
 }
+
+const socketKey = (rule: string, who: string): string => `${rule}\u0000${who}`;
 
 /** The feed's `kind:id` entries split by kind once per tick, so the walk builds no string per stream. */
 interface ChangedIds {

@@ -322,7 +322,11 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   start(): void {
     this.started = true;
     if (this.aborted || this.done) return;
-    const conn = this.conn!.ready ? this.conn! : this.scope.pools.pick(this.project!.upstream);
+    // Picked again now, not kept from the head's turn: every request that arrived in that turn saw
+    // the same outstanding counts and would pile onto one connection (one Warpgate got none of 32
+    // requests sent at once, test/integration/ha.test.ts); here each open counts for the next pick.
+    const conn = this.scope.pools.pick(this.project!.upstream);
+    if (conn !== null) this.conn = conn;
     if (this.body === BODY_NONE) {
       if ((conn === null || !conn.open(this)) && !this.scope.pools.replay(this, false)) this.onError('MEZU_TUNNEL_FAILED');
       return;
@@ -374,9 +378,8 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     }
     let stream = this.stream;
     if (stream === null) {
-      // The connection picked with the head may have closed while the body was on its way.
-      let conn = this.conn;
-      if (conn === null || !conn.ready) conn = this.scope.pools.pick(this.project!.upstream);
+      // The least busy connection now (the one picked with the head may have closed since).
+      const conn = this.scope.pools.pick(this.project!.upstream);
       if (conn === null || !conn.open(this)) {
         this.uploading = false;
         return this.fail('MEZU_NO_WARPGATE');

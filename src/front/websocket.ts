@@ -248,6 +248,8 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
   /** A close frame went to the origin (and END_STREAM after it). */
   private closeSent = false;
   private counted = false;
+  /** Whom this socket counts against on its rule's `max_sockets` (credential or client address), until finish. */
+  private socketOf: string | null = null;
   closingSince = 0;
 
   // ── LiveStream ──
@@ -269,7 +271,9 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     this.res = r.res;
     this.principal = r.principal;
     this.parser = new ServerFrameParser(this);
-    this.activeAt = this.lastMessageAt = (ctx.now ?? Date.now)();
+    this.activeAt = (ctx.now ?? Date.now)();
+    // idle_timeout starts at the open (onOpen): a handshake waiting for the origin is not idle.
+    this.lastMessageAt = Infinity;
     this.liveIdleMs = r.policy!.idleTimeoutMs;
   }
 
@@ -313,7 +317,9 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     if (live !== null) {
       const share = Math.max(1, Math.floor(r.policy!.maxSockets / (ctx.workers ?? 1)));
       const who = this.principal === null ? addr : this.principal.credential;
-      if (live.socketsOf(who, r.key, r.project!.id) >= share) return writeError(res, 'MEZU_WEBSOCKET_LIMIT', r.id);
+      if (live.socketsOn(r.policy!.rule, who) >= share) return writeError(res, 'MEZU_WEBSOCKET_LIMIT', r.id);
+      live.socketOpened(r.policy!.rule, who);
+      this.socketOf = who;
       live.add(this);
     }
     clients.set(addr, n + 1);
@@ -579,7 +585,12 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
   /** The socket is over for the client: counters and registry released (once). */
   private finish(): void {
     if (this.state === HANDSHAKE) this.state = CLOSED;
-    this.ctx.live?.remove(this);
+    const live = this.ctx.live;
+    if (live !== null) {
+      live.remove(this);
+      if (this.socketOf !== null) live.socketClosed(this.r.policy!.rule, this.socketOf);
+      this.socketOf = null;
+    }
     if (!this.counted) return;
     this.counted = false;
     const clients = this.ctx.scope.clients;

@@ -226,7 +226,7 @@ function openSockets(reg: LiveRegistry): string[] {
   return out.sort();
 }
 
-// ── add, remove, socketsOf ──
+// ── add, remove, max_sockets counts ──
 
 test('add and remove: size counts open streams; removing one twice, or one never added, changes nothing', (t) => {
   const h = harness();
@@ -271,35 +271,27 @@ test('add and remove: the list stays whole, every open stream is still reached b
   t.deepEqual(h.auth.rechecked().sort(), [1, 2, 4].map((i) => streams[i]!.principal!.credential).sort());
 });
 
-test('socketsOf counts open WebSockets per credential, on one rule of one project; a public socket counts by client address', (t) => {
+test('max_sockets counts: per rule and per session, key or client address; a close gives the place back', (t) => {
   const h = harness();
-  const alice = userPrincipal();
-  const bob = userPrincipal();
-  const key = keyPrincipal();
-  const a1 = new FakeStream({ principal: alice, key: '/ws/chat' });
-  const a2 = new FakeStream({ principal: alice, key: '/ws/chat' });
-  const aOtherRule = new FakeStream({ principal: alice, key: '/ws/other' });
-  const aOtherProject = new FakeStream({ principal: alice, key: '/ws/chat', project: 'other' });
-  const aStream = new FakeStream({ principal: alice, key: '/ws/chat', ws: false }); // a streamed response: not a socket
-  const b1 = new FakeStream({ principal: bob, key: '/ws/chat' });
-  const k1 = new FakeStream({ principal: key, key: '/ws/chat' });
-  const anon1 = new FakeStream({ principal: null, key: '/public/ws', client: '198.51.100.7' });
-  const anon2 = new FakeStream({ principal: null, key: '/public/ws', client: '198.51.100.7' });
-  const anon3 = new FakeStream({ principal: null, key: '/public/ws', client: '198.51.100.8' });
-  h.add(a1, a2, aOtherRule, aOtherProject, aStream, b1, k1, anon1, anon2, anon3);
-
-  t.is(h.reg.socketsOf(alice.credential, '/ws/chat', 'demo'), 2);
-  t.is(h.reg.socketsOf(alice.credential, '/ws/other', 'demo'), 1);
-  t.is(h.reg.socketsOf(alice.credential, '/ws/chat', 'other'), 1);
-  t.is(h.reg.socketsOf(bob.credential, '/ws/chat', 'demo'), 1);
-  t.is(h.reg.socketsOf(key.credential, '/ws/chat', 'demo'), 1, 'a key counts by its id');
-  t.is(h.reg.socketsOf('198.51.100.7', '/public/ws', 'demo'), 2);
-  t.is(h.reg.socketsOf('198.51.100.8', '/public/ws', 'demo'), 1);
-  t.is(h.reg.socketsOf('198.51.100.7', '/ws/chat', 'demo'), 0, 'a signed-in socket does not count for its address');
-  t.is(h.reg.socketsOf('nobody', '/ws/chat', 'demo'), 0);
-
-  h.reg.remove(a2);
-  t.is(h.reg.socketsOf(alice.credential, '/ws/chat', 'demo'), 1, 'a closed socket no longer counts');
+  const chat = 'demo:/ws/*';
+  const other = 'demo:/other/*';
+  h.reg.socketOpened(chat, 'alice');
+  h.reg.socketOpened(chat, 'alice');
+  h.reg.socketOpened(other, 'alice');
+  h.reg.socketOpened('other:/ws/*', 'alice');
+  h.reg.socketOpened(chat, '198.51.100.7');
+  t.is(h.reg.socketsOn(chat, 'alice'), 2, 'two paths under one prefix rule count together');
+  t.is(h.reg.socketsOn(other, 'alice'), 1, 'another rule has its own count');
+  t.is(h.reg.socketsOn('other:/ws/*', 'alice'), 1, 'the same path in another project is another rule');
+  t.is(h.reg.socketsOn(chat, 'bob'), 0);
+  t.is(h.reg.socketsOn(chat, '198.51.100.7'), 1, 'a public socket counts by client address');
+  h.reg.socketClosed(chat, 'alice');
+  t.is(h.reg.socketsOn(chat, 'alice'), 1);
+  h.reg.socketClosed(chat, 'alice');
+  h.reg.socketClosed(chat, 'alice'); // one close too many is harmless
+  t.is(h.reg.socketsOn(chat, 'alice'), 0);
+  h.reg.socketOpened(chat, 'alice');
+  t.is(h.reg.socketsOn(chat, 'alice'), 1, 'and counting starts again from zero');
 });
 
 // ── tick: deadlines ──
