@@ -12,14 +12,13 @@
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it).
  */
 import test from 'ava';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { Stack } from '../integration/harness.js';
 import { startConsole, stopConsole, type ConsoleProc } from '../integration/console-client.js';
 import { spawnSync } from 'node:child_process';
 
-const CHROMIUM = process.env.MEZU_CHROMIUM ?? '/usr/bin/chromium';
 const CLI = join(__dirname, '../../src/cli/main.js');
 const CONFIG = `
 projects:
@@ -50,16 +49,12 @@ function cli(args: string[], input?: string): string {
 }
 
 test.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM}: apt-get install -y chromium (or set MEZU_CHROMIUM)`);
   await stack.start();
   con = await startConsole(stack);
   base = `http://localhost:${con.port}`;
   cli(['console', 'add-owner', '--email', 'owner@example.com', '--password-stdin'], OWNER_PW);
   cli(['console', 'add-user', '--email', 'viewer@example.com', '--role', 'viewer', '--password-stdin'], VIEWER_PW);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 test.after.always(async () => {
   await browser?.close();

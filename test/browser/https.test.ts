@@ -9,14 +9,14 @@
 import test from 'ava';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { Stack } from '../integration/harness.js';
 import { LOGIN_CONFIG, linkToken } from '../integration/login-client.js';
 
-const CHROMIUM = process.env.MEZU_CHROMIUM ?? '/usr/bin/chromium';
 const stack = new Stack(1, LOGIN_CONFIG(), ['--scheme', 'https']);
 let browser: Browser;
 let proxy: https.Server;
@@ -24,7 +24,6 @@ let base = '';
 const upstream = new http.Agent({ keepAlive: true });
 
 test.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM}: apt-get install -y chromium (or set MEZU_CHROMIUM)`);
   await stack.start();
   const pki = join(stack.dir, 'pki');
   proxy = https.createServer({ cert: readFileSync(join(pki, 'edge-tunnel.pem')), key: readFileSync(join(pki, 'edge-tunnel-key.pem')) }, (req, res) => {
@@ -41,10 +40,7 @@ test.before(async () => {
   base = `https://localhost:${(proxy.address() as AddressInfo).port}`;
   const a = stack.applyText(LOGIN_CONFIG().replace('public_url: http://localhost:8080', `public_url: ${base}`));
   if (a.status !== 0) throw new Error(a.stderr);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 test.after.always(async () => {
   await browser?.close();

@@ -13,13 +13,12 @@
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it).
  */
 import test, { type ExecutionContext } from 'ava';
-import { existsSync } from 'node:fs';
 import * as http from 'node:http';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { Stack } from '../integration/harness.js';
 import { LOGIN_CONFIG, linkToken } from '../integration/login-client.js';
 
-const CHROMIUM = process.env.MEZU_CHROMIUM ?? '/usr/bin/chromium';
 const stack = new Stack(2, LOGIN_CONFIG());
 let browser: Browser;
 let base = '';
@@ -35,16 +34,11 @@ const WAIT_MS = 10_000;
 const untilReported = (t1: number): number => Math.max(100, t1 + REVOKE_BOUND_MS + 3_000 - Date.now());
 
 test.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM}: apt-get install -y chromium (or set MEZU_CHROMIUM)`);
   await stack.start();
   // The hosts of project demo are localhost and 127.0.0.1; links in mail name public_url, but only
   // their token is used here (the pages accept a form posted from the Host they were served on).
   base = `http://localhost:${stack.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // No downloads of browsers here, and no network but loopback: keep Chromium from phoning home.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 test.after.always(async () => {
   await browser?.close();

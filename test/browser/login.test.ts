@@ -9,31 +9,24 @@
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it).
  */
 import test from 'ava';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { Stack } from '../integration/harness.js';
 import { LOGIN_CONFIG, linkToken } from '../integration/login-client.js';
 
-const CHROMIUM = process.env.MEZU_CHROMIUM ?? '/usr/bin/chromium';
 const stack = new Stack(2, LOGIN_CONFIG());
 let browser: Browser;
 let base = '';
 
 test.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM}: apt-get install -y chromium (or set MEZU_CHROMIUM)`);
   await stack.start();
   base = `http://127.0.0.1:${stack.port}`;
   // Links in mail come from the configured public URL: point it at this stack.
   const a = stack.applyText(LOGIN_CONFIG().replace('public_url: http://localhost:8080', `public_url: ${base}`));
   if (a.status !== 0) throw new Error(a.stderr);
   await new Promise((r) => setTimeout(r, 400));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // No downloads of browsers here, and no network but loopback: keep Chromium from phoning home.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    // playwright-core gives each launch a fresh, empty --user-data-dir of its own (and removes it on close).
-  });
+  browser = await launchChromium();
 });
 test.after.always(async () => {
   await browser?.close();
