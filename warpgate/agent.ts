@@ -97,6 +97,9 @@ interface Conn {
 export class Agent {
   readonly id: string;
   private readonly conns = new Set<Conn>();
+  /** For metrics (./metrics.ts): dials that completed their hello or failed, tunnels that dropped (not drained on purpose), and completed dials that replaced a dropped one. */
+  readonly counts = { dialsOk: 0, dialsFailed: 0, drops: 0, reconnects: 0 };
+  private dropsToReplace = 0;
   private dialing = 0;
   private failures = 0;
   private edgeId: string | null = null;
@@ -155,6 +158,13 @@ export class Agent {
     const per = new Array<number>(this.workers).fill(0);
     for (const c of this.serving()) per[c.worker]!++;
     return per;
+  }
+
+  /** Tunnels open now (hello done, draining ones included). */
+  get tunnels(): number {
+    let n = 0;
+    for (const c of this.conns) if (c.edgeId !== null) n++;
+    return n;
   }
 
   /** Tunnels that serve requests: hello done with the current edge instance, a known worker, not draining. */
@@ -292,9 +302,15 @@ export class Agent {
       clearTimeout(deadline);
       this.dialing--;
       if (ok) {
+        this.counts.dialsOk++;
+        if (this.dropsToReplace > 0) {
+          this.dropsToReplace--;
+          this.counts.reconnects++;
+        }
         this.failures = 0;
         this.ensure();
       } else {
+        this.counts.dialsFailed++;
         this.failures++;
         if (this.failures === 1 || this.failures % 10 === 0) this.log(`warpgate: cannot reach the edge at ${o.edgeHost}:${o.edgePort}: ${why} (attempt ${this.failures})`);
         this.scheduleRetry();
@@ -411,6 +427,10 @@ export class Agent {
       // We drained it on purpose (certificate rotation): not a failure; carry on.
       this.ensure();
       return;
+    }
+    if (conn.edgeId !== null) {
+      this.counts.drops++;
+      this.dropsToReplace++;
     }
     // Dropped connections are redialed after a jittered delay, so a restarting edge is not stampeded.
     if (this.dialing === 0) {

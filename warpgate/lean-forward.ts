@@ -7,6 +7,7 @@
  * `LeanForwarder.admit`: project, path, assertion); a WebSocket (extended
  * CONNECT, RFC 8441) then goes to the relay in ./websocket.ts.
  */
+import type { WarpgateMetrics } from './metrics.js';
 import type { H2Stream, ServerStreamSink } from '../wire/index.js';
 import { IdentityHeader, Tunnel, isReservedHeader } from '../wire/index.js';
 import { Errors, errorBody, type ErrorCode } from '../src/errors/index.js';
@@ -21,6 +22,8 @@ export class LeanForwarder {
     private readonly log: (m: string) => void,
     /** Extended CONNECT streams with `:protocol websocket` (RFC 8441) go here; null: refused with 501. */
     private readonly websockets: WebSocketRelay | null = null,
+    /** Origin latency and outcomes (`--metrics-port`); null: nothing counted. */
+    private readonly metrics: WarpgateMetrics | null = null,
   ) {}
 
   /** A request stream from the edge (pseudo-headers included in `headers`). */
@@ -37,7 +40,7 @@ export class LeanForwarder {
     const out = head.fields;
     out.push('host', head.authority);
     if (head.requestId !== '') out.push(IdentityHeader.requestId, head.requestId);
-    const f = new LeanForward(stream, head.requestId, this.log);
+    const f = new LeanForward(stream, head.requestId, this.log, this.metrics);
     stream.reqSink = new TunnelSide(f);
     // Every field came out of the tunnel's HPACK decoder, which refused forbidden names and values
     // (RFC 9113 §8.2.1): the origin head is not scanned for them again.
@@ -59,6 +62,7 @@ export class LeanForwarder {
     if (head.assertion === null) return true; // a public route: no identity fields
     const v = this.verifier.verify(head.assertion, head.project);
     if (!v.ok) {
+      this.metrics?.assertionRefused();
       this.log(`warpgate: refused request ${head.requestId}: assertion ${v.reason}`);
       refuse(stream, 'MEZU_ASSERTION_INVALID');
       return false;
@@ -138,13 +142,20 @@ class LeanForward implements OriginSink {
   /** The edge reset the stream while the origin request ran: its end frees the stream's slot. */
   cancelled = false;
 
+  /** performance.now() when handed to the origin client (metrics only). */
+  readonly startedAt: number;
+
   constructor(
     readonly stream: H2Stream,
     readonly requestId: string,
     readonly log: (m: string) => void,
-  ) {}
+    readonly metrics: WarpgateMetrics | null,
+  ) {
+    this.startedAt = metrics === null ? 0 : performance.now();
+  }
 
   onHead(status: number, headers: string[]): void {
+    this.metrics?.originHead(status, this.startedAt);
     this.headStatus = status;
     this.headHeaders = headers;
     // Coalesce with an end arriving in the same read: one HEADERS frame with END_STREAM. One
@@ -179,6 +190,7 @@ class LeanForward implements OriginSink {
     if (this.cancelled) return this.stream.release(); // not drained in time: the origin connection was closed
     if (this.finished) return;
     this.finished = true;
+    this.metrics?.originError(code);
     this.log(`warpgate: ${code} for request ${this.requestId}: ${detail}`);
     if (!this.headSent) refuse(this.stream, code);
     // The head is out: a reset is the only honest signal (the edge cuts the client).

@@ -11,16 +11,19 @@ import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
 import { DEFAULT_ORIGIN_WEBSOCKETS, WebSocketRelay } from './websocket.js';
-import { parseDuration } from '../src/runtime/index.js';
+import { parseDuration, ProcessMetrics, serveMetrics, type MetricsListener } from '../src/runtime/index.js';
+import { WarpgateMetrics } from './metrics.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s] [--origin-ca FILE]
-                [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
+                [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s] [--metrics-port 9465|off] [--metrics-host 127.0.0.1]
 
   --origin-websockets N   WebSockets relayed to the origin at once, each on a connection of its own
-                          (beyond: 503 MEZU_ORIGIN_BUSY); the handshake must finish within --origin-timeout`;
+                          (beyond: 503 MEZU_ORIGIN_BUSY); the handshake must finish within --origin-timeout
+  --metrics-port N        Prometheus metrics on http://127.0.0.1:N/metrics (origin pool and latency, tunnels);
+                          off by default (several Warpgates may share a host); 9465 beside an edge's 9464`;
 
 const VERSION = '0.1.0';
 
@@ -72,6 +75,8 @@ export async function main(argv: string[]): Promise<void> {
         'origin-websockets': { type: 'string' },
         'tunnel-ping': { type: 'string' },
         'tunnel-ping-timeout': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'metrics-host': { type: 'string' },
         'key-file': { type: 'string' },
         'edge-ca': { type: 'string' },
         'allow-http-console': { type: 'boolean' },
@@ -139,6 +144,9 @@ export async function main(argv: string[]): Promise<void> {
   // Each relayed WebSocket holds an origin connection of its own (not the pool's) for its lifetime.
   const originWebsockets = Number(v['origin-websockets'] ?? String(DEFAULT_ORIGIN_WEBSOCKETS));
   if (!Number.isInteger(originWebsockets) || originWebsockets < 1) die('--origin-websockets must be a positive integer');
+  const metricsPortRaw = v['metrics-port'] ?? 'off';
+  const metricsPort = metricsPortRaw === 'off' ? null : Number(metricsPortRaw);
+  if (metricsPort !== null && (!/^\d+$/.test(metricsPortRaw) || metricsPort > 65535)) die(`--metrics-port must be a port (0..65535) or off; got "${metricsPortRaw}"`);
   const queueTimeout = parseDuration(v['origin-queue-timeout'] ?? '5s');
   if (queueTimeout === null || queueTimeout <= 0) die(`--origin-queue-timeout must be a duration like 5s, got "${v['origin-queue-timeout']}"`);
 
@@ -170,7 +178,10 @@ export async function main(argv: string[]): Promise<void> {
   }
   const originClient = new OriginClient({ origin: origin.origin, ca: originCa, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
   const websockets = new WebSocketRelay(originClient, originWebsockets, log);
-  const forwarder = new LeanForwarder(originClient, verifier, log, websockets);
+  const metrics = metricsPort === null ? null : new WarpgateMetrics();
+  const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics);
+  // The agent of the moment (an enrolling Warpgate makes its own once enrolled), for the tunnel figures.
+  let agentRef: Agent | null = null;
   const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
   let runner: { stop(): Promise<void> };
   if (enrolling) {
@@ -179,22 +190,39 @@ export async function main(argv: string[]): Promise<void> {
     enrollment = new Enrollment({ url: v.edge, key: keyText, consoleCa, warpgateId, hostname: hostname(), version: VERSION }, (e) => {
       const ep = splitEndpoint(e.response.tunnel.endpoints[0]!)!;
       log(`dialing the edge at ${ep.host}:${ep.port}; forwarding to ${origin.origin}`);
-      return new Agent(
+      agentRef = new Agent(
         { ...agentOptions, edgeHost: ep.host, edgePort: ep.port, servername: v.servername ?? e.response.tunnel.servername, cert: e.response.certificate, key: e.key, ca: e.response.ca, id: warpgateId, onDialFailure: (_why, n) => enrollment?.onDialFailure(n) },
         verifier, forwarder, log,
       );
+      return agentRef;
     }, log);
     log(`enrolling with the Console at ${v.edge} as ${warpgateId} (key mzk_${keyText.slice(4, 20)})`);
     void enrollment.run();
     runner = enrollment;
   } else {
     const agent = new Agent(agentOptions, verifier, forwarder, log);
+    agentRef = agent;
     agent.start();
     log(`dialing the edge at ${edgeHost}:${edgePort}; forwarding to ${origin.origin}`);
     runner = agent;
   }
+  let metricsListener: MetricsListener | null = null;
+  if (metrics !== null) {
+    const proc = new ProcessMetrics('mezu_warpgate', 'warpgate');
+    const host = v['metrics-host'] ?? '127.0.0.1';
+    try {
+      metricsListener = await serveMetrics(host, metricsPort!, async () => metrics.render(originClient.stats(), originConns, agentRef, proc), log);
+      log(`metrics on ${metricsListener.url}`);
+      // One machine-readable line, as the edge prints: tests and the dev stack read the port from it.
+      process.stdout.write(JSON.stringify({ event: 'metrics', port: metricsListener.port, url: metricsListener.url }) + '\n');
+    } catch (err) {
+      // Forwarding matters more than observing it: the Warpgate runs on without a metrics listener.
+      log(`warpgate: metrics: cannot listen on ${host}:${metricsPort} (${(err as Error).message}); no metrics listener`);
+    }
+  }
   const stop = () => {
     log('stopping: finishing in-flight requests');
+    void metricsListener?.close();
     const t = setTimeout(() => process.exit(0), 5_000);
     t.unref();
     // WebSockets never end by themselves: cut them (the edge tells its clients), so the tunnels'

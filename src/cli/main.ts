@@ -19,11 +19,14 @@ import { codeOf } from '../errors/index.js';
 import { CONTROL_USAGE, runControlCommand, consoleOptions, cliActor } from './control.js';
 import { Control } from '../control/index.js';
 
+/** The edge's metrics port by default (the Prometheus exporter range; the Warpgate's is 9465 when turned on). */
+const DEFAULT_METRICS_PORT = 9464;
+
 const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--max-head-size 16KiB] [--client-inflight 256] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
+       [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
 ${CONTROL_USAGE}
@@ -122,6 +125,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
     'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
     'max-head-size': { type: 'string' }, 'client-inflight': { type: 'string' },
+    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
   const dir = dataDir(v);
@@ -151,6 +155,9 @@ async function cmdEdge(args: string[]): Promise<void> {
     hashThreads: intOpt(v, 'hash-threads', 1, 1, 64),
     smtpUrl: smtpOpt(str(v, 'smtp') ?? process.env.MEZU_SMTP_URL),
     mailFrom: str(v, 'mail-from') ?? 'Mezusphere <no-reply@localhost>',
+    // Prometheus metrics, merged across the workers, on a listener of their own (src/cluster/metrics.ts).
+    metricsHost: str(v, 'metrics-host') ?? '127.0.0.1',
+    metricsPort: str(v, 'metrics-port') === 'off' ? null : intOpt(v, 'metrics-port', DEFAULT_METRICS_PORT, 0, 65535),
     edgeId: '',
     // The Console (admin API + pages) as a supervised child of the primary, on a port of its own.
     console:

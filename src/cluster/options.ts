@@ -1,4 +1,5 @@
 import type { ConsoleOptions } from '../console/index.js';
+import type { ScrapeReply, ScrapeRequest } from './metrics.js';
 
 /** Options of `mezusphere edge`, shared by the primary and its workers. */
 export interface EdgeOptions {
@@ -36,6 +37,12 @@ export interface EdgeOptions {
   maxHeadBytes: number;
   /** Forwarded requests one client address may have in flight per worker; more → 429 (`--client-inflight`). */
   clientInflight: number;
+  /**
+   * The metrics listener (`--metrics-host`, `--metrics-port`, default 127.0.0.1:9464), served by the
+   * primary with every worker's figures merged; port null: no metrics, nothing counted (`--metrics-port off`).
+   */
+  metricsHost: string;
+  metricsPort: number | null;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
   /**
@@ -53,5 +60,6 @@ export const ENV_WORKER_INDEX = 'MEZU_WORKER_INDEX';
 /** Messages between the primary and workers. */
 export type WorkerMessage =
   | { type: 'ready'; worker: number; port: number; tunnelPort: number }
-  | { type: 'fatal'; worker: number; code: string; message: string };
-export type PrimaryMessage = { type: 'drain'; graceMs: number };
+  | { type: 'fatal'; worker: number; code: string; message: string }
+  | ScrapeReply;
+export type PrimaryMessage = { type: 'drain'; graceMs: number } | ScrapeRequest;

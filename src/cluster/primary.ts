@@ -12,6 +12,8 @@ import { Signer } from '../identity/index.js';
 import { loadUws } from '../../native/uws.js';
 import { systemClock, type Timers } from '../runtime/index.js';
 import { Respawner } from './respawn.js';
+import { MetricsAggregator } from './metrics.js';
+import { serveMetrics, type MetricsListener } from '../runtime/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
 
 export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock): Promise<void> {
@@ -30,6 +32,23 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
   let draining = false;
   let readyCount = 0;
   let tunnelPort = opts.tunnelPort;
+  const aggregator = new MetricsAggregator(() => {
+    const out: Array<{ index: number; worker: Worker }> = [];
+    slots.forEach((s, index) => {
+      if (s.worker !== null && s.worker.isConnected()) out.push({ index, worker: s.worker });
+    });
+    return out;
+  }, opts.dataDir);
+  let metrics: MetricsListener | null = null;
+  const startMetrics = async (): Promise<void> => {
+    if (opts.metricsPort === null) return;
+    try {
+      metrics = await serveMetrics(opts.metricsHost, opts.metricsPort, () => aggregator.collect(), log);
+    } catch (err) {
+      // Serving traffic matters more than observing it: the edge runs on, without a metrics listener.
+      log(`metrics: cannot listen on ${opts.metricsHost}:${opts.metricsPort} (${(err as Error).message}); no metrics listener (--metrics-port PORT, or off)`);
+    }
+  };
 
   const fork = (index: number, respawn: boolean) => {
     const env = {
@@ -47,15 +66,20 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
         tunnelPort = m.tunnelPort;
         if (++readyCount === opts.workers) {
           const announce = (consoleInfo: { port: number; url: string; pid: number } | null) => {
+            const mi = metrics as MetricsListener | null;
             // One machine-readable line: tests and the dev stack wait for it.
-            process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid), ...(consoleInfo === null ? {} : { console: consoleInfo }) }) + '\n');
-            log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}${consoleInfo === null ? '' : `; Console on ${consoleInfo.url}`}`);
+            process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid), ...(consoleInfo === null ? {} : { console: consoleInfo }), ...(mi === null ? {} : { metrics: { port: mi.port, url: mi.url } }) }) + '\n');
+            log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}${consoleInfo === null ? '' : `; Console on ${consoleInfo.url}`}${mi === null ? '' : `; metrics on ${mi.url}`}`);
           };
-          if (opts.console === null) announce(null);
-          else startConsole(opts.console, tunnelPort, announce);
+          void startMetrics().then(() => {
+            if (opts.console === null) announce(null);
+            else startConsole(opts.console, tunnelPort, announce);
+          });
         } else if (readyCount > opts.workers) {
           log(`worker ${index} (pid ${w.process.pid}) respawned and ready`);
         }
+      } else if (m.type === 'metrics') {
+        aggregator.reply(m);
       } else if (m.type === 'fatal') {
         log(`worker ${index} failed to start: ${m.code}: ${m.message}`);
         if (m.code === 'MEZU_NATIVE_UWS' || m.code === 'MEZU_STORE_UNAVAILABLE' || m.code === 'MEZU_STORE_NOT_OWNED' || m.code === 'MEZU_STORE_KEY_INVALID') shutdown(1);
@@ -101,6 +125,7 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
     for (const s of slots) s.keeper.stop();
     consoleKeeper?.stop();
     (consoleChild as Worker | null)?.process.kill('SIGTERM');
+    void (metrics as MetricsListener | null)?.close();
     log(`draining: stop accepting, finishing in-flight requests (grace ${opts.drainGraceMs} ms)`);
     const msg: PrimaryMessage = { type: 'drain', graceMs: opts.drainGraceMs };
     for (const s of slots) s.worker?.send(msg);

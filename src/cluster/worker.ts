@@ -13,7 +13,9 @@ import { parseConfigYaml, compileConfig, type CompiledConfig } from '../config/i
 import { Assertions, Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
-import { createFront, createWebSocket } from '../front/index.js';
+import { createFront, createWebSocket, RequestMetrics } from '../front/index.js';
+import { ProcessMetrics } from '../runtime/index.js';
+import { LoginCounts, workerFamilies, type ScrapeReply } from './metrics.js';
 import { LiveRegistry, feedPoll, type LiveStream } from '../authorize/index.js';
 import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
@@ -121,6 +123,10 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
 
   const inflight = { n: 0 };
   const draining = { on: false };
+  // Metrics (src/cluster/metrics.ts): counted only when the primary serves them.
+  const counting = opts.metricsPort !== null;
+  const requestMetrics = counting ? new RequestMetrics() : null;
+  const logins = new LoginCounts();
   const login = await setupLogin({
     store,
     scheme: opts.scheme,
@@ -131,6 +137,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     config: () => current,
     log,
     sweep: index === 0,
+    ...(counting ? { onEvent: (project: string, type: string, reason: string | null) => logins.add(project, type, reason) } : {}),
   });
   if (index === 0) log(`login: hosted pages on /_mezu/; mail goes to the ${login.mailer.description}`);
   const auth = new Authenticator(store);
@@ -150,7 +157,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     auth,
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, log },
+    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, metrics: requestMetrics, log },
     clientInflight: opts.clientInflight,
     workers: opts.workers,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
@@ -192,7 +199,14 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
   const heartbeat = setInterval(reportTunnels, TUNNEL_STATUS_EVERY_MS);
   heartbeat.unref();
 
+  const processMetrics = requestMetrics === null ? null : new ProcessMetrics('mezu_edge', `edge-worker-${index}`);
   process.on('message', (m: PrimaryMessage) => {
+    if (m?.type === 'metrics') {
+      if (requestMetrics === null || processMetrics === null) return;
+      const reply: ScrapeReply = { type: 'metrics', id: m.id, worker: index, families: workerFamilies({ index, requests: requestMetrics, live, tunnels: () => tunnel.stats(), logins, process: processMetrics }) };
+      send(reply);
+      return;
+    }
     if (m?.type !== 'drain' || draining.on) return;
     draining.on = true;
     // Stop accepting at once; let in-flight requests finish within the grace period:

@@ -23,11 +23,12 @@ import { isForwardableQuery, normalizePath } from '../route/index.js';
 import { API_KEY_PREFIX, bearerToken, findCookie, type Authenticator } from '../session/index.js';
 import { authorize, Decision } from '../authorize/index.js';
 import { nextRequestId, type Assertions, type Signer } from '../identity/index.js';
-import { codeOf, type ErrorCode } from '../errors/index.js';
+import { codeOf, Errors, type ErrorCode } from '../errors/index.js';
 import { endBody, writeError, writeLoginRequired } from '../errors/http.js';
 import { EdgeRequest, type RequestScope } from './request.js';
 import { BODY_NONE, FRAMING_INVALID } from './framing.js';
 import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MAX_HEADER_FIELDS } from './limits.js';
+import { DecisionKind, methodClass } from './metrics.js';
 
 /** Methods the edge forwards. Anything else (TRACE, CONNECT, WebDAV, lower-case spellings) is refused. */
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -115,27 +116,53 @@ export function createRun(ctx: FrontContext): (r: EdgeRequest) => void {
   const maxHead = ctx.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES;
   const now = ctx.now ?? Date.now;
   return function run(r: EdgeRequest): void {
-    const res = r.res;
-    if (ctx.draining.on) return writeError(res, 'MEZU_DRAINING', r.id, true, r.isHead);
+    if (ctx.draining.on) return refuse(r, 'MEZU_DRAINING', true);
     // Framing first: when it is ambiguous, where the next request on this connection starts is too,
     // so every refusal from here on closes the connection.
-    if (r.body === FRAMING_INVALID) return writeError(res, 'MEZU_FRAMING_INVALID', r.id, true, r.isHead);
-    if (r.headBytes > maxHead || r.fields.length > 2 * MAX_HEADER_FIELDS) return writeError(res, 'MEZU_HEAD_TOO_LARGE', r.id, true, r.isHead);
+    if (r.body === FRAMING_INVALID) return refuse(r, 'MEZU_FRAMING_INVALID', true);
+    if (r.headBytes > maxHead || r.fields.length > 2 * MAX_HEADER_FIELDS) return refuse(r, 'MEZU_HEAD_TOO_LARGE', true);
     // A refusal while a body is still coming closes the connection: the edge does not read
     // (and uWS would otherwise receive and discard) an upload it already refused.
     const closeOnDeny = r.body !== BODY_NONE;
-    if (!METHODS.has(r.method)) return writeError(res, 'MEZU_METHOD_NOT_ALLOWED', r.id, closeOnDeny, r.isHead);
+    if (!METHODS.has(r.method)) return refuse(r, 'MEZU_METHOD_NOT_ALLOWED', closeOnDeny);
     let v: Verdict;
     try {
       v = decide(ctx, r, now());
-      if (v !== Verdict.Forward) return answer(ctx, r, v, closeOnDeny);
+      if (v !== Verdict.Forward) {
+        answer(ctx, r, v, closeOnDeny);
+        const m = r.scope.metrics;
+        // Hosted pages answer later, by themselves: login events count them (mezu_edge_login_events_total).
+        if (m != null && !(v === Verdict.Reserved && ctx.pages !== null && ctx.pages.serves(r.target))) m.count(r.metricSlot, methodClass(r.method), answerStatus(r, v), r.startedAt);
+        return;
+      }
     } catch (err) {
       // Fail closed: a fault while deciding (or answering a hosted page) denies.
       ctx.log(`edge: request ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`);
-      return writeError(res, faultCode(err), r.id, closeOnDeny, r.isHead);
+      return refuse(r, faultCode(err), closeOnDeny);
     }
     send(ctx, r);
   };
+}
+
+/** A refusal of the request path, counted (`r.metricSlot`: its rule when known, else no project). */
+function refuse(r: EdgeRequest, code: ErrorCode, close: boolean): void {
+  const m = r.scope.metrics;
+  if (m != null) m.count(r.metricSlot, methodClass(r.method), Errors[code].status, r.startedAt);
+  writeError(r.res, code, r.id, close, r.isHead);
+}
+
+/** The status `answer` wrote for a verdict other than Forward. */
+function answerStatus(r: EdgeRequest, v: Verdict): number {
+  switch (v) {
+    case Verdict.Reserved:
+      return 404;
+    case Verdict.Jwks:
+      return 200;
+    case Verdict.LoginRequired:
+      return r.acceptsHtml && (r.method === 'GET' || r.isHead) ? 302 : 401;
+    default:
+      return Errors[REFUSAL[v]!.code].status;
+  }
 }
 
 /** Route, session, authorize, identity: fills `r` and returns the verdict. */
@@ -150,6 +177,9 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
   const project = cfg.hosts.get(host);
   if (project === undefined) return Verdict.HostUnknown;
   r.project = project;
+  const m = r.scope.metrics;
+  // Counted under the project until a rule matches (a malformed path, a reserved one, the JWKS).
+  if (m != null) r.metricSlot = m.slotOf(cfg, project, null);
   const norm = normalizePath(r.url);
   if (!norm.ok || (r.query.length !== 0 && !isForwardableQuery(r.query))) return Verdict.PathInvalid;
   // Reserved names are judged on the folded key, as rules are: `/_MEZU/login/` is `/_mezu/login`.
@@ -163,11 +193,12 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
   if (key === JWKS_PATH) return Verdict.Jwks;
   const policy = project.match(r.method, key);
   r.policy = policy;
-  if (policy.auth === 'deny') return Verdict.RouteDenied;
+  if (m != null) r.metricSlot = m.slotOf(cfg, project, policy);
+  if (policy.auth === 'deny') return decided(r, Verdict.RouteDenied, DecisionKind.RouteDenied);
   // A declared length over the rule's limit is refused before anything is read or forwarded;
   // a chunked body is counted as it streams (request.ts onBody).
-  if (r.body > policy.maxBody) return Verdict.TooLarge;
-  if (policy.auth === 'public') return Verdict.Forward;
+  if (r.body > policy.maxBody) return decided(r, Verdict.TooLarge, DecisionKind.TooLarge);
+  if (policy.auth === 'public') return decided(r, Verdict.Forward, DecisionKind.AllowedPublic);
 
   // ── session: a service-account key in Authorization, else the session cookie ──
   const bearer = r.authorization === '' ? '' : bearerToken(r.authorization);
@@ -177,16 +208,23 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
     const token = findCookie(r.cookie, ctx.cookieName);
     if (token !== '') p = ctx.auth.session(token, project.id, project.sessionAbsoluteMs, project.sessionIdleMs);
   }
-  if (p === null) return Verdict.LoginRequired;
+  if (p === null) return decided(r, Verdict.LoginRequired, DecisionKind.LoginRequired);
   r.principal = p;
 
   // ── authorize ──
   const d = authorize(policy, p);
-  if (d !== Decision.Allow) return d === Decision.PrincipalNotAllowed ? Verdict.PrincipalNotAllowed : Verdict.Forbidden;
+  if (d !== Decision.Allow) return d === Decision.PrincipalNotAllowed ? decided(r, Verdict.PrincipalNotAllowed, DecisionKind.PrincipalNotAllowed) : decided(r, Verdict.Forbidden, DecisionKind.Forbidden);
 
   // ── identity: only now, so a refused request costs no signature and no store write ──
   r.assertion = ctx.assertions.for(p, project.id, now);
-  return Verdict.Forward;
+  return decided(r, Verdict.Forward, p.key !== null ? DecisionKind.AllowedKey : DecisionKind.AllowedSession);
+}
+
+/** Counts the decision (WebSocket handshakes decide here too) and returns the verdict. */
+function decided(r: EdgeRequest, v: Verdict, kind: DecisionKind): Verdict {
+  const m = r.scope.metrics;
+  if (m != null) m.decision(r.metricSlot, kind);
+  return v;
 }
 
 /** The prebuilt answer of a verdict other than Forward. */
@@ -213,19 +251,20 @@ export function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDen
 function send(ctx: FrontContext, r: EdgeRequest): void {
   try {
     const conn = ctx.scope.pools.pick(r.project!.upstream);
-    if (conn === null) return writeError(r.res, 'MEZU_NO_WARPGATE', r.id, r.body !== BODY_NONE, r.isHead);
+    if (conn === null) return refuse(r, 'MEZU_NO_WARPGATE', r.body !== BODY_NONE);
     const addr = clientAddress(r);
     r.clientAddress = addr;
     // One client cannot take a worker's tunnels for itself: past its share it is told to come back.
     const clients = ctx.scope.clients;
     const n = clients.get(addr) ?? 0;
-    if (n >= (ctx.clientInflight ?? DEFAULT_CLIENT_INFLIGHT)) return writeError(r.res, 'MEZU_CLIENT_BUSY', r.id, r.body !== BODY_NONE, r.isHead);
+    // A limit after the rule allowed: counted as a decision of its own (`limit`), after the `allowed`.
+    if (n >= (ctx.clientInflight ?? DEFAULT_CLIENT_INFLIGHT)) return limited(r, 'MEZU_CLIENT_BUSY', DecisionKind.ClientBusy);
     // One path cannot take every origin connection: a rule's `max_inflight`, this worker's share of it.
     const policy = r.policy!;
     if (policy.maxInflight > 0) {
       const routes = ctx.scope.routes;
       const m = routes.get(policy) ?? 0;
-      if (m >= Math.max(1, Math.floor(policy.maxInflight / (ctx.workers ?? 1)))) return writeError(r.res, 'MEZU_ROUTE_BUSY', r.id, r.body !== BODY_NONE, r.isHead);
+      if (m >= Math.max(1, Math.floor(policy.maxInflight / (ctx.workers ?? 1)))) return limited(r, 'MEZU_ROUTE_BUSY', DecisionKind.RouteBusy);
       routes.set(policy, m + 1);
       r.routeCounted = true;
     }
@@ -235,8 +274,13 @@ function send(ctx: FrontContext, r: EdgeRequest): void {
     // Fail closed here too: nothing is forwarded when the head could not be built or sent.
     ctx.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
     if (r.forwarding) r.fail('MEZU_INTERNAL');
-    else writeError(r.res, faultCode(err), r.id, true, r.isHead);
+    else refuse(r, faultCode(err), true);
   }
+}
+
+function limited(r: EdgeRequest, code: ErrorCode, kind: DecisionKind): void {
+  decided(r, Verdict.Forward, kind);
+  refuse(r, code, r.body !== BODY_NONE);
 }
 
 /**

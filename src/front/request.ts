@@ -17,13 +17,14 @@
 import type { HttpRequest, HttpResponse } from '../../native/uws.js';
 import type { H2Stream, HpackEncoder } from '../../wire/index.js';
 import type { CompiledConfig, CompiledProject, Policy } from '../config/types.js';
-import { codeOf, type ErrorCode } from '../errors/index.js';
+import { codeOf, Errors, type ErrorCode } from '../errors/index.js';
 import { statusLine, writeError, writeErrorNow, endWithoutContent } from '../errors/http.js';
 import { encodeForwarded, type ForwardedRequest } from '../identity/index.js';
 import type { Principal } from '../session/index.js';
 import type { PoolRegistry, TunnelConnection, TunnelRequest } from '../tunnel/index.js';
 import type { LiveRegistry, LiveStream } from '../authorize/index.js';
 import { BODY_NONE, FRAMING_INVALID, withContentLength, withTransferEncoding } from './framing.js';
+import { SLOT_NONE, methodClass, type RequestMetrics } from './metrics.js';
 
 /** What every request of a worker shares: set once when the worker starts. */
 export interface RequestScope {
@@ -38,6 +39,8 @@ export interface RequestScope {
   routes: Map<Policy, number>;
   /** Open streams under continuous authorization (src/authorize/live.ts); null: none (tests, benches). */
   live: LiveRegistry | null;
+  /** This worker's request counters (./metrics.ts); absent or null: nothing counted (tests, `--metrics-port off`). */
+  metrics?: RequestMetrics | null;
   log(msg: string): void;
 }
 
@@ -187,6 +190,13 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   /** A response has no idle_timeout (the tunnel's response timeout applies). */
   liveIdleMs: number;
 
+  // ── metrics (./metrics.ts), only while the scope counts ──
+  /** The slot of the request's rule (or project, or none) in the worker's counters. */
+  metricSlot: number;
+  /** performance.now() when the handler got the request, and when it went to the tunnel. */
+  startedAt: number;
+  sentAt: number;
+
   constructor(res: HttpResponse, req: HttpRequest, scope: RequestScope, id: string) {
     this.res = res;
     this.scope = scope;
@@ -242,6 +252,9 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     this.activeAt = 0;
     this.lastMessageAt = 0;
     this.liveIdleMs = Infinity;
+    this.metricSlot = SLOT_NONE;
+    this.startedAt = scope.metrics == null ? 0 : performance.now();
+    this.sentAt = 0;
     reading = this;
     req.forEach(collect);
     reading = null;
@@ -322,6 +335,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   start(): void {
     this.started = true;
     if (this.aborted || this.done) return;
+    if (this.scope.metrics != null) this.sentAt = performance.now();
     // Picked again now, not kept from the head's turn: every request that arrived in that turn saw
     // the same outstanding counts and would pile onto one connection (one Warpgate got none of 32
     // requests sent at once, test/integration/ha.test.ts); here each open counts for the next pick.
@@ -406,6 +420,8 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
 
   onHead(status: number, headers: string[]): void {
     if (this.aborted || this.done) return;
+    const m = this.scope.metrics;
+    if (m != null) m.tunnelWait(this.metricSlot, this.sentAt);
     let cl = -1;
     for (let i = 0; i < headers.length; i += 2) {
       if (headers[i] === 'content-length') {
@@ -522,6 +538,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     const res = this.res;
     if (!this.headWritten && !this.headPending) {
       // A stream that ended without a response head is a tunnel fault, never an empty 200.
+      this.headStatus = Errors.MEZU_TUNNEL_FAILED.status;
       res.cork(() => writeError(res, 'MEZU_TUNNEL_FAILED', this.id, false, this.isHead));
       this.finish();
       return;
@@ -542,7 +559,10 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     if (this.uploading) return this.fail(code);
     const res = this.res;
     this.headPending = false;
-    if (!this.headWritten) res.cork(() => writeError(res, code, this.id, false, this.isHead));
+    if (!this.headWritten) {
+      this.headStatus = Errors[code].status;
+      res.cork(() => writeError(res, code, this.id, false, this.isHead));
+    }
     // Head already sent: the only honest signal left is to cut the connection.
     else res.close();
     this.finish();
@@ -571,6 +591,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     if (this.aborted || this.done) return;
     this.stream?.abort();
     this.headPending = false;
+    if (!this.headWritten) this.headStatus = Errors[code].status;
     this.finish();
     // One turn later, for the reason given at closeWith (errors/http.ts): a request the client
     // pipelined behind this one then makes uWS abort the connection instead of dispatching it.
@@ -596,6 +617,9 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     if (this.done) return;
     this.done = true;
     const scope = this.scope;
+    const m = scope.metrics;
+    // Status 0 (`aborted`): the client went away before any head was written.
+    if (m != null) m.count(this.metricSlot, methodClass(this.method), this.aborted && !this.headWritten ? 0 : this.headStatus, this.startedAt);
     scope.inflight.n--;
     scope.live?.remove(this);
     const n = scope.clients.get(this.clientAddress)!;

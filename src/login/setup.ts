@@ -27,6 +27,8 @@ export interface LoginSetup {
   mailFrom: string;
   config(): CompiledConfig | null;
   log(m: string): void;
+  /** Counts each login history event (metrics); optional. */
+  onEvent?(project: string, type: string, reason: string | null): void;
   /** Run the retention sweep here (one worker of the edge is enough: the others would repeat its scans). */
   sweep: boolean;
 }
@@ -56,6 +58,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     csrfCookie: s.scheme === 'https' ? CSRF_COOKIE_SECURE : CSRF_COOKIE_PLAIN,
     clock: systemClock,
     log: s.log,
+    ...(s.onEvent === undefined ? {} : { onEvent: s.onEvent }),
   });
   const onConfig = (c: CompiledConfig) => {
     hasher.setQueueLimit(c.passwords.queue);

@@ -61,6 +61,18 @@ export interface TunnelDescription {
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/** One pool's tunnels in this worker, for metrics. */
+export interface PoolStats {
+  pool: string;
+  /** Ready connections now, and their open streams. */
+  connections: number;
+  streams: number;
+  /** Since the worker started: tunnels that became ready, those from a Warpgate whose earlier tunnel to this worker had closed, RST_STREAM frames either way. */
+  connects: number;
+  reconnects: number;
+  resets: number;
+}
+
 export class TunnelServer {
   readonly pools = new PoolRegistry();
   private server: tls.Server | null = null;
@@ -68,7 +80,38 @@ export class TunnelServer {
   /** Per connection: the credential it was admitted with and, once ready, what its hello reply said. */
   private readonly described = new Map<Conn, TunnelDescription>();
 
+  /** Per pool: counts of closed connections folded in, and tunnels lost per Warpgate (`pool\0id`) awaiting a redial. */
+  private readonly totals = new Map<string, { connects: number; reconnects: number; resets: number }>();
+  private readonly lost = new Map<string, number>();
+
   constructor(private readonly opts: TunnelServerOptions) {}
+
+  private totalsOf(pool: string): { connects: number; reconnects: number; resets: number } {
+    let t = this.totals.get(pool);
+    if (t === undefined) this.totals.set(pool, (t = { connects: 0, reconnects: 0, resets: 0 }));
+    return t;
+  }
+
+  /** Per pool, for metrics (a scrape; walks the connections). */
+  stats(): PoolStats[] {
+    const by = new Map<string, PoolStats>();
+    const of = (pool: string) => {
+      let p = by.get(pool);
+      if (p === undefined) {
+        const t = this.totalsOf(pool);
+        by.set(pool, (p = { pool, connections: 0, streams: 0, connects: t.connects, reconnects: t.reconnects, resets: t.resets }));
+      }
+      return p;
+    };
+    for (const pool of this.totals.keys()) of(pool);
+    for (const c of this.conns) {
+      const p = of(c.pool);
+      if (c.ready) p.connections++;
+      p.streams += c.outstanding;
+      p.resets += c.h2.resetsSent + c.h2.resetsReceived;
+    }
+    return [...by.values()];
+  }
 
   listen(): Promise<number> {
     const o = this.opts;
@@ -146,6 +189,15 @@ export class TunnelServer {
         this.pools.add(conn);
         this.described.set(conn, { pool, warpgateId: String(reply.warpgateId), version: String(reply.version), credential: admission.credential, since: Date.now() });
         conn.peer = String(reply.warpgateId);
+        const t = this.totalsOf(pool);
+        t.connects++;
+        const key = `${pool}\u0000${conn.peer}`;
+        const lost = this.lost.get(key) ?? 0;
+        if (lost > 0) {
+          t.reconnects++;
+          if (lost === 1) this.lost.delete(key);
+          else this.lost.set(key, lost - 1);
+        }
         o.onTunnelsChanged?.();
         o.log(`tunnel: warpgate ${reply.warpgateId} connected for pool ${pool} (worker ${o.worker})`);
       },
@@ -191,7 +243,13 @@ export class TunnelServer {
       clearTimeout(t);
       this.expiry.delete(c);
     }
-    this.conns.delete(c);
+    if (this.conns.delete(c)) {
+      this.totalsOf(c.pool).resets += c.h2.resetsSent + c.h2.resetsReceived;
+      if (c.peer !== '' && !this.closing) {
+        const key = `${c.pool}\u0000${c.peer}`;
+        this.lost.set(key, (this.lost.get(key) ?? 0) + 1);
+      }
+    }
     this.pools.remove(c);
     if (this.described.delete(c)) this.opts.onTunnelsChanged?.();
   }
@@ -232,7 +290,9 @@ export class TunnelServer {
   }
 
   /** Stops accepting; graceful closes let in-flight streams finish (GOAWAY). */
+  private closing = false;
   close(graceful: boolean): void {
+    this.closing = true;
     this.server?.close();
     for (const c of this.conns) c.close(graceful);
   }

@@ -97,6 +97,8 @@ export class Stack {
   originPort = 0;
   port = 0;
   tunnelPort = 0;
+  /** The edge's metrics listener (the harness asks for an ephemeral port: tests run side by side). */
+  metricsPort = 0;
   workerPids: number[] = [];
 
   /** `config`: the YAML applied at start; `edgeArgs`: extra `mezusphere edge` options (e.g. `--smtp`). */
@@ -127,13 +129,14 @@ export class Stack {
 
   async startEdge(): Promise<void> {
     this.edgeErrMark = 0;
-    this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s', ...this.edgeArgs]);
+    this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s', '--metrics-port', '0', ...this.edgeArgs]);
     await waitFor('edge ready', () => readyLine(this.edge!) !== null || this.edge!.child.exitCode !== null);
     const r = readyLine(this.edge);
     if (r === null) throw new Error(`edge failed: ${this.edge.err}`);
     this.port = r.port as number;
     this.tunnelPort = r.tunnelPort as number;
     this.workerPids = r.workers as number[];
+    this.metricsPort = (r.metrics as { port: number } | undefined)?.port ?? 0;
   }
 
   /** `env`: extra environment of the Warpgate process (e.g. NODE_OPTIONS for a test preload). */

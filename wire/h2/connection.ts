@@ -200,6 +200,9 @@ export class H2Stream {
 
 export class H2Connection {
   readonly streams = new Map<number, H2Stream>();
+  /** RST_STREAM frames written and read on this connection (metrics: tunnel resets). */
+  resetsSent = 0;
+  resetsReceived = 0;
   readonly limits: H2Limits;
   private readonly encoder: HpackEncoder;
   private readonly decoder: HpackDecoder;
@@ -435,6 +438,7 @@ export class H2Connection {
   }
 
   private writeRst(streamId: number, code: number): void {
+    this.resetsSent++;
     const at = this.reserve(FRAME_HEADER_LENGTH + 4);
     writeFrameHeader(this.arena, at, 4, FrameType.RST_STREAM, 0, streamId);
     this.arena.writeUInt32BE(code, at + FRAME_HEADER_LENGTH);
@@ -586,6 +590,7 @@ export class H2Connection {
         if (p.length !== 5) return this.streamErrorById(sid, ErrorCode.FRAME_SIZE_ERROR);
         return; // Deprecated (RFC 9113 §5.3.2); ignored.
       case FrameType.RST_STREAM:
+        this.resetsReceived++;
         return this.onRst(sid, p);
       case FrameType.SETTINGS:
         return this.onSettings(flags, sid, p);

@@ -58,6 +58,8 @@ export interface LoginDeps {
   csrfCookie: string;
   clock: Clock;
   log(msg: string): void;
+  /** Counts a history event (metrics: mezu_edge_login_events_total); the reason is one of a fixed set. */
+  onEvent?(project: string, type: string, reason: string | null): void;
 }
 
 /** RFC 5321 §4.5.3.1.3: a path of 256 octets holds an address of at most 254. */

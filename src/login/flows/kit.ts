@@ -97,6 +97,7 @@ export class Kit {
   }
 
   event(c: Ctx, type: LoginEventType, reason: string | null, user: UserRecord | null, email: string): void {
+    this.d.onEvent?.(c.project.id, type, reason);
     this.d.store.loginHistory
       .add({ at: this.d.clock.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
       .catch((err: Error) => this.d.log(`login: history write failed: ${err.message}`));
