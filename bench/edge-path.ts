@@ -4,14 +4,17 @@
  * a valid session costs the edge's JavaScript from the uWS handler to the end
  * of its response, and how much it allocates.
  *
- *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64] [--live on|off]
+ *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64] [--live on|off] [--metrics on|off|both]
  *
  * Runs the real `createFront` handler (route, session read from a real LMDB
  * store, authorize, the cached assertion, the forwarded head written into the
  * real tunnel client's HPACK encoder, each forwarded request registered with
  * and removed from continuous authorization's live registry, its tick
  * running, as in a worker — `--live off` leaves it out, to price it — the
- * response written back) with
+ * response written back; each request counted by the worker's metrics as in
+ * a worker — `--metrics off` leaves them out, `--metrics both` alternates
+ * rounds with and without them in this one process and reports both, to
+ * price them) with
  * stand-ins for uWS's request and response objects, over an in-memory socket
  * pair to a canned HTTP/2 peer. The peer answers every request with the same
  * pre-encoded HEADERS and DATA frames and decodes nothing, so almost nothing
@@ -40,7 +43,8 @@ import { Assertions, Signer } from '../src/identity/index.js';
 import { Authenticator, hashToken, newSessionToken } from '../src/session/index.js';
 import { LiveRegistry, feedPoll } from '../src/authorize/index.js';
 import { openStore } from '../src/store/index.js';
-import { createFront } from '../src/front/index.js';
+import { createFront, RequestMetrics, DecisionKind } from '../src/front/index.js';
+import { methodClass } from '../src/front/metrics.js';
 import { PoolRegistry } from '../src/tunnel/pools.js';
 import { TunnelConnection } from '../src/tunnel/connection.js';
 import { HpackEncoder } from '../wire/h2/hpack.js';
@@ -121,8 +125,10 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' } } });
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' } } });
   const withLive = (v.live ?? 'on') !== 'off';
+  const metricsMode = v.metrics ?? 'on';
+  if (metricsMode !== 'on' && metricsMode !== 'off' && metricsMode !== 'both') throw new Error('edge-path: --metrics on|off|both');
   const rounds = Number(v.rounds ?? 5);
   const batches = Number(v.batches ?? 2000);
   const inFlight = Number(v['in-flight'] ?? 64);
@@ -152,17 +158,23 @@ async function main(): Promise<void> {
     const log = (m: string) => process.stderr.write(`edge-path: ${m}\n`);
     const live = withLive ? new LiveRegistry({ auth, config: () => compiled, poll: feedPoll(store.changes), now: Date.now, audit: () => undefined, log }) : null;
     live?.start();
-    const handle = createFront({
-      config: () => compiled,
-      auth,
-      assertions: new Assertions(store, signer),
-      signer,
-      scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, log },
-      cookieName: 'mezu_session',
-      draining: { on: false },
-      pages: null,
-      log: (m) => process.stderr.write(`edge-path: ${m}\n`),
-    });
+    const metrics = new RequestMetrics();
+    const front = (withMetrics: boolean) =>
+      createFront({
+        config: () => compiled,
+        auth,
+        assertions: new Assertions(store, signer),
+        signer,
+        scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, metrics: withMetrics ? metrics : null, log },
+        cookieName: 'mezu_session',
+        draining: { on: false },
+        pages: null,
+        log: (m) => process.stderr.write(`edge-path: ${m}\n`),
+      });
+    // Modes in the order rounds take them: `both` alternates, so drift over the run hits both alike.
+    const modes = metricsMode === 'both' ? [true, false] : [metricsMode === 'on'];
+    const handlers = modes.map((on) => front(on));
+    let handle = handlers[0]!;
     const req = new FakeRequest(['host', '127.0.0.1', 'user-agent', USER_AGENT, 'accept', 'application/json', 'accept-language', 'en-US,en;q=0.9', 'accept-encoding', 'gzip, deflate, br', 'cookie', `theme=dark; mezu_session=${token}`]) as unknown as HttpRequest;
     const batch = (): Promise<void> =>
       new Promise((resolve, reject) => {
@@ -175,20 +187,32 @@ async function main(): Promise<void> {
         for (let k = 0; k < inFlight; k++) handle(new FakeResponse(done) as unknown as HttpResponse, req);
       });
     // Warm: the first request mints the assertion and writes it back; then let the JIT settle.
-    await batch();
-    await new Promise((r) => setTimeout(r, 200));
-    for (let i = 0; i < batches; i++) await batch();
-
-    const cpu: number[] = [];
-    const wall: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      const c0 = process.cpuUsage();
-      const t0 = process.hrtime.bigint();
+    for (const h of handlers) {
+      handle = h;
+      await batch();
+      await new Promise((r) => setTimeout(r, 200));
       for (let i = 0; i < batches; i++) await batch();
-      const c = process.cpuUsage(c0);
-      wall.push(Number(process.hrtime.bigint() - t0) / 1000 / (batches * inFlight));
-      cpu.push((c.user + c.system) / (batches * inFlight));
     }
+
+    // Per mode: CPU and wall µs/request of each round.
+    const cpuBy = modes.map(() => [] as number[]);
+    const wallBy = modes.map(() => [] as number[]);
+    for (let r = 0; r < rounds; r++) {
+      // ABBA: which mode goes first alternates too.
+      for (let j = 0; j < modes.length; j++) {
+        const k = r % 2 === 0 ? j : modes.length - 1 - j;
+        handle = handlers[k]!;
+        const c0 = process.cpuUsage();
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < batches; i++) await batch();
+        const c = process.cpuUsage(c0);
+        wallBy[k]!.push(Number(process.hrtime.bigint() - t0) / 1000 / (batches * inFlight));
+        cpuBy[k]!.push((c.user + c.system) / (batches * inFlight));
+      }
+    }
+    handle = handlers[0]!;
+    const cpu = cpuBy[0]!;
+    const wall = wallBy[0]!;
 
     // Allocation: the sampling heap profiler, garbage included.
     const session = new Session();
@@ -215,15 +239,50 @@ async function main(): Promise<void> {
     // Strings made by the stand-in request: what uWS hands over per request.
     let fromUws = 0;
     for (const [k, bytes] of bySite) if (k.startsWith('forEach bench/uws-standins.js') || k.startsWith('toString node:buffer') || k.startsWith('slice ') || k.startsWith('latin1Slice')) fromUws += bytes;
-    const sorted = [...cpu].sort((x, y) => x - y);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const medianOf = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+    const median = medianOf(cpu);
     const out = [
-      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}`,
-      `  CPU µs/request: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
-      `  wall µs/request: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
-      `  allocated per request: ${(total / reqs).toFixed(0)} B, of which ${(fromUws / reqs).toFixed(0)} B are the header strings uWS hands over (sampling heap profiler, interval 256 B, garbage included, ${reqs} requests)`,
-      `  top allocation sites (B/request):`,
+      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}, metrics ${metricsMode === 'both' ? 'on and off, rounds alternating' : metricsMode}`,
+      `  CPU µs/request${modes.length > 1 ? ' (metrics on)' : ''}: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
+      `  wall µs/request${modes.length > 1 ? ' (metrics on)' : ''}: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
     ];
+    if (modes.length > 1) {
+      // The counting calls alone, as one forwarded request makes them (the rule's slot, the allowed
+      // decision, the four performance.now() reads — head, tunnel start, response head, end — the
+      // tunnel wait and the count), without the rest of the path: a figure the round-to-round noise
+      // of the whole path cannot hide.
+      const policy = compiled.projects.get('demo')!.match('GET', '/api/v1/items');
+      const project = compiled.projects.get('demo')!;
+      const alone: number[] = [];
+      const n = 2_000_000;
+      let sink = 0;
+      for (let r = 0; r < rounds; r++) {
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < n; i++) {
+          const started = performance.now();
+          const slot = metrics.slotOf(compiled, project, policy);
+          metrics.decision(slot, DecisionKind.AllowedSession);
+          const sent = performance.now();
+          metrics.tunnelWait(slot, sent);
+          metrics.count(slot, methodClass('GET'), 200, started);
+          sink += slot;
+        }
+        const c = process.cpuUsage(c0);
+        alone.push(((c.user + c.system) * 1000) / n);
+      }
+      out.push(`  the counting calls alone: ${alone.map((x) => x.toFixed(0)).join(' ')} CPU-ns/request (median ${medianOf(alone).toFixed(0)}; ${sink > 0 ? n : 0} requests a round)`);
+      const off = cpuBy[1]!;
+      const pairs = cpu.map((x, i) => x - off[i]!);
+      out.push(
+        `  CPU µs/request (metrics off): ${off.map((x) => x.toFixed(2)).join(' ')}  (median ${medianOf(off).toFixed(2)})`,
+        `  wall µs/request (metrics off): ${wallBy[1]!.map((x) => x.toFixed(2)).join(' ')}`,
+        `  on − off, per round pair: ${pairs.map((x) => (x >= 0 ? '+' : '') + x.toFixed(2)).join(' ')}  (median ${medianOf(pairs).toFixed(2)}; difference of medians ${(median - medianOf(off)).toFixed(2)})`,
+      );
+    }
+    out.push(
+      `  allocated per request: ${(total / reqs).toFixed(0)} B, of which ${(fromUws / reqs).toFixed(0)} B are the header strings uWS hands over (sampling heap profiler, interval 256 B, garbage included, ${reqs} requests)`,
+      `  top allocation sites (B/request)${modes.length > 1 ? ', metrics on' : ''}:`,
+    );
     for (const [k, bytes] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 15)) out.push(`    ${(bytes / reqs).toFixed(0).padStart(6)}  ${k}`);
     process.stdout.write(out.join('\n') + '\n');
     conn.close(false);
