@@ -29,6 +29,9 @@ const PORT = Number(process.env.MEZU_PORT ?? 8080);
 const TUNNEL_PORT = Number(process.env.MEZU_TUNNEL_PORT ?? 7443);
 const ORIGIN_PORT = Number(process.env.MEZU_ORIGIN_PORT ?? 3000);
 const CONSOLE_PORT = Number(process.env.MEZU_CONSOLE_PORT ?? 8081);
+/** Prometheus metrics: the edge's (merged over its workers) and the demo Warpgate's. */
+const METRICS_PORT = Number(process.env.MEZU_METRICS_PORT ?? 9464);
+const WARPGATE_METRICS_PORT = Number(process.env.MEZU_WARPGATE_METRICS_PORT ?? 9465);
 /** The demo Warpgate's API key (enrollment), created once and kept here (0600). */
 const WARPGATE_KEY_FILE = 'warpgate-demo.key';
 /** How long start-up waits for the Warpgate's tunnels before printing what to try anyway. */
@@ -153,10 +156,10 @@ async function main(): Promise<void> {
   const origin = start('origin', [join(ROOT, 'dist/scripts/demo-origin.js'), '--port', String(ORIGIN_PORT)]);
   await waitReady(origin, 'the demo origin');
   const consoleUrl = `http://localhost:${CONSOLE_PORT}`;
-  const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`, '--console-port', String(CONSOLE_PORT), '--console-url', consoleUrl]);
+  const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`, '--console-port', String(CONSOLE_PORT), '--console-url', consoleUrl, '--metrics-port', String(METRICS_PORT)]);
   const edgeReady = await waitReady(edge, 'the edge');
   // The Warpgate enrolls: key → CSR → short-lived certificate from the demo project's tunnel CA, renewed before expiry.
-  start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', consoleUrl, '--key-file', join(DATA, WARPGATE_KEY_FILE), '--origin', `http://127.0.0.1:${ORIGIN_PORT}`]);
+  start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', consoleUrl, '--key-file', join(DATA, WARPGATE_KEY_FILE), '--origin', `http://127.0.0.1:${ORIGIN_PORT}`, '--metrics-port', String(WARPGATE_METRICS_PORT)]);
   if (!(await waitTunnels(edgeReady.workers as number[]))) {
     process.stdout.write(`dev      | the Warpgate has not connected to every edge worker after ${TUNNEL_WAIT_MS / 1000} s; requests get 502 until it does (see its lines above)\n`);
   }
@@ -198,6 +201,11 @@ ${owners.length === 0
     ? `  No Console owner yet (there is no default account). Create the first one, then open the link it prints:
     node dist/src/cli/main.js console add-owner --email you@example.com --data ${DATA} --console-url ${consoleUrl}`
     : `  Sign in as ${owners.join(', ')} (add more with: node dist/src/cli/main.js console add-user --email E --role admin --data ${DATA})`}
+
+Metrics (Prometheus text format; the edge's summed over its workers):
+  ${(edgeReady.metrics as { url?: string } | undefined)?.url ?? `(none: the edge could not listen on 127.0.0.1:${METRICS_PORT}, see its lines above)`}   edge
+  http://127.0.0.1:${WARPGATE_METRICS_PORT}/metrics   Warpgate (origin pool and latency, tunnels)
+  curl -s ${(edgeReady.metrics as { url?: string } | undefined)?.url ?? `http://127.0.0.1:${METRICS_PORT}/metrics`} | grep mezu_edge_requests_total
 
 Operator commands (in another terminal):
   node dist/src/cli/main.js users list --data ${DATA}
