@@ -17,7 +17,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
-import { ServerFrameParser, clientFrame, closePayload, sendableCloseCode, type ServerFrameSink } from '../../../src/front/ws-frames.js';
+import { ASSEMBLE_MAX, ServerFrameParser, clientFrame, closePayload, sendableCloseCode, type ServerFrameSink } from '../../../src/front/ws-frames.js';
 
 // Opcodes spelled out (Opcode is a const enum; the numbers are the RFC's, §5.2).
 const CONT = 0x0;
@@ -641,4 +641,22 @@ test('interop with ws: its server reads clientFrame\'s frames (7/16/64-bit lengt
   const until = Date.now() + 5000;
   while (!r.events.some((e) => e.t === 'close') && Date.now() < until) await new Promise((res) => setTimeout(res, 10));
   t.deepEqual(messages(r.events).slice(expected.length), ['ping:ping!', 'close:4000:done here']);
+});
+
+test('a whole message in one frame up to ASSEMBLE_MAX reaches the client in one piece however the tunnel cut it; a longer one streams in pieces', (t) => {
+  const small = Buffer.alloc(16 * 1024, 5);
+  const r = feed(frame(BINARY, small), 1000);
+  t.is(r.events.length, 1, 'one piece, not one per tunnel chunk');
+  const e = r.events[0]! as { t: string; data: Buffer; first: boolean; last: boolean };
+  t.true(e.first && e.last);
+  t.true(e.data.equals(small));
+  const atMax = feed(frame(TEXT, Buffer.alloc(ASSEMBLE_MAX, 0x61)), 16 * 1024);
+  t.is(atMax.events.length, 1, 'exactly ASSEMBLE_MAX: still whole');
+  const big = Buffer.alloc(ASSEMBLE_MAX + 1, 6);
+  const rb = feed(frame(BINARY, big), 16 * 1024);
+  t.true(rb.events.length > 1, 'past ASSEMBLE_MAX: streamed, never held whole');
+  t.true(Buffer.concat(rb.events.map((x) => (x as { data: Buffer }).data)).equals(big));
+  // A fragmented message is streamed as its frames come (only single-frame messages are assembled).
+  const frag = feed(Buffer.concat([frame(TEXT, 'ab', { fin: false }), frame(0x0, 'cd')]), 1);
+  t.true(frag.events.length >= 2);
 });

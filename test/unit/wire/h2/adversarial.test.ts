@@ -118,6 +118,49 @@ test('a valid exchange still works (control for the abuse cases)', async (t) => 
   t.is(e.peer.goaway(), null);
 });
 
+test('frames split across reads anywhere (inside a header, inside a payload, several in one read) are read the same', async (t) => {
+  const bodies: Buffer[] = [];
+  const e = await env((s, _h, end) => {
+    const parts: Buffer[] = [];
+    s.reqSink = {
+      onData: (c) => parts.push(Buffer.from(c)),
+      onEnd: () => {
+        bodies.push(Buffer.concat(parts));
+        s.respond([':status', '200'], true);
+      },
+      onReset: () => false,
+    };
+    if (end) s.reqSink.onEnd();
+  });
+  t.teardown(e.close);
+  e.peer.socket.setNoDelay(true);
+  e.peer.hello();
+  await settled(e.peer, 1);
+  const body = Buffer.alloc(16_000);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+  const bytes = Buffer.concat([
+    e.peer.headers(1, false),
+    frame(T.DATA, 0, 1, body.subarray(0, 9_000)),
+    frame(T.DATA, 0, 1, Buffer.alloc(0)),
+    frame(T.DATA, 1, 1, body.subarray(9_000)),
+    e.peer.headers(3, false),
+    frame(T.DATA, 1, 3, body.subarray(0, 5)),
+  ]);
+  // Cut points: inside the first header, just after it, inside payloads, one byte apart, and at
+  // the boundary between frames; each piece is its own write, a few milliseconds apart.
+  const cuts = [1, 4, 9, 10, 11, 500, 8_999, 9_010, 9_018, 9_019, 9_028, 12_000, bytes.length - 20, bytes.length - 1, bytes.length];
+  let from = 0;
+  for (const to of cuts) {
+    e.peer.send(bytes.subarray(from, to));
+    from = to;
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  await e.peer.until('both answered', () => bodies.length === 2);
+  t.true(bodies[0]!.equals(body), 'the first body, whole and in order');
+  t.deepEqual([...bodies[1]!], [...body.subarray(0, 5)]);
+  t.is(e.peer.goaway(), null, 'no connection error');
+});
+
 /** Sends a PING and waits for its ACK: every frame sent before it has been processed. */
 async function settled(peer: Peer, tag: number): Promise<void> {
   const data = Buffer.alloc(8);
