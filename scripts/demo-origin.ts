@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The demo origin: answers every request with JSON listing the method, the
- * path and every `x-mezu-*` header it received, so a user sees exactly what
- * their application would get. With `--record`, it also keeps the requests it
+ * path, every `x-mezu-*` header and the `traceparent`/`tracestate` it
+ * received, so a user sees exactly what their application would get. With `--record`, it also keeps the requests it
  * received, readable directly (not through the edge) at `GET /__origin/requests`
  * and clearable with `DELETE /__origin/requests`: the integration tests' canary.
  * A request is recorded as soon as its head arrives (`complete` turns true when
@@ -342,7 +342,8 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
         if (bodiless) return res.cork(() => res.writeStatus(bodiless[1] === '204' ? '204 No Content' : '304 Not Modified').endWithoutBody());
         res.cork(() => {
           res.writeHeader('content-type', 'application/json');
-          res.end(JSON.stringify({ method, path, query, bodyBytes, identity: mezu }));
+          // The W3C trace context beside the identity: the edge's span as parent, the client's trace continued or a new one.
+          res.end(JSON.stringify({ method, path, query, bodyBytes, identity: mezu, traceparent: headers.traceparent?.[0] ?? null, tracestate: headers.tracestate?.[0] ?? null }));
         });
       };
       if (slow) setTimeout(reply, Math.min(Number(slow[1]), 120_000));

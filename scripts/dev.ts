@@ -156,10 +156,10 @@ async function main(): Promise<void> {
   const origin = start('origin', [join(ROOT, 'dist/scripts/demo-origin.js'), '--port', String(ORIGIN_PORT)]);
   await waitReady(origin, 'the demo origin');
   const consoleUrl = `http://localhost:${CONSOLE_PORT}`;
-  const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`, '--console-port', String(CONSOLE_PORT), '--console-url', consoleUrl, '--metrics-port', String(METRICS_PORT)]);
+  const edge = start('edge', [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', DATA, '--port', String(PORT), '--tunnel-port', String(TUNNEL_PORT), '--issuer', `http://localhost:${PORT}`, '--console-port', String(CONSOLE_PORT), '--console-url', consoleUrl, '--metrics-port', String(METRICS_PORT), '--log-format', 'text']);
   const edgeReady = await waitReady(edge, 'the edge');
   // The Warpgate enrolls: key → CSR → short-lived certificate from the demo project's tunnel CA, renewed before expiry.
-  start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', consoleUrl, '--key-file', join(DATA, WARPGATE_KEY_FILE), '--origin', `http://127.0.0.1:${ORIGIN_PORT}`, '--metrics-port', String(WARPGATE_METRICS_PORT)]);
+  start('warpgate', [join(ROOT, 'dist/warpgate/main.js'), '--edge', consoleUrl, '--key-file', join(DATA, WARPGATE_KEY_FILE), '--origin', `http://127.0.0.1:${ORIGIN_PORT}`, '--metrics-port', String(WARPGATE_METRICS_PORT), '--log-format', 'text']);
   if (!(await waitTunnels(edgeReady.workers as number[]))) {
     process.stdout.write(`dev      | the Warpgate has not connected to every edge worker after ${TUNNEL_WAIT_MS / 1000} s; requests get 502 until it does (see its lines above)\n`);
   }

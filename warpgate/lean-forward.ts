@@ -7,6 +7,7 @@
  * `LeanForwarder.admit`: project, path, assertion); a WebSocket (extended
  * CONNECT, RFC 8441) then goes to the relay in ./websocket.ts.
  */
+import type { Log } from '../src/runtime/index.js';
 import type { WarpgateMetrics } from './metrics.js';
 import type { H2Stream, ServerStreamSink } from '../wire/index.js';
 import { IdentityHeader, Tunnel, isReservedHeader } from '../wire/index.js';
@@ -19,11 +20,13 @@ export class LeanForwarder {
   constructor(
     private readonly origin: OriginClient,
     private readonly verifier: AssertionVerifier,
-    private readonly log: (m: string) => void,
+    private readonly log: Log,
     /** Extended CONNECT streams with `:protocol websocket` (RFC 8441) go here; null: refused with 501. */
     private readonly websockets: WebSocketRelay | null = null,
     /** Origin latency and outcomes (`--metrics-port`); null: nothing counted. */
     private readonly metrics: WarpgateMetrics | null = null,
+    /** `--access-log`: an `access` line per request answered (request id, trace id, status, origin time). */
+    private readonly accessLog = false,
   ) {}
 
   /** A request stream from the edge (pseudo-headers included in `headers`). */
@@ -40,7 +43,7 @@ export class LeanForwarder {
     const out = head.fields;
     out.push('host', head.authority);
     if (head.requestId !== '') out.push(IdentityHeader.requestId, head.requestId);
-    const f = new LeanForward(stream, head.requestId, this.log, this.metrics);
+    const f = new LeanForward(stream, head.requestId, this.log, this.metrics, this.accessLog ? traceOf(out) : null);
     stream.reqSink = new TunnelSide(f);
     // Every field came out of the tunnel's HPACK decoder, which refused forbidden names and values
     // (RFC 9113 §8.2.1): the origin head is not scanned for them again.
@@ -63,7 +66,7 @@ export class LeanForwarder {
     const v = this.verifier.verify(head.assertion, head.project);
     if (!v.ok) {
       this.metrics?.assertionRefused();
-      this.log(`warpgate: refused request ${head.requestId}: assertion ${v.reason}`);
+      this.log(`warpgate: refused request ${head.requestId}: assertion ${v.reason}`, { level: 'warn', request_id: head.requestId });
       refuse(stream, 'MEZU_ASSERTION_INVALID');
       return false;
     }
@@ -148,10 +151,18 @@ class LeanForward implements OriginSink {
   constructor(
     readonly stream: H2Stream,
     readonly requestId: string,
-    readonly log: (m: string) => void,
+    readonly log: Log,
     readonly metrics: WarpgateMetrics | null,
+    /** The edge's traceparent ('' when none) with the access log on; null: no access line. */
+    readonly trace: string | null = null,
   ) {
-    this.startedAt = metrics === null ? 0 : performance.now();
+    this.startedAt = metrics === null && trace === null ? 0 : performance.now();
+  }
+
+  /** The access line (`--access-log`): the same request id and trace id as the edge's line for this request. */
+  private access(status: number, code?: string): void {
+    if (this.trace === null) return;
+    this.log('access', { request_id: this.requestId, trace_id: this.trace === '' ? undefined : this.trace.slice(3, 35), status, code, ms: Math.round((performance.now() - this.startedAt) * 1000) / 1000 });
   }
 
   onHead(status: number, headers: string[]): void {
@@ -185,13 +196,15 @@ class LeanForward implements OriginSink {
       this.finished = true;
       this.stream.end();
     }
+    this.access(this.headStatus);
   }
   onError(code: OriginErrorCode, detail: string): void {
     if (this.cancelled) return this.stream.release(); // not drained in time: the origin connection was closed
     if (this.finished) return;
     this.finished = true;
     this.metrics?.originError(code);
-    this.log(`warpgate: ${code} for request ${this.requestId}: ${detail}`);
+    this.log(`warpgate: ${code} for request ${this.requestId}: ${detail}`, { level: 'warn', request_id: this.requestId });
+    this.access(this.headSent ? this.headStatus : 502, code);
     if (!this.headSent) refuse(this.stream, code);
     // The head is out: a reset is the only honest signal (the edge cuts the client).
     else this.stream.abort();
@@ -252,4 +265,10 @@ export function refuse(stream: H2Stream, code: ErrorCode): void {
   if (code === 'MEZU_ORIGIN_BUSY') head.push('retry-after', '1');
   stream.respond(head, false);
   stream.end(Buffer.from(errorBody(code)));
+}
+
+/** The `traceparent` among the origin-bound fields ('' when none): only read with the access log on. */
+function traceOf(fields: string[]): string {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'traceparent') return fields[i + 1]!;
+  return '';
 }

@@ -11,19 +11,21 @@ import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
 import { DEFAULT_ORIGIN_WEBSOCKETS, WebSocketRelay } from './websocket.js';
-import { parseDuration, ProcessMetrics, serveMetrics, type MetricsListener } from '../src/runtime/index.js';
+import { createLog, ENV_LOG_FORMAT, parseDuration, parseLogFormat, ProcessMetrics, serveMetrics, type MetricsListener } from '../src/runtime/index.js';
 import { WarpgateMetrics } from './metrics.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s] [--origin-ca FILE]
-                [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s] [--metrics-port 9465|off] [--metrics-host 127.0.0.1]
+                [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s] [--metrics-port 9465|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log]
 
   --origin-websockets N   WebSockets relayed to the origin at once, each on a connection of its own
                           (beyond: 503 MEZU_ORIGIN_BUSY); the handshake must finish within --origin-timeout
   --metrics-port N        Prometheus metrics on http://127.0.0.1:N/metrics (origin pool and latency, tunnels);
-                          off by default (several Warpgates may share a host); 9465 beside an edge's 9464`;
+                          off by default (several Warpgates may share a host); 9465 beside an edge's 9464
+  --log-format json|text  JSON lines on stderr (default; or $MEZU_LOG_FORMAT), or plain [warpgate] msg lines
+  --access-log            an access line per request (request id, trace id, status, origin time); off by default`;
 
 const VERSION = '0.1.0';
 
@@ -77,6 +79,8 @@ export async function main(argv: string[]): Promise<void> {
         'tunnel-ping-timeout': { type: 'string' },
         'metrics-port': { type: 'string' },
         'metrics-host': { type: 'string' },
+        'log-format': { type: 'string' },
+        'access-log': { type: 'boolean' },
         'key-file': { type: 'string' },
         'edge-ca': { type: 'string' },
         'allow-http-console': { type: 'boolean' },
@@ -93,6 +97,8 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE + '\n');
     return;
   }
+  const logFormat = parseLogFormat(v['log-format'] ?? process.env[ENV_LOG_FORMAT]);
+  if (logFormat === null) die(`--log-format must be json or text, got "${v['log-format'] ?? process.env[ENV_LOG_FORMAT]}"`);
   if (!v.edge) die('--edge is required');
   if (!v.origin) die('--origin is required');
   // Enrollment: --edge is the Console URL and --key an API key (`mzk_…`); the certificate comes from enrollment.
@@ -162,7 +168,7 @@ export async function main(argv: string[]): Promise<void> {
     die(`cannot read credentials: ${(err as Error).message}`);
   }
 
-  const log = (msg: string) => process.stderr.write(`[warpgate] ${msg}\n`);
+  const log = createLog('warpgate', undefined, { format: logFormat });
   const fds = openFileLimit();
   // Each origin connection and each relayed WebSocket is a descriptor; the tunnels, the log and the runtime take ~40 more.
   if (fds !== null && fds < originConns + originWebsockets + 64) log(`warpgate: the open-file limit (ulimit -n) is ${fds}, below --origin-connections ${originConns} + --origin-websockets ${originWebsockets} + 64: past it, new origin connections fail with EMFILE (MEZU_ORIGIN_UNREACHABLE); raise the limit or lower --origin-connections / --origin-websockets`);
@@ -179,7 +185,7 @@ export async function main(argv: string[]): Promise<void> {
   const originClient = new OriginClient({ origin: origin.origin, ca: originCa, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
   const websockets = new WebSocketRelay(originClient, originWebsockets, log);
   const metrics = metricsPort === null ? null : new WarpgateMetrics();
-  const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics);
+  const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics, Boolean(v['access-log']));
   // The agent of the moment (an enrolling Warpgate makes its own once enrolled), for the tunnel figures.
   let agentRef: Agent | null = null;
   const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigYaml, parseSize } from '../config/index.js';
-import { parseDuration } from '../runtime/index.js';
-import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES } from '../front/index.js';
+import { ENV_LOG_FORMAT, parseDuration, parseLogFormat } from '../runtime/index.js';
+import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES, parseAccessLogRate } from '../front/index.js';
 import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
@@ -26,7 +26,7 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
+       [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log off|on|RATE] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
 ${CONTROL_USAGE}
@@ -125,7 +125,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'hash-threads': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' },
     'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
     'max-head-size': { type: 'string' }, 'client-inflight': { type: 'string' },
-    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' },
+    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'log-format': { type: 'string' }, 'access-log': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
   const dir = dataDir(v);
@@ -133,6 +133,12 @@ async function cmdEdge(args: string[]): Promise<void> {
   if (scheme !== 'http' && scheme !== 'https') fail(`--scheme must be http or https; got "${scheme}"`);
   const host = str(v, 'host') ?? '127.0.0.1';
   const port = intOpt(v, 'port', 8080, 0, 65535);
+  // The log format travels in the environment: the workers and the Console are forked from here (src/runtime/log.ts).
+  const logFormat = parseLogFormat(str(v, 'log-format') ?? process.env[ENV_LOG_FORMAT]);
+  if (logFormat === null) fail(`--log-format must be json or text; got "${str(v, 'log-format') ?? process.env[ENV_LOG_FORMAT]}"`);
+  process.env[ENV_LOG_FORMAT] = logFormat;
+  const accessLog = parseAccessLogRate(str(v, 'access-log'));
+  if (accessLog === null) fail(`--access-log must be off, on or a rate in (0, 1] like 0.01; got "${str(v, 'access-log')}"`);
   const opts: EdgeOptions = {
     dataDir: dir,
     host,
@@ -158,6 +164,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     // Prometheus metrics, merged across the workers, on a listener of their own (src/cluster/metrics.ts).
     metricsHost: str(v, 'metrics-host') ?? '127.0.0.1',
     metricsPort: str(v, 'metrics-port') === 'off' ? null : intOpt(v, 'metrics-port', DEFAULT_METRICS_PORT, 0, 65535),
+    accessLogRate: accessLog,
     edgeId: '',
     // The Console (admin API + pages) as a supervised child of the primary, on a port of its own.
     console:

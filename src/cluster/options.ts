@@ -43,6 +43,8 @@ export interface EdgeOptions {
    */
   metricsHost: string;
   metricsPort: number | null;
+  /** Fraction of requests each worker writes an `access` log line for (`--access-log`); 0: off (src/front/access-log.ts). */
+  accessLogRate: number;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
   /**

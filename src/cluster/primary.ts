@@ -13,11 +13,11 @@ import { loadUws } from '../../native/uws.js';
 import { systemClock, type Timers } from '../runtime/index.js';
 import { Respawner } from './respawn.js';
 import { MetricsAggregator } from './metrics.js';
-import { serveMetrics, type MetricsListener } from '../runtime/index.js';
+import { createLog, serveMetrics, type MetricsListener } from '../runtime/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
 
 export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock): Promise<void> {
-  const log = (m: string) => process.stderr.write(`[edge] ${m}\n`);
+  const log = createLog('edge');
   // Refuse to start on the JS fallback before forking anything.
   loadUws();
   const store = openStore(opts.dataDir);

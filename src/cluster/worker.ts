@@ -13,8 +13,8 @@ import { parseConfigYaml, compileConfig, type CompiledConfig } from '../config/i
 import { Assertions, Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
-import { createFront, createWebSocket, RequestMetrics } from '../front/index.js';
-import { ProcessMetrics } from '../runtime/index.js';
+import { AccessLog, createFront, createWebSocket, RequestMetrics } from '../front/index.js';
+import { ProcessMetrics, createLog, type Log } from '../runtime/index.js';
 import { LoginCounts, workerFamilies, type ScrapeReply } from './metrics.js';
 import { LiveRegistry, feedPoll, type LiveStream } from '../authorize/index.js';
 import { setupLogin } from '../login/index.js';
@@ -29,19 +29,19 @@ export const TUNNEL_STATUS_EVERY_MS = 5_000;
 export const RESPAWN_TUNNEL_WAIT_MS = 10_000;
 
 export async function runWorker(opts: EdgeOptions, index: number): Promise<void> {
-  const log = (m: string) => process.stderr.write(`[edge w${index}] ${m}\n`);
+  const log = createLog('edge', index);
   const send = (m: WorkerMessage) => process.send?.(m);
   try {
     await start(opts, index, log, send);
   } catch (err) {
     send({ type: 'fatal', worker: index, code: codeOf(err), message: (err as Error).message });
-    log(`fatal: ${(err as Error).message}`);
+    log(`fatal: ${(err as Error).message}`, { level: 'error' });
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 50);
   }
 }
 
-async function start(opts: EdgeOptions, index: number, log: (m: string) => void, send: (m: WorkerMessage) => void): Promise<void> {
+async function start(opts: EdgeOptions, index: number, log: Log, send: (m: WorkerMessage) => void): Promise<void> {
   const uws = loadUws();
   const store = openStore(opts.dataDir);
   const signer = new Signer(store.signingKeys, opts.issuer);
@@ -157,7 +157,7 @@ async function start(opts: EdgeOptions, index: number, log: (m: string) => void,
     auth,
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, metrics: requestMetrics, log },
+    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, metrics: requestMetrics, access: opts.accessLogRate > 0 ? new AccessLog(opts.accessLogRate, log) : null, log },
     clientInflight: opts.clientInflight,
     workers: opts.workers,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,

@@ -26,6 +26,7 @@ import { LoginPages, LoginService, PasswordHasher, Csrf, OutboxMailer, SmtpMaile
 import { Errors, MezuError, codeOf, type ErrorCode } from '../errors/index.js';
 import { statusLine } from '../errors/http.js';
 import { nextRequestId } from '../identity/index.js';
+import { createLog, type Log } from '../runtime/index.js';
 import { authenticate } from './access.js';
 import { matchRoute, runApi, type ApiDeps } from './api.js';
 import { ConsolePages, type PageRequest } from './pages/index.js';
@@ -111,10 +112,10 @@ export function apiError(code: ErrorCode, message?: string, extra?: Record<strin
 }
 
 /** Any thrown value → the API error it answers with (faults: 503 MEZU_INTERNAL, logged). */
-export function errorReply(err: unknown, log: (m: string) => void, rid: string): Reply {
+export function errorReply(err: unknown, log: Log, rid: string): Reply {
   if (err instanceof InvalidRequest) return apiError(err.code, Errors[err.code].message, { problems: err.problems });
   if (err instanceof MezuError) return apiError(err.code, err.message);
-  log(`console: request ${rid} failed (${codeOf(err)}): ${(err as Error).stack ?? String(err)}`);
+  log(`console: request ${rid} failed (${codeOf(err)}): ${(err as Error).stack ?? String(err)}`, { level: 'error', request_id: rid });
   return apiError('MEZU_INTERNAL');
 }
 
@@ -134,7 +135,7 @@ export class ConsoleServer {
     private readonly hasher: PasswordHasher,
     private readonly mailer: Mailer,
     private readonly csrf: Csrf,
-    private readonly log: (m: string) => void,
+    private readonly log: Log,
   ) {
     const https = opts.publicUrl.startsWith('https:');
     this.sessionCookie = https ? CONSOLE_SESSION_COOKIE_SECURE : CONSOLE_SESSION_COOKIE_PLAIN;
@@ -162,7 +163,7 @@ export class ConsoleServer {
     this.pages = new ConsolePages({ deps: this.deps(), csrf, csrfCookie, sessionCookie: this.sessionCookie, publicUrl: opts.publicUrl, scheme: https ? 'https' : 'http' });
   }
 
-  static async start(opts: ConsoleOptions, log: (m: string) => void): Promise<{ server: ConsoleServer; port: number }> {
+  static async start(opts: ConsoleOptions, log: Log): Promise<{ server: ConsoleServer; port: number }> {
     const uws = loadUws();
     const store = openStore(opts.dataDir);
     const csrf = new Csrf(await store.secrets.getOrCreate('console-csrf'));
@@ -376,14 +377,14 @@ export function projectsSharingHost(cfg: CompiledConfig | null, publicUrl: strin
 
 /** `mezusphere console`: runs the Console until SIGTERM/SIGINT; prints one JSON ready line. */
 export async function runConsole(opts: ConsoleOptions): Promise<void> {
-  const log = (m: string) => process.stderr.write(`[console] ${m}\n`);
+  const log = createLog('console');
   const { server, port } = await ConsoleServer.start(opts, log);
   const url = server.opts.publicUrl;
   if (process.send !== undefined) process.send({ type: 'console-ready', port, url, pid: process.pid });
   else process.stdout.write(JSON.stringify({ event: 'ready', component: 'console', port, url }) + '\n');
   log(`listening on ${opts.host}:${port}; open ${url}`);
   for (const p of projectsSharingHost(server.control.config(), url)) {
-    log(`warning: the Console (${url}) shares its host name with project "${p}": cookies ignore ports, so a browser signed in to the Console sends its Console session to that project's host too. The edge strips it before forwarding, but give the Console a host name of its own (--public-url, or edge --console-url) that no project serves`);
+    log(`warning: the Console (${url}) shares its host name with project "${p}": cookies ignore ports, so a browser signed in to the Console sends its Console session to that project's host too. The edge strips it before forwarding, but give the Console a host name of its own (--public-url, or edge --console-url) that no project serves`, { level: 'warn' });
   }
   const owners = server.store.users.list('_console').filter((u) => u.roles.includes('owner'));
   if (owners.length === 0) log(`no Console owner yet: create one with \`mezusphere console add-owner --email you@example.com --data ${opts.dataDir}\``);

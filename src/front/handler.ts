@@ -25,10 +25,11 @@ import { authorize, Decision } from '../authorize/index.js';
 import { nextRequestId, type Assertions, type Signer } from '../identity/index.js';
 import { codeOf, Errors, type ErrorCode } from '../errors/index.js';
 import { endBody, writeError, writeLoginRequired } from '../errors/http.js';
-import { EdgeRequest, type RequestScope } from './request.js';
+import { EdgeRequest, answered, type RequestScope } from './request.js';
+import type { Log } from '../runtime/index.js';
 import { BODY_NONE, FRAMING_INVALID } from './framing.js';
 import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MAX_HEADER_FIELDS } from './limits.js';
-import { DecisionKind, methodClass } from './metrics.js';
+import { DecisionKind } from './metrics.js';
 
 /** Methods the edge forwards. Anything else (TRACE, CONNECT, WebDAV, lower-case spellings) is refused. */
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -72,7 +73,7 @@ export interface FrontContext {
   workers?: number;
   /** Wall clock for session lifetimes and assertions (injectable in tests). */
   now?: () => number;
-  log(msg: string): void;
+  log: Log;
 }
 
 /** What `decide` concluded; each value but Forward selects a prebuilt answer. */
@@ -130,14 +131,13 @@ export function createRun(ctx: FrontContext): (r: EdgeRequest) => void {
       v = decide(ctx, r, now());
       if (v !== Verdict.Forward) {
         answer(ctx, r, v, closeOnDeny);
-        const m = r.scope.metrics;
         // Hosted pages answer later, by themselves: login events count them (mezu_edge_login_events_total).
-        if (m != null && !(v === Verdict.Reserved && ctx.pages !== null && ctx.pages.serves(r.target))) m.count(r.metricSlot, methodClass(r.method), answerStatus(r, v), r.startedAt);
+        if ((r.scope.metrics != null || r.scope.access != null) && !(v === Verdict.Reserved && ctx.pages !== null && ctx.pages.serves(r.target))) answered(r, answerStatus(r, v));
         return;
       }
     } catch (err) {
       // Fail closed: a fault while deciding (or answering a hosted page) denies.
-      ctx.log(`edge: request ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`);
+      ctx.log(`edge: request ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: r.id });
       return refuse(r, faultCode(err), closeOnDeny);
     }
     send(ctx, r);
@@ -146,8 +146,7 @@ export function createRun(ctx: FrontContext): (r: EdgeRequest) => void {
 
 /** A refusal of the request path, counted (`r.metricSlot`: its rule when known, else no project). */
 function refuse(r: EdgeRequest, code: ErrorCode, close: boolean): void {
-  const m = r.scope.metrics;
-  if (m != null) m.count(r.metricSlot, methodClass(r.method), Errors[code].status, r.startedAt);
+  answered(r, Errors[code].status);
   writeError(r.res, code, r.id, close, r.isHead);
 }
 
@@ -272,7 +271,7 @@ function send(ctx: FrontContext, r: EdgeRequest): void {
     r.forward(conn);
   } catch (err) {
     // Fail closed here too: nothing is forwarded when the head could not be built or sent.
-    ctx.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
+    ctx.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: r.id });
     if (r.forwarding) r.fail('MEZU_INTERNAL');
     else refuse(r, faultCode(err), true);
   }

@@ -5,6 +5,7 @@
  * adds to uWS's parser (`framing.ts`, `limits.ts`).
  */
 export { createFront, type FrontContext, type HostedPages } from './handler.js';
+export { AccessLog, parseAccessLogRate } from './access-log.js';
 export { EdgeRequest, type RequestScope } from './request.js';
 export { createWebSocket, EdgeSocket, type WebSocketContext, TUNNEL_QUEUE_MAX, CLIENT_HIGH_WATER, CLIENT_LOW_WATER } from './websocket.js';
 export { inspectFraming, BODY_NONE, BODY_CHUNKED, FRAMING_INVALID } from './framing.js';

@@ -25,6 +25,8 @@ import type { PoolRegistry, TunnelConnection, TunnelRequest } from '../tunnel/in
 import type { LiveRegistry, LiveStream } from '../authorize/index.js';
 import { BODY_NONE, FRAMING_INVALID, withContentLength, withTransferEncoding } from './framing.js';
 import { SLOT_NONE, methodClass, type RequestMetrics } from './metrics.js';
+import type { AccessLog } from './access-log.js';
+import type { Log } from '../runtime/index.js';
 
 /** What every request of a worker shares: set once when the worker starts. */
 export interface RequestScope {
@@ -41,7 +43,9 @@ export interface RequestScope {
   live: LiveRegistry | null;
   /** This worker's request counters (./metrics.ts); absent or null: nothing counted (tests, `--metrics-port off`). */
   metrics?: RequestMetrics | null;
-  log(msg: string): void;
+  /** The sampled access log (`--access-log`, ./access-log.ts); absent or null: off. */
+  access?: AccessLog | null;
+  log: Log;
 }
 
 /** Response fields never copied to the client: uWS writes its own framing, and these are hop-by-hop (RFC 9110 §7.6.1). */
@@ -54,7 +58,7 @@ let reading: EdgeRequest | null = null;
  * forEach's callback: one module function, not a closure per request. Copies
  * each field and notes, in the same pass, what the stages will ask for —
  * framing fields, Host, the credential fields, Accept, X-Forwarded-For,
- * Connection — so no stage walks the fields again.
+ * Connection, the trace context — so no stage walks the fields again.
  */
 function collect(k: string, v: string): void {
   const r = reading!;
@@ -77,6 +81,10 @@ function collect(k: string, v: string): void {
       return;
     case 10:
       if (k === 'connection') r.connection = r.connection === '' ? v : `${r.connection},${v}`;
+      else if (k === 'tracestate') r.tracestate = r.tracestate === '' ? v : `${r.tracestate},${v}`;
+      return;
+    case 11:
+      if (k === 'traceparent') r.traceparent = r.traceparent === '' ? v : `${r.traceparent},${v}`;
       return;
     case 13:
       if (k === 'authorization') r.authorization = v;
@@ -128,6 +136,10 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   forwardedFor: string;
   /** Every Connection field joined with `,`. */
   connection: string;
+  /** W3C Trace Context as the client sent it (Traceparent fields joined with `,`: several are invalid), and as forwarded (identity/trace.ts). */
+  traceparent: string;
+  tracestate: string;
+  trace: string;
   /** Body framing: BODY_NONE, BODY_CHUNKED, a Content-Length, or FRAMING_INVALID. */
   body: number;
   sawLength: boolean;
@@ -193,7 +205,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   // ── metrics (./metrics.ts), only while the scope counts ──
   /** The slot of the request's rule (or project, or none) in the worker's counters. */
   metricSlot: number;
-  /** performance.now() when the handler got the request, and when it went to the tunnel. */
+  /** performance.now() when the handler got the request (metrics or access log on), and when it went to the tunnel. */
   startedAt: number;
   sentAt: number;
 
@@ -215,6 +227,9 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     this.acceptsHtml = false;
     this.forwardedFor = '';
     this.connection = '';
+    this.traceparent = '';
+    this.tracestate = '';
+    this.trace = '';
     this.body = BODY_NONE;
     this.sawLength = false;
     this.sawEncoding = false;
@@ -253,7 +268,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     this.lastMessageAt = 0;
     this.liveIdleMs = Infinity;
     this.metricSlot = SLOT_NONE;
-    this.startedAt = scope.metrics == null ? 0 : performance.now();
+    this.startedAt = scope.metrics == null && scope.access == null ? 0 : performance.now();
     this.sentAt = 0;
     reading = this;
     req.forEach(collect);
@@ -617,9 +632,8 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     if (this.done) return;
     this.done = true;
     const scope = this.scope;
-    const m = scope.metrics;
     // Status 0 (`aborted`): the client went away before any head was written.
-    if (m != null) m.count(this.metricSlot, methodClass(this.method), this.aborted && !this.headWritten ? 0 : this.headStatus, this.startedAt);
+    answered(this, this.aborted && !this.headWritten ? 0 : this.headStatus);
     scope.inflight.n--;
     scope.live?.remove(this);
     const n = scope.clients.get(this.clientAddress)!;
@@ -631,6 +645,18 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
       else scope.routes.set(this.policy!, m - 1);
     }
   }
+}
+
+/**
+ * `r` was answered with `status`: counted (metrics) and, when sampled, logged
+ * (access log). The one place both happen, for forwarded and refused requests alike.
+ */
+export function answered(r: EdgeRequest, status: number): void {
+  const scope = r.scope;
+  const m = scope.metrics;
+  if (m != null) m.count(r.metricSlot, methodClass(r.method), status, r.startedAt);
+  const a = scope.access;
+  if (a != null) a.record(r, status);
 }
 
 /** Requests forwarded during the current uWS read(s), started together after them. */
@@ -645,7 +671,7 @@ function startAll(): void {
       r.start();
     } catch (err) {
       // Fail closed: a fault while opening the stream denies this request; the others go on.
-      r.scope.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
+      r.scope.log(`edge: request ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: r.id });
       r.fail('MEZU_INTERNAL');
     }
   }

@@ -15,7 +15,9 @@
  * 3. the edge's own fields last, so no client field can stand in for them:
  *    `X-Forwarded-For` (one address: the peer, or from `trusted_proxies` the
  *    right-most untrusted hop), `-Proto`, `-Host`, the request id, the
- *    project and, for an authenticated request, the session's assertion.
+ *    project, the edge's `traceparent` (and the client's `tracestate` when
+ *    its `traceparent` was valid: trace.ts) and, for an authenticated
+ *    request, the session's assertion.
  *
  * A client cannot remove an edge field by naming it in `Connection`: those
  * names are only dropped from the client's own fields.
@@ -23,6 +25,7 @@
 import { IdentityHeader, Tunnel, isReservedHeader, stripProductCookies, type HpackEncoder } from '../../wire/index.js';
 import { API_KEY_PREFIX, bearerToken } from '../session/index.js';
 import { isClientRoutingHeader } from './routing-headers.js';
+import { forwardTraceparent, validTraceparent } from './trace.js';
 
 /** What the plan needs of a request; the front end's EdgeRequest is one. */
 export interface ForwardedRequest {
@@ -41,6 +44,12 @@ export interface ForwardedRequest {
   readonly projectId: string;
   /** null on a public route. */
   readonly assertion: string | null;
+  /** The client's `traceparent` ('' when none; several joined with `,`, which is invalid). */
+  readonly traceparent: string;
+  /** The client's `tracestate` fields joined with `,`; cleared when its traceparent is invalid. */
+  tracestate: string;
+  /** The `traceparent` forwarded: '' until the first head is written, then kept (a replay is the same span). */
+  trace: string;
 }
 
 const FORWARD = 0;
@@ -60,6 +69,8 @@ const FIXED: ReadonlyMap<string, number> = new Map([
   // HTTP/2); the Warpgate makes its own key for the origin and declines extensions.
   ['sec-websocket-key', DROP], ['sec-websocket-extensions', DROP], ['sec-websocket-accept', DROP],
   ['cookie', COOKIE], ['authorization', AUTHORIZATION],
+  // Replaced by the edge's own (trace.ts): an invalid one is never passed on.
+  ['traceparent', DROP], ['tracestate', DROP],
 ]);
 
 function actionOf(n: string): number {
@@ -101,6 +112,12 @@ export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: 
   enc.field('x-forwarded-host', r.host);
   enc.field(IdentityHeader.requestId, r.id);
   enc.field(Tunnel.projectHeader, r.projectId);
+  if (r.trace === '') {
+    if (r.tracestate !== '' && !validTraceparent(r.traceparent)) r.tracestate = '';
+    r.trace = forwardTraceparent(r.traceparent);
+  }
+  enc.field('traceparent', r.trace);
+  if (r.tracestate !== '') enc.field('tracestate', r.tracestate);
   if (r.assertion !== null) enc.field(IdentityHeader.assertion, r.assertion);
 }
 

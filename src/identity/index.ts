@@ -8,3 +8,4 @@ export { Assertions } from './assertions.js';
 export { encodeForwarded, type ForwardedRequest } from './forward.js';
 export { isClientRoutingHeader } from './routing-headers.js';
 export { nextRequestId } from './request-id.js';
+export { forwardTraceparent, validTraceparent, traceIdOf } from './trace.js';

@@ -4,6 +4,7 @@
  * and writes the answer corked, after checking the client did not go away
  * (uWS rules: native/uws.ts). The proxied request path never comes here.
  */
+import type { Log } from '../runtime/index.js';
 import type { HttpResponse } from '../../native/uws.js';
 import { peerAddress } from '../../native/uws.js';
 import type { CompiledConfig, CompiledProject } from '../config/index.js';
@@ -20,7 +21,7 @@ export class LoginPages {
 
   constructor(
     private readonly service: LoginService,
-    private readonly log: (m: string) => void,
+    private readonly log: Log,
   ) {}
 
   serves(path: string): boolean {
@@ -72,7 +73,7 @@ export class LoginPages {
         },
         (err: Error) => {
           this.inFlight--;
-          this.log(`login: request ${rid} to ${path} failed (${(err as { code?: string }).code ?? 'MEZU_INTERNAL'}): ${err.stack ?? err.message}`);
+          this.log(`login: request ${rid} to ${path} failed (${(err as { code?: string }).code ?? 'MEZU_INTERNAL'}): ${err.stack ?? err.message}`, { level: 'error', request_id: rid });
           if (state.aborted) return;
           res.cork(() => writeError(res, 'MEZU_INTERNAL', rid));
         },

@@ -3,6 +3,7 @@
  * worker through the store), the hashing pool, the mailer. Called once at
  * worker start; the config getter is read per request (hot reload).
  */
+import type { Log } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { defaultPasswordConfig, type CompiledConfig } from '../config/index.js';
 import { LoginPages } from './http.js';
@@ -26,7 +27,7 @@ export interface LoginSetup {
   smtpUrl: string | null;
   mailFrom: string;
   config(): CompiledConfig | null;
-  log(m: string): void;
+  log: Log;
   /** Counts each login history event (metrics); optional. */
   onEvent?(project: string, type: string, reason: string | null): void;
   /** Run the retention sweep here (one worker of the edge is enough: the others would repeat its scans). */

@@ -7,6 +7,7 @@
  * keeps dialing until every worker holds its own tunnels: no request is ever
  * relayed between edge processes.
  */
+import type { Log } from '../runtime/index.js';
 import * as tls from 'node:tls';
 import { poolFromPeerCertificate } from '../pki/index.js';
 import type { H2Limits, Jwks, TunnelHello } from '../../wire/index.js';
@@ -36,7 +37,7 @@ export interface TunnelServerOptions {
   responseTimeoutMs: number;
   /** Codec limits (PING liveness, windows, …); defaults in wire/h2/limits.ts. */
   limits?: Partial<H2Limits>;
-  log(msg: string): void;
+  log: Log;
   /**
    * Enrolled Warpgates (src/enroll): decides on a connection beyond its CA and
    * pool, returning the credential (API key id) to re-check later with
@@ -133,7 +134,7 @@ export class TunnelServer {
     server.on('tlsClientError', (err, socket) => {
       const why = (socket as tls.TLSSocket | undefined)?.authorizationError ?? err.message;
       const peer = socket?.remoteAddress === undefined ? '' : ` from ${socket.remoteAddress}:${socket.remotePort ?? ''}`;
-      o.log(`tunnel: rejected a handshake${peer}: ${typeof why === 'string' ? why : why.message}`);
+      o.log(`tunnel: rejected a handshake${peer}: ${typeof why === 'string' ? why : why.message}`, { level: 'warn' });
     });
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -150,13 +151,13 @@ export class TunnelServer {
     const o = this.opts;
     const pool = poolFromPeerCertificate(socket.getPeerCertificate());
     if (!socket.authorized || pool === null) {
-      o.log('tunnel: a client certificate without a valid pool name was refused');
+      o.log('tunnel: a client certificate without a valid pool name was refused', { level: 'warn' });
       socket.destroy();
       return;
     }
     const admission = o.admit?.(socket, pool) ?? { credential: null };
     if ('refuse' in admission) {
-      o.log(`tunnel: refused a warpgate of pool ${pool} (${CREDENTIAL_REVOKED}): ${admission.refuse}`);
+      o.log(`tunnel: refused a warpgate of pool ${pool} (${CREDENTIAL_REVOKED}): ${admission.refuse}`, { level: 'warn' });
       socket.destroy();
       return;
     }

@@ -6,7 +6,7 @@
  * enforces on the next request (suspensions, revocations, rotations, routes).
  */
 import test from 'ava';
-import { Stack } from './harness.js';
+import { Stack, logMessages } from './harness.js';
 import { startConsole, stopConsole, call, consoleUser, ConsoleBrowser, schemaProblems, responseSchema, type ConsoleProc, type ApiResponse } from './console-client.js';
 import { API_ROUTES } from '../../src/console/index.js';
 import { createCsr } from '../../wire/index.js';
@@ -234,7 +234,7 @@ test.serial('the Console cookie alone makes no change: the session\'s CSRF token
   // Keys are not cookies: no token needed, and none is handed out.
   t.false('csrf_token' in (await call(con, 'GET', '/api/v1/me', { key: (await call(con, 'POST', `/api/v1/service-accounts/${(await call(con, 'POST', '/api/v1/projects/demo/service-accounts', { cookie: owner.cookie(), body: { name: 'no-csrf' } })).body.id}/keys`, { cookie: owner.cookie(), body: {} })).body.key })).body);
   // The Console shares its host name (localhost) with project demo here: it said so at start-up.
-  t.regex(con.err, /warning: the Console \(http:\/\/localhost:\d+\) shares its host name with project "demo"/);
+  t.regex(logMessages(con.err), /warning: the Console \(http:\/\/localhost:\d+\) shares its host name with project "demo"/);
 });
 
 test.serial('a viewer cannot change anything through the API; an admin cannot manage Console users', async (t) => {

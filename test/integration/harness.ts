@@ -50,6 +50,38 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return p;
 }
 
+/**
+ * A process's log (src/runtime/log.ts: JSON lines on stderr), parsed; lines
+ * that are not JSON (a crash's stack, a child's plain output) are skipped.
+ */
+export function logLines(out: string): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  for (const l of out.split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      // a line cut by the read in progress
+    }
+  }
+  return lines;
+}
+
+/** A process's log as its messages, one a line: what a grep of the plain format saw (JSON escapes quotes). */
+export function logMessages(out: string): string {
+  return out
+    .split('\n')
+    .map((l) => {
+      if (!l.startsWith('{')) return l;
+      try {
+        return String((JSON.parse(l) as { msg?: unknown }).msg);
+      } catch {
+        return l;
+      }
+    })
+    .join('\n');
+}
+
 export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {

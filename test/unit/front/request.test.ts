@@ -54,6 +54,12 @@ const CASES: Record<string, { method: string; url: string; query: string | undef
   trailer: { method: 'POST', url: '/u', query: undefined, fields: [['host', 'h'], ['transfer-encoding', 'chunked'], ['trailer', 'x']] },
   'two hosts': { method: 'HEAD', url: '/h', query: 'q', fields: [['host', 'a'], ['host', 'b']] },
   'odd method': { method: 'PROPFIND', url: '*', query: undefined, fields: [['host', 'h']] },
+  trace: {
+    method: 'GET',
+    url: '/t',
+    query: undefined,
+    fields: [['host', 'h'], ['traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'], ['tracestate', 'a=1'], ['tracestate', 'b=2']],
+  },
 };
 
 /**
@@ -283,7 +289,7 @@ test('the body framing collected while copying the fields is what inspectFraming
   t.is(build(CASES['content-length large']!).body, 123456789012345);
 });
 
-test('the single pass copies the fields in order and collects Host, cookies, Authorization, Accept, X-Forwarded-For and Connection', (t) => {
+test('the single pass copies the fields in order and collects Host, cookies, Authorization, Accept, X-Forwarded-For, Connection and the trace context', (t) => {
   const many = build(CASES.many!);
   t.deepEqual(many.fields, CASES.many!.fields.flat());
   t.is(many.hostCount, 1);
@@ -311,6 +317,12 @@ test('the single pass copies the fields in order and collects Host, cookies, Aut
   t.is(two.hostCount, 2, 'two Host fields are counted (the front end refuses them)');
   t.is(two.host, 'a');
   t.true(two.isHead);
+
+  const trace = build(CASES.trace!);
+  t.is(trace.traceparent, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+  t.is(trace.tracestate, 'a=1,b=2', 'every Tracestate field, joined with ","');
+  t.is(trace.trace, '', 'the forwarded traceparent is made with the head, not before');
+  t.is(none.traceparent, '');
 
   // The head size counts the request line and every field.
   const small = build({ method: 'GET', url: '/', query: undefined, fields: [['host', 'h']] });

@@ -20,10 +20,14 @@ const ASSERTION = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1c3JfMSJ9.c2ln';
 function request(pairs: Pair[], over: Partial<ForwardedRequest> = {}): ForwardedRequest {
   const fields: string[] = [];
   let connection = '';
+  let traceparent = '';
+  let tracestate = '';
   for (const [n, v] of pairs) {
     fields.push(n, v);
-    // Every Connection field joined with `,`, as EdgeRequest collects it.
+    // Every Connection (Traceparent, Tracestate) field joined with `,`, as EdgeRequest collects it.
     if (n === 'connection') connection = connection === '' ? v : `${connection},${v}`;
+    if (n === 'traceparent') traceparent = traceparent === '' ? v : `${traceparent},${v}`;
+    if (n === 'tracestate') tracestate = tracestate === '' ? v : `${tracestate},${v}`;
   }
   return {
     method: 'GET',
@@ -36,6 +40,9 @@ function request(pairs: Pair[], over: Partial<ForwardedRequest> = {}): Forwarded
     id: 'req-1',
     projectId: 'demo',
     assertion: ASSERTION,
+    traceparent,
+    tracestate,
+    trace: '',
     ...over,
   };
 }
@@ -66,7 +73,9 @@ function edgeFields(r: ForwardedRequest): Pair[] {
     ['x-forwarded-host', r.host],
     ['x-mezu-request-id', r.id],
     ['x-mezu-project', r.projectId],
+    ['traceparent', r.trace],
   ];
+  if (r.tracestate !== '') out.push(['tracestate', r.tracestate]);
   if (r.assertion !== null) out.push(['x-mezu-assertion', r.assertion]);
   return out;
 }
@@ -232,10 +241,10 @@ test('a forged assertion, request id or project never stands in for the edge\'s:
 
 test('the edge\'s fields come last, in order; a public route (no assertion) carries no assertion field', (t) => {
   const r = request([['accept', '*/*']]);
-  t.deepEqual(encodeDecode(r).slice(-6), edgeFields(r));
+  t.deepEqual(encodeDecode(r).slice(-7), edgeFields(r));
   const pub = request([['accept', '*/*'], ['x-mezu-assertion', 'forged']], { assertion: null });
   const all = encodeDecode(pub);
-  t.deepEqual(all.slice(-5), edgeFields(pub));
+  t.deepEqual(all.slice(-6), edgeFields(pub));
   t.false(all.some(([k]) => k === 'x-mezu-assertion'), 'neither the edge\'s nor the client\'s');
 });
 
@@ -352,17 +361,17 @@ test('Connection naming a reserved header cannot resurrect it, and a prefix of a
 });
 
 test('a client cannot remove the edge\'s fields by naming them in Connection', (t) => {
-  const edgeNames = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-mezu-request-id', 'x-mezu-project', 'x-mezu-assertion'];
+  const edgeNames = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-mezu-request-id', 'x-mezu-project', 'traceparent', 'x-mezu-assertion'];
   const r = request([
     ['connection', edgeNames.join(', ')],
     ['accept', '*/*'],
   ]);
   const all = encodeDecode(r);
-  t.deepEqual(all.slice(-6), edgeFields(r), 'every edge field is there, with the edge\'s values');
-  t.deepEqual(all.slice(4, -6), [['accept', '*/*']]);
+  t.deepEqual(all.slice(-7), edgeFields(r), 'every edge field is there, with the edge\'s values');
+  t.deepEqual(all.slice(4, -7), [['accept', '*/*']]);
   // Upper case and `_` spellings change nothing either.
-  const r2 = request([['connection', 'X-MEZU-ASSERTION, x_mezu_assertion, X-Forwarded-For']]);
-  t.deepEqual(encodeDecode(r2).slice(-6), edgeFields(r2));
+  const r2 = request([['connection', 'X-MEZU-ASSERTION, x_mezu_assertion, X-Forwarded-For, Traceparent']]);
+  t.deepEqual(encodeDecode(r2).slice(-7), edgeFields(r2));
 });
 
 test('values are copied verbatim (no trimming, no joining)', (t) => {
@@ -440,4 +449,70 @@ test('on a warm encoder (the connection\'s steady state) the same request decode
   const first = encodeDecode(r, enc, dec);
   const second = encodeDecode({ ...r, id: 'req-2' }, enc, dec);
   t.deepEqual(second, first.map(([n, v]): Pair => (n === 'x-mezu-request-id' ? [n, 'req-2'] : [n, v])));
+});
+
+// ── W3C Trace Context (src/identity/trace.ts) ──
+
+const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/;
+function traceOf(all: Pair[]): { parent: string | undefined; state: string | undefined; count: number } {
+  const p = all.filter(([n]) => n === 'traceparent');
+  return { parent: p[0]?.[1], state: all.find(([n]) => n === 'tracestate')?.[1], count: p.length };
+}
+
+test('a request without a traceparent starts a trace: a new trace id and span id, not sampled, exactly one field', (t) => {
+  const a = traceOf(encodeDecode(request([['accept', '*/*']])));
+  const b = traceOf(encodeDecode(request([['accept', '*/*']])));
+  t.is(a.count, 1);
+  t.regex(a.parent!, TP);
+  t.is(a.parent!.slice(-2), '00');
+  t.not(TP.exec(a.parent!)![1], TP.exec(b.parent!)![1], 'each request a trace of its own');
+  t.not(TP.exec(a.parent!)![2], TP.exec(b.parent!)![2]);
+  t.is(a.state, undefined);
+});
+
+test('a valid traceparent is continued: the same trace id and sampled flag, the edge\'s own span id as the parent; tracestate passed on', (t) => {
+  const client = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const pairs: Pair[] = [['traceparent', client], ['tracestate', 'rojo=00f067aa0ba902b7'], ['tracestate', 'congo=t61rcWkgMzE']];
+  const r = request(pairs);
+  const tr = traceOf(kept(pairs));
+  const all = encodeDecode(r);
+  const got = traceOf(all);
+  t.is(got.count, 1, 'the client\'s field is replaced, not kept beside the edge\'s');
+  const m = TP.exec(got.parent!)!;
+  t.is(m[1], '4bf92f3577b34da6a3ce929d0e0e4736');
+  t.not(m[2], '00f067aa0ba902b7', 'the edge is a hop: a span id of its own');
+  t.is(m[3], '01');
+  t.is(got.state, 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE');
+  t.is(tr.count, 0, 'no client trace field among the forwarded client fields');
+});
+
+test('a replayed request keeps its trace: the head written twice carries the same traceparent', (t) => {
+  const r = request([]);
+  const first = traceOf(encodeDecode(r)).parent;
+  t.is(traceOf(encodeDecode(r)).parent, first);
+});
+
+test('an invalid traceparent is replaced by a new trace, and its tracestate dropped', (t) => {
+  const bad = [
+    '',
+    'garbage',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra', // version 00 is exactly 55 characters
+    'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', // version ff is invalid
+    '00-00000000000000000000000000000000-00f067aa0ba902b7-01', // all-zero trace id
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01', // all-zero parent id
+    '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', // upper case
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01,00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', // two fields
+  ];
+  for (const v of bad) {
+    const got = traceOf(encodeDecode(request([['traceparent', v], ['tracestate', 'rojo=1']])));
+    t.is(got.count, 1, v);
+    t.regex(got.parent!, TP, v);
+    t.false(got.parent!.includes('4bf92f3577b34da6a3ce929d0e0e4736'), v);
+    t.is(got.state, undefined, v);
+  }
+});
+
+test('a later version is continued from its first 55 characters, as version 00', (t) => {
+  const got = traceOf(encodeDecode(request([['traceparent', '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-what-comes-next']])));
+  t.regex(got.parent!, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
 });

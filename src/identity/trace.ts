@@ -1,0 +1,68 @@
+/**
+ * W3C Trace Context (https://www.w3.org/TR/trace-context/) at the edge: the
+ * edge is one hop of the trace, so each forwarded request carries a
+ * `traceparent` naming the client's trace (or a new one when the client sent
+ * none, or one that does not parse) and a span id of the edge's own as the
+ * parent the origin sees. `tracestate` travels with a valid `traceparent`
+ * only (§3.3.1.1: a vendor that cannot parse traceparent must not use
+ * tracestate). A new trace is flagged not sampled (`-00`): the edge records
+ * no span anywhere (no exporter), and claiming otherwise would tell the
+ * origin's tracer that a parent span exists to join.
+ *
+ * Ids come from a pooled random buffer refilled in 4 KiB draws: a
+ * randomBytes call per request costs ~1 µs; a slice of the pool, a hex
+ * conversion of 8 or 24 bytes.
+ */
+import { randomFillSync } from 'node:crypto';
+
+const POOL_BYTES = 4096;
+const pool = Buffer.allocUnsafe(POOL_BYTES);
+let at = POOL_BYTES;
+
+/** `n` random bytes from the pool, as lower-case hex. */
+function randomHex(n: number): string {
+  if (at + n > POOL_BYTES) {
+    randomFillSync(pool);
+    at = 0;
+  }
+  const s = pool.toString('hex', at, at + n);
+  at += n;
+  return s;
+}
+
+/** version-traceid-parentid-flags, all lower-case hex (§3.2.2); a later version may append `-…`. */
+const SHAPE = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/;
+const ZERO_TRACE = '00000000000000000000000000000000';
+const ZERO_SPAN = '0000000000000000';
+
+/**
+ * Whether `v` (a `traceparent` as received; several fields joined with `,`
+ * never pass) is one the edge continues: version `ff` is invalid, version
+ * `00` is exactly 55 characters, a later version has 55 or goes on with `-`
+ * (§3.2.4), and neither id is all zeros.
+ */
+export function validTraceparent(v: string): boolean {
+  if (v.length < 55 || !SHAPE.test(v)) return false;
+  if (v.startsWith('ff')) return false;
+  if (v.length !== 55 && (v.startsWith('00') || v.charCodeAt(55) !== 45 /* - */)) return false;
+  return !v.startsWith(ZERO_TRACE, 3) && !v.startsWith(ZERO_SPAN, 36);
+}
+
+/**
+ * The `traceparent` the edge forwards for a client's (`''` when none): the
+ * client's trace id and sampled flag with a new span id of the edge's, in
+ * version 00; or, when the client's is absent or invalid, a new trace.
+ */
+export function forwardTraceparent(client: string): string {
+  if (client !== '' && validTraceparent(client)) {
+    // Only the sampled bit is defined for version 00; other bits are not passed on.
+    const sampled = (parseInt(client[54]!, 16) & 1) === 1;
+    return `00-${client.slice(3, 35)}-${randomHex(8)}-${sampled ? '01' : '00'}`;
+  }
+  return `00-${randomHex(16)}-${randomHex(8)}-00`;
+}
+
+/** The trace id of a `traceparent` the edge made (for its logs). */
+export function traceIdOf(traceparent: string): string {
+  return traceparent.slice(3, 35);
+}
