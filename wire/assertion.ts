@@ -32,7 +32,7 @@ export function headerSafe(v: string): string {
 }
 
 function identityHeaders(c: AssertionClaims): readonly string[] {
-  return Object.freeze([
+  const h = [
     IdentityHeader.userId, headerSafe(c.sub),
     IdentityHeader.userEmail, headerSafe(c.email),
     IdentityHeader.userName, headerSafe(c.name),
@@ -41,7 +41,11 @@ function identityHeaders(c: AssertionClaims): readonly string[] {
     IdentityHeader.authTime, String(c.auth_time),
     IdentityHeader.roles, headerSafe(c.roles.join(',')),
     IdentityHeader.permissions, headerSafe(c.permissions.join(',')),
-  ]);
+  ];
+  // New optional claims (second factors): sent only when the edge put them in the assertion.
+  if (typeof c.acr === 'string') h.push(IdentityHeader.authAcr, headerSafe(c.acr));
+  if (typeof c.step_up_time === 'number' && Number.isFinite(c.step_up_time)) h.push(IdentityHeader.stepUpTime, String(Math.floor(c.step_up_time)));
+  return Object.freeze(h);
 }
 
 const JWT_TEXT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;

@@ -23,6 +23,10 @@ export const IdentityHeader = {
   principalType: 'x-mezu-principal-type',
   authMethod: 'x-mezu-auth-method',
   authTime: 'x-mezu-auth-time',
+  /** `acr` claim: `pwd` or `mfa` (absent from assertions of edges before second factors). */
+  authAcr: 'x-mezu-auth-acr',
+  /** `step_up_time` claim: Unix seconds the session last used a second factor (absent when never). */
+  stepUpTime: 'x-mezu-step-up-time',
   roles: 'x-mezu-roles',
   permissions: 'x-mezu-permissions',
   requestId: 'x-mezu-request-id',
@@ -150,12 +154,28 @@ export interface AssertionClaims {
   name: string;
   amr: string[];
   auth_time: number;
+  /**
+   * Authentication context class (OpenID Connect Core §2): `pwd`, or `mfa`
+   * once the session used a second factor. Optional: an edge older than
+   * second factors does not send it, and a Warpgate older than them ignores it.
+   */
+  acr?: string;
+  /** Unix seconds of the session's last second-factor use (sign-in or step-up); optional like `acr`. */
+  step_up_time?: number;
   roles: string[];
   permissions: string[];
   sid: string;
   iat: number;
   exp: number;
 }
+
+/**
+ * `acr` values (OpenID Connect Core §2; RFC 9470 `acr_values`): a session
+ * signed in with a password alone, and one that has also used a second
+ * factor. Short and stable: applications compare them.
+ */
+export const ACR_PWD = 'pwd';
+export const ACR_MFA = 'mfa';
 
 /** An assertion lives at most this long (exp ≤ 5 minutes after iat). */
 export const ASSERTION_MAX_TTL_S = 300;

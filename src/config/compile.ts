@@ -15,8 +15,11 @@ import type {
   Policy,
   ProjectConfig,
   RouteConfig,
+  StepUpConfig,
+  StepUpRule,
   ValidConfig,
 } from './types.js';
+import { ACR_MFA } from '../../wire/index.js';
 
 export { normalizeHost } from './host.js';
 
@@ -50,8 +53,8 @@ class Project implements CompiledProject {
       throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
     });
     const projectMaxBody = p.maxBody ?? DEFAULT_MAX_BODY_BYTES;
-    const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, wsLimits(r), ruleName(p.id, r)) }));
-    this.#routes = new RouteTable(rules, makePolicy(p.default, ['user'], [], [], projectMaxBody, 0, wsLimits({}), `${p.id}:default`));
+    const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, wsLimits(r), ruleName(p.id, r), r.stepUp === undefined ? null : compileStepUp(r.stepUp)) }));
+    this.#routes = new RouteTable(rules, makePolicy(p.default, ['user'], [], [], projectMaxBody, 0, wsLimits({}), `${p.id}:default`, null));
     Object.freeze(this);
   }
 
@@ -70,6 +73,7 @@ function makePolicy(
   maxInflight: number,
   ws: WsLimits,
   rule: string,
+  stepUp: StepUpRule | null,
 ): Policy {
   // Same key order for every policy: one hidden class on the hot path.
   return Object.freeze({
@@ -84,8 +88,33 @@ function makePolicy(
     maxMessage: ws.maxMessage,
     idleTimeoutMs: ws.idleTimeoutMs,
     maxSockets: ws.maxSockets,
+    stepUp,
     rule,
   });
+}
+
+function compileStepUp(s: StepUpConfig): StepUpRule {
+  const maxAgeMs = s.maxAgeMs ?? Infinity;
+  return Object.freeze({
+    maxAgeMs,
+    factors: Object.freeze([...s.factors]),
+    totp: s.factors.includes('totp'),
+    acr: ACR_MFA,
+    challenge: stepUpChallenge(s.maxAgeMs, ACR_MFA),
+  });
+}
+
+/**
+ * The `WWW-Authenticate` value of a step-up refusal (RFC 9470 §3): the Bearer
+ * scheme (RFC 6750 §3) with `error="insufficient_user_authentication"`,
+ * `max_age` in seconds when the rule has one, and `acr_values`. Built once
+ * per rule here; every value is quoted, as in the RFC's examples.
+ */
+export function stepUpChallenge(maxAgeMs: number | null, acr: string): string {
+  const parts = ['Bearer realm="mezusphere"', 'error="insufficient_user_authentication"', 'error_description="A second factor used more recently is required"'];
+  if (maxAgeMs !== null) parts.push(`max_age="${Math.floor(maxAgeMs / 1000)}"`);
+  parts.push(`acr_values="${acr}"`);
+  return parts.join(', ');
 }
 
 type WsLimits = Pick<Policy, 'websocket' | 'maxMessage' | 'idleTimeoutMs' | 'maxSockets'>;

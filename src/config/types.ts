@@ -33,6 +33,37 @@ export interface RouteConfig {
   idleTimeoutMs?: number;
   /** `max_sockets`: open WebSockets per session or key on this rule, edge-wide; absent: DEFAULT_MAX_SOCKETS. */
   maxSockets?: number;
+  /** `step_up`: a second factor used within `max_age` (absent: at any time in the session); absent: none asked. */
+  stepUp?: StepUpConfig;
+}
+
+/**
+ * Second factors a `step_up` rule may name. `webauthn` is known (so a config
+ * written for passkeys fails with a clear message) but refused by validation
+ * until passkeys exist.
+ */
+export type FactorName = 'totp' | 'webauthn';
+
+export interface StepUpConfig {
+  /** `max_age`: the factor must have been used this recently, ms; null: once in the session is enough. */
+  maxAgeMs: number | null;
+  /** Any one of these satisfies the rule. */
+  factors: FactorName[];
+}
+
+/**
+ * A compiled `step_up` rule (src/authorize/step-up.ts checks it). `challenge`
+ * is the whole `WWW-Authenticate` value of the RFC 9470 refusal, built once.
+ */
+export interface StepUpRule {
+  /** Infinity when the rule has no `max_age`. */
+  maxAgeMs: number;
+  factors: readonly FactorName[];
+  /** TOTP satisfies the rule (today the only factor that can). */
+  totp: boolean;
+  /** The `acr` value a satisfying session has (RFC 9470 `acr_values`). */
+  acr: string;
+  challenge: string;
 }
 
 /** Whose user directory a project signs users in with: its own, or its organization's (shared by the organization's projects). */
@@ -152,6 +183,11 @@ export interface Policy {
   idleTimeoutMs: number;
   /** Open WebSockets per session or key on this rule, edge-wide (each worker takes its share, at least one). */
   maxSockets: number;
+  /**
+   * `step_up`, or null. The request path pays one field test for it on
+   * routes without one (handler.ts), nothing more.
+   */
+  stepUp: StepUpRule | null;
   /** Human-readable origin of the rule, for logs: `demo:/api/v1/*` or `demo:default`. */
   rule: string;
 }

@@ -147,3 +147,24 @@ function writeLoginRequiredNow(res: HttpResponse, browser: boolean, returnTo: st
   res.writeStatus(`${LOGIN_REQUIRED_HEAD}${requestId}`);
   endBody(res, errorBody('MEZU_LOGIN_REQUIRED', { login_url: loginUrl }), closeConnection, head);
 }
+
+/**
+ * A step-up needed (src/authorize/step-up.ts): browsers get a 302 to the
+ * hosted step-up page and back to `returnTo`; API clients get 401 with the
+ * rule's RFC 9470 §3 challenge in `WWW-Authenticate` (built once per rule:
+ * only quoted tokens and digits, no CR or LF) and `step_up_url` in the body.
+ */
+export function writeStepUpRequired(res: HttpResponse, browser: boolean, returnTo: string, challenge: string, requestId: string, closeConnection = false, head = false): void {
+  if (closeConnection) return closeWith(res, (r) => writeStepUpRequiredNow(r, browser, returnTo, challenge, requestId, true, head));
+  writeStepUpRequiredNow(res, browser, returnTo, challenge, requestId, false, head);
+}
+
+function writeStepUpRequiredNow(res: HttpResponse, browser: boolean, returnTo: string, challenge: string, requestId: string, closeConnection: boolean, head: boolean): void {
+  const url = `/_mezu/step-up?rd=${encodeURIComponent(returnTo)}`;
+  if (browser) {
+    res.writeStatus(`302 Found\r\nlocation: ${url}\r\ncache-control: no-store\r\nx-mezu-request-id: ${requestId}`).end('', closeConnection);
+    return;
+  }
+  res.writeStatus(`401 Unauthorized\r\ncontent-type: application/json\r\ncache-control: no-store\r\nwww-authenticate: ${challenge}\r\nx-mezu-request-id: ${requestId}`);
+  endBody(res, errorBody('MEZU_STEP_UP_REQUIRED', { step_up_url: url }), closeConnection, head);
+}

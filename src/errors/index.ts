@@ -35,6 +35,8 @@ export const Errors = {
   MEZU_LINK_INVALID: { status: 400, message: 'login: this link is invalid, used or expired' },
   MEZU_PASSWORD_REJECTED: { status: 400, message: 'login: the new password does not meet the password rules' },
   MEZU_MAIL_FAILED: { status: 502, message: 'mail: the message could not be delivered' },
+  MEZU_STEP_UP_REQUIRED: { status: 401, message: 'edge: this route needs a fresher or stronger sign-in' },
+  MEZU_OTP_INVALID: { status: 401, message: 'login: the code is wrong, expired or was already used' },
   // ── tunnel / Warpgate ──
   MEZU_NO_WARPGATE: { status: 502, message: 'tunnel: no Warpgate is connected for this project' },
   MEZU_CLIENT_BUSY: { status: 429, message: 'edge: too many requests from this client are in flight; retry shortly' },

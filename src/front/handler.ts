@@ -21,10 +21,10 @@ import type { CompiledConfig, CompiledProject } from '../config/types.js';
 import { clientIp, normalizeHost } from '../config/index.js';
 import { isForwardableQuery, normalizePath } from '../route/index.js';
 import { API_KEY_PREFIX, bearerToken, findCookie, type Authenticator } from '../session/index.js';
-import { authorize, Decision } from '../authorize/index.js';
+import { authorize, Decision, stepUpSatisfied } from '../authorize/index.js';
 import { nextRequestId, type Assertions, type Signer } from '../identity/index.js';
 import { codeOf, Errors, type ErrorCode } from '../errors/index.js';
-import { endBody, writeError, writeLoginRequired } from '../errors/http.js';
+import { endBody, writeError, writeLoginRequired, writeStepUpRequired } from '../errors/http.js';
 import { EdgeRequest, answered, type RequestScope } from './request.js';
 import type { Log } from '../runtime/index.js';
 import { BODY_NONE, FRAMING_INVALID } from './framing.js';
@@ -90,6 +90,8 @@ export const enum Verdict {
   LoginRequired,
   PrincipalNotAllowed,
   Forbidden,
+  /** The rule's `step_up` is not satisfied by this session (src/authorize/step-up.ts). */
+  StepUpRequired,
 }
 
 /** The refusal each verdict answers with, and whether it always closes the connection. */
@@ -158,6 +160,7 @@ function answerStatus(r: EdgeRequest, v: Verdict): number {
     case Verdict.Jwks:
       return 200;
     case Verdict.LoginRequired:
+    case Verdict.StepUpRequired:
       return r.acceptsHtml && (r.method === 'GET' || r.isHead) ? 302 : 401;
     default:
       return Errors[REFUSAL[v]!.code].status;
@@ -214,6 +217,10 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
   const d = authorize(policy, p);
   if (d !== Decision.Allow) return d === Decision.PrincipalNotAllowed ? decided(r, Verdict.PrincipalNotAllowed, DecisionKind.PrincipalNotAllowed) : decided(r, Verdict.Forbidden, DecisionKind.Forbidden);
 
+  // ── step-up: a route without `step_up` pays this one field test ──
+  const su = policy.stepUp;
+  if (su !== null && (p.session === null || !stepUpSatisfied(su, p.session, now))) return decided(r, Verdict.StepUpRequired, DecisionKind.StepUpRequired);
+
   // ── identity: only now, so a refused request costs no signature and no store write ──
   r.assertion = ctx.assertions.for(p, project.id, now);
   return decided(r, Verdict.Forward, p.key !== null ? DecisionKind.AllowedKey : DecisionKind.AllowedSession);
@@ -239,6 +246,8 @@ export function answer(ctx: FrontContext, r: EdgeRequest, v: Verdict, closeOnDen
       return endBody(res, ctx.signer.jwksJson(), closeOnDeny, r.isHead);
     case Verdict.LoginRequired:
       return writeLoginRequired(res, r.acceptsHtml && (r.method === 'GET' || r.isHead), r.target, r.id, closeOnDeny, r.isHead);
+    case Verdict.StepUpRequired:
+      return writeStepUpRequired(res, r.acceptsHtml && (r.method === 'GET' || r.isHead), r.target, r.policy!.stepUp!.challenge, r.id, closeOnDeny, r.isHead);
     default: {
       const refusal = REFUSAL[v]!;
       return writeError(res, refusal.code, r.id, refusal.close || closeOnDeny, r.isHead);

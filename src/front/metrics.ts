@@ -39,6 +39,7 @@ export const enum DecisionKind {
   TooLarge,
   ClientBusy,
   RouteBusy,
+  StepUpRequired,
 }
 export const DECISIONS: ReadonlyArray<readonly [string, string]> = [
   ['allowed', 'public'],
@@ -51,6 +52,7 @@ export const DECISIONS: ReadonlyArray<readonly [string, string]> = [
   ['limit', 'MEZU_REQUEST_TOO_LARGE'],
   ['limit', 'MEZU_CLIENT_BUSY'],
   ['limit', 'MEZU_ROUTE_BUSY'],
+  ['step_up_required', 'MEZU_STEP_UP_REQUIRED'],
 ];
 const ND = DECISIONS.length;
 

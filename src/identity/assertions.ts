@@ -10,10 +10,11 @@
  * has more than ASSERTION_REFRESH_BEFORE_S of life left. A per-worker memo
  * only bridges the moment between minting and the record's write-back.
  */
-import { ASSERTION_REFRESH_BEFORE_S } from '../../wire/index.js';
+import { ACR_PWD, ASSERTION_REFRESH_BEFORE_S } from '../../wire/index.js';
 import type { Store } from '../store/index.js';
 import type { Principal } from '../session/index.js';
 import type { Signer } from './signer.js';
+
 
 const REFRESH_BEFORE_MS = ASSERTION_REFRESH_BEFORE_S * 1000;
 /** Memo entries; past it, it starts over (clearing costs a re-mint at worst). */
@@ -24,6 +25,8 @@ interface Minted {
   exp: number;
   version: number;
   kid: string;
+  /** The session's last second-factor time it was minted with: a step-up re-mints. */
+  otpAt: number;
 }
 
 export class Assertions {
@@ -40,11 +43,13 @@ export class Assertions {
     const s = p.session;
     if (s !== null) {
       const version = p.user!.version;
+      // A step-up drops the record's cached assertion (SessionStore.stepUp); the memo is checked against its time.
       if (s.assertion !== null && s.assertionUserVersion === version && s.assertionKid === kid && s.assertionExp - now > REFRESH_BEFORE_MS) return s.assertion;
+      const otpAt = s.factorTimes?.otp ?? 0;
       const m = this.minted.get(s.id);
-      if (m !== undefined && m.version === version && m.kid === kid && m.exp - now > REFRESH_BEFORE_MS) return m.token;
-      const r = this.signer.mint(projectId, { type: 'user', id: p.id, email: p.email, name: p.name, roles: [...p.roles], permissions: [...p.permissions], amr: [...s.amr], authTime: s.authTime, sid: s.id }, now);
-      this.remember(s.id, { token: r.token, exp: r.exp, version, kid: r.kid });
+      if (m !== undefined && m.version === version && m.kid === kid && m.otpAt === otpAt && m.exp - now > REFRESH_BEFORE_MS) return m.token;
+      const r = this.signer.mint(projectId, { type: 'user', id: p.id, email: p.email, name: p.name, roles: [...p.roles], permissions: [...p.permissions], amr: [...s.amr], authTime: s.authTime, acr: s.acr ?? ACR_PWD, ...(otpAt !== 0 ? { stepUpTime: otpAt } : {}), sid: s.id }, now);
+      this.remember(s.id, { token: r.token, exp: r.exp, version, kid: r.kid, otpAt });
       this.store.sessions.refresh(p.credential, { assertion: r.token, assertionExp: r.exp, assertionUserVersion: version, assertionKid: r.kid }).catch(noop);
       return r.token;
     }
@@ -54,7 +59,7 @@ export class Assertions {
     const m = this.minted.get(k.id);
     if (m !== undefined && m.version === version && m.kid === kid && m.exp - now > REFRESH_BEFORE_MS) return m.token;
     const r = this.signer.mint(projectId, { type: 'service_account', id: p.id, email: '', name: p.name, roles: [...p.roles], permissions: [...p.permissions], amr: ['key'], authTime: k.createdAt, sid: k.id }, now);
-    this.remember(k.id, { token: r.token, exp: r.exp, version, kid: r.kid });
+    this.remember(k.id, { token: r.token, exp: r.exp, version, kid: r.kid, otpAt: 0 });
     this.store.serviceAccounts.refreshKey(k.id, { assertion: r.token, assertionExp: r.exp, assertionUserVersion: version, assertionKid: r.kid, lastUsedAt: now }).catch(noop);
     return r.token;
   }

@@ -21,6 +21,10 @@ export interface PrincipalIdentity {
   permissions: string[];
   amr: string[];
   authTime: number;
+  /** Sessions: `pwd` or `mfa`; absent for keys. */
+  acr?: string;
+  /** Sessions: when a second factor was last used (ms), absent when never. */
+  stepUpTime?: number;
   sid: string;
 }
 
@@ -86,6 +90,8 @@ export class Signer {
       name: p.name,
       amr: p.amr,
       auth_time: Math.floor(p.authTime / 1000),
+      ...(p.acr !== undefined ? { acr: p.acr } : {}),
+      ...(p.stepUpTime !== undefined ? { step_up_time: Math.floor(p.stepUpTime / 1000) } : {}),
       roles: p.roles,
       permissions: p.permissions,
       sid: p.sid,

@@ -47,6 +47,7 @@ function chromeOf(p: CompiledProject): Chrome {
     '.notice{border-left:4px solid var(--brand);background:#f0f4ff;padding:.75rem 1rem;margin:0 0 1rem}' +
     'button{margin-top:1.5rem;width:100%;padding:.7rem;font:inherit;font-weight:600;color:#fff;background:var(--brand);border:0;border-radius:.4rem;cursor:pointer}' +
     'nav{margin-top:1.5rem;font-size:.95rem}nav p{margin:.4rem 0}a{color:var(--brand)}' +
+    '.qr svg{display:block;width:12rem;height:12rem;margin:.5rem auto}code,.codes{font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}' +
     '@media (prefers-reduced-motion:no-preference){button{transition:filter .15s}button:hover{filter:brightness(1.1)}}';
   const hash = createHash('sha256').update(css).digest('base64');
   const logoUrl = p.login.branding.logoUrl;

@@ -10,6 +10,8 @@ import { RESERVED_PATH_PREFIX } from '../../wire/index.js';
 
 export const DEFAULT_RETURN_PATH = '/';
 const MAX_RD_LENGTH = 2048;
+/** Hosted pages a sign-in may return to. */
+const RETURNABLE: ReadonlySet<string> = new Set(['/_mezu/step-up', '/_mezu/account/security']);
 
 /** The value to redirect to: `rd` when it is a safe same-host relative path, else `/`. */
 export function safeReturnPath(rd: string | null | undefined): string {
@@ -22,8 +24,9 @@ export function safeReturnPath(rd: string | null | undefined): string {
     return DEFAULT_RETURN_PATH;
   }
   if (decoded !== rd && !isSafeDecoded(decoded)) return DEFAULT_RETURN_PATH;
-  // Never back into the hosted pages (a loop, or a logout after login).
-  if (decoded === '/_mezu' || decoded.startsWith(RESERVED_PATH_PREFIX)) return DEFAULT_RETURN_PATH;
+  // Never back into the hosted pages (a loop, or a logout after login), but for the two that send
+  // a user through sign-in on purpose: the step-up page and the account's security page.
+  if (decoded === '/_mezu' || decoded.startsWith(RESERVED_PATH_PREFIX)) return RETURNABLE.has(decoded.split('?')[0]!) ? rd : DEFAULT_RETURN_PATH;
   return rd;
 }
 

@@ -17,6 +17,7 @@ export { ServiceAccountStore } from './service-accounts.js';
 export { SigningKeyStore, SecretStore } from './secrets.js';
 export { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from './login.js';
 export { AuditStore, auditKey } from './audit.js';
+export { FactorStore, type FactorSummary } from './factors.js';
 export { ChangeFeed, FEED_KEEP_MS, type ChangeKind, type ChangeRecord, type FeedRead } from './changes.js';
 export { TunnelCaStore, WarpgateStore, TunnelStatusStore, type TunnelCaPublic } from './tunnels.js';
 export { Table, SealedTable, SWEEP_BATCH } from './table.js';

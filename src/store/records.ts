@@ -33,6 +33,14 @@ export interface SessionRecord {
   lastSeenAt: number;
   authTime: number;
   amr: string[];
+  /**
+   * When each factor was last used in this session (ms): `pwd` at sign-in,
+   * `otp` at sign-in with a second factor and at every step-up. Absent on
+   * sessions written before factors existed (read as password only).
+   */
+  factorTimes?: { pwd?: number; otp?: number };
+  /** Authentication context class (`pwd`, `mfa`: src/authorize/step-up.ts); absent: `pwd`. */
+  acr?: string;
   /** Cached assertion minted for this session (per session, not per request: docs/ARCHITECTURE.md, "Assertion"). */
   assertion: string | null;
   assertionExp: number;
@@ -116,7 +124,13 @@ export type LoginEventType =
   | 'reset_requested'
   | 'password_reset'
   | 'password_changed'
-  | 'lock';
+  | 'lock'
+  // Second factors (src/login/flows/factor.ts); `reason` says `totp` or `recovery_code` on a use, why on a failure.
+  | 'mfa_enrolled'
+  | 'mfa_success'
+  | 'mfa_failure'
+  | 'step_up'
+  | 'mfa_reset';
 
 /** One authentication event, kept per (directory, email) so attempts on unknown emails are visible too. */
 export interface LoginEventRecord {
@@ -132,7 +146,8 @@ export interface LoginEventRecord {
   userAgent: string;
 }
 
-export type EmailTokenPurpose = 'reset' | 'signup';
+/** `mfa`: a sign-in waiting for its second factor (kept in a cookie, never mailed; 5 minutes). */
+export type EmailTokenPurpose = 'reset' | 'signup' | 'mfa';
 
 /** A single-use emailed token (password reset or signup confirmation), keyed by SHA-256 of the token. */
 export interface EmailTokenRecord {
@@ -172,7 +187,8 @@ export interface OutboxRecord {
 
 /** Who made a change: a Console user, a service-account key, or the CLI on the edge host. */
 export interface AuditActor {
-  type: 'console_user' | 'service_account' | 'cli' | 'system';
+  /** `user`: a user acting on their own account on the hosted pages (second-factor enrolment and use). */
+  type: 'console_user' | 'service_account' | 'cli' | 'system' | 'user';
   /** User id, service-account id, or the OS user of the CLI. */
   id: string;
   /** Email, service-account name (with the key id), or the OS user. */
@@ -252,4 +268,27 @@ export interface TunnelStatusRecord {
   tunnels: TunnelInfo[];
   /** Absent in reports of an edge that predates WebSockets. */
   live?: LiveStats;
+}
+
+/**
+ * A user's second factors (hosted pages, src/login/factors/), keyed by user
+ * id; kept apart from the user record like the password. The TOTP secrets
+ * are sealed at rest under the store key (seal.ts); recovery codes are kept
+ * only as hashes (src/login/factors/recovery.ts).
+ */
+export interface FactorRecord {
+  userId: string;
+  /** The confirmed authenticator, or null. */
+  totp: {
+    secret: string;
+    enrolledAt: number;
+    /** The last TOTP step accepted for this user (RFC 6238 §5.2: a used code is refused); -1 before the first. */
+    lastStep: number;
+    lastUsedAt: number | null;
+  } | null;
+  /** An enrolment begun on the security page but not confirmed with a code yet. */
+  pending: { secret: string; createdAt: number } | null;
+  /** Hashes of the unused recovery codes. */
+  recovery: string[];
+  updatedAt: number;
 }

@@ -34,6 +34,21 @@ export class SessionStore extends Table<SessionRecord> {
   async refresh(tokenHash: string, patch: Partial<Pick<SessionRecord, 'lastSeenAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<boolean> {
     return (await this.change(tokenHash, (cur) => (cur === undefined ? undefined : { ...cur, ...patch }))) !== undefined;
   }
+  /**
+   * A satisfied step-up (src/login/flows/factor.ts): the session keeps its id
+   * and token, records when the factor was used, gains `otp` in `amr` and the
+   * `mfa` class, and drops its cached assertion so the next request carries
+   * the new claims. False when the session is gone.
+   */
+  async stepUp(tokenHash: string, otpAt: number, acr: string): Promise<boolean> {
+    return (await this.change(tokenHash, (cur) => (cur === undefined ? undefined : {
+      ...cur,
+      amr: cur.amr.includes('otp') ? cur.amr : [...cur.amr, 'otp'],
+      factorTimes: { ...(cur.factorTimes ?? { pwd: cur.authTime }), otp: otpAt },
+      acr,
+      assertion: null, assertionExp: 0, assertionKid: null,
+    }))) !== undefined;
+  }
   async revoke(tokenHash: string): Promise<boolean> {
     return this.db.transaction(() => {
       const cur = this.db.get(tokenHash);

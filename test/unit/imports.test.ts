@@ -77,6 +77,7 @@ const KNOWN: Record<string, string> = {
   // folder of its own that both sides import.
   'src/login/flows/context.ts -> src/session/index.ts': 'session tokens and cookies, shared with the request path',
   'src/login/flows/kit.ts -> src/session/index.ts': 'idem',
+  'src/login/flows/factor.ts -> src/session/index.ts': 'idem',
   'src/login/flows/logout.ts -> src/session/index.ts': 'idem',
   'src/login/flows/reset.ts -> src/session/index.ts': 'idem',
   'src/login/flows/signup.ts -> src/session/index.ts': 'idem',

@@ -8,7 +8,7 @@
 import { JWKS_PATH, RESERVED_PATH_PREFIX, type PrincipalType } from '../../../wire/index.js';
 import { normalizePath, routeKey } from '../../route/index.js';
 import { MAX_MAX_BODY_BYTES, MAX_MAX_MESSAGE_BYTES, MAX_MAX_SOCKETS, parseSize } from '../limits.js';
-import type { AuthMode, RouteConfig } from '../types.js';
+import type { AuthMode, FactorName, RouteConfig, StepUpConfig } from '../types.js';
 import { checkKeys, describe, isMapping, own, validateDuration, validateList, type Problems } from './fields.js';
 
 /** RFC 9110 §5.6.2 token. */
@@ -20,7 +20,7 @@ const AUTH_MODES: readonly AuthMode[] = ['required', 'public', 'deny'];
 const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'service_account'];
 /** TRACE reflects the request (credentials included); CONNECT would open a raw tunnel. */
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
-const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body', 'max_inflight', 'websocket', 'max_message', 'idle_timeout', 'max_sockets'];
+const ROUTE_KEYS = ['path', 'auth', 'methods', 'principals', 'roles', 'permissions', 'max_body', 'max_inflight', 'websocket', 'max_message', 'idle_timeout', 'max_sockets', 'step_up'];
 /** Reserved prefix without its trailing slash: `/_mezu` itself is reserved too. */
 const RESERVED_BASE = RESERVED_PATH_PREFIX.slice(0, -1);
 
@@ -73,6 +73,8 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   const maxBody = validateMaxBody(own(input, 'max_body'), `${at}.max_body`, problems);
   const maxInflight = validateMaxInflight(own(input, 'max_inflight'), `${at}.max_inflight`, problems);
   const ws = validateWebSocket(input, at, problems);
+  const rawStepUp = own(input, 'step_up');
+  const stepUp = validateStepUp(rawStepUp, `${at}.step_up`, problems);
 
   const rawPrincipals = own(input, 'principals');
   const rawRoles = own(input, 'roles');
@@ -90,6 +92,7 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
       ['principals', rawPrincipals],
       ['roles', rawRoles],
       ['permissions', rawPermissions],
+      ['step_up', rawStepUp],
     ];
     for (const [key, value] of fields) {
       if (value === undefined || value === null) continue;
@@ -98,6 +101,11 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
         message: `would be ignored on a "${auth}" route (only "required" routes check it); remove it or set auth: required`,
       });
     }
+  }
+
+  if (stepUp !== undefined && principals !== null && principals.includes('service_account')) {
+    // A key cannot present a second factor: the rule would refuse every service account it admits.
+    problems.push({ at: `${at}.step_up`, message: 'applies to users only (a service-account key cannot present a second factor); remove service_account from principals, or put the step-up on a rule of its own' });
   }
 
   if (
@@ -115,7 +123,57 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   if (maxBody !== undefined) route.maxBody = maxBody;
   if (maxInflight !== undefined) route.maxInflight = maxInflight;
   Object.assign(route, ws);
+  if (stepUp !== undefined) route.stepUp = stepUp;
   return route;
+}
+
+/** Factor names a `step_up` rule may list; `webauthn` is known but not available yet. */
+const FACTOR_NAMES: readonly FactorName[] = ['totp', 'webauthn'];
+const STEP_UP_KEYS = ['max_age', 'factors'];
+/** Longest `max_age`: a step-up older than a month is no step-up. */
+const MAX_STEP_UP_AGE_MS = 30 * 24 * 3600_000;
+
+/** `step_up: { max_age: 10m, factors: [totp] }`; undefined when absent or wrong. */
+export function validateStepUp(v: unknown, at: string, problems: Problems): StepUpConfig | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { max_age: 10m, factors: [totp] }; got ${describe(v)}` });
+    return undefined;
+  }
+  const before = problems.length;
+  checkKeys(v, STEP_UP_KEYS, at, problems);
+  const rawAge = own(v, 'max_age');
+  let maxAgeMs: number | null = null;
+  if (rawAge !== undefined && rawAge !== null) {
+    const ms = validateDuration(rawAge, `${at}.max_age`, '10m', problems);
+    if (ms !== null && ms > MAX_STEP_UP_AGE_MS) problems.push({ at: `${at}.max_age`, message: `must be at most 30d; got ${describe(rawAge)}` });
+    else if (ms !== null && ms < 1000) problems.push({ at: `${at}.max_age`, message: `must be at least 1s (the challenge states it in seconds); got ${describe(rawAge)}` });
+    else maxAgeMs = ms;
+  }
+  const rawFactors = own(v, 'factors');
+  const choices = FACTOR_NAMES.join(', ');
+  let factors: FactorName[] | null = null;
+  if (rawFactors === undefined || rawFactors === null) {
+    problems.push({ at: `${at}.factors`, message: `is required: the second factors that satisfy the rule, drawn from ${choices}, e.g. [totp]` });
+  } else {
+    factors = validateList<FactorName>(rawFactors, `${at}.factors`, problems, { what: `must be a list drawn from ${choices}, e.g. [totp]`, empty: `must list at least one factor, e.g. [totp]` }, (item, itemAt, seen) => {
+      if (typeof item !== 'string' || !(FACTOR_NAMES as readonly string[]).includes(item)) {
+        problems.push({ at: itemAt, message: `must be one of ${choices}; got ${describe(item)}` });
+        return null;
+      }
+      if (item === 'webauthn') {
+        problems.push({ at: itemAt, message: 'passkeys (webauthn) are not available yet in this edge: no user can enrol one, so the rule could never be satisfied; use [totp] for now' });
+        return null;
+      }
+      if (seen.includes(item as FactorName)) {
+        problems.push({ at: itemAt, message: `"${item}" is listed twice; remove one` });
+        return null;
+      }
+      return item as FactorName;
+    });
+  }
+  if (problems.length !== before || factors === null) return undefined;
+  return { maxAgeMs, factors };
 }
 
 /** `websocket`, `max_message`, `idle_timeout`, `max_sockets`: only the keys present. */

@@ -22,6 +22,9 @@ export const PAGES = {
   forgot: '/_mezu/forgot',
   reset: '/_mezu/reset',
   password: '/_mezu/password',
+  secondFactor: '/_mezu/login/otp',
+  stepUp: '/_mezu/step-up',
+  security: '/_mezu/account/security',
 } as const;
 
 /** A request to a hosted page, copied out of uWS. */
@@ -95,7 +98,7 @@ export class Ctx {
 
 /** One hosted page: its form (the answer to GET and HEAD), and what a POST that passed the CSRF checks submits. */
 export interface Flow {
-  form(c: Ctx): PageResponse;
+  form(c: Ctx): PageResponse | Promise<PageResponse>;
   submit(c: Ctx): Promise<PageResponse>;
 }
 

@@ -23,6 +23,7 @@ import { LogoutFlow } from './logout.js';
 import { ConfirmSignupFlow, SignupFlow } from './signup.js';
 import { ForgotFlow, ResetFlow } from './reset.js';
 import { PasswordFlow } from './password.js';
+import { SecondFactorFlow, SecurityFlow, StepUpFlow } from './factor.js';
 
 export { PAGES, type LoginDeps, type PageRequest, type PageResponse } from './context.js';
 
@@ -41,6 +42,9 @@ export class LoginService {
       [PAGES.forgot, new ForgotFlow(k)],
       [PAGES.reset, new ResetFlow(k)],
       [PAGES.password, new PasswordFlow(k)],
+      [PAGES.secondFactor, new SecondFactorFlow(k)],
+      [PAGES.stepUp, new StepUpFlow(k)],
+      [PAGES.security, new SecurityFlow(k)],
     ]);
   }
 

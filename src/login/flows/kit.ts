@@ -7,13 +7,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CompiledProject } from '../../config/index.js';
-import type { UserRecord, LoginEventType, EmailTokenPurpose, EmailTokenRecord } from '../../store/index.js';
+import type { UserRecord, LoginEventType, EmailTokenPurpose, EmailTokenRecord, SessionRecord } from '../../store/index.js';
 import { findCookie, hashToken, isTokenSyntax, newId, newSessionToken } from '../../session/index.js';
 import type { ErrorCode } from '../../errors/index.js';
 import { Csrf } from '../csrf.js';
 import { Throttle, mailAccountKey, mailIpKey, type Attempt } from '../throttle.js';
 import { renderPage, cspOf, type PageSpec } from '../pages.js';
 import { PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
+import { ACR_MFA, ACR_PWD } from '../../../wire/index.js';
 
 export class Kit {
   readonly throttle: Throttle;
@@ -26,14 +27,18 @@ export class Kit {
    * sent before is revoked, never promoted (session fixation), and the CSRF
    * cookie is replaced.
    */
-  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string): Promise<PageResponse> {
+  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string, factors: { pwdAt: number; otpAt: number } | null = null): Promise<PageResponse> {
     const now = this.d.clock.now();
     const old = findCookie(c.req.cookie, this.d.sessionCookie);
     if (old !== '' && isTokenSyntax(old)) await this.d.store.sessions.revoke(hashToken(old));
     const token = newSessionToken();
     await this.d.store.sessions.create(hashToken(token), {
       id: newId('ses_'), principalType: 'user', userId: user.id, projectId: c.project.id,
-      createdAt: now, lastSeenAt: now, authTime: now, amr: ['pwd'],
+      createdAt: now, lastSeenAt: now, authTime: now,
+      // RFC 8176 method names; per-factor times for step-up rules (src/authorize/step-up.ts).
+      amr: factors === null ? ['pwd'] : ['pwd', 'otp'],
+      factorTimes: factors === null ? { pwd: now } : { pwd: factors.pwdAt, otp: factors.otpAt },
+      acr: factors === null ? ACR_PWD : ACR_MFA,
       assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
     });
     this.d.store.users.update(user.id, { lastLoginAt: now }).catch((err: Error) => this.d.log(`login: last-login update failed: ${err.message}`));
@@ -83,7 +88,7 @@ export class Kit {
   }
 
   /** The signed-in user of this request (same checks as the proxied path), or null. */
-  currentSession(c: Ctx): { user: UserRecord; tokenHash: string } | null {
+  currentSession(c: Ctx): { user: UserRecord; tokenHash: string; session: SessionRecord } | null {
     const token = findCookie(c.req.cookie, this.d.sessionCookie);
     if (token === '' || !isTokenSyntax(token)) return null;
     const th = hashToken(token);
@@ -93,7 +98,7 @@ export class Kit {
     if (now >= s.createdAt + c.project.sessionAbsoluteMs || now >= s.lastSeenAt + c.project.sessionIdleMs) return null;
     const user = this.d.store.users.get(s.userId);
     if (user === undefined || user.status !== 'active') return null;
-    return { user, tokenHash: th };
+    return { user, tokenHash: th, session: s };
   }
 
   event(c: Ctx, type: LoginEventType, reason: string | null, user: UserRecord | null, email: string): void {
@@ -101,6 +106,24 @@ export class Kit {
     this.d.store.loginHistory
       .add({ at: this.d.clock.now(), type, reason, userId: user?.id ?? null, directory: c.project.directory, email: email.toLowerCase(), ip: c.ip, userAgent: c.req.userAgent.slice(0, 512) })
       .catch((err: Error) => this.d.log(`login: history write failed: ${err.message}`));
+  }
+
+  /** One audit record of a user's own act on the hosted pages (`factor.enroll`, `factor.use`, …); never a secret. */
+  audit(c: Ctx, user: UserRecord, action: string, details: Record<string, unknown>): void {
+    this.d.store.audit
+      .add({
+        id: randomBytes(6).toString('hex'), at: this.d.clock.now(),
+        actor: { type: 'user', id: user.id, name: user.email },
+        action, target: { type: 'user', id: user.id },
+        projectId: c.project.directory === c.project.id ? c.project.id : null,
+        details: { project: c.project.id, ...details }, ip: c.ip,
+      })
+      .catch((err: Error) => this.d.log(`login: audit write failed: ${err.message}`));
+  }
+
+  /** The cookie of a sign-in waiting for its second factor. */
+  get mfaCookie(): string {
+    return this.d.scheme === 'https' ? '__Host-mezu_mfa' : 'mezu_mfa';
   }
 
   checkInbox(c: Ctx, email: string, kind: 'signup' | 'reset'): PageResponse {

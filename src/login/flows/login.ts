@@ -12,6 +12,7 @@ import { accountKey, ipKey } from '../throttle.js';
 import { MAX_PASSWORD_CHARS } from '../password-policy.js';
 import { PAGES, argon, fmtWait, normEmail, validEmail, type Ctx, type Flow, type PageResponse } from './context.js';
 import { KitFlow } from './kit.js';
+import { askSecondFactor } from './factor.js';
 
 const GENERIC_LOGIN_ERROR = 'Incorrect email or password.';
 
@@ -71,6 +72,8 @@ export class LoginFlow extends KitFlow implements Flow {
     }
     await Promise.all([this.k.throttle.clear(aKey), this.k.throttle.release(iKey, p.login.throttle.ip)]);
     if (v.needsRehash && cred !== undefined) this.rehash(user.id, cred.hash, password, params);
+    // A user with an authenticator signs in only after its code (factor.ts); the password step is done.
+    if (this.k.d.store.factors.hasTotp(user.id)) return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')));
     return this.k.signIn(c, user, 'login_success', safeReturnPath(c.field('rd')));
   }
 

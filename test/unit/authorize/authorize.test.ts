@@ -11,7 +11,7 @@ const PRINCIPAL_NOT_ALLOWED = 1;
 const FORBIDDEN = 2;
 
 function policy(over: Partial<Policy> = {}): Policy {
-  return { auth: 'required', allowUser: true, allowServiceAccount: true, roles: null, permissions: null, maxBody: 1024, maxInflight: 0, websocket: true, maxMessage: 1024, idleTimeoutMs: 60_000, maxSockets: 4, rule: 'demo:/test/*', ...over };
+  return { auth: 'required', allowUser: true, allowServiceAccount: true, roles: null, permissions: null, maxBody: 1024, maxInflight: 0, websocket: true, maxMessage: 1024, idleTimeoutMs: 60_000, maxSockets: 4, stepUp: null, rule: 'demo:/test/*', ...over };
 }
 /** A session's principal (src/session/authenticate.ts): built from the user record; the session record is not read by authorize. */
 function user(roles: string[] = [], permissions: string[] = []): Principal {

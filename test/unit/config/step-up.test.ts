@@ -1,0 +1,72 @@
+/**
+ * `step_up` on route rules: validation (known factors, passkeys refused with
+ * a clear message, max_age bounds, users only, required routes only), the
+ * compiled rule and its RFC 9470 challenge, and routes without one.
+ */
+import test from 'ava';
+import { compileConfig, stepUpChallenge, validateConfig, type ValidationResult } from '../../../src/config/index.js';
+
+function withRoutes(...routes: unknown[]): unknown {
+  return { projects: [{ id: 'demo', hosts: ['demo.example'], upstream: 'demo', routes }] };
+}
+function problems(r: ValidationResult): Array<{ at: string; message: string }> {
+  if (r.ok) throw new Error('expected problems');
+  return r.problems;
+}
+
+test('step_up: { max_age, factors: [totp] } is accepted and compiled; other routes have none', (t) => {
+  const r = validateConfig(withRoutes({ path: '/admin/*', step_up: { max_age: '10m', factors: ['totp'] } }, { path: '/api/*' }));
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  t.deepEqual(r.config.projects[0]!.routes[0]!.stepUp, { maxAgeMs: 600_000, factors: ['totp'] });
+  const p = compileConfig(r.config, 1).projects.get('demo')!;
+  const admin = p.match('GET', '/admin/users');
+  t.is(admin.stepUp!.maxAgeMs, 600_000);
+  t.true(admin.stepUp!.totp);
+  t.is(admin.stepUp!.acr, 'mfa');
+  t.is(p.match('GET', '/api/x').stepUp, null);
+  t.is(p.match('GET', '/other').stepUp, null, 'the project default has none');
+  // Without max_age: once in the session is enough.
+  const r2 = validateConfig(withRoutes({ path: '/admin/*', step_up: { factors: ['totp'] } }));
+  if (!r2.ok) throw new Error(JSON.stringify(r2.problems));
+  t.is(compileConfig(r2.config, 1).projects.get('demo')!.match('GET', '/admin').stepUp!.maxAgeMs, Infinity);
+});
+
+test('webauthn is a known factor name, refused until passkeys exist, with a message that says so', (t) => {
+  const p = problems(validateConfig(withRoutes({ path: '/admin/*', step_up: { max_age: '10m', factors: ['webauthn', 'totp'] } })));
+  t.is(p.length, 1);
+  t.is(p[0]!.at, 'projects[0].routes[0].step_up.factors[0]');
+  t.regex(p[0]!.message, /passkeys \(webauthn\) are not available yet/);
+  const unknown = problems(validateConfig(withRoutes({ path: '/admin/*', step_up: { factors: ['sms'] } })));
+  t.regex(unknown[0]!.message, /must be one of totp, webauthn; got "sms"/);
+});
+
+test('step_up problems: no factors, empty, duplicates, bad max_age, unknown keys, wrong routes', (t) => {
+  const cases: Array<[unknown, string, RegExp]> = [
+    [{ path: '/a/*', step_up: { max_age: '10m' } }, 'projects[0].routes[0].step_up.factors', /is required/],
+    [{ path: '/a/*', step_up: { factors: [] } }, 'projects[0].routes[0].step_up.factors', /at least one factor/],
+    [{ path: '/a/*', step_up: { factors: ['totp', 'totp'] } }, 'projects[0].routes[0].step_up.factors[1]', /listed twice/],
+    [{ path: '/a/*', step_up: { max_age: 'soon', factors: ['totp'] } }, 'projects[0].routes[0].step_up.max_age', /.+/],
+    [{ path: '/a/*', step_up: { max_age: '60d', factors: ['totp'] } }, 'projects[0].routes[0].step_up.max_age', /at most 30d/],
+    [{ path: '/a/*', step_up: { factors: ['totp'], device: 'known' } }, 'projects[0].routes[0].step_up.device', /.+/],
+    [{ path: '/a/*', step_up: 'totp' }, 'projects[0].routes[0].step_up', /must be a mapping/],
+    [{ path: '/a/*', auth: 'public', step_up: { factors: ['totp'] } }, 'projects[0].routes[0].step_up', /would be ignored on a "public" route/],
+    [{ path: '/a/*', principals: ['user', 'service_account'], step_up: { factors: ['totp'] } }, 'projects[0].routes[0].step_up', /users only/],
+  ];
+  for (const [route, at, message] of cases) {
+    const p = problems(validateConfig(withRoutes(route)));
+    const hit = p.find((x) => x.at === at);
+    t.truthy(hit, `${JSON.stringify(route)} → a problem at ${at}; got ${JSON.stringify(p)}`);
+    if (hit !== undefined) t.regex(hit.message, message);
+  }
+});
+
+test('the RFC 9470 §3 challenge: Bearer, insufficient_user_authentication, max_age in seconds, acr_values', (t) => {
+  t.is(
+    stepUpChallenge(600_000, 'mfa'),
+    'Bearer realm="mezusphere", error="insufficient_user_authentication", error_description="A second factor used more recently is required", max_age="600", acr_values="mfa"',
+  );
+  t.false(stepUpChallenge(null, 'mfa').includes('max_age'));
+  const r = validateConfig(withRoutes({ path: '/admin/*', step_up: { max_age: '10m', factors: ['totp'] } }));
+  if (!r.ok) throw new Error('invalid');
+  t.is(compileConfig(r.config, 1).projects.get('demo')!.match('GET', '/admin').stepUp!.challenge, stepUpChallenge(600_000, 'mfa'));
+});
