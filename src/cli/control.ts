@@ -29,6 +29,7 @@ import {
   loginEventView,
   serviceAccountView,
   keyView,
+  factorsView,
   auditView,
   type Actor,
   type ConsoleRole,
@@ -46,6 +47,7 @@ export const CONTROL_USAGE = `  console [--host 127.0.0.1] [--port 8081] [--publ
   users set (--project P | --directory D) --email E [--status active|suspended|deactivated] [--name N] [--display-name N] [--roles a,b] [--permissions x,y]
   users list [--project P | --directory D] [--search TEXT] [--status S]
   users history EMAIL [--project P | --directory D] [--limit N]   logins, failures, resets, locks, and the last login
+  users factors (--project P | --directory D) --email E [list | reset]   second factors (TOTP, recovery codes left); reset removes them all
   sessions list (--project P | --directory D) --email E
   sessions create --project P --email E        print a new session token (the cookie value)
   sessions revoke --token T | (--project P | --directory D) --email E (--all | --id SID)
@@ -417,6 +419,25 @@ async function cmdUsers(sub: string | undefined, args: string[]): Promise<void> 
       for (const e of d.raw) lines.push(`  ${iso(e.at)}  ${e.type.padEnd(16)} ${(e.reason ?? '').padEnd(18)} ${e.ip.padEnd(15)} ${e.userAgent}`);
     }
     out(v, lines.join('\n'), r.map(({ directory, user, events }) => ({ directory, user, events })));
+    return;
+  }
+  if (sub === 'factors') {
+    const { v, pos } = parse(args, { ...DIR_OPTS, email: { type: 'string' } }, 1);
+    const what = pos[0] ?? 'list';
+    if (pos.length > 1 || (what !== 'list' && what !== 'reset')) fail('users factors takes list or reset');
+    const r = await withControl(v, async (c, _store, actor) => {
+      const u = userByEmail(c, directoryOf(v, c, true)!, need(v, 'email'));
+      const reset = what === 'reset' ? (await c.resetFactors(actor, u.id)).reset : null;
+      return { user: u, reset, factors: c.factors(u.id) };
+    });
+    const f = r.factors;
+    const text =
+      r.reset === null
+        ? `${r.user.email}: TOTP ${f.totp ? `on since ${iso(f.enrolledAt)}, last used ${iso(f.lastUsedAt) ?? 'never'}` : f.pending ? 'enrolment begun, not confirmed' : 'off'}; ${f.recoveryLeft} recovery code(s) left`
+        : r.reset
+          ? `${r.user.email}: second factors removed; the next sign-in asks for the password only`
+          : `${r.user.email}: had no second factor; nothing removed`;
+    out(v, text, { user: r.user.id, email: r.user.email, ...(r.reset === null ? {} : { reset: r.reset }), factors: factorsView(f) });
     return;
   }
   fail(`unknown users command "${sub ?? ''}"`);

@@ -11,7 +11,7 @@
  * with the codes of docs/ERRORS.md; every change writes an audit record.
  */
 import type { Store, UserStatus, UserRecord, AuditRecord } from '../store/index.js';
-import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, type TunnelHolder } from '../control/index.js';
+import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, factorsView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, type TunnelHolder } from '../control/index.js';
 import { MezuError, codeOf } from '../errors/index.js';
 import type { Enroller } from '../enroll/index.js';
 import type { Csrf } from '../login/index.js';
@@ -328,6 +328,14 @@ export const API_ROUTES: readonly ApiRoute[] = [
       await d.control.revokeSession(actorOf(r.caller, r.ip), p.user!, p.session!);
       return ok({ revoked: 1 });
     },
+  },
+  {
+    method: 'GET', path: '/api/v1/users/{user}/factors', perm: 'users:read', scope: (d, p) => userScope(d, p.user!),
+    run: (d, p) => ok(factorsView(d.control.factors(p.user!))),
+  },
+  {
+    method: 'DELETE', path: '/api/v1/users/{user}/factors', perm: 'users:write', scope: (d, p) => userScope(d, p.user!),
+    run: async (d, p, r) => ok(await d.control.resetFactors(actorOf(r.caller, r.ip), p.user!)),
   },
   {
     method: 'GET', path: '/api/v1/users/{user}/login-history', perm: 'users:read', scope: (d, p) => userScope(d, p.user!),

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseConfigYaml, compileConfig, DEFAULT_ORGANIZATION, orgDirectoryId, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
 import { parseDuration, systemClock, type Clock } from '../runtime/index.js';
-import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, AuditRecord, SessionRecord } from '../store/index.js';
+import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, AuditRecord, SessionRecord, FactorSummary } from '../store/index.js';
 import { hashToken, newApiKey, newId } from '../session/index.js';
 import { MezuError, type ErrorCode } from '../errors/index.js';
 import { setRoutes, addOrganization, addProject, relativeProblems, type RouteInput, type ProjectInput } from './config-edit.js';
@@ -407,6 +407,29 @@ export class Control {
     const n = await this.store.sessions.revokeAllForUser(userId);
     await this.record(actor, 'session.revoke_all', { type: 'user', id: userId }, this.auditProjectOf(u.directory), { email: u.email, sessions_ended: n });
     return n;
+  }
+
+  /** A user's second factors as an operator may see them: never a secret or a hash. */
+  factors(userId: string): FactorSummary {
+    this.user(userId);
+    return this.store.factors.summary(userId);
+  }
+
+  /**
+   * Removes every second factor of a user (a lost authenticator): the TOTP
+   * secret, an enrolment in progress and the recovery codes. The user's
+   * sessions are kept (they were signed in legitimately); the next sign-in
+   * asks only for the password, and step-up routes ask to enrol again.
+   * Recorded in the audit log and the user's login history.
+   */
+  async resetFactors(actor: Actor, userId: string): Promise<{ reset: boolean }> {
+    const u = this.user(userId);
+    this.mayManage(this.authority(actor), u.directory, u, `user ${u.email}`);
+    const had = this.store.factors.summary(userId);
+    const reset = await this.store.factors.reset(userId);
+    await this.record(actor, 'factor.reset', { type: 'user', id: userId }, this.auditProjectOf(u.directory), { email: u.email, totp: had.totp, recovery_codes: had.recoveryLeft });
+    await this.store.loginHistory.add({ at: this.clock.now(), type: 'mfa_reset', reason: actor.type, userId, directory: u.directory, email: u.email.toLowerCase(), ip: actor.ip, userAgent: '' });
+    return { reset };
   }
 
   loginHistory(userId: string, limit: number) {

@@ -6,6 +6,7 @@
 import type {
   ApiKeyRecord,
   AuditRecord,
+  FactorSummary,
   LoginEventRecord,
   ServiceAccountRecord,
   SessionRecord,
@@ -41,6 +42,11 @@ export function sessionView(s: SessionRecord): Record<string, unknown> {
     auth_time: iso(s.authTime),
     amr: s.amr,
   };
+}
+
+/** A user's second factors (never a secret or a hash). */
+export function factorsView(f: FactorSummary): Record<string, unknown> {
+  return { totp: f.totp, totp_enrolled_at: iso(f.enrolledAt), totp_last_used_at: iso(f.lastUsedAt), enrolment_pending: f.pending, recovery_codes_left: f.recoveryLeft };
 }
 
 export function loginEventView(e: LoginEventRecord): Record<string, unknown> {
