@@ -204,3 +204,23 @@ test('update() with identical material keeps working (no spurious reset)', (t) =
   v.update(jwks, ISSUER, ['demo']);
   t.true(v.verify(tok, 'demo').ok);
 });
+
+test('second factors: optional acr and step_up_time become x-mezu-auth-acr and x-mezu-step-up-time; an assertion without them (an older edge) has neither', (t) => {
+  const { key, v } = setup();
+  const withMfa = v.verify(mintJwt(key, claims({ amr: ['pwd', 'otp'], acr: 'mfa', step_up_time: IAT - 5 })), 'demo');
+  if (!withMfa.ok) throw new Error(withMfa.reason);
+  const h = new Map<string, string>();
+  for (let i = 0; i < withMfa.identity.length; i += 2) h.set(withMfa.identity[i]!, withMfa.identity[i + 1]!);
+  t.is(h.get('x-mezu-auth-method'), 'pwd,otp');
+  t.is(h.get('x-mezu-auth-acr'), 'mfa');
+  t.is(h.get('x-mezu-step-up-time'), String(IAT - 5));
+  t.true(withMfa.lines.includes('x-mezu-auth-acr: mfa\r\n'));
+  const old = v.verify(mintJwt(key, claims()), 'demo');
+  if (!old.ok) throw new Error(old.reason);
+  t.false(old.identity.includes('x-mezu-auth-acr'));
+  t.false(old.identity.includes('x-mezu-step-up-time'));
+  // A value that is not a header-safe string is encoded, never passed raw.
+  const odd = v.verify(mintJwt(key, claims({ acr: 'm\r\nx: y' })), 'demo');
+  if (!odd.ok) throw new Error(odd.reason);
+  t.false(odd.lines.includes('\r\nx: y'));
+});
