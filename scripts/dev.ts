@@ -170,7 +170,7 @@ async function main(): Promise<void> {
   process.stdout.write(`
 Mezusphere dev stack is up. Data in ${DATA}${existsSync(join(DATA, 'store')) ? '' : ''}
 
-  Demo project:   ${base}   (config: examples/demo.yaml; the origin echoes the method, path and x-mezu-* headers it received)
+  Demo project:   ${base}   (config: examples/demo.yaml; the origin echoes the method, path, x-mezu-* headers and traceparent it received)
 
 In a browser:  ${base}/api/v1/hello
   → the hosted login page. Create an account (signup is open; the confirmation link is printed

@@ -9,25 +9,32 @@
  * no span anywhere (no exporter), and claiming otherwise would tell the
  * origin's tracer that a parent span exists to join.
  *
- * Ids come from a pooled random buffer refilled in 4 KiB draws: a
- * randomBytes call per request costs ~1 µs; a slice of the pool, a hex
- * conversion of 8 or 24 bytes.
+ * Ids come from a pooled random buffer refilled in 4 KiB draws (a
+ * randomBytes call per request costs ~1 µs), hex-encoded straight into a
+ * scratch buffer that holds the whole field: one string made per request,
+ * flat, as the HPACK encoder copies it.
  */
 import { randomFillSync } from 'node:crypto';
 
 const POOL_BYTES = 4096;
 const pool = Buffer.allocUnsafe(POOL_BYTES);
 let at = POOL_BYTES;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+/** The field being made: `00-` trace id (3..34) `-` span id (36..51) `-` flags (53..54). */
+const field = Buffer.from('00-00000000000000000000000000000000-0000000000000000-00', 'latin1');
 
-/** `n` random bytes from the pool, as lower-case hex. */
-function randomHex(n: number): string {
+/** `n` random bytes from the pool, as lower-case hex into `field` from `pos`. */
+function randomHexInto(pos: number, n: number): void {
   if (at + n > POOL_BYTES) {
     randomFillSync(pool);
     at = 0;
   }
-  const s = pool.toString('hex', at, at + n);
+  for (let i = 0; i < n; i++) {
+    const b = pool[at + i]!;
+    field[pos + 2 * i] = HEX[b >> 4]!;
+    field[pos + 2 * i + 1] = HEX[b & 15]!;
+  }
   at += n;
-  return s;
 }
 
 /** version-traceid-parentid-flags, all lower-case hex (§3.2.2); a later version may append `-…`. */
@@ -42,8 +49,8 @@ const ZERO_SPAN = '0000000000000000';
  * (§3.2.4), and neither id is all zeros.
  */
 export function validTraceparent(v: string): boolean {
-  if (v.length < 55 || !SHAPE.test(v)) return false;
-  if (v.startsWith('ff')) return false;
+  // (A hand-written loop over the 55 characters measured no faster than this regex.)
+  if (v.length < 55 || !SHAPE.test(v) || v.startsWith('ff')) return false;
   if (v.length !== 55 && (v.startsWith('00') || v.charCodeAt(55) !== 45 /* - */)) return false;
   return !v.startsWith(ZERO_TRACE, 3) && !v.startsWith(ZERO_SPAN, 36);
 }
@@ -54,12 +61,16 @@ export function validTraceparent(v: string): boolean {
  * version 00; or, when the client's is absent or invalid, a new trace.
  */
 export function forwardTraceparent(client: string): string {
+  let sampled = false;
   if (client !== '' && validTraceparent(client)) {
+    for (let i = 3; i < 35; i++) field[i] = client.charCodeAt(i);
     // Only the sampled bit is defined for version 00; other bits are not passed on.
-    const sampled = (parseInt(client[54]!, 16) & 1) === 1;
-    return `00-${client.slice(3, 35)}-${randomHex(8)}-${sampled ? '01' : '00'}`;
-  }
-  return `00-${randomHex(16)}-${randomHex(8)}-00`;
+    const f = client.charCodeAt(54);
+    sampled = (f >= 0x61 ? f - 0x57 : f - 0x30) % 2 === 1;
+  } else randomHexInto(3, 16);
+  randomHexInto(36, 8);
+  field[54] = sampled ? 0x31 : 0x30;
+  return field.toString('latin1', 0, 55);
 }
 
 /** The trace id of a `traceparent` the edge made (for its logs). */

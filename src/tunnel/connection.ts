@@ -15,13 +15,13 @@ export const HELLO_TIMEOUT_MS = 5_000;
 
 /**
  * HPACK encoder settings for the edge → Warpgate direction. Per-request values
- * (`x-mezu-request-id`, `:path`…) are not indexed, so they never evict the
+ * (`x-mezu-request-id`, `traceparent`, `:path`…) are not indexed, so they never evict the
  * session's assertion, which is sent once per connection and then costs one
  * byte per request. No Huffman coding: the tunnel is CPU-bound, not
  * bandwidth-bound (loopback or a LAN), and raw literals cost the encoder a
  * copy and the Warpgate's decoder a slice instead of a bit-by-bit code each.
  */
-const TUNNEL_NO_INDEX = [':path', 'age', 'content-length', 'etag', 'if-modified-since', 'if-none-match', 'location', 'x-mezu-request-id', 'x-forwarded-for'];
+const TUNNEL_NO_INDEX = [':path', 'age', 'content-length', 'etag', 'if-modified-since', 'if-none-match', 'location', 'x-mezu-request-id', 'traceparent', 'x-forwarded-for'];
 
 export class TunnelConnection implements Connection {
   readonly id: string;
