@@ -21,7 +21,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { Stack, stopProc, waitFor, type Proc } from '../integration/harness.js';
+import { Stack, stopProc, waitFor, logMessages, type Proc } from '../integration/harness.js';
 import { startConsole, stopConsole, call, consoleUser, type ConsoleProc, type ConsoleBrowser } from '../integration/console-client.js';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -62,7 +62,8 @@ async function setUp(t: { teardown(fn: () => Promise<void>): void }, ttlS: numbe
   child.stderr!.on('data', (d: Buffer) => (proc.err += d.toString()));
   await waitFor('tunnels to both workers', () => stack.tunnelsRegistered() >= 2 || child.exitCode !== null, 15_000);
   // The certificate's own notAfter (whole seconds), as the Warpgate logs it with each tunnel; the edge closes at it.
-  const until = /tunnel up to edge worker .*; certificate until (\S+)/.exec(proc.err) ?? /enrolled as .* certificate until (\S+);/.exec(proc.err);
+  // Read from the messages: in the JSON line the date is followed by the line's closing quote.
+  const until = /tunnel up to edge worker .*; certificate until (\S+)/.exec(logMessages(proc.err)) ?? /enrolled as .* certificate until (\S+);/.exec(logMessages(proc.err));
   if (until === null) throw new Error(`no enrollment in the Warpgate's log:\n${proc.err}`);
   return { stack, con, owner, wg: proc, firstExpiry: Date.parse(until[1]!) };
 }
@@ -122,7 +123,7 @@ test.serial('a renewing Warpgate moves its live tunnels to the new certificate b
 
   // Meanwhile, observable events only: the renewal, the Warpgate's rotation, the edge's view of the tunnels.
   await waitFor('the renewal', () => /certificate renewed until/.test(wg.err) || wg.child.exitCode !== null, TTL_S * 1000);
-  const renewedUntil = Date.parse(/certificate renewed until (\S+)/.exec(wg.err)![1]!);
+  const renewedUntil = Date.parse(/certificate renewed until (\S+)/.exec(logMessages(wg.err))![1]!);
   t.true(renewedUntil > firstExpiry);
   // The edge's side (worker reports in the store, joined by the Console): every tunnel registered after
   // the renewal (so dialed with the new certificate), on both workers, the old ones gone — before the old notAfter.
@@ -180,7 +181,7 @@ test.serial('a Warpgate that cannot renew is cut when its certificate expires; r
   const edgeLog = stack.edge!.err.slice(edgeMark);
   t.true(closedAt > 0, `the edge closed the tunnels of the expired certificate:\n${edgeLog}`);
   t.true(closedAt - firstExpiry < 1_500, `closed ${closedAt - firstExpiry} ms after the certificate's notAfter`);
-  const closes = [...edgeLog.matchAll(/closing a tunnel of warpgate \S+ for pool demo: its client certificate expired at (\S+)/g)];
+  const closes = [...logMessages(edgeLog).matchAll(/closing a tunnel of warpgate \S+ for pool demo: its client certificate expired at (\S+)/g)];
   t.true(closes.length >= 2, `${closes.length} tunnels closed at expiry`);
   for (const m of closes) t.true(Date.parse(m[1]!) <= closedAt);
   t.true(refused(), `redials with the expired certificate refused at the handshake:\n${edgeLog}`);
