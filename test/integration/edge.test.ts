@@ -110,6 +110,7 @@ test.serial('with a session: 200, and the origin sees exactly one copy of each i
   t.is(one('x-mezu-permissions'), 'admin:write,read');
   t.is(one('x-mezu-auth-method'), 'cli');
   t.regex(one('x-mezu-auth-time'), /^\d+$/);
+  t.is(one('x-mezu-auth-acr'), 'pwd', 'a session without a second factor');
   t.is(one('x-mezu-request-id'), String(r.headers['x-mezu-request-id']));
   const jwt = one('x-mezu-assertion');
   t.is(jwt.split('.').length, 3);
@@ -120,7 +121,7 @@ test.serial('with a session: 200, and the origin sees exactly one copy of each i
   // The session token never reaches the application.
   t.false(JSON.stringify(h).includes(token));
   // Every x-mezu-* header the origin got is one the Warpgate set.
-  const allowed = new Set<string>(['x-mezu-user-id', 'x-mezu-user-email', 'x-mezu-user-name', 'x-mezu-principal-type', 'x-mezu-auth-method', 'x-mezu-auth-time', 'x-mezu-roles', 'x-mezu-permissions', 'x-mezu-request-id', 'x-mezu-assertion']);
+  const allowed = new Set<string>(['x-mezu-user-id', 'x-mezu-user-email', 'x-mezu-user-name', 'x-mezu-principal-type', 'x-mezu-auth-method', 'x-mezu-auth-time', 'x-mezu-auth-acr', 'x-mezu-roles', 'x-mezu-permissions', 'x-mezu-request-id', 'x-mezu-assertion']);
   for (const k of Object.keys(h)) if (k.startsWith('x-mezu-')) t.true(allowed.has(k), `unexpected ${k}`);
 });
 

@@ -34,7 +34,9 @@ test.after.always(async () => {
   await stack.stop();
 });
 
-const IDENTITY = ['x-mezu-user-id', 'x-mezu-user-email', 'x-mezu-user-name', 'x-mezu-principal-type', 'x-mezu-auth-method', 'x-mezu-auth-time', 'x-mezu-roles', 'x-mezu-permissions', 'x-mezu-request-id', 'x-mezu-assertion'];
+const IDENTITY = ['x-mezu-user-id', 'x-mezu-user-email', 'x-mezu-user-name', 'x-mezu-principal-type', 'x-mezu-auth-method', 'x-mezu-auth-time', 'x-mezu-auth-acr', 'x-mezu-roles', 'x-mezu-permissions', 'x-mezu-request-id', 'x-mezu-assertion'];
+/** Set from the assertion only when it has the claim: a session that never used a second factor has no step-up time. */
+const OPTIONAL = ['x-mezu-step-up-time'];
 
 async function only(t: import('ava').ExecutionContext, path: string) {
   const seen = await stack.originSeen();
@@ -54,12 +56,16 @@ test.serial('reserved x-mezu-* names in every case and repeated are stripped; th
     'X-Mezu-Request-Id: rid-forged',
     'X-Mezu-Project: other',
     'X-Mezu-Anything: x',
+    'X-Mezu-Auth-Acr: mfa',
+    'X-Mezu-Step-Up-Time: 1',
   ];
   const r = await raw(stack.port, head('GET', '/admin/x', [`Cookie: mezu_session=${admin}`, ...forged]), { responses: 1 });
   t.deepEqual(r.statuses, [200]);
   const h = await only(t, '/admin/x');
-  for (const name of Object.keys(h)) if (name.startsWith('x-mezu-')) t.true(IDENTITY.includes(name), `unexpected ${name} at the origin`);
+  for (const name of Object.keys(h)) if (name.startsWith('x-mezu-')) t.true(IDENTITY.includes(name) || OPTIONAL.includes(name), `unexpected ${name} at the origin`);
   for (const name of IDENTITY) t.is(h[name]?.length, 1, `${name} exactly once`);
+  t.deepEqual(h['x-mezu-auth-acr'], ['pwd'], 'a forged acr is replaced by the assertion\'s');
+  t.false('x-mezu-step-up-time' in h, 'no step-up: no step-up time, whatever the client sent');
   t.not(h['x-mezu-user-id']![0], 'usr_forged');
   t.is(h['x-mezu-roles']![0], 'admin');
   t.is(h['x-mezu-principal-type']![0], 'user');
