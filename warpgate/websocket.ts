@@ -40,6 +40,7 @@
  * 503 MEZU_ORIGIN_BUSY with Retry-After. No idle timeout here: the edge owns
  * WebSocket idle timeouts; TCP keepalive finds an origin host that vanished.
  */
+import type { Log } from '../src/runtime/index.js';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
@@ -111,7 +112,7 @@ export class WebSocketRelay {
     /** Where and how to connect: the origin client's host, port and TLS settings; its head timeout. */
     readonly origin: OriginClient,
     readonly maxSockets: number,
-    readonly log: (m: string) => void,
+    readonly log: Log,
   ) {
     if (!Number.isInteger(maxSockets) || maxSockets < 1) throw new TypeError(`warpgate: maxSockets must be a positive integer, got ${maxSockets}`);
   }
@@ -119,7 +120,7 @@ export class WebSocketRelay {
   /** An admitted extended CONNECT stream with `:protocol websocket`. */
   open(stream: H2Stream, head: ForwardedHead): void {
     if (this.live.size >= this.maxSockets) {
-      this.log(`warpgate: MEZU_ORIGIN_BUSY for websocket ${head.requestId}: ${this.maxSockets} relayed WebSockets open (--origin-websockets)`);
+      this.log(`warpgate: MEZU_ORIGIN_BUSY for websocket ${head.requestId}: ${this.maxSockets} relayed WebSockets open (--origin-websockets)`, { level: 'warn', request_id: head.requestId });
       return refuse(stream, 'MEZU_ORIGIN_BUSY');
     }
     // RFC 6455 §4.1: a fresh random 16-byte nonce, base64, per handshake.
@@ -139,7 +140,7 @@ export class WebSocketRelay {
     const lines = `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${head.lines ?? ''}`;
     const s = serializeHead({ method: 'GET', path: head.path, headers: fields, hasBody: false, checked: true, lines }, this.origin.authority);
     if (typeof s === 'string') {
-      this.log(`warpgate: MEZU_WEBSOCKET_UPGRADE_FAILED for websocket ${head.requestId}: request head: ${s}`);
+      this.log(`warpgate: MEZU_WEBSOCKET_UPGRADE_FAILED for websocket ${head.requestId}: request head: ${s}`, { level: 'warn', request_id: head.requestId });
       return refuse(stream, 'MEZU_WEBSOCKET_UPGRADE_FAILED');
     }
     const w = new RelayedWebSocket(this, stream, head.requestId, acceptFor(key), splitList(offered));
@@ -280,7 +281,7 @@ export class RelayedWebSocket implements ServerStreamSink {
     } else if (this.phase === W_BODY) this.finishRefusal(null);
     else if (this.phase === W_RELAY) {
       this.phase = W_DONE;
-      this.relay.log(`warpgate: websocket ${this.requestId}: origin connection error: ${why}`);
+      this.relay.log(`warpgate: websocket ${this.requestId}: origin connection error: ${why}`, { level: 'warn', request_id: this.requestId });
       this.stream.abort();
     }
   }
@@ -419,7 +420,7 @@ export class RelayedWebSocket implements ServerStreamSink {
     this.phase = W_DONE;
     this.clearTimer();
     this.head = null;
-    this.relay.log(`warpgate: ${code} for websocket ${this.requestId}: ${why}`);
+    this.relay.log(`warpgate: ${code} for websocket ${this.requestId}: ${why}`, { level: 'warn', request_id: this.requestId });
     refuse(this.stream, code);
     this.afterAnswer();
   }

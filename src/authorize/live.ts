@@ -27,6 +27,7 @@
  * Re-checking reads the store exactly as a request would (Authenticator
  * `recheck`): there is no cache that could keep a revoked session alive.
  */
+import type { Log } from '../runtime/index.js';
 import type { CompiledConfig } from '../config/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import { IDLE_REFRESH_INTERVAL_MS, type Authenticator, type Principal } from '../session/index.js';
@@ -91,7 +92,7 @@ export interface LiveDeps {
   now(): number;
   /** An access ended: audit it (fire-and-forget; a failed write is logged). */
   audit(s: LiveStream, reason: string): void;
-  log(msg: string): void;
+  log: Log;
 }
 
 export class LiveRegistry {
@@ -180,7 +181,7 @@ export class LiveRegistry {
       changed = this.deps.poll?.() ?? null;
     } catch (err) {
       // Fail closed: a feed that cannot be read re-checks everything (the store is read directly).
-      this.deps.log(`live: the change feed could not be read (${(err as Error).message}); re-checking every open stream`);
+      this.deps.log(`live: the change feed could not be read (${(err as Error).message}); re-checking every open stream`, { level: 'error' });
       changed = 'all';
     }
     const now = this.deps.now();
@@ -231,7 +232,7 @@ export class LiveRegistry {
       reason = this.judge(s, cfg);
     } catch (err) {
       // Fail closed: an access that cannot be confirmed ends.
-      this.deps.log(`live: re-check of ${s.liveRequestId} failed (${(err as Error).message}); ending it`);
+      this.deps.log(`live: re-check of ${s.liveRequestId} failed (${(err as Error).message}); ending it`, { level: 'error', request_id: s.liveRequestId });
       reason = 'internal error';
     }
     if (reason !== null) this.end(s, 'MEZU_ACCESS_REVOKED', 1008, reason);
@@ -265,7 +266,7 @@ export class LiveRegistry {
     this.remove(s);
     this.ended.set(reason, (this.ended.get(reason) ?? 0) + 1);
     if (code === 'MEZU_ACCESS_REVOKED') {
-      this.deps.log(`live: ended ${s.isWebSocket ? 'WebSocket' : 'streamed response'} ${s.liveRequestId} (${reason})`);
+      this.deps.log(`live: ended ${s.isWebSocket ? 'WebSocket' : 'streamed response'} ${s.liveRequestId} (${reason})`, { level: 'info', request_id: s.liveRequestId, reason });
       this.deps.audit(s, reason);
     }
     s.revoke(code, closeCode);

@@ -116,7 +116,7 @@ export function createWebSocket(ctx: WebSocketContext): WebSocketBehavior<Socket
       try {
         v = decide(ctx, r, now());
       } catch (err) {
-        ctx.log(`edge: WebSocket ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`);
+        ctx.log(`edge: WebSocket ${r.id} denied on an internal error (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: r.id });
         return writeError(res, faultCode(err), r.id, false);
       }
       if (v === Verdict.LoginRequired) return writeLoginRequired(res, false, r.target, r.id);
@@ -126,7 +126,7 @@ export function createWebSocket(ctx: WebSocketContext): WebSocketBehavior<Socket
       try {
         new EdgeSocket(ctx, r, req.getHeader('sec-websocket-key'), h.protocols, context).begin();
       } catch (err) {
-        ctx.log(`edge: WebSocket ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`);
+        ctx.log(`edge: WebSocket ${r.id} failed while forwarding (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: r.id });
         writeError(res, faultCode(err), r.id, true);
       }
     },
@@ -387,7 +387,7 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     }
     // The Warpgate checked the origin's choice against the offer; a choice nobody offered is a fault.
     if (protocol !== '' && !offeredList(this.protocols).includes(protocol)) {
-      this.ctx.log(`edge: WebSocket ${this.r.id}: the origin chose subprotocol "${protocol}", which the client did not offer`);
+      this.ctx.log(`edge: WebSocket ${this.r.id}: the origin chose subprotocol "${protocol}", which the client did not offer`, { level: 'warn', request_id: this.r.id });
       return this.refuse('MEZU_WEBSOCKET_UPGRADE_FAILED');
     }
     this.res = null;
@@ -497,7 +497,7 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     if (s === null || s.done) return;
     s.write(frame);
     if (s.pendingOutBytes > TUNNEL_QUEUE_MAX + this.r.policy!.maxMessage) {
-      this.ctx.log(`edge: WebSocket ${this.r.id} closed (1013 MEZU_WEBSOCKET_BACKPRESSURE): ${s.pendingOutBytes} bytes of client messages wait for the tunnel, which the origin is not reading`);
+      this.ctx.log(`edge: WebSocket ${this.r.id} closed (1013 MEZU_WEBSOCKET_BACKPRESSURE): ${s.pendingOutBytes} bytes of client messages wait for the tunnel, which the origin is not reading`, { level: 'warn', request_id: this.r.id });
       this.ws?.end(1013, 'MEZU_WEBSOCKET_BACKPRESSURE');
     }
   }
@@ -555,14 +555,14 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     ws.end(code === 1005 ? 0 : code, reason);
   }
   onProtocolError(why: string): void {
-    this.ctx.log(`edge: WebSocket ${this.r.id}: the origin broke RFC 6455 (${why}); closing`);
+    this.ctx.log(`edge: WebSocket ${this.r.id}: the origin broke RFC 6455 (${why}); closing`, { level: 'warn', request_id: this.r.id });
     this.stream?.abort();
     this.ws?.end(1014, 'MEZU_ORIGIN_FAILED');
   }
 
   /** A fault in this socket's handling (guarded): closed with 1011, its stream reset. */
   fault(err: unknown): void {
-    this.ctx.log(`edge: WebSocket ${this.r.id} failed (${codeOf(err)}): ${(err as Error).message}`);
+    this.ctx.log(`edge: WebSocket ${this.r.id} failed (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: this.r.id });
     this.stream?.abort();
     const ws = this.ws;
     if (this.state === OPEN && ws !== null) {
@@ -614,7 +614,7 @@ function startSocket(s: EdgeSocket): void {
   try {
     s.start();
   } catch (err) {
-    s.r.scope.log(`edge: WebSocket ${s.r.id} failed while opening its stream (${codeOf(err)}): ${(err as Error).message}`);
+    s.r.scope.log(`edge: WebSocket ${s.r.id} failed while opening its stream (${codeOf(err)}): ${(err as Error).message}`, { level: 'error', request_id: s.r.id });
     s.revoke('MEZU_INTERNAL', 1011);
   }
 }
