@@ -227,6 +227,9 @@ test.serial('npm start: prints the Console and its first-owner command, serves t
   // A WebSocket through the whole chain, the enrolled Warpgate included (extended CONNECT).
   const ws = new WebSocket(`ws://127.0.0.1:${ports.port}/api/v1/ws`, { headers: { host: 'localhost', cookie: `mezu_session=${sessionToken}` } });
   const whoami = await new Promise<Record<string, string>>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`no WebSocket answer in 15 s (readyState ${ws.readyState}); the stack said:\n${dev.out.slice(-3000)}`)), 15_000);
+    ws.once('close', () => clearTimeout(timer));
+    ws.once('message', () => clearTimeout(timer));
     ws.once('open', () => ws.send('whoami'));
     ws.once('message', (m: Buffer) => ok((JSON.parse(m.toString()) as { whoami: Record<string, string> }).whoami));
     ws.once('error', fail);
