@@ -60,13 +60,19 @@ async function startDev(p: Ports, extraEnv: NodeJS.ProcessEnv = {}): Promise<Dev
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MEZU_DATA: dir, MEZU_PORT: String(p.port), MEZU_TUNNEL_PORT: String(p.tunnel), MEZU_ORIGIN_PORT: String(p.origin), MEZU_CONSOLE_PORT: String(p.console), ...extraEnv },
+    // Metrics on ports of the system's choosing: the defaults (9464, 9465) may be held by another test's processes.
+    env: { ...process.env, MEZU_DATA: dir, MEZU_PORT: String(p.port), MEZU_TUNNEL_PORT: String(p.tunnel), MEZU_ORIGIN_PORT: String(p.origin), MEZU_CONSOLE_PORT: String(p.console), MEZU_METRICS_PORT: '0', MEZU_WARPGATE_METRICS_PORT: '0', ...extraEnv },
   });
   const d: Dev = { child, out: '', exit: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))) };
   child.stdout!.on('data', (b: Buffer) => (d.out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (d.out += b.toString()));
-  await waitFor('the dev stack to print that it is up', () => d.out.includes(UP) || child.exitCode !== null, 90_000);
-  if (!d.out.includes(UP)) throw new Error(`dev.js did not come up:\n${d.out}`);
+  // Bounded well inside ava's 2 min: a stack that does not come up fails with what it printed, and
+  // its processes (a detached group) are stopped rather than left behind.
+  await waitFor('the dev stack to print that it is up', () => d.out.includes(UP) || child.exitCode !== null, 60_000).catch(() => undefined);
+  if (!d.out.includes(UP)) {
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    throw new Error(`dev.js did not come up within 60 s:\n${d.out.slice(-6000)}`);
+  }
   return d;
 }
 
