@@ -214,11 +214,16 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     uws.us_listen_socket_close(listenSocket);
     // Open WebSockets are told the edge is going away (1001); their streams then finish with the tunnels.
     live.forEachWebSocket((s) => s.revoke('MEZU_DRAINING', 1001));
-    tunnel.close(true);
+    tunnel.stopAccepting();
+    // The open tunnels stay until the in-flight requests are done: a request decided in the same
+    // event-loop turn as this message opens its stream after it (startAll, a setImmediate), and an
+    // upload opens its stream on its first body bytes; closing the tunnels here answered those 502
+    // (seen under a full test run's load, test/integration/lifecycle.test.ts).
     const deadline = Date.now() + m.graceMs;
     const check = setInterval(() => {
       if ((inflight.n <= 0 && login.pages.inFlight <= 0) || Date.now() >= deadline) {
         clearInterval(check);
+        tunnel.close(true);
         process.exit(0);
       }
     }, 25);

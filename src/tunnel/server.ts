@@ -292,9 +292,14 @@ export class TunnelServer {
 
   /** Stops accepting; graceful closes let in-flight streams finish (GOAWAY). */
   private closing = false;
-  close(graceful: boolean): void {
+  /** Accepts no new tunnel connection; the open ones keep carrying streams (a draining worker). */
+  stopAccepting(): void {
     this.closing = true;
     this.server?.close();
+  }
+
+  close(graceful: boolean): void {
+    this.stopAccepting();
     for (const c of this.conns) c.close(graceful);
   }
 
