@@ -54,6 +54,9 @@ interface WsData {
   protocol: string;
   /** Bytes `flood:<n>` still has to send. */
   flood: number;
+  /** A pump is scheduled (see the drain handler). */
+  pumpQueued: boolean;
+  closed: boolean;
 }
 
 const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 0x66);
@@ -68,6 +71,12 @@ function pumpFlood(ws: WebSocket<WsData>): void {
     d.flood -= n;
     ws.send(FLOOD_CHUNK.subarray(0, n), true);
   }
+}
+
+/** The drain handler's pump; `d` is read first because a closed uWS WebSocket throws on any use. */
+function pumpLater(ws: WebSocket<WsData>, d: WsData): void {
+  d.pumpQueued = false;
+  if (!d.closed) pumpFlood(ws);
 }
 
 /** Subprotocols the WebSocket speaks; the first the client offers of these is chosen (RFC 6455 §4.2.2). */
@@ -261,7 +270,7 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
         }
       }
       remember({ method: req.getCaseSensitiveMethod(), path: req.getUrl(), query: req.getQuery() ?? '', headers, bodyBytes: 0, complete: true, aborted: false, upgrade: true });
-      const data: WsData = { whoami, protocol, flood: 0 };
+      const data: WsData = { whoami, protocol, flood: 0, pumpQueued: false, closed: false };
       // No extensions: permessage-deflate is not offered back.
       res.upgrade(data, req.getHeader('sec-websocket-key'), protocol, '', context);
     },
@@ -283,8 +292,20 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
       }
       ws.send(message, isBinary);
     },
-    drain: (ws) => pumpFlood(ws),
-    close: () => {
+    // Not from inside the drain handler: uWS writes a message of 16 KiB or more to a socket with
+    // nothing buffered by writev (us_socket_write2), which on a short write asks for writable
+    // events without marking the write as failed; the drain handler runs inside uWS's writable
+    // event, which then stops asking for them when it returns. The message's unwritten rest
+    // stayed buffered for good when it was the last one sent (the slow reader's test stalled
+    // one flood in eight, one message short). From a setImmediate the request sticks.
+    drain: (ws) => {
+      const d = ws.getUserData();
+      if (d.pumpQueued || d.flood === 0) return;
+      d.pumpQueued = true;
+      setImmediate(pumpLater, ws, d);
+    },
+    close: (ws) => {
+      ws.getUserData().closed = true;
       sockets.open--;
     },
   };

@@ -224,6 +224,14 @@ function offeredList(protocols: string): string[] {
  * parser's sink for the origin's frames, and an open stream of the live
  * registry.
  */
+function resumeTunnel(s: EdgeSocket): void {
+  try {
+    s.resumeTunnel();
+  } catch (err) {
+    s.fault(err);
+  }
+}
+
 export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameSink, LiveStream {
   // ── TunnelRequest ──
   readonly method = 'CONNECT';
@@ -245,6 +253,8 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
   private early: Buffer[] | null = null;
   private readonly parser: ServerFrameParser;
   private tunnelPaused = false;
+  /** onClientDrain scheduled resumeTunnel. */
+  private resumeQueued = false;
   /** A close frame went to the origin (and END_STREAM after it). */
   private closeSent = false;
   private counted = false;
@@ -502,11 +512,26 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
     }
   }
 
+  /**
+   * uWS's drain handler. The resume (which sends what the tunnel held back) runs from a
+   * setImmediate, not from here: uWS writes a message of 16 KiB or more to a socket with nothing
+   * buffered by writev (us_socket_write2), which on a short write asks for writable events
+   * without marking the write as failed, and the drain handler runs inside uWS's writable event,
+   * which stops asking for them when it returns unless a write failed. A short write of the last
+   * message sent from here left its rest in uWS's buffer with nothing to send it (the same
+   * pattern stalled the demo origin's flood one run in eight).
+   */
   onClientDrain(): void {
-    if (this.tunnelPaused && this.ws !== null && this.ws.getBufferedAmount() < CLIENT_LOW_WATER) {
-      this.tunnelPaused = false;
-      this.stream?.resume();
-    }
+    if (this.resumeQueued || !this.tunnelPaused || this.ws === null || this.ws.getBufferedAmount() >= CLIENT_LOW_WATER) return;
+    this.resumeQueued = true;
+    setImmediate(resumeTunnel, this);
+  }
+
+  resumeTunnel(): void {
+    this.resumeQueued = false;
+    if (this.state !== OPEN || !this.tunnelPaused || this.ws === null || this.ws.getBufferedAmount() >= CLIENT_LOW_WATER) return;
+    this.tunnelPaused = false;
+    this.stream?.resume();
   }
 
   /** uWS's close handler: the client closed, went away, or the edge ended the socket (`ws.end`). */
