@@ -45,7 +45,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
 import type { H2Stream, ServerStreamSink } from '../wire/index.js';
-import { IdentityHeader } from '../wire/index.js';
+import { IdentityHeader, fieldList } from '../wire/index.js';
 import type { ErrorCode } from '../src/errors/index.js';
 import { refuse, type ForwardedHead } from './lean-forward.js';
 import type { OriginClient } from './origin/client.js';
@@ -143,7 +143,7 @@ export class WebSocketRelay {
       this.log(`warpgate: MEZU_WEBSOCKET_UPGRADE_FAILED for websocket ${head.requestId}: request head: ${s}`, { level: 'warn', request_id: head.requestId });
       return refuse(stream, 'MEZU_WEBSOCKET_UPGRADE_FAILED');
     }
-    const w = new RelayedWebSocket(this, stream, head.requestId, acceptFor(key), splitList(offered));
+    const w = new RelayedWebSocket(this, stream, head.requestId, acceptFor(key), fieldList(offered));
     this.live.add(w);
     this.opened++;
     w.socket.write(s.text, 'latin1');
@@ -472,16 +472,6 @@ export function acceptFor(key: string): string {
   return createHash('sha1').update(key + WS_GUID).digest('base64');
 }
 
-/** A comma-separated list (RFC 9110 §5.6.1), its empty elements dropped. */
-function splitList(v: string): string[] {
-  const out: string[] = [];
-  for (const p of v.split(',')) {
-    const s = p.trim();
-    if (s !== '') out.push(s);
-  }
-  return out;
-}
-
 export interface OriginResponseHead {
   status: number;
   /** Flat `name, value, …`, names lower-cased, in the order received. */
@@ -536,7 +526,7 @@ export function upgradeProblem(fields: string[], accept: string, offered: readon
         upgradeOk = v.trim().toLowerCase() === 'websocket';
         break;
       case 'connection':
-        for (const t of splitList(v)) if (t.toLowerCase() === 'upgrade') connectionUpgrade = true;
+        for (const t of fieldList(v)) if (t.toLowerCase() === 'upgrade') connectionUpgrade = true;
         break;
       case 'sec-websocket-accept':
         accepts++;
@@ -567,7 +557,7 @@ function passOn(fields: string[]): string[] {
   let protocol = -1;
   for (let i = 0; i < fields.length; i += 2) {
     const n = fields[i]!;
-    if (n === 'connection') for (const t of splitList(fields[i + 1]!)) (nominated ??= []).push(t.toLowerCase());
+    if (n === 'connection') for (const t of fieldList(fields[i + 1]!)) (nominated ??= []).push(t.toLowerCase());
     else if (n === 'sec-websocket-protocol' && protocol === -1) protocol = i;
   }
   const out: string[] = protocol === -1 ? [] : ['sec-websocket-protocol', fields[protocol + 1]!];

@@ -124,6 +124,20 @@ export function stripProductCookies(header: string): string {
   return removed ? out : header;
 }
 
+/**
+ * The items of a comma-separated field value (RFC 9110 §5.6.1: `#element`),
+ * trimmed, empty ones dropped: `Connection`, `Upgrade`, `Sec-WebSocket-Protocol`.
+ * Read by the edge and the Warpgate alike.
+ */
+export function fieldList(v: string): string[] {
+  const out: string[] = [];
+  for (const p of v.split(',')) {
+    const t = p.trim();
+    if (t !== '') out.push(t);
+  }
+  return out;
+}
+
 /** What String.prototype.trim removes: ECMAScript WhiteSpace and LineTerminator code units. */
 function isTrimmed(c: number): boolean {
   if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);

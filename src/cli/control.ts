@@ -31,6 +31,7 @@ import {
   keyView,
   factorsView,
   auditView,
+  STATUS_REPORT_FRESH_MS,
   type Actor,
   type ConsoleRole,
 } from '../control/index.js';
@@ -577,13 +578,10 @@ async function cmdWarpgates(sub: string | undefined, args: string[]): Promise<vo
   out(v, items.map((w) => `${w.id}\t${w.project ?? ''}\t${w.pool}\t${w.connected ? `connected since ${w.connected_since}` : w.refused_at !== null ? `refused ${w.refused_at}` : 'disconnected'}\t${(w.tunnels as Array<{ worker: number }>).length} tunnels`).join('\n'), items);
 }
 
-/** Reports older than this are from a worker that is gone (it reports every 5 s). */
-const REPORT_FRESH_MS = 15_000;
-
 async function cmdStreams(args: string[]): Promise<void> {
   const { v } = parse(args, {});
   const reports = await withControl(v, async (_c, s) => s.tunnelStatus.all());
-  const fresh = Date.now() - REPORT_FRESH_MS;
+  const fresh = Date.now() - STATUS_REPORT_FRESH_MS;
   const workers: Array<{ edge: string; worker: number; pid: number; open: number; websockets: number; ended: Record<string, number> }> = [];
   const total = { open: 0, websockets: 0, ended: {} as Record<string, number> };
   for (const r of reports) {

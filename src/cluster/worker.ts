@@ -5,7 +5,6 @@
  * store. Config snapshots are swapped whole; a config that fails to compile
  * never replaces the one being served.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadUws, type ListenSocket } from '../../native/uws.js';
 import { openStore } from '../store/index.js';
@@ -241,8 +240,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
 async function auditEnded(store: ReturnType<typeof openStore>, worker: number, s: LiveStream, reason: string): Promise<void> {
   const p = s.principal;
   const target = p === null ? { type: 'client', id: s.liveClient } : p.key !== null ? { type: 'key', id: p.key.id } : { type: 'session', id: p.session!.id };
-  await store.audit.add({
-    id: randomBytes(6).toString('hex'),
+  await store.audit.append({
     at: Date.now(),
     actor: { type: 'system', id: `edge-worker-${worker}`, name: 'continuous authorization' },
     action: s.isWebSocket ? 'websocket.end' : 'stream.end',

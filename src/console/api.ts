@@ -11,7 +11,7 @@
  * with the codes of docs/ERRORS.md; every change writes an audit record.
  */
 import type { Store, UserStatus, UserRecord, AuditRecord } from '../store/index.js';
-import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, factorsView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, type TunnelHolder } from '../control/index.js';
+import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, factorsView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, STATUS_REPORT_FRESH_MS, type TunnelHolder } from '../control/index.js';
 import { MezuError, codeOf } from '../errors/index.js';
 import type { Enroller } from '../enroll/index.js';
 import type { Csrf } from '../login/index.js';
@@ -148,8 +148,8 @@ function routesOf(d: ApiDeps, id: string): unknown[] {
   });
 }
 
-/** Fresh tunnel reports (a worker rewrites its report every 5 s; three missed ones mean it is gone). */
-export const TUNNEL_REPORT_FRESH_MS = 15_000;
+/** Fresh tunnel reports (control/views.ts). */
+export const TUNNEL_REPORT_FRESH_MS = STATUS_REPORT_FRESH_MS;
 
 function tunnelsByWarpgate(d: Pick<ApiDeps, 'store' | 'clock'>): Map<string, Array<TunnelHolder & { pool: string; version: string; keyId: string | null }>> {
   const out = new Map<string, Array<TunnelHolder & { pool: string; version: string; keyId: string | null }>>();

@@ -9,10 +9,9 @@
  * written here is seen by every edge worker on its next request or poll, with
  * nothing to notify.
  */
-import { randomBytes } from 'node:crypto';
 import { parseConfigYaml, compileConfig, DEFAULT_ORGANIZATION, orgDirectoryId, type CompiledConfig, type CompiledProject, type ConfigProblem } from '../config/index.js';
 import { parseDuration, systemClock, type Clock } from '../runtime/index.js';
-import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, AuditRecord, SessionRecord, FactorSummary } from '../store/index.js';
+import type { Store, UserRecord, UserStatus, ServiceAccountRecord, ApiKeyRecord, AuditActor, SessionRecord, FactorSummary } from '../store/index.js';
 import { hashToken, newApiKey, newId } from '../session/index.js';
 import { MezuError, type ErrorCode } from '../errors/index.js';
 import { setRoutes, addOrganization, addProject, relativeProblems, type RouteInput, type ProjectInput } from './config-edit.js';
@@ -276,8 +275,7 @@ export class Control {
 
   /** Writes one audit record (after the change it describes committed). */
   async record(actor: Actor, action: string, target: { type: string; id: string }, projectId: string | null, details: Record<string, unknown>): Promise<void> {
-    const rec: AuditRecord = {
-      id: randomBytes(6).toString('hex'),
+    await this.store.audit.append({
       at: this.clock.now(),
       actor: { type: actor.type, id: actor.id, name: actor.name },
       action,
@@ -285,8 +283,7 @@ export class Control {
       projectId,
       details,
       ip: actor.ip,
-    };
-    await this.store.audit.add(rec);
+    });
   }
 
   // ── users ───────────────────────────────────────────────────────────────

@@ -107,6 +107,9 @@ export function auditView(a: AuditRecord): Record<string, unknown> {
   };
 }
 
+/** An edge worker's status report older than this is from a worker that is gone (it reports every 5 s; three missed). */
+export const STATUS_REPORT_FRESH_MS = 15_000;
+
 export interface TunnelHolder {
   edge: string;
   worker: number;

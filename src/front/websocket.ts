@@ -42,6 +42,7 @@
  */
 import type { HttpRequest, HttpResponse, UpgradeContext, WebSocket, WebSocketBehavior } from '../../native/uws.js';
 import type { ClientStreamSink, H2Stream, HpackEncoder } from '../../wire/index.js';
+import { fieldList } from '../../wire/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import { codeOf } from '../errors/index.js';
 import { statusLine, writeError, writeErrorNow, writeLoginRequired } from '../errors/http.js';
@@ -204,18 +205,8 @@ function handshakeFields(f: readonly string[]): Handshake {
 
 /** A comma-separated field has `token` as one of its items (ASCII case-insensitive). */
 function hasToken(v: string, token: string): boolean {
-  for (const item of v.split(',')) if (item.trim().toLowerCase() === token) return true;
+  for (const item of fieldList(v)) if (item.toLowerCase() === token) return true;
   return false;
-}
-
-/** Offered subprotocols, in order (RFC 6455 §4.1: a comma-separated list of tokens). */
-function offeredList(protocols: string): string[] {
-  const out: string[] = [];
-  for (const p of protocols.split(',')) {
-    const t = p.trim();
-    if (t !== '') out.push(t);
-  }
-  return out;
 }
 
 /**
@@ -396,7 +387,7 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
       else if (!SKIP_UPGRADE.has(n)) head += `\r\n${n}: ${headers[i + 1]!}`;
     }
     // The Warpgate checked the origin's choice against the offer; a choice nobody offered is a fault.
-    if (protocol !== '' && !offeredList(this.protocols).includes(protocol)) {
+    if (protocol !== '' && !fieldList(this.protocols).includes(protocol)) {
       this.ctx.log(`edge: WebSocket ${this.r.id}: the origin chose subprotocol "${protocol}", which the client did not offer`, { level: 'warn', request_id: this.r.id });
       return this.refuse('MEZU_WEBSOCKET_UPGRADE_FAILED');
     }

@@ -22,7 +22,7 @@
  * A client cannot remove an edge field by naming it in `Connection`: those
  * names are only dropped from the client's own fields.
  */
-import { IdentityHeader, Tunnel, isReservedHeader, stripProductCookies, type HpackEncoder } from '../../wire/index.js';
+import { IdentityHeader, Tunnel, fieldList, isReservedHeader, stripProductCookies, type HpackEncoder } from '../../wire/index.js';
 import { API_KEY_PREFIX, bearerToken } from '../session/index.js';
 import { isClientRoutingHeader } from './routing-headers.js';
 import { forwardTraceparent, validTraceparent } from './trace.js';
@@ -123,9 +123,6 @@ export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: 
 
 function connectionListed(v: string): Set<string> {
   const out = new Set<string>();
-  for (const tok of v.split(',')) {
-    const t = tok.trim().toLowerCase();
-    if (t !== '') out.add(t);
-  }
+  for (const t of fieldList(v)) out.add(t.toLowerCase());
   return out;
 }

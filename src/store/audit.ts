@@ -3,6 +3,7 @@
  * random suffix, so a reverse range read lists the newest first and a page
  * cursor is simply the last key seen. Append-only.
  */
+import { randomBytes } from 'node:crypto';
 import type { AuditRecord } from './records.js';
 import { Table } from './table.js';
 
@@ -13,6 +14,10 @@ export function auditKey(rec: AuditRecord): string {
 export class AuditStore extends Table<AuditRecord> {
   async add(rec: AuditRecord): Promise<void> {
     await this.db.put(auditKey(rec), rec);
+  }
+  /** A new record: its id (the key's random suffix) made here, the one place every writer gets it from. */
+  async append(entry: Omit<AuditRecord, 'id'>): Promise<void> {
+    await this.add({ id: randomBytes(6).toString('hex'), ...entry });
   }
   /** Newest first; `before` is the cursor (a key) returned with the previous page. */
   page(before: string | null, limit: number, filter: (r: AuditRecord) => boolean): { entries: AuditRecord[]; next: string | null } {

@@ -111,8 +111,8 @@ export class Kit {
   /** One audit record of a user's own act on the hosted pages (`factor.enroll`, `factor.use`, …); never a secret. */
   audit(c: Ctx, user: UserRecord, action: string, details: Record<string, unknown>): void {
     this.d.store.audit
-      .add({
-        id: randomBytes(6).toString('hex'), at: this.d.clock.now(),
+      .append({
+        at: this.d.clock.now(),
         actor: { type: 'user', id: user.id, name: user.email },
         action, target: { type: 'user', id: user.id },
         projectId: c.project.directory === c.project.id ? c.project.id : null,
