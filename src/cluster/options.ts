@@ -1,5 +1,5 @@
 import type { ConsoleOptions } from '../console/index.js';
-import type { ScrapeReply, ScrapeRequest } from './metrics.js';
+import type { ScrapeReply, ScrapeRequest, TrafficReply, TrafficRequest } from './metrics.js';
 
 /** Options of `mezusphere edge`, shared by the primary and its workers. */
 export interface EdgeOptions {
@@ -63,5 +63,6 @@ export const ENV_WORKER_INDEX = 'MEZU_WORKER_INDEX';
 export type WorkerMessage =
   | { type: 'ready'; worker: number; port: number; tunnelPort: number }
   | { type: 'fatal'; worker: number; code: string; message: string }
-  | ScrapeReply;
-export type PrimaryMessage = { type: 'drain'; graceMs: number } | ScrapeRequest;
+  | ScrapeReply
+  | TrafficReply;
+export type PrimaryMessage = { type: 'drain'; graceMs: number } | ScrapeRequest | TrafficRequest;

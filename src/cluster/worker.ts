@@ -15,7 +15,7 @@ import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../s
 import { TunnelServer } from '../tunnel/index.js';
 import { AccessLog, createFront, createWebSocket, RequestMetrics } from '../front/index.js';
 import { ProcessMetrics, createLog, type Log } from '../runtime/index.js';
-import { LoginCounts, workerFamilies, type ScrapeReply } from './metrics.js';
+import { LoginCounts, workerFamilies, workerTraffic, type ScrapeReply } from './metrics.js';
 import { LiveRegistry, feedPoll, type LiveStream } from '../authorize/index.js';
 import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
@@ -205,6 +205,10 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
       if (requestMetrics === null || processMetrics === null) return;
       const reply: ScrapeReply = { type: 'metrics', id: m.id, worker: index, families: workerFamilies({ index, requests: requestMetrics, live, tunnels: () => tunnel.stats(), logins, process: processMetrics }) };
       send(reply);
+      return;
+    }
+    if (m?.type === 'traffic') {
+      if (requestMetrics !== null) send(workerTraffic(m.id, { index, requests: requestMetrics, logins }));
       return;
     }
     if (m?.type !== 'drain' || draining.on) return;
