@@ -106,7 +106,7 @@ export function lines(id: string, title: string, unit: string, series: Series[])
 /** Horizontal bars, one per named value (denials by reason). */
 export function bars(id: string, title: string, values: Array<[string, number]>, color: string): string {
   const rowH = 22;
-  const labelW = 230;
+  const labelW = 250;
   const h = Math.max(1, values.length) * rowH + 8;
   const max = niceMax(values.reduce((a, [, v]) => Math.max(a, v), 0));
   const inner = values

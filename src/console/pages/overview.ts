@@ -62,10 +62,10 @@ function project(p: Record<string, any>, s: ProjectStats): string {
   const reasons = Object.entries(h.denials);
   const denials =
     reasons.length === 0
-      ? '<p class="muted">No request was refused in the last hour.</p>'
-      : bars(`chart-reasons-${id}`, 'Denials by reason', reasons, '#b45309') + table(['Reason', 'Denials'], reasons.map(([r, n]) => [`<code>${esc(r)}</code>`, esc(n)]), '');
+      ? '<h3>Denials by reason, last hour</h3><p class="muted">No request was refused in the last hour.</p>'
+      : `<div class="charts">${bars(`chart-reasons-${id}`, 'Denials by reason, last hour', reasons, '#b45309')}${table(['Reason', 'Denials'], reasons.map(([r, n]) => [`<code>${esc(r)}</code>`, esc(n)]), '')}</div>`;
   const stale = s.edges_reporting === 0 ? `<p class="notice" role="note">No edge is reporting now${s.updated_at === null ? '' : ` (last figures at ${esc(s.updated_at)})`}: an edge records traffic only while it counts its metrics (not with <code>--metrics-port off</code>).</p>` : '';
-  return `<section aria-labelledby="p-${esc(id)}" data-project="${esc(id)}"><h2 id="p-${esc(id)}">${esc(p.name)} <span class="muted">(<code>${esc(id)}</code>)</span></h2>${stale}${numbers}${charts}<h3>Denials by reason, last hour</h3>${denials}<p class="muted">The same figures: <a href="/api/v1/projects/${enc(id)}/stats"><code>GET /api/v1/projects/${esc(id)}/stats</code></a>. Updated ${esc(s.updated_at ?? 'never')}; this page reloads every ${OVERVIEW_REFRESH_S} s.</p></section>`;
+  return `<section aria-labelledby="p-${esc(id)}" data-project="${esc(id)}"><h2 id="p-${esc(id)}">${esc(p.name)} <span class="muted">(<code>${esc(id)}</code>)</span></h2>${stale}${numbers}${charts}${denials}<p class="muted">The same figures: <a href="/api/v1/projects/${enc(id)}/stats"><code>GET /api/v1/projects/${esc(id)}/stats</code></a>. Updated ${esc(s.updated_at ?? 'never')}; this page reloads every ${OVERVIEW_REFRESH_S} s.</p></section>`;
 }
 
 async function overview(c: Ctx): Promise<Reply> {
