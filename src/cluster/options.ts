@@ -45,6 +45,13 @@ export interface EdgeOptions {
   metricsPort: number | null;
   /** Fraction of requests each worker writes an `access` log line for (`--access-log`); 0: off (src/front/access-log.ts). */
   accessLogRate: number;
+  /**
+   * OTLP/HTTP collector URL for the workers' spans (`--otlp-endpoint`; src/front/spans.ts), null: no
+   * spans. `otlpSample`: probability that a trace the edge starts is sampled (`--otlp-sample`, default
+   * 0.01); a client's sampled flag is followed whatever it is.
+   */
+  otlpEndpoint: string | null;
+  otlpSample: number;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
   /**

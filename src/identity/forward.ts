@@ -50,6 +50,8 @@ export interface ForwardedRequest {
   tracestate: string;
   /** The `traceparent` forwarded: '' until the first head is written, then kept (a replay is the same span). */
   trace: string;
+  /** Whether a new trace the edge starts for this request is sampled (spans exported); absent: never. */
+  newTraceSampled?(): boolean;
 }
 
 const FORWARD = 0;
@@ -114,7 +116,7 @@ export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: 
   enc.field(Tunnel.projectHeader, r.projectId);
   if (r.trace === '') {
     if (r.tracestate !== '' && !validTraceparent(r.traceparent)) r.tracestate = '';
-    r.trace = forwardTraceparent(r.traceparent);
+    r.trace = forwardTraceparent(r.traceparent, r.newTraceSampled !== undefined && r.newTraceSampled());
   }
   enc.field('traceparent', r.trace);
   if (r.tracestate !== '') enc.field('tracestate', r.tracestate);
