@@ -237,7 +237,7 @@ export class RequestMetrics {
         }
       }
     }
-    const dec: Family = { name: 'mezu_edge_decisions_total', help: 'Access decisions by project, outcome (allowed, login_required, forbidden, step_up, limit) and reason code.', type: 'counter', samples: [] };
+    const dec: Family = { name: 'mezu_edge_decisions_total', help: 'Access decisions by project, outcome (allowed, login_required, forbidden, step_up_required, limit) and reason code.', type: 'counter', samples: [] };
     const dur: Family = { name: 'mezu_edge_request_duration_seconds', help: 'Time from the request head at the edge to the end of its answer, by project.', type: 'histogram', samples: [] };
     const wait: Family = { name: 'mezu_edge_tunnel_wait_seconds', help: 'Time from a request sent on its tunnel to the response head from the Warpgate, by project.', type: 'histogram', samples: [] };
     for (let p = 0; p < this.projects.length; p++) {
