@@ -5,6 +5,7 @@
  * of its response, and how much it allocates.
  *
  *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64] [--live on|off] [--metrics on|off|both]
+ *                                [--otlp on|off|both [--otlp-sample 0.01]]
  *
  * Runs the real `createFront` handler (route, session read from a real LMDB
  * store, authorize, the cached assertion, the forwarded head written into the
@@ -14,7 +15,12 @@
  * response written back; each request counted by the worker's metrics as in
  * a worker — `--metrics off` leaves them out, `--metrics both` alternates
  * rounds with and without them in this one process and reports both, to
- * price them) with
+ * price them; `--otlp on` records the edge's spans (src/front/spans.ts) and
+ * exports them in this process to an OTLP receiver in a child process, which
+ * discards them, so encoding and sending count and receiving does not;
+ * `--otlp both` alternates rounds with and without, the metrics as
+ * `--metrics` says; the requests carry no `traceparent`, so `--otlp-sample`
+ * is the share of them recorded) with
  * stand-ins for uWS's request and response objects, over an in-memory socket
  * pair to a canned HTTP/2 peer. The peer answers every request with the same
  * pre-encoded HEADERS and DATA frames and decodes nothing, so almost nothing
@@ -43,7 +49,9 @@ import { Assertions, Signer } from '../src/identity/index.js';
 import { Authenticator, hashToken, newSessionToken } from '../src/session/index.js';
 import { LiveRegistry, feedPoll } from '../src/authorize/index.js';
 import { openStore } from '../src/store/index.js';
-import { createFront, RequestMetrics, DecisionKind } from '../src/front/index.js';
+import { createFront, RequestMetrics, DecisionKind, EdgeSpans } from '../src/front/index.js';
+import { SpanExporter, parseOtlpEndpoint } from '../src/runtime/index.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { methodClass } from '../src/front/metrics.js';
 import { PoolRegistry } from '../src/tunnel/pools.js';
 import { TunnelConnection } from '../src/tunnel/connection.js';
@@ -125,10 +133,16 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' } } });
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' }, otlp: { type: 'string' }, 'otlp-sample': { type: 'string' } } });
   const withLive = (v.live ?? 'on') !== 'off';
   const metricsMode = v.metrics ?? 'on';
   if (metricsMode !== 'on' && metricsMode !== 'off' && metricsMode !== 'both') throw new Error('edge-path: --metrics on|off|both');
+  const otlpMode = v.otlp ?? 'off';
+  if (otlpMode !== 'on' && otlpMode !== 'off' && otlpMode !== 'both') throw new Error('edge-path: --otlp on|off|both');
+  if (otlpMode === 'both' && metricsMode === 'both') throw new Error('edge-path: alternate one of --metrics and --otlp at a time');
+  const otlpSample = Number(v['otlp-sample'] ?? '0.01');
+  // What alternates between rounds (when anything does): the metrics or the spans.
+  const varied = otlpMode === 'both' ? 'otlp' : 'metrics';
   const rounds = Number(v.rounds ?? 5);
   const batches = Number(v.batches ?? 2000);
   const inFlight = Number(v['in-flight'] ?? 64);
@@ -159,20 +173,33 @@ async function main(): Promise<void> {
     const live = withLive ? new LiveRegistry({ auth, config: () => compiled, poll: feedPoll(store.changes), now: Date.now, audit: () => undefined, log }) : null;
     live?.start();
     const metrics = new RequestMetrics();
-    const front = (withMetrics: boolean) =>
-      createFront({
+    // The OTLP receiver: a child process that takes each batch and discards it (its CPU is not ours).
+    let receiver: ChildProcess | null = null;
+    let exporter: SpanExporter | null = null;
+    if (otlpMode !== 'off') {
+      receiver = spawn(process.execPath, ['-e', "require('http').createServer((q,s)=>{q.resume();q.on('end',()=>s.end('{}'))}).listen(0,'127.0.0.1',function(){process.stdout.write(this.address().port+'\\n')})"], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const port = await new Promise<number>((resolve) => receiver!.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+      exporter = new SpanExporter({ endpoint: parseOtlpEndpoint(`http://127.0.0.1:${port}`)!, service: 'mezusphere-edge', metricsPrefix: 'mezu_edge', log });
+    }
+    const front = (on: boolean) => {
+      const withMetrics = varied === 'metrics' ? on : metricsMode === 'on';
+      const withSpans = varied === 'otlp' ? on : otlpMode === 'on';
+      return createFront({
         config: () => compiled,
         auth,
         assertions: new Assertions(store, signer),
         signer,
-        scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, metrics: withMetrics ? metrics : null, log },
+        scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, metrics: withMetrics ? metrics : null, spans: withSpans ? new EdgeSpans(exporter!, otlpSample) : null, log },
         cookieName: 'mezu_session',
         draining: { on: false },
         pages: null,
         log: (m) => process.stderr.write(`edge-path: ${m}\n`),
       });
+    };
     // Modes in the order rounds take them: `both` alternates, so drift over the run hits both alike.
-    const modes = metricsMode === 'both' ? [true, false] : [metricsMode === 'on'];
+    const modes = varied === 'otlp' ? [true, false] : metricsMode === 'both' ? [true, false] : [metricsMode === 'on'];
+    const onLabel = varied === 'otlp' ? 'otlp on' : 'metrics on';
+    const offLabel = varied === 'otlp' ? 'otlp off' : 'metrics off';
     const handlers = modes.map((on) => front(on));
     let handle = handlers[0]!;
     const req = new FakeRequest(['host', '127.0.0.1', 'user-agent', USER_AGENT, 'accept', 'application/json', 'accept-language', 'en-US,en;q=0.9', 'accept-encoding', 'gzip, deflate, br', 'cookie', `theme=dark; mezu_session=${token}`]) as unknown as HttpRequest;
@@ -242,11 +269,24 @@ async function main(): Promise<void> {
     const medianOf = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
     const median = medianOf(cpu);
     const out = [
-      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}, metrics ${metricsMode === 'both' ? 'on and off, rounds alternating' : metricsMode}`,
-      `  CPU µs/request${modes.length > 1 ? ' (metrics on)' : ''}: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
-      `  wall µs/request${modes.length > 1 ? ' (metrics on)' : ''}: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
+      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}, metrics ${metricsMode === 'both' ? 'on and off, rounds alternating' : metricsMode}, otlp ${otlpMode === 'both' ? 'on and off, rounds alternating' : otlpMode}${otlpMode === 'off' ? '' : ` (new traces sampled at ${otlpSample})`}`,
+      `  CPU µs/request${modes.length > 1 ? ` (${onLabel})` : ''}: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
+      `  wall µs/request${modes.length > 1 ? ` (${onLabel})` : ''}: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
     ];
-    if (modes.length > 1) {
+    if (exporter !== null) {
+      const st = exporter.stats();
+      out.push(`  spans: ${st.exported} exported, ${st.droppedFull} dropped (queue full), ${st.droppedFailed} dropped (export failed), ${st.queued} queued at the end`);
+    }
+    if (modes.length > 1 && varied === 'otlp') {
+      const off = cpuBy[1]!;
+      const pairs = cpu.map((x, i) => x - off[i]!);
+      out.push(
+        `  CPU µs/request (${offLabel}): ${off.map((x) => x.toFixed(2)).join(' ')}  (median ${medianOf(off).toFixed(2)})`,
+        `  wall µs/request (${offLabel}): ${wallBy[1]!.map((x) => x.toFixed(2)).join(' ')}`,
+        `  on − off, per round pair: ${pairs.map((x) => (x >= 0 ? '+' : '') + x.toFixed(2)).join(' ')}  (median ${medianOf(pairs).toFixed(2)}; difference of medians ${(median - medianOf(off)).toFixed(2)})`,
+      );
+    }
+    if (modes.length > 1 && varied === 'metrics') {
       // The counting calls alone, as one forwarded request makes them (the rule's slot, the allowed
       // decision, the four performance.now() reads — head, tunnel start, response head, end — the
       // tunnel wait and the count), without the rest of the path: a figure the round-to-round noise
@@ -281,12 +321,14 @@ async function main(): Promise<void> {
     }
     out.push(
       `  allocated per request: ${(total / reqs).toFixed(0)} B, of which ${(fromUws / reqs).toFixed(0)} B are the header strings uWS hands over (sampling heap profiler, interval 256 B, garbage included, ${reqs} requests)`,
-      `  top allocation sites (B/request)${modes.length > 1 ? ', metrics on' : ''}:`,
+      `  top allocation sites (B/request)${modes.length > 1 ? `, ${onLabel}` : ''}:`,
     );
     for (const [k, bytes] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 15)) out.push(`    ${(bytes / reqs).toFixed(0).padStart(6)}  ${k}`);
     process.stdout.write(out.join('\n') + '\n');
     conn.close(false);
     live?.stop();
+    await exporter?.close();
+    if (receiver !== null && receiver.pid !== undefined) process.kill(receiver.pid, 'SIGTERM');
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
  * `LeanForwarder.admit`: project, path, assertion); a WebSocket (extended
  * CONNECT, RFC 8441) then goes to the relay in ./websocket.ts.
  */
-import type { Log } from '../src/runtime/index.js';
+import { newSpanId, SPAN_CLIENT, type Log, type SpanExporter } from '../src/runtime/index.js';
 import type { WarpgateMetrics } from './metrics.js';
 import type { H2Stream, ServerStreamSink } from '../wire/index.js';
 import { IdentityHeader, Tunnel, isReservedHeader } from '../wire/index.js';
@@ -27,6 +27,8 @@ export class LeanForwarder {
     private readonly metrics: WarpgateMetrics | null = null,
     /** `--access-log`: an `access` line per request answered (request id, trace id, status, origin time). */
     private readonly accessLog = false,
+    /** `--otlp-endpoint`: an `origin call` span per request whose trace the edge sampled; null: none. */
+    private readonly spans: SpanExporter | null = null,
   ) {}
 
   /** A request stream from the edge (pseudo-headers included in `headers`). */
@@ -43,7 +45,8 @@ export class LeanForwarder {
     const out = head.fields;
     out.push('host', head.authority);
     if (head.requestId !== '') out.push(IdentityHeader.requestId, head.requestId);
-    const f = new LeanForward(stream, head.requestId, this.log, this.metrics, this.accessLog ? traceOf(out) : null);
+    const span = this.spans === null ? null : originSpan(out, head.method);
+    const f = new LeanForward(stream, head.requestId, this.log, this.metrics, this.accessLog ? traceOf(out) : null, span === null ? null : this.spans, span);
     stream.reqSink = new TunnelSide(f);
     // Every field came out of the tunnel's HPACK decoder, which refused forbidden names and values
     // (RFC 9113 §8.2.1): the origin head is not scanned for them again.
@@ -155,8 +158,20 @@ class LeanForward implements OriginSink {
     readonly metrics: WarpgateMetrics | null,
     /** The edge's traceparent ('' when none) with the access log on; null: no access line. */
     readonly trace: string | null = null,
+    /** Where this request's `origin call` span goes, and the span; both null when it has none. */
+    readonly spans: SpanExporter | null = null,
+    readonly span: OriginSpan | null = null,
   ) {
-    this.startedAt = metrics === null && trace === null ? 0 : performance.now();
+    this.startedAt = metrics === null && trace === null && span === null ? 0 : performance.now();
+  }
+
+  /** The `origin call` span, child of the edge's tunnel round trip: handed to the origin client → the response's end or the failure. */
+  private endSpan(status: number, code: string | null): void {
+    const s = this.span;
+    if (s === null || this.spans === null) return;
+    const attrs: Array<[string, string | number]> = [['http.request.method', s.method], ['http.response.status_code', status], ['mezu.request_id', this.requestId]];
+    if (code !== null) attrs.push(['error.type', code]);
+    this.spans.add({ traceId: s.traceId, spanId: s.id, parentSpanId: s.parent, name: 'origin call', kind: SPAN_CLIENT, startMs: this.startedAt, endMs: performance.now(), attributes: attrs, error: code !== null || status >= 500 });
   }
 
   /** The access line (`--access-log`): the same request id and trace id as the edge's line for this request. */
@@ -197,6 +212,7 @@ class LeanForward implements OriginSink {
       this.stream.end();
     }
     this.access(this.headStatus);
+    this.endSpan(this.headStatus, null);
   }
   onError(code: OriginErrorCode, detail: string): void {
     if (this.cancelled) return this.stream.release(); // not drained in time: the origin connection was closed
@@ -205,6 +221,7 @@ class LeanForward implements OriginSink {
     this.metrics?.originError(code);
     this.log(`warpgate: ${code} for request ${this.requestId}: ${detail}`, { level: 'warn', request_id: this.requestId });
     this.access(this.headSent ? this.headStatus : 502, code);
+    this.endSpan(this.headSent ? this.headStatus : 502, code);
     if (!this.headSent) refuse(this.stream, code);
     // The head is out: a reset is the only honest signal (the edge cuts the client).
     else this.stream.abort();
@@ -266,6 +283,33 @@ export function refuse(stream: H2Stream, code: ErrorCode): void {
   stream.respond(head, false);
   stream.end(Buffer.from(errorBody(code)));
 }
+
+/** A sampled request's `origin call` span: its trace, the edge's tunnel span as parent, its own id. */
+export interface OriginSpan {
+  traceId: string;
+  parent: string;
+  id: string;
+  method: string;
+}
+
+/**
+ * The span of a request whose `traceparent` (as the edge forwards it: version
+ * 00, 55 characters) is sampled, or null; its field is rewritten in place with
+ * the span's id as the parent, so the origin's spans are children of the
+ * Warpgate's (W3C Trace Context §3.2.2.3: each hop passes its own span id).
+ */
+function originSpan(fields: string[], method: string): OriginSpan | null {
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] !== 'traceparent') continue;
+    const v = fields[i + 1]!;
+    if (v.length !== 55 || v.charCodeAt(54) !== 0x31 /* 1: sampled */ || !TRACEPARENT.test(v)) return null;
+    const span: OriginSpan = { traceId: v.slice(3, 35), parent: v.slice(36, 52), id: newSpanId(), method };
+    fields[i + 1] = `00-${span.traceId}-${span.id}-01`;
+    return span;
+  }
+  return null;
+}
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
 
 /** The `traceparent` among the origin-bound fields ('' when none): only read with the access log on. */
 function traceOf(fields: string[]): string {

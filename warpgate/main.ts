@@ -11,7 +11,7 @@ import { Agent, type AgentOptions } from './agent.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
 import { DEFAULT_ORIGIN_WEBSOCKETS, WebSocketRelay } from './websocket.js';
-import { createLog, ENV_LOG_FORMAT, parseDuration, parseLogFormat, ProcessMetrics, serveMetrics, type MetricsListener } from '../src/runtime/index.js';
+import { createLog, ENV_LOG_FORMAT, parseDuration, parseLogFormat, parseOtlpEndpoint, ProcessMetrics, renderText, serveMetrics, SpanExporter, type MetricsListener } from '../src/runtime/index.js';
 import { WarpgateMetrics } from './metrics.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
@@ -19,13 +19,16 @@ const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FIL
        warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s] [--origin-ca FILE]
                 [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s] [--metrics-port 9465|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log]
+                [--otlp-endpoint URL]
 
   --origin-websockets N   WebSockets relayed to the origin at once, each on a connection of its own
                           (beyond: 503 MEZU_ORIGIN_BUSY); the handshake must finish within --origin-timeout
   --metrics-port N        Prometheus metrics on http://127.0.0.1:N/metrics (origin pool and latency, tunnels);
                           off by default (several Warpgates may share a host); 9465 beside an edge's 9464
   --log-format json|text  JSON lines on stderr (default; or $MEZU_LOG_FORMAT), or plain [warpgate] msg lines
-  --access-log            an access line per request (request id, trace id, status, origin time); off by default`;
+  --access-log            an access line per request (request id, trace id, status, origin time); off by default
+  --otlp-endpoint URL     OpenTelemetry spans of origin calls, OTLP/HTTP JSON to URL (e.g. http://127.0.0.1:4318),
+                          for requests whose traceparent from the edge is sampled; off by default`;
 
 const VERSION = '0.1.0';
 
@@ -81,6 +84,7 @@ export async function main(argv: string[]): Promise<void> {
         'metrics-host': { type: 'string' },
         'log-format': { type: 'string' },
         'access-log': { type: 'boolean' },
+        'otlp-endpoint': { type: 'string' },
         'key-file': { type: 'string' },
         'edge-ca': { type: 'string' },
         'allow-http-console': { type: 'boolean' },
@@ -153,6 +157,8 @@ export async function main(argv: string[]): Promise<void> {
   const metricsPortRaw = v['metrics-port'] ?? 'off';
   const metricsPort = metricsPortRaw === 'off' ? null : Number(metricsPortRaw);
   if (metricsPort !== null && (!/^\d+$/.test(metricsPortRaw) || metricsPort > 65535)) die(`--metrics-port must be a port (0..65535) or off; got "${metricsPortRaw}"`);
+  const otlpUrl = v['otlp-endpoint'] === undefined ? null : parseOtlpEndpoint(v['otlp-endpoint']);
+  if (v['otlp-endpoint'] !== undefined && otlpUrl === null) die(`--otlp-endpoint must be an http:// or https:// URL (the collector's OTLP/HTTP port, e.g. http://127.0.0.1:4318); got "${v['otlp-endpoint']}"`);
   const queueTimeout = parseDuration(v['origin-queue-timeout'] ?? '5s');
   if (queueTimeout === null || queueTimeout <= 0) die(`--origin-queue-timeout must be a duration like 5s, got "${v['origin-queue-timeout']}"`);
 
@@ -185,7 +191,9 @@ export async function main(argv: string[]): Promise<void> {
   const originClient = new OriginClient({ origin: origin.origin, ca: originCa, connections: originConns, queueTimeoutMs: queueTimeout, headersTimeoutMs: timeout, bodyTimeoutMs: timeout });
   const websockets = new WebSocketRelay(originClient, originWebsockets, log);
   const metrics = metricsPort === null ? null : new WarpgateMetrics();
-  const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics, Boolean(v['access-log']));
+  const exporter = otlpUrl === null ? null : new SpanExporter({ endpoint: otlpUrl, service: 'mezusphere-warpgate', resource: [['service.instance.id', v.id ?? `${hostname()}-${process.pid}`]], metricsPrefix: 'mezu_warpgate', log });
+  if (exporter !== null) log(`otlp: exporting origin-call spans to ${otlpUrl!.href}`);
+  const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics, Boolean(v['access-log']), exporter);
   // The agent of the moment (an enrolling Warpgate makes its own once enrolled), for the tunnel figures.
   let agentRef: Agent | null = null;
   const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
@@ -217,7 +225,7 @@ export async function main(argv: string[]): Promise<void> {
     const proc = new ProcessMetrics('mezu_warpgate', 'warpgate');
     const host = v['metrics-host'] ?? '127.0.0.1';
     try {
-      metricsListener = await serveMetrics(host, metricsPort!, async () => metrics.render(originClient.stats(), originConns, agentRef, proc), log);
+      metricsListener = await serveMetrics(host, metricsPort!, async () => metrics.render(originClient.stats(), originConns, agentRef, proc) + (exporter === null ? '' : renderText(exporter.families())), log);
       log(`metrics on ${metricsListener.url}`);
       // One machine-readable line, as the edge prints: tests and the dev stack read the port from it.
       process.stdout.write(JSON.stringify({ event: 'metrics', port: metricsListener.port, url: metricsListener.url }) + '\n');
@@ -237,6 +245,7 @@ export async function main(argv: string[]): Promise<void> {
     runner
       .stop()
       .then(() => originClient.close())
+      .then(() => exporter?.close())
       .finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfigYaml, parseSize } from '../config/index.js';
-import { ENV_LOG_FORMAT, parseDuration, parseLogFormat } from '../runtime/index.js';
+import { ENV_LOG_FORMAT, parseDuration, parseLogFormat, parseOtlpEndpoint } from '../runtime/index.js';
 import { DEFAULT_CLIENT_INFLIGHT, DEFAULT_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES, parseAccessLogRate } from '../front/index.js';
 import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
@@ -26,7 +26,7 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log off|on|RATE] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
+       [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log off|on|RATE] [--otlp-endpoint URL [--otlp-sample 0.01]] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
 ${CONTROL_USAGE}
@@ -126,6 +126,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'tunnel-ping': { type: 'string' }, 'tunnel-ping-timeout': { type: 'string' },
     'max-head-size': { type: 'string' }, 'client-inflight': { type: 'string' },
     'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'log-format': { type: 'string' }, 'access-log': { type: 'string' },
+    'otlp-endpoint': { type: 'string' }, 'otlp-sample': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
   });
   const dir = dataDir(v);
@@ -139,6 +140,13 @@ async function cmdEdge(args: string[]): Promise<void> {
   process.env[ENV_LOG_FORMAT] = logFormat;
   const accessLog = parseAccessLogRate(str(v, 'access-log'));
   if (accessLog === null) fail(`--access-log must be off, on or a rate in (0, 1] like 0.01; got "${str(v, 'access-log')}"`);
+  // OpenTelemetry spans over OTLP/HTTP (src/runtime/otlp.ts): off unless an endpoint is given.
+  const otlpRaw = str(v, 'otlp-endpoint');
+  if (otlpRaw !== undefined && parseOtlpEndpoint(otlpRaw) === null) fail(`--otlp-endpoint must be an http:// or https:// URL (the collector's OTLP/HTTP port, e.g. http://127.0.0.1:4318); got "${otlpRaw}"`);
+  const sampleRaw = str(v, 'otlp-sample') ?? '0.01';
+  const otlpSample = Number(sampleRaw);
+  if (!/^\d*\.?\d+$/.test(sampleRaw) || !(otlpSample >= 0 && otlpSample <= 1)) fail(`--otlp-sample must be a probability from 0 to 1 like 0.01; got "${sampleRaw}"`);
+  if (str(v, 'otlp-sample') !== undefined && otlpRaw === undefined) fail('--otlp-sample goes with --otlp-endpoint');
   const opts: EdgeOptions = {
     dataDir: dir,
     host,
@@ -165,6 +173,8 @@ async function cmdEdge(args: string[]): Promise<void> {
     metricsHost: str(v, 'metrics-host') ?? '127.0.0.1',
     metricsPort: str(v, 'metrics-port') === 'off' ? null : intOpt(v, 'metrics-port', DEFAULT_METRICS_PORT, 0, 65535),
     accessLogRate: accessLog,
+    otlpEndpoint: otlpRaw ?? null,
+    otlpSample,
     edgeId: '',
     // The Console (admin API + pages) as a supervised child of the primary, on a port of its own.
     console:

@@ -13,7 +13,7 @@
  */
 import { statSync } from 'node:fs';
 import type { Worker } from 'node:cluster';
-import type { RequestMetrics } from '../front/index.js';
+import type { ProjectTotals, RequestMetrics } from '../front/index.js';
 import type { LiveRegistry } from '../authorize/index.js';
 import type { PoolStats } from '../tunnel/index.js';
 import { labels, mergeSnapshots, renderText, ProcessMetrics, type Family } from '../runtime/index.js';
@@ -24,9 +24,19 @@ export const SCRAPE_WAIT_MS = 1_000;
 /** Login history events, by project, event type and reason (each from a fixed set). */
 export class LoginCounts {
   private readonly counts = new Map<string, number>();
+  /** Per project: [successful sign-ins, failed ones] (the Console's overview). */
+  private readonly outcomes = new Map<string, [number, number]>();
   add(project: string, type: string, reason: string | null): void {
     const k = labels([['project', project], ['event', type], ['reason', reason ?? '']]);
     this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+    if (type === 'login_success' || type === 'login_failure') {
+      let o = this.outcomes.get(project);
+      if (o === undefined) this.outcomes.set(project, (o = [0, 0]));
+      o[type === 'login_success' ? 0 : 1]++;
+    }
+  }
+  logins(): Record<string, [number, number]> {
+    return Object.fromEntries([...this.outcomes].map(([p, o]) => [p, [o[0], o[1]]]));
   }
   family(): Family {
     return { name: 'mezu_edge_login_events_total', help: 'Hosted-login events (login_success, login_failure, lock, signup_requested, signup_completed, reset_requested, password_reset, password_changed, logout…) by project and reason.', type: 'counter', samples: [...this.counts] };
@@ -76,6 +86,25 @@ export interface ScrapeReply {
   worker: number;
   families: Family[];
 }
+/** The Console's traffic figures: the same counters, as numbers per project (src/cluster/traffic.ts). */
+export interface TrafficRequest {
+  type: 'traffic';
+  id: number;
+}
+export interface TrafficReply {
+  type: 'traffic';
+  id: number;
+  worker: number;
+  /** Counters are per process: the primary tells a respawned worker (a new pid, counting from zero) from the one before it. */
+  pid: number;
+  projects: ProjectTotals[];
+  logins: Record<string, [number, number]>;
+}
+
+/** One worker's traffic figures. */
+export function workerTraffic(id: number, w: Pick<WorkerSources, 'index' | 'requests' | 'logins'>): TrafficReply {
+  return { type: 'traffic', id, worker: w.index, pid: process.pid, projects: w.requests.totals(), logins: w.logins.logins() };
+}
 
 /**
  * The primary's side: asks every live worker, waits for their replies (or
@@ -83,7 +112,7 @@ export interface ScrapeReply {
  */
 export class MetricsAggregator {
   private nextId = 1;
-  private readonly waiting = new Map<number, { got: Family[][]; left: Set<number>; done: () => void }>();
+  private readonly waiting = new Map<number, { got: unknown[]; left: Set<number>; done: () => void }>();
   private readonly process = new ProcessMetrics('mezu_edge', 'edge-primary');
 
   constructor(
@@ -92,17 +121,18 @@ export class MetricsAggregator {
   ) {}
 
   /** A worker's reply (the primary's message handler passes it on). */
-  reply(m: ScrapeReply): void {
+  reply(m: ScrapeReply | TrafficReply): void {
     const w = this.waiting.get(m.id);
     if (w === undefined || !w.left.delete(m.worker)) return;
-    w.got.push(m.families);
+    w.got.push(m.type === 'metrics' ? m.families : m);
     if (w.left.size === 0) w.done();
   }
 
-  async collect(): Promise<string> {
+  /** Asks every live worker and waits for their replies, at most SCRAPE_WAIT_MS; `left`: the workers that did not answer. */
+  private async gather<T>(type: 'metrics' | 'traffic'): Promise<{ got: T[]; live: number; left: Set<number>; pids: Set<number> }> {
     const id = this.nextId++;
     const live = this.workers();
-    const got: Family[][] = [];
+    const got: T[] = [];
     const left = new Set(live.map((w) => w.index));
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, SCRAPE_WAIT_MS);
@@ -110,8 +140,8 @@ export class MetricsAggregator {
         clearTimeout(t);
         resolve();
       };
-      this.waiting.set(id, { got, left, done });
-      const req: ScrapeRequest = { type: 'metrics', id };
+      this.waiting.set(id, { got: got as unknown[], left, done });
+      const req: ScrapeRequest | TrafficRequest = { type, id };
       for (const w of live) {
         try {
           w.worker.send(req);
@@ -122,8 +152,21 @@ export class MetricsAggregator {
       if (left.size === 0) done();
     });
     this.waiting.delete(id);
+    const pids = new Set<number>();
+    for (const w of live) if (w.worker.process.pid !== undefined) pids.add(w.worker.process.pid);
+    return { got, live: live.length, left, pids };
+  }
+
+  /** Every live worker's traffic figures; `pids`: the workers alive now (answering or not). */
+  async traffic(): Promise<{ replies: TrafficReply[]; pids: Set<number> }> {
+    const { got, pids } = await this.gather<TrafficReply>('traffic');
+    return { replies: got, pids };
+  }
+
+  async collect(): Promise<string> {
+    const { got, live, left } = await this.gather<Family[]>('metrics');
     const own: Family[] = [
-      { name: 'mezu_edge_workers', help: 'Edge workers alive, and those whose snapshot this scrape is missing (did not answer within 1 s).', type: 'gauge', samples: [[labels([['state', 'alive']]), live.length], [labels([['state', 'missing']]), left.size]] },
+      { name: 'mezu_edge_workers', help: 'Edge workers alive, and those whose snapshot this scrape is missing (did not answer within 1 s).', type: 'gauge', samples: [[labels([['state', 'alive']]), live], [labels([['state', 'missing']]), left.size]] },
       { name: 'mezu_edge_store_size_bytes', help: 'Size of the store file (LMDB data.mdb, pages in use and free). The store is local to the machine: there is no replication, hence no lag figure.', type: 'gauge', samples: [['', storeSize(this.dataDir)]] },
       ...this.process.families(),
     ];

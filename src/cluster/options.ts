@@ -1,5 +1,5 @@
 import type { ConsoleOptions } from '../console/index.js';
-import type { ScrapeReply, ScrapeRequest } from './metrics.js';
+import type { ScrapeReply, ScrapeRequest, TrafficReply, TrafficRequest } from './metrics.js';
 
 /** Options of `mezusphere edge`, shared by the primary and its workers. */
 export interface EdgeOptions {
@@ -45,6 +45,13 @@ export interface EdgeOptions {
   metricsPort: number | null;
   /** Fraction of requests each worker writes an `access` log line for (`--access-log`); 0: off (src/front/access-log.ts). */
   accessLogRate: number;
+  /**
+   * OTLP/HTTP collector URL for the workers' spans (`--otlp-endpoint`; src/front/spans.ts), null: no
+   * spans. `otlpSample`: probability that a trace the edge starts is sampled (`--otlp-sample`, default
+   * 0.01); a client's sampled flag is followed whatever it is.
+   */
+  otlpEndpoint: string | null;
+  otlpSample: number;
   /** Random id of this edge instance, set by the primary. */
   edgeId: string;
   /**
@@ -63,5 +70,6 @@ export const ENV_WORKER_INDEX = 'MEZU_WORKER_INDEX';
 export type WorkerMessage =
   | { type: 'ready'; worker: number; port: number; tunnelPort: number }
   | { type: 'fatal'; worker: number; code: string; message: string }
-  | ScrapeReply;
-export type PrimaryMessage = { type: 'drain'; graceMs: number } | ScrapeRequest;
+  | ScrapeReply
+  | TrafficReply;
+export type PrimaryMessage = { type: 'drain'; graceMs: number } | ScrapeRequest | TrafficRequest;

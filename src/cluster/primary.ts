@@ -13,6 +13,7 @@ import { loadUws } from '../../native/uws.js';
 import { systemClock, type Timers } from '../runtime/index.js';
 import { Respawner } from './respawn.js';
 import { MetricsAggregator } from './metrics.js';
+import { TrafficRecorder, TRAFFIC_EVERY_MS, TRAFFIC_MINUTES } from './traffic.js';
 import { createLog, serveMetrics, type MetricsListener } from '../runtime/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, type EdgeOptions, type WorkerMessage, type PrimaryMessage } from './options.js';
 
@@ -23,7 +24,8 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
   const store = openStore(opts.dataDir);
   await Signer.ensureKey(store.signingKeys);
   if (store.config.current() === undefined) log('config: no configuration applied yet; every request gets 503 until `mezusphere apply -f FILE`');
-  await store.close();
+  // The store stays open only to write the Console's traffic figures (below), and only while counting.
+  if (opts.metricsPort === null) await store.close();
 
   if (opts.port === 0) opts.port = await freePort(opts.host);
   opts.edgeId = randomBytes(8).toString('hex');
@@ -39,6 +41,34 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
     });
     return out;
   }, opts.dataDir);
+  // The Console's traffic figures (src/cluster/traffic.ts): the workers' counters every few seconds,
+  // per minute, into the store. Nothing is counted with --metrics-port off, so nothing is recorded then.
+  let trafficTimer: NodeJS.Timeout | null = null;
+  if (opts.metricsPort !== null) {
+    const recorder = new TrafficRecorder(opts.edgeId, Date.now());
+    let busy = false;
+    let pruned = 0;
+    trafficTimer = setInterval(() => {
+      if (busy || draining) return;
+      busy = true;
+      void aggregator
+        .traffic()
+        .then(async ({ replies, pids }) => {
+          const now = Date.now();
+          await store.traffic.put(recorder.add(replies, pids, now));
+          // Edges that stopped: their record goes once its newest minute is past the hour.
+          if (now - pruned > 60_000) {
+            pruned = now;
+            await store.traffic.prune(now - (TRAFFIC_MINUTES + 1) * 60_000);
+          }
+        })
+        .catch((err: Error) => log(`metrics: traffic figures not written: ${err.message}`, { level: 'warn' }))
+        .finally(() => {
+          busy = false;
+        });
+    }, TRAFFIC_EVERY_MS);
+    trafficTimer.unref();
+  }
   let metrics: MetricsListener | null = null;
   const startMetrics = async (): Promise<void> => {
     if (opts.metricsPort === null) return;
@@ -78,7 +108,7 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
         } else if (readyCount > opts.workers) {
           log(`worker ${index} (pid ${w.process.pid}) respawned and ready`);
         }
-      } else if (m.type === 'metrics') {
+      } else if (m.type === 'metrics' || m.type === 'traffic') {
         aggregator.reply(m);
       } else if (m.type === 'fatal') {
         log(`worker ${index} failed to start: ${m.code}: ${m.message}`);
@@ -124,6 +154,7 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
     draining = true;
     for (const s of slots) s.keeper.stop();
     consoleKeeper?.stop();
+    if (trafficTimer !== null) clearInterval(trafficTimer);
     (consoleChild as Worker | null)?.process.kill('SIGTERM');
     void (metrics as MetricsListener | null)?.close();
     log(`draining: stop accepting, finishing in-flight requests (grace ${opts.drainGraceMs} ms)`);

@@ -12,9 +12,9 @@ import { parseConfigYaml, compileConfig, type CompiledConfig } from '../config/i
 import { Assertions, Signer } from '../identity/index.js';
 import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
-import { AccessLog, createFront, createWebSocket, RequestMetrics } from '../front/index.js';
-import { ProcessMetrics, createLog, type Log } from '../runtime/index.js';
-import { LoginCounts, workerFamilies, type ScrapeReply } from './metrics.js';
+import { AccessLog, EdgeSpans, createFront, createWebSocket, RequestMetrics } from '../front/index.js';
+import { ProcessMetrics, SpanExporter, createLog, parseOtlpEndpoint, type Log } from '../runtime/index.js';
+import { LoginCounts, workerFamilies, workerTraffic, type ScrapeReply } from './metrics.js';
 import { LiveRegistry, feedPoll, type LiveStream } from '../authorize/index.js';
 import { setupLogin } from '../login/index.js';
 import type { EdgeOptions, PrimaryMessage, WorkerMessage } from './options.js';
@@ -126,6 +126,10 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
   const counting = opts.metricsPort !== null;
   const requestMetrics = counting ? new RequestMetrics() : null;
   const logins = new LoginCounts();
+  // OpenTelemetry spans (src/front/spans.ts), exported in batches from this worker.
+  const otlpUrl = opts.otlpEndpoint === null ? null : parseOtlpEndpoint(opts.otlpEndpoint);
+  const exporter = otlpUrl === null ? null : new SpanExporter({ endpoint: otlpUrl, service: 'mezusphere-edge', resource: [['service.instance.id', `${opts.edgeId}-w${index}`]], metricsPrefix: 'mezu_edge', log });
+  if (exporter !== null && index === 0) log(`otlp: exporting spans to ${otlpUrl!.href} (new traces sampled at ${opts.otlpSample})`);
   const login = await setupLogin({
     store,
     scheme: opts.scheme,
@@ -156,7 +160,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     auth,
     assertions: new Assertions(store, signer),
     signer,
-    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, metrics: requestMetrics, access: opts.accessLogRate > 0 ? new AccessLog(opts.accessLogRate, log) : null, log },
+    scope: { pools: tunnel.pools, scheme: opts.scheme, inflight, clients: new Map(), routes: new Map(), live, metrics: requestMetrics, access: opts.accessLogRate > 0 ? new AccessLog(opts.accessLogRate, log) : null, spans: exporter === null ? null : new EdgeSpans(exporter, opts.otlpSample), log },
     clientInflight: opts.clientInflight,
     workers: opts.workers,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
@@ -202,8 +206,14 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
   process.on('message', (m: PrimaryMessage) => {
     if (m?.type === 'metrics') {
       if (requestMetrics === null || processMetrics === null) return;
-      const reply: ScrapeReply = { type: 'metrics', id: m.id, worker: index, families: workerFamilies({ index, requests: requestMetrics, live, tunnels: () => tunnel.stats(), logins, process: processMetrics }) };
+      const families = workerFamilies({ index, requests: requestMetrics, live, tunnels: () => tunnel.stats(), logins, process: processMetrics });
+      if (exporter !== null) families.push(...exporter.families());
+      const reply: ScrapeReply = { type: 'metrics', id: m.id, worker: index, families };
       send(reply);
+      return;
+    }
+    if (m?.type === 'traffic') {
+      if (requestMetrics !== null) send(workerTraffic(m.id, { index, requests: requestMetrics, logins }));
       return;
     }
     if (m?.type !== 'drain' || draining.on) return;
@@ -223,7 +233,10 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
       if ((inflight.n <= 0 && login.pages.inFlight <= 0) || Date.now() >= deadline) {
         clearInterval(check);
         tunnel.close(true);
-        process.exit(0);
+        if (exporter === null) process.exit(0);
+        // The spans still queued go out in one last batch, waited for at most a second.
+        setTimeout(() => process.exit(0), 1_000).unref();
+        void exporter.close().finally(() => process.exit(0));
       }
     }, 25);
   });

@@ -31,6 +31,7 @@ export const API_PERMISSIONS = [
   'warpgates:read',
   'warpgates:enroll',
   'audit:read',
+  'stats:read',
 ] as const;
 export type ApiPermission = (typeof API_PERMISSIONS)[number];
 

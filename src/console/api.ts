@@ -13,6 +13,7 @@
 import type { Store, UserStatus, UserRecord, AuditRecord } from '../store/index.js';
 import { Control, InvalidRequest, requireObject, CONSOLE_DIRECTORY, userView, sessionView, factorsView, loginEventView, serviceAccountView, keyView, auditView, warpgateView, STATUS_REPORT_FRESH_MS, type TunnelHolder } from '../control/index.js';
 import { MezuError, codeOf } from '../errors/index.js';
+import { projectStats, type ProjectStats } from '../control/index.js';
 import type { Enroller } from '../enroll/index.js';
 import type { Csrf } from '../login/index.js';
 import { API_KEY_PREFIX } from '../session/index.js';
@@ -191,6 +192,13 @@ export function listWarpgates(d: Pick<ApiDeps, 'store' | 'control' | 'clock'>, s
   return items;
 }
 
+/** A project's traffic over the last hour (src/control/traffic.ts) and the Warpgates of its pool. */
+export function statsOf(d: Pick<ApiDeps, 'store' | 'control' | 'clock'>, project: string): ProjectStats {
+  const pool = d.control.config()?.projects.get(project)?.upstream ?? null;
+  const wgs = pool === null ? [] : listWarpgates(d).filter((w) => w.pool === pool && w.refused_at === null);
+  return projectStats(d.store.traffic.all(), project, d.clock.now(), { up: wgs.filter((w) => w.connected === true).length, total: wgs.length });
+}
+
 const statusRoute = (verb: string, to: UserStatus): ApiRoute => ({
   method: 'POST',
   path: `/api/v1/users/{user}/${verb}`,
@@ -244,6 +252,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
   {
     method: 'GET', path: '/api/v1/projects/{project}', perm: 'routes:read', scope: (d, p) => (d.control.project(p.project!), projectScope(p.project!)),
     run: (d, p) => ok(projectView(d, p.project!)),
+  },
+  {
+    method: 'GET', path: '/api/v1/projects/{project}/stats', perm: 'stats:read', scope: (d, p) => (d.control.project(p.project!), projectScope(p.project!)),
+    run: (d, p) => ok(statsOf(d, p.project!)),
   },
   {
     method: 'GET', path: '/api/v1/projects/{project}/routes', perm: 'routes:read', scope: (d, p) => (d.control.project(p.project!), projectScope(p.project!)),

@@ -1,8 +1,10 @@
 /**
  * HTML building blocks of the Console pages: escaping, the page frame, and a
  * strict Content-Security-Policy. No script at all and no third-party asset:
- * the one stylesheet is inline and allowed by its hash; forms post to this
- * origin only; the pages cannot be framed.
+ * the one stylesheet is inline and allowed by its hash; charts are inline SVG
+ * drawn on the server (pages/charts.ts); a page that follows live figures
+ * reloads itself with a meta refresh; forms post to this origin only; the
+ * pages cannot be framed.
  */
 import { createHash } from 'node:crypto';
 
@@ -33,7 +35,9 @@ const CSS =
   '.badge.active,.badge.connected{background:#dcfce7;color:#166534}.badge.suspended,.badge.rotating{background:#fef9c3;color:#854d0e}' +
   '.badge.deactivated,.badge.revoked,.badge.expired,.badge.disabled{background:#fee2e2;color:#991b1b}' +
   'code{font-family:ui-monospace,monospace;font-size:.9em}' +
-  '.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}';
+  '.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}' +
+  'dl.stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(9rem,1fr));gap:.5rem 1rem;margin:0 0 1rem}dl.stats dt{font-size:.8rem;color:#52606d}dl.stats dd{margin:0;font-size:1.4rem;font-weight:700}' +
+  '.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(22rem,1fr));gap:1rem}figure.chart{margin:0}figure.chart figcaption{font-weight:600;font-size:.9rem}svg.chart{width:100%;height:auto}h3{font-size:1rem;margin:1rem 0 .5rem}';
 
 const CSS_HASH = createHash('sha256').update(CSS).digest('base64');
 
@@ -52,7 +56,9 @@ export const PAGE_HEADERS: ReadonlyArray<[string, string]> = [
 export interface Frame {
   title: string;
   /** Nav item to mark current. */
-  current: 'users' | 'routes' | 'service-accounts' | 'warpgates' | 'audit' | null;
+  current: 'overview' | 'users' | 'routes' | 'service-accounts' | 'warpgates' | 'audit' | null;
+  /** Seconds after which the browser reloads the page (`<meta http-equiv="refresh">`: no script needed). */
+  refresh?: number;
   who: { email: string; role: string } | null;
   /** Query string (`?project=demo`) kept on nav links. */
   keep: string;
@@ -62,6 +68,7 @@ export interface Frame {
 }
 
 const NAV: Array<[Frame['current'], string, string]> = [
+  ['overview', '/overview', 'Overview'],
   ['users', '/users', 'Users'],
   ['routes', '/routes', 'Routes'],
   ['service-accounts', '/service-accounts', 'Service accounts'],
@@ -74,7 +81,7 @@ export function frame(f: Frame): string {
   const who = f.who === null ? '' : `<span class="who">${esc(f.who.email)} (${esc(f.who.role)}) · <a href="/_mezu/logout">Sign out</a></span>`;
   return (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<meta name="robots" content="noindex"><title>${esc(f.title)} · Mezusphere Console</title><style>${CSS}</style></head><body>` +
+    `<meta name="robots" content="noindex">${f.refresh === undefined ? '' : `<meta http-equiv="refresh" content="${f.refresh}">`}<title>${esc(f.title)} · Mezusphere Console</title><style>${CSS}</style></head><body>` +
     `<header class="top"><span class="brand">Mezusphere Console</span><nav aria-label="Sections">${nav}</nav>${who}</header><main>` +
     `<h1>${esc(f.title)}</h1>` +
     (f.error !== undefined ? `<div class="alert" role="alert" id="form-error"><p>${esc(f.error)}</p></div>` : '') +

@@ -134,7 +134,7 @@ export function createRun(ctx: FrontContext): (r: EdgeRequest) => void {
       if (v !== Verdict.Forward) {
         answer(ctx, r, v, closeOnDeny);
         // Hosted pages answer later, by themselves: login events count them (mezu_edge_login_events_total).
-        if ((r.scope.metrics != null || r.scope.access != null) && !(v === Verdict.Reserved && ctx.pages !== null && ctx.pages.serves(r.target))) answered(r, answerStatus(r, v));
+        if ((r.scope.metrics != null || r.scope.access != null || r.scope.spans != null) && !(v === Verdict.Reserved && ctx.pages !== null && ctx.pages.serves(r.target))) answered(r, answerStatus(r, v));
         return;
       }
     } catch (err) {
@@ -230,6 +230,10 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
 function decided(r: EdgeRequest, v: Verdict, kind: DecisionKind): Verdict {
   const m = r.scope.metrics;
   if (m != null) m.decision(r.metricSlot, kind);
+  if (r.scope.spans != null) {
+    r.decidedAt = performance.now();
+    r.decisionKind = kind;
+  }
   return v;
 }
 

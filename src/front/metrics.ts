@@ -97,6 +97,22 @@ function bucketOf(ms: number): number {
   return i;
 }
 
+/**
+ * One project's cumulative figures in one worker, for the Console's traffic
+ * view (src/cluster/traffic.ts turns them into per-minute figures): built only
+ * when the primary asks, from the same arrays the scrape reads.
+ */
+export interface ProjectTotals {
+  project: string;
+  requests: number;
+  errors5xx: number;
+  /** Per-bucket counts of the edge's time per request (DURATION_BUCKETS, then +Inf), not cumulated. */
+  duration: number[];
+  durationSumMs: number;
+  /** Refusals (every decision but `allowed`) by reason code. */
+  denials: Record<string, number>;
+}
+
 export class RequestMetrics {
   /** Per slot: its project's index and its route label. */
   private slotProject = new Int32Array(64);
@@ -221,7 +237,7 @@ export class RequestMetrics {
         }
       }
     }
-    const dec: Family = { name: 'mezu_edge_decisions_total', help: 'Access decisions by project, outcome (allowed, login_required, forbidden, step_up, limit) and reason code.', type: 'counter', samples: [] };
+    const dec: Family = { name: 'mezu_edge_decisions_total', help: 'Access decisions by project, outcome (allowed, login_required, forbidden, step_up_required, limit) and reason code.', type: 'counter', samples: [] };
     const dur: Family = { name: 'mezu_edge_request_duration_seconds', help: 'Time from the request head at the edge to the end of its answer, by project.', type: 'histogram', samples: [] };
     const wait: Family = { name: 'mezu_edge_tunnel_wait_seconds', help: 'Time from a request sent on its tunnel to the response head from the Warpgate, by project.', type: 'histogram', samples: [] };
     for (let p = 0; p < this.projects.length; p++) {
@@ -234,6 +250,31 @@ export class RequestMetrics {
       if (this.sumOf(this.wait, p) > 0) histogramSamples(wait.samples, [['project', project]], DURATION_BUCKETS, this.wait, p * NB, this.waitSum[p]! / 1000);
     }
     return [req, dec, dur, wait];
+  }
+
+  /** Cumulative figures per configured project (not `(none)` nor `(other)`), for the Console's traffic view. */
+  totals(): ProjectTotals[] {
+    const out: ProjectTotals[] = [];
+    for (let p = 2; p < this.projects.length; p++) out.push({ project: this.projects[p]!, requests: 0, errors5xx: 0, duration: Array.from(this.duration.subarray(p * NB, p * NB + NB)), durationSumMs: this.durationSum[p]!, denials: {} });
+    for (let s = 2; s < this.slots; s++) {
+      const p = this.slotProject[s]!;
+      if (p < 2) continue;
+      const t = out[p - 2]!;
+      for (let m = 0; m < NM; m++) {
+        for (let c = 0; c < NS; c++) {
+          const v = this.requests[s * PER_SLOT + m * NS + c]!;
+          t.requests += v;
+          if (c === 4) t.errors5xx += v;
+        }
+      }
+    }
+    for (let p = 2; p < this.projects.length; p++) {
+      for (let d = 0; d < ND; d++) {
+        const v = this.decisions[p * ND + d]!;
+        if (v !== 0 && DECISIONS[d]![0] !== 'allowed') out[p - 2]!.denials[DECISIONS[d]![1]] = v;
+      }
+    }
+    return out;
   }
 
   private sumOf(a: Float64Array, p: number): number {

@@ -26,6 +26,7 @@ import type { LiveRegistry, LiveStream } from '../authorize/index.js';
 import { BODY_NONE, FRAMING_INVALID, withContentLength, withTransferEncoding } from './framing.js';
 import { SLOT_NONE, methodClass, type RequestMetrics } from './metrics.js';
 import type { AccessLog } from './access-log.js';
+import type { EdgeSpans } from './spans.js';
 import type { Log } from '../runtime/index.js';
 
 /** What every request of a worker shares: set once when the worker starts. */
@@ -45,6 +46,8 @@ export interface RequestScope {
   metrics?: RequestMetrics | null;
   /** The sampled access log (`--access-log`, ./access-log.ts); absent or null: off. */
   access?: AccessLog | null;
+  /** Spans exported over OTLP (`--otlp-endpoint`, ./spans.ts); absent or null: off. */
+  spans?: EdgeSpans | null;
   log: Log;
 }
 
@@ -205,9 +208,12 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   // ── metrics (./metrics.ts), only while the scope counts ──
   /** The slot of the request's rule (or project, or none) in the worker's counters. */
   metricSlot: number;
-  /** performance.now() when the handler got the request (metrics or access log on), and when it went to the tunnel. */
+  /** performance.now() when the handler got the request (metrics, access log or spans on), and when it went to the tunnel. */
   startedAt: number;
   sentAt: number;
+  /** performance.now() at the verdict and its DecisionKind (spans only, ./spans.ts); 0 and -1 before. */
+  decidedAt: number;
+  decisionKind: number;
 
   constructor(res: HttpResponse, req: HttpRequest, scope: RequestScope, id: string) {
     this.res = res;
@@ -268,11 +274,19 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
     this.lastMessageAt = 0;
     this.liveIdleMs = Infinity;
     this.metricSlot = SLOT_NONE;
-    this.startedAt = scope.metrics == null && scope.access == null ? 0 : performance.now();
+    this.startedAt = scope.metrics == null && scope.access == null && scope.spans == null ? 0 : performance.now();
     this.sentAt = 0;
+    this.decidedAt = 0;
+    this.decisionKind = -1;
     reading = this;
     req.forEach(collect);
     reading = null;
+  }
+
+  /** ForwardedRequest: a trace the edge starts for this request is sampled only when it records spans. */
+  newTraceSampled(): boolean {
+    const s = this.scope.spans;
+    return s != null && s.sampleNew();
   }
 
   get hasBody(): boolean {
@@ -350,7 +364,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
   start(): void {
     this.started = true;
     if (this.aborted || this.done) return;
-    if (this.scope.metrics != null) this.sentAt = performance.now();
+    if (this.scope.metrics != null || this.scope.spans != null) this.sentAt = performance.now();
     // Picked again now, not kept from the head's turn: every request that arrived in that turn saw
     // the same outstanding counts and would pile onto one connection (one Warpgate got none of 32
     // requests sent at once, test/integration/ha.test.ts); here each open counts for the next pick.
@@ -649,7 +663,7 @@ export class EdgeRequest implements TunnelRequest, ForwardedRequest, LiveStream 
 
 /**
  * `r` was answered with `status`: counted (metrics) and, when sampled, logged
- * (access log). The one place both happen, for forwarded and refused requests alike.
+ * (access log) and recorded as spans (OTLP). The one place both happen, for forwarded and refused requests alike.
  */
 export function answered(r: EdgeRequest, status: number): void {
   const scope = r.scope;
@@ -657,6 +671,8 @@ export function answered(r: EdgeRequest, status: number): void {
   if (m != null) m.count(r.metricSlot, methodClass(r.method), status, r.startedAt);
   const a = scope.access;
   if (a != null) a.record(r, status);
+  const sp = scope.spans;
+  if (sp != null) sp.record(r, status);
 }
 
 /** Requests forwarded during the current uWS read(s), started together after them. */

@@ -345,7 +345,9 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
 
   encodeHead(enc: HpackEncoder): void {
     enc.field(':protocol', 'websocket');
-    encodeForwarded(enc, this.r, 'CONNECT');
+    // No spans are recorded for WebSockets (src/front/spans.ts covers requests): a trace the edge
+    // starts for one is never flagged sampled, so nobody looks for a parent span that was not sent.
+    encodeForwarded(enc, this.r, 'CONNECT', false);
   }
 
   private onHandshakeAborted(): void {

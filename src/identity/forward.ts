@@ -50,6 +50,8 @@ export interface ForwardedRequest {
   tracestate: string;
   /** The `traceparent` forwarded: '' until the first head is written, then kept (a replay is the same span). */
   trace: string;
+  /** Whether a new trace the edge starts for this request is sampled (spans exported); absent: never. */
+  newTraceSampled?(): boolean;
 }
 
 const FORWARD = 0;
@@ -82,9 +84,11 @@ function actionOf(n: string): number {
 /**
  * Writes `r`'s forwarded head into `enc` (between the encoder's begin and
  * view). `method` is `CONNECT` for a WebSocket, whose caller writes
- * `:protocol` first (RFC 8441 §4). Never throws.
+ * `:protocol` first (RFC 8441 §4). `spans` false: the request records no
+ * spans (a WebSocket), so a trace started for it is never flagged sampled.
+ * Never throws.
  */
-export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: string = r.method): void {
+export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: string = r.method, spans = true): void {
   enc.field(':method', method);
   enc.field(':scheme', 'https');
   enc.field(':authority', r.host);
@@ -114,7 +118,7 @@ export function encodeForwarded(enc: HpackEncoder, r: ForwardedRequest, method: 
   enc.field(Tunnel.projectHeader, r.projectId);
   if (r.trace === '') {
     if (r.tracestate !== '' && !validTraceparent(r.traceparent)) r.tracestate = '';
-    r.trace = forwardTraceparent(r.traceparent);
+    r.trace = forwardTraceparent(r.traceparent, spans && r.newTraceSampled !== undefined && r.newTraceSampled());
   }
   enc.field('traceparent', r.trace);
   if (r.tracestate !== '') enc.field('tracestate', r.tracestate);

@@ -8,4 +8,4 @@ export { Assertions } from './assertions.js';
 export { encodeForwarded, type ForwardedRequest } from './forward.js';
 export { isClientRoutingHeader } from './routing-headers.js';
 export { nextRequestId } from './request-id.js';
-export { forwardTraceparent, validTraceparent, traceIdOf } from './trace.js';
+export { forwardTraceparent, validTraceparent, sampledFlag, traceIdOf } from './trace.js';

@@ -5,9 +5,10 @@
  * none, or one that does not parse) and a span id of the edge's own as the
  * parent the origin sees. `tracestate` travels with a valid `traceparent`
  * only (§3.3.1.1: a vendor that cannot parse traceparent must not use
- * tracestate). A new trace is flagged not sampled (`-00`): the edge records
- * no span anywhere (no exporter), and claiming otherwise would tell the
- * origin's tracer that a parent span exists to join.
+ * tracestate). A new trace is flagged not sampled (`-00`) unless the edge
+ * exports spans (`--otlp-endpoint`) and samples it (`--otlp-sample`,
+ * src/front/spans.ts): only then does a parent span exist for the origin's
+ * tracer to join. The span id forwarded is the edge's tunnel round-trip span.
  *
  * Ids come from a pooled random buffer refilled in 4 KiB draws (a
  * randomBytes call per request costs ~1 µs), hex-encoded straight into a
@@ -58,19 +59,27 @@ export function validTraceparent(v: string): boolean {
 /**
  * The `traceparent` the edge forwards for a client's (`''` when none): the
  * client's trace id and sampled flag with a new span id of the edge's, in
- * version 00; or, when the client's is absent or invalid, a new trace.
+ * version 00; or, when the client's is absent or invalid, a new trace,
+ * flagged sampled when `sampleNew` (the edge records its spans).
  */
-export function forwardTraceparent(client: string): string {
+export function forwardTraceparent(client: string, sampleNew = false): string {
   let sampled = false;
   if (client !== '' && validTraceparent(client)) {
     for (let i = 3; i < 35; i++) field[i] = client.charCodeAt(i);
-    // Only the sampled bit is defined for version 00; other bits are not passed on.
-    const f = client.charCodeAt(54);
-    sampled = (f >= 0x61 ? f - 0x57 : f - 0x30) % 2 === 1;
-  } else randomHexInto(3, 16);
+    sampled = sampledFlag(client);
+  } else {
+    randomHexInto(3, 16);
+    sampled = sampleNew;
+  }
   randomHexInto(36, 8);
   field[54] = sampled ? 0x31 : 0x30;
   return field.toString('latin1', 0, 55);
+}
+
+/** The sampled bit of a valid `traceparent`: only that bit is defined for version 00; other bits are not passed on. */
+export function sampledFlag(v: string): boolean {
+  const f = v.charCodeAt(54);
+  return (f >= 0x61 ? f - 0x57 : f - 0x30) % 2 === 1;
 }
 
 /** The trace id of a `traceparent` the edge made (for its logs). */

@@ -72,6 +72,30 @@ export function histogramSamples(out: Array<[string, number]>, labelPairs: Reado
   out.push([`_count${labels(labelPairs)}`, acc]);
 }
 
+/**
+ * The `q` quantile (0–1) of observations counted per bucket (`counts[i]` for
+ * `bounds[i]`, the last past every bound; not cumulated), estimated the way
+ * Prometheus's histogram_quantile does: linear within the bucket it falls in,
+ * from 0 for the first; one in the +Inf bucket reads as the highest bound.
+ * NaN when there are no observations.
+ */
+export function bucketQuantile(q: number, bounds: readonly number[], counts: ArrayLike<number>): number {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let acc = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    const c = counts[i] ?? 0;
+    if (c > 0 && acc + c >= rank) {
+      const lo = i === 0 ? 0 : bounds[i - 1]!;
+      return lo + (bounds[i]! - lo) * ((rank - acc) / c);
+    }
+    acc += c;
+  }
+  return bounds[bounds.length - 1]!;
+}
+
 /** Snapshots of several processes as one: families by name in first-seen order, equal sample keys added. */
 export function mergeSnapshots(snapshots: ReadonlyArray<readonly Family[]>): Family[] {
   const byName = new Map<string, { f: Family; at: Map<string, number> }>();

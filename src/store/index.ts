@@ -20,5 +20,6 @@ export { AuditStore, auditKey } from './audit.js';
 export { FactorStore, type FactorSummary } from './factors.js';
 export { ChangeFeed, FEED_KEEP_MS, type ChangeKind, type ChangeRecord, type FeedRead } from './changes.js';
 export { TunnelCaStore, WarpgateStore, TunnelStatusStore, type TunnelCaPublic } from './tunnels.js';
+export { TrafficStore } from './traffic.js';
 export { Table, SealedTable, SWEEP_BATCH } from './table.js';
 export { StoreSealer, ENV_STORE_KEY, STORE_KEY_FILE, isSealed } from './seal.js';

@@ -23,6 +23,7 @@ import type {
   TunnelCaRecord,
   WarpgateRecord,
   TunnelStatusRecord,
+  TrafficRecord,
   FactorRecord,
 } from './records.js';
 import { FactorStore } from './factors.js';
@@ -39,6 +40,7 @@ import { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from '
 import { AuditStore } from './audit.js';
 import { ChangeFeed, type ChangeRecord } from './changes.js';
 import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
+import { TrafficStore } from './traffic.js';
 
 export interface Store {
   readonly path: string;
@@ -59,6 +61,8 @@ export interface Store {
   readonly tunnelCas: TunnelCaStore;
   readonly warpgates: WarpgateStore;
   readonly tunnelStatus: TunnelStatusStore;
+  /** Each edge's traffic over the last hour, per minute (the Console's overview). */
+  readonly traffic: TrafficStore;
   /** Changes that can take access away, in commit order (continuous authorization reads it). */
   readonly changes: ChangeFeed;
   /** Seals and opens the secrets kept here (seal.ts); `mezusphere store-key rotate` uses it. */
@@ -216,6 +220,7 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     tunnelCas: new TunnelCaStore(dbs.tunnelCas, sealer, clock),
     warpgates: new WarpgateStore(openDb<WarpgateRecord>(root, 'warpgates'), clock),
     tunnelStatus: new TunnelStatusStore(openDb<TunnelStatusRecord>(root, 'tunnelStatus'), clock),
+    traffic: new TrafficStore(openDb<TrafficRecord>(root, 'traffic'), clock),
     sealer,
     reseal: () => resealFields(fields, sealer).total,
     sealedOnOpen,

@@ -271,6 +271,39 @@ export interface TunnelStatusRecord {
 }
 
 /**
+ * One edge's traffic over the last hour, for the Console (src/store/traffic.ts),
+ * keyed by `edgeId`; written by the edge primary every `everyMs`.
+ */
+export interface TrafficRecord {
+  edgeId: string;
+  updatedAt: number;
+  everyMs: number;
+  projects: Record<string, ProjectTraffic>;
+}
+
+export interface ProjectTraffic {
+  /** Requests per second over the edge's last interval (`everyMs`). */
+  rps: number;
+  /** Minutes with traffic in the last hour, oldest first; at most 60. */
+  minutes: TrafficMinute[];
+}
+
+/** One project's figures for one minute on one edge (every worker added up). */
+export interface TrafficMinute {
+  /** Start of the minute, ms since the epoch (a multiple of 60 000). */
+  at: number;
+  requests: number;
+  errors5xx: number;
+  /** Requests per bucket of the edge's time per request (the metrics' DURATION_BUCKETS, then +Inf), not cumulated. */
+  duration: number[];
+  durationSumMs: number;
+  /** Refusals by reason code (login required, forbidden, step-up, limits). */
+  denials: Record<string, number>;
+  loginSuccess: number;
+  loginFailure: number;
+}
+
+/**
  * A user's second factors (hosted pages, src/login/factors/), keyed by user
  * id; kept apart from the user record like the password. The TOTP secrets
  * are sealed at rest under the store key (seal.ts); recovery codes are kept

@@ -219,7 +219,7 @@ test.serial('the first owner, created from the CLI without a password, sets it t
   await page.getByLabel('Email').fill('second-owner@example.com');
   await page.getByLabel('Password').fill('second owner passphrase');
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${base}/users`);
+  await page.waitForURL(`${base}/overview`);
   t.regex(await page.locator('header').innerText(), /second-owner@example\.com \(owner\)/);
   // The link worked once.
   await page.goto(link);

@@ -121,6 +121,8 @@ test.serial('every documented route answers as documented (owner, and a key for 
   t.is(pr.body.directory, 'org:beta');
   t.is((await api(t, owner, 'GET', '/api/v1/projects')).body.items.length, 4);
   t.is((await api(t, owner, 'GET', '/api/v1/projects/{project}', { project: 'demo' })).body.organization, 'acme');
+  const stats = await api(t, owner, 'GET', '/api/v1/projects/{project}/stats', { project: 'demo' });
+  t.is(stats.body.minutes.length, 60);
   const routes = await api(t, owner, 'GET', '/api/v1/projects/{project}/routes', { project: 'demo' });
   t.is(routes.body.routes.length, 4);
   const put = await api(t, owner, 'PUT', '/api/v1/projects/{project}/routes', { project: 'beta-app' }, { routes: [{ path: '/*', auth: 'required' }] });

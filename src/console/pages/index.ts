@@ -1,6 +1,6 @@
 /**
- * The Console pages, one file per resource (users, routes, service accounts
- * and keys, Warpgates, audit): server-rendered HTML over the admin API. Every
+ * The Console pages, one file per resource (the traffic overview, users,
+ * routes, service accounts and keys, Warpgates, audit): server-rendered HTML over the admin API. Every
  * read and every change a page makes goes through the same API route the JSON
  * clients use (`runApi` with the signed-in user as caller), so a page cannot do
  * anything the API would refuse — a viewer's POST is refused exactly like a
@@ -19,6 +19,7 @@ import { matchRoute, runApi } from '../api.js';
 import { frame, PAGE_HEADERS } from '../html.js';
 import { enc, framed, html, redirect, type Ctx, type PagesDeps, type PageRequest, type Reply } from './context.js';
 import * as audit from './audit.js';
+import * as overview from './overview.js';
 import * as routes from './routes.js';
 import * as serviceAccounts from './service-accounts.js';
 import * as users from './users.js';
@@ -28,6 +29,7 @@ export type { PageRequest, PagesDeps } from './context.js';
 
 /** The first path segment → the resource that owns the URLs under it. */
 const RESOURCES: ReadonlyMap<string, (c: Ctx, seg: string[], post: boolean) => Promise<Reply | null>> = new Map([
+  ['overview', overview.route],
   ['users', users.route],
   ['routes', routes.route],
   ['service-accounts', serviceAccounts.route],
@@ -103,7 +105,7 @@ async function route(c: Ctx): Promise<Reply> {
   const path = c.req.path;
   const post = c.req.method === 'POST';
   const seg = path.split('/').slice(1).map((x) => decodeURIComponent(x));
-  if (path === '/' || path === '') return redirect('/users');
+  if (path === '/' || path === '') return redirect('/overview');
   const reply = await RESOURCES.get(seg[0]!)?.(c, seg, post);
   return reply ?? html(404, framed(c, { title: 'Not found', current: null, error: 'There is no such page in the Console.', body: '' }));
 }

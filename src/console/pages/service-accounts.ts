@@ -38,7 +38,7 @@ async function serviceAccounts(c: Ctx, errors: Record<string, string> = {}, valu
         `/service-accounts?project=${enc(pid)}`,
         c.csrf,
         `<div class="row">${field('name', 'Name', v('name'), { required: true, error: errors.name })}${field('permissions', 'Permissions (comma-separated)', v('permissions'), { size: 40, error: errors.permissions })}${field('roles', 'Roles (comma-separated)', v('roles'), { error: errors.roles })}<div><button type="submit">Create service account</button></div></div>` +
-          `<p class="muted">Admin API permissions: users:read|write, service-accounts:read|write, routes:read|write, warpgates:read, warpgates:enroll (a Warpgate's key), audit:read. Route permissions are any other names your routes require.</p>`,
+          `<p class="muted">Admin API permissions: users:read|write, service-accounts:read|write, routes:read|write, warpgates:read, warpgates:enroll (a Warpgate's key), audit:read, stats:read. Route permissions are any other names your routes require.</p>`,
       ) +
       '</section>';
   const body = `<section>${projectPicker('/service-accounts', projects, pid)}</section><section aria-labelledby="sa-h"><h2 id="sa-h">Service accounts of ${esc(pid)}</h2>${table(['Name', 'Id', 'Status', 'Permissions', 'Roles', 'Created'], rows, 'No service accounts yet.')}</section>${create}`;

@@ -516,3 +516,12 @@ test('a later version is continued from its first 55 characters, as version 00',
   const got = traceOf(encodeDecode(request([['traceparent', '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-what-comes-next']])));
   t.regex(got.parent!, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
 });
+
+test('with spans exported, a trace the edge starts follows its sampling decision; a client\u2019s valid traceparent keeps its own flag', async (t) => {
+  const { forwardTraceparent } = await import('../../../src/identity/index.js');
+  t.regex(forwardTraceparent('', true), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'new trace, sampled');
+  t.regex(forwardTraceparent('', false), /-00$/, 'new trace, not sampled');
+  t.regex(forwardTraceparent('00-zz-bad', true), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'an invalid one is replaced by a sampled new trace');
+  const client = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00';
+  t.regex(forwardTraceparent(client, true), /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-00$/, 'the client decided: not sampled');
+});
