@@ -99,6 +99,7 @@ function compileStepUp(s: StepUpConfig): StepUpRule {
     maxAgeMs,
     factors: Object.freeze([...s.factors]),
     totp: s.factors.includes('totp'),
+    webauthn: s.factors.includes('webauthn'),
     acr: ACR_MFA,
     challenge: stepUpChallenge(s.maxAgeMs, ACR_MFA),
   });

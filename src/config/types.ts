@@ -38,9 +38,8 @@ export interface RouteConfig {
 }
 
 /**
- * Second factors a `step_up` rule may name. `webauthn` is known (so a config
- * written for passkeys fails with a clear message) but refused by validation
- * until passkeys exist.
+ * Second factors a `step_up` rule may name: an authenticator app's code
+ * (`totp`) or a passkey (`webauthn`).
  */
 export type FactorName = 'totp' | 'webauthn';
 
@@ -59,8 +58,10 @@ export interface StepUpRule {
   /** Infinity when the rule has no `max_age`. */
   maxAgeMs: number;
   factors: readonly FactorName[];
-  /** TOTP satisfies the rule (today the only factor that can). */
+  /** A TOTP code (or a recovery code) satisfies the rule. */
   totp: boolean;
+  /** A passkey satisfies the rule. */
+  webauthn: boolean;
   /** The `acr` value a satisfying session has (RFC 9470 `acr_values`). */
   acr: string;
   challenge: string;

@@ -157,6 +157,7 @@ export class ConsoleServer {
       sessionCookie: this.sessionCookie,
       csrfCookie,
       clock: this.control.clock,
+      challenges: null,
       log,
     });
     this.loginPages = new LoginPages(service, log);

@@ -10,6 +10,7 @@ import { LoginPages } from './http.js';
 import { LoginService } from './flows/index.js';
 import { PasswordHasher } from './hasher.js';
 import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
+import { Challenges } from './factors/webauthn.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
 import { sweepExpired } from './retention.js';
 import { systemClock, type Timer } from '../runtime/index.js';
@@ -58,6 +59,7 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     sessionCookie: s.sessionCookie,
     csrfCookie: s.scheme === 'https' ? CSRF_COOKIE_SECURE : CSRF_COOKIE_PLAIN,
     clock: systemClock,
+    challenges: new Challenges(await s.store.secrets.getOrCreate('webauthn')),
     log: s.log,
     ...(s.onEvent === undefined ? {} : { onEvent: s.onEvent }),
   });

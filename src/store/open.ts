@@ -48,7 +48,7 @@ export interface Store {
   readonly serviceAccounts: ServiceAccountStore;
   readonly signingKeys: SigningKeyStore;
   readonly credentials: CredentialStore;
-  /** Second factors (TOTP, recovery codes) per user; the secrets sealed at rest. */
+  /** Second factors (TOTP, recovery codes, passkeys) per user; the TOTP secrets sealed at rest. */
   readonly factors: FactorStore;
   readonly loginHistory: LoginHistoryStore;
   readonly emailTokens: EmailTokenStore;
@@ -206,7 +206,7 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock, changes),
     signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
     credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
-    factors: new FactorStore(dbs.factors, sealer, clock),
+    factors: new FactorStore(dbs.factors, openDb<string>(root, 'passkeyIds'), sealer, clock),
     loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
     emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
     throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),

@@ -79,7 +79,13 @@ test.serial('enrol TOTP (QR code and key on the page, confirmed with a code and 
   const page = await c.get('/_mezu/account/security');
   t.is(page.status, 200);
   t.regex(page.body, /<div class="qr" role="img"[^>]*><svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-  t.notRegex(page.body, /<script/);
+  // No inline script: the page's one script is the passkey script, allowed by this response's nonce only.
+  const scripts = [...page.body.matchAll(/<script[^>]*>/g)].map((m) => m[0]);
+  t.is(scripts.length, 1);
+  const nonce = /^<script src="\/_mezu\/webauthn\.js" nonce="([A-Za-z0-9+/=]+)"><\/?/.exec(`${scripts[0]!}<`)?.[1];
+  t.truthy(nonce, scripts[0]);
+  t.true(String(page.headers['content-security-policy']).endsWith(`; script-src 'nonce-${nonce!}'`));
+  t.regex(page.body, /<script src="\/_mezu\/webauthn\.js" nonce="[^"]+"><\/script><\/body>/, 'nothing between the tags');
   secret = unescapeHtml(/<code id="totp-secret">([^<]+)<\/code>/.exec(page.body)![1]!).replace(/\s/g, '');
   t.regex(secret, /^[A-Z2-7]{32}$/);
   t.regex(page.body, /otpauth:\/\/totp\//);

@@ -127,7 +127,7 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   return route;
 }
 
-/** Factor names a `step_up` rule may list; `webauthn` is known but not available yet. */
+/** Factor names a `step_up` rule may list. */
 const FACTOR_NAMES: readonly FactorName[] = ['totp', 'webauthn'];
 const STEP_UP_KEYS = ['max_age', 'factors'];
 /** Longest `max_age`: a step-up older than a month is no step-up. */
@@ -159,10 +159,6 @@ export function validateStepUp(v: unknown, at: string, problems: Problems): Step
     factors = validateList<FactorName>(rawFactors, `${at}.factors`, problems, { what: `must be a list drawn from ${choices}, e.g. [totp]`, empty: `must list at least one factor, e.g. [totp]` }, (item, itemAt, seen) => {
       if (typeof item !== 'string' || !(FACTOR_NAMES as readonly string[]).includes(item)) {
         problems.push({ at: itemAt, message: `must be one of ${choices}; got ${describe(item)}` });
-        return null;
-      }
-      if (item === 'webauthn') {
-        problems.push({ at: itemAt, message: 'passkeys (webauthn) are not available yet in this edge: no user can enrol one, so the rule could never be satisfied; use [totp] for now' });
         return null;
       }
       if (seen.includes(item as FactorName)) {

@@ -12,7 +12,7 @@ import { findCookie, hashToken, isTokenSyntax, newId, newSessionToken } from '..
 import type { ErrorCode } from '../../errors/index.js';
 import { Csrf } from '../csrf.js';
 import { Throttle, mailAccountKey, mailIpKey, type Attempt } from '../throttle.js';
-import { renderPage, cspOf, type PageSpec } from '../pages.js';
+import { renderPage, cspOf, cspWithScript, type PageSpec } from '../pages.js';
 import { PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
 import { ACR_MFA, ACR_PWD } from '../../../wire/index.js';
 
@@ -27,22 +27,23 @@ export class Kit {
    * sent before is revoked, never promoted (session fixation), and the CSRF
    * cookie is replaced.
    */
-  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string, factors: { pwdAt: number; otpAt: number } | null = null): Promise<PageResponse> {
+  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string, factors: SignInFactors | null = null): Promise<PageResponse> {
     const now = this.d.clock.now();
     const old = findCookie(c.req.cookie, this.d.sessionCookie);
     if (old !== '' && isTokenSyntax(old)) await this.d.store.sessions.revoke(hashToken(old));
     const token = newSessionToken();
+    const f = factors ?? { pwdAt: now };
     await this.d.store.sessions.create(hashToken(token), {
       id: newId('ses_'), principalType: 'user', userId: user.id, projectId: c.project.id,
       createdAt: now, lastSeenAt: now, authTime: now,
       // RFC 8176 method names; per-factor times for step-up rules (src/authorize/step-up.ts).
-      amr: factors === null ? ['pwd'] : ['pwd', 'otp'],
-      factorTimes: factors === null ? { pwd: now } : { pwd: factors.pwdAt, otp: factors.otpAt },
-      acr: factors === null ? ACR_PWD : ACR_MFA,
+      amr: amrOf(f),
+      factorTimes: { ...(f.pwdAt !== undefined ? { pwd: f.pwdAt } : {}), ...(f.otpAt !== undefined ? { otp: f.otpAt } : {}), ...(f.hwkAt !== undefined ? { hwk: f.hwkAt } : {}) },
+      acr: f.otpAt === undefined && f.hwkAt === undefined ? ACR_PWD : ACR_MFA,
       assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
     });
     this.d.store.users.update(user.id, { lastLoginAt: now }).catch((err: Error) => this.d.log(`login: last-login update failed: ${err.message}`));
-    this.event(c, type, null, user, user.email);
+    this.event(c, type, f.pwdAt === undefined ? 'webauthn' : null, user, user.email);
     c.setCookies.push(this.cookie(this.d.sessionCookie, token, Math.floor(c.project.sessionAbsoluteMs / 1000)));
     c.csrfValue = Csrf.newCookieValue();
     c.setCookies.push(this.cookie(this.d.csrfCookie, c.csrfValue, null));
@@ -157,8 +158,12 @@ export class Kit {
   }
 
   page(c: Ctx, status: number, code: ErrorCode | null, spec: PageSpec): PageResponse {
-    const body = renderPage(c.project, spec);
-    return { status, code, body, headers: this.baseHeaders(c, 'text/html; charset=utf-8') };
+    // A page with a passkey form loads the passkey script under a nonce of its own (pages.ts).
+    const nonce = (spec.passkeys?.length ?? 0) > 0 ? randomBytes(16).toString('base64') : null;
+    const body = renderPage(c.project, spec, nonce);
+    const headers = this.baseHeaders(c, 'text/html; charset=utf-8');
+    if (nonce !== null) for (const h of headers) if (h[0] === 'content-security-policy') h[1] = cspWithScript(c.project, nonce);
+    return { status, code, body, headers };
   }
 
   redirect(c: Ctx, location: string, keep = false): PageResponse {
@@ -196,6 +201,30 @@ export class Kit {
     for (const h of r.headers) if (h[0] === 'referrer-policy') h[1] = 'no-referrer';
     return r;
   }
+}
+
+/** When each factor of a sign-in was used (ms): the password, a code, a passkey; absent when not. */
+export interface SignInFactors {
+  pwdAt?: number;
+  otpAt?: number;
+  hwkAt?: number;
+}
+
+/**
+ * RFC 8176 §2 method names of a sign-in: `pwd`, `otp` (authenticator app or
+ * recovery code), `hwk` (a passkey: proof of possession of a key held by an
+ * authenticator). A passkey alone, which the passwordless flow accepts only
+ * with user verification, also says `mfa`: the authenticator checked a PIN or
+ * a biometric on top of possession (W3C WebAuthn Level 2 §6.2.3, "multi-factor
+ * capable" authenticators used with UV).
+ */
+export function amrOf(f: SignInFactors): string[] {
+  const amr: string[] = [];
+  if (f.pwdAt !== undefined) amr.push('pwd');
+  if (f.otpAt !== undefined) amr.push('otp');
+  if (f.hwkAt !== undefined) amr.push('hwk');
+  if (f.pwdAt === undefined && f.hwkAt !== undefined) amr.push('mfa');
+  return amr;
 }
 
 /** A flow, with the kit it works with. */

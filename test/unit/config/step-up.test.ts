@@ -1,6 +1,6 @@
 /**
- * `step_up` on route rules: validation (known factors, passkeys refused with
- * a clear message, max_age bounds, users only, required routes only), the
+ * `step_up` on route rules: validation (known factors: totp and webauthn,
+ * max_age bounds, users only, required routes only), the
  * compiled rule and its RFC 9470 challenge, and routes without one.
  */
 import test from 'ava';
@@ -31,11 +31,18 @@ test('step_up: { max_age, factors: [totp] } is accepted and compiled; other rout
   t.is(compileConfig(r2.config, 1).projects.get('demo')!.match('GET', '/admin').stepUp!.maxAgeMs, Infinity);
 });
 
-test('webauthn is a known factor name, refused until passkeys exist, with a message that says so', (t) => {
-  const p = problems(validateConfig(withRoutes({ path: '/admin/*', step_up: { max_age: '10m', factors: ['webauthn', 'totp'] } })));
-  t.is(p.length, 1);
-  t.is(p[0]!.at, 'projects[0].routes[0].step_up.factors[0]');
-  t.regex(p[0]!.message, /passkeys \(webauthn\) are not available yet/);
+test('webauthn (passkeys) and totp, alone or together: compiled into one test per factor; unknown names refused', (t) => {
+  const r = validateConfig(withRoutes({ path: '/admin/*', step_up: { max_age: '10m', factors: ['webauthn', 'totp'] } }, { path: '/keys/*', step_up: { max_age: '5m', factors: ['webauthn'] } }));
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  const p = compileConfig(r.config, 1).projects.get('demo')!;
+  const both = p.match('GET', '/admin/x').stepUp!;
+  t.true(both.webauthn);
+  t.true(both.totp);
+  t.deepEqual([...both.factors], ['webauthn', 'totp']);
+  const pk = p.match('GET', '/keys/x').stepUp!;
+  t.true(pk.webauthn);
+  t.false(pk.totp);
+  t.is(pk.challenge, stepUpChallenge(300_000, 'mfa'));
   const unknown = problems(validateConfig(withRoutes({ path: '/admin/*', step_up: { factors: ['sms'] } })));
   t.regex(unknown[0]!.message, /must be one of totp, webauthn; got "sms"/);
 });
