@@ -146,6 +146,24 @@ test('passkey: enrol from the step-up page, step up and come back; a stale max_a
   const audit = (JSON.parse(stack.cli('audit', '--json', '--limit', '50').stdout) as Array<{ action: string; details: Record<string, unknown> }>);
   t.true(audit.some((a) => a.action === 'factor.enroll' && a.details['factor'] === 'webauthn'));
   t.true(audit.filter((a) => a.action === 'factor.use' && a.details['method'] === 'webauthn').length >= 3);
-  t.deepEqual(errors, [], 'no console error (a CSP violation would be one)');
+
+  // 7. An operator lists the passkey and resets the factors: the passkey no longer signs in (a failure, recorded).
+  const listed = JSON.parse(stack.cli('users', 'factors', '--project', 'demo', '--email', EMAIL, '--json').stdout) as { factors: { passkeys: Array<{ id: string; rp_id: string }>; recovery_codes_left: number } };
+  t.is(listed.factors.passkeys.length, 1);
+  t.is(listed.factors.passkeys[0]!.id, creds.credentials[0]!.credentialId.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
+  t.is(listed.factors.passkeys[0]!.rp_id, 'localhost');
+  t.is(listed.factors.recovery_codes_left, 10);
+  const reset = JSON.parse(stack.cli('users', 'factors', '--project', 'demo', '--email', EMAIL, 'reset', '--json').stdout) as { reset: boolean; factors: { passkeys: unknown[] } };
+  t.true(reset.reset);
+  t.deepEqual(reset.factors.passkeys, []);
+  await ctx.clearCookies();
+  await page.goto(`${base}/_mezu/login`);
+  // The browser still holds the credential; the edge no longer knows it (refused: unknown_credential).
+  await page.getByRole('button', { name: 'Use a passkey' }).click();
+  await page.waitForURL((u) => u.pathname === '/_mezu/login/passkey');
+  t.regex(await page.getByRole('alert').first().innerText(), /did not sign you in/);
+  const after = (JSON.parse(stack.cli('users', 'history', EMAIL, '--project', 'demo', '--json').stdout) as Array<{ events: Array<{ type: string; reason: string | null }> }>).flatMap((x) => x.events).map((e) => `${e.type}:${e.reason ?? ''}`);
+  t.true(after.includes('mfa_reset:cli'), after.join(' '));
+  t.deepEqual(errors.filter((e) => !/status of 401/.test(e)), [], 'no console error (a CSP violation would be one)');
   await ctx.close();
 });
