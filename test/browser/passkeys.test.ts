@@ -8,6 +8,9 @@
  * `mfa` with `hwk`; a route whose `max_age` has passed sends the browser
  * through the step-up page again; then, signed out, the passkey alone signs
  * in (user verification required) and satisfies the step-up route at once.
+ * A posted answer replayed is refused (its challenge is single-use), and after
+ * an operator resets the factors the browser's copy of the passkey no longer
+ * signs in.
  * The pages run the passkey script under the CSP nonce: a CSP violation would
  * stop the ceremony, and the test fails on any console error.
  *
@@ -103,7 +106,10 @@ test('passkey: enrol from the step-up page, step up and come back; a stale max_a
   // 3. Back to the step-up page, which now offers the passkey; it returns to the original URL.
   await page.getByRole('link', { name: 'Continue' }).click();
   t.is(new URL(page.url()).pathname, '/_mezu/step-up');
+  const posted = page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/_mezu/step-up');
   await page.getByRole('button', { name: 'Use a passkey' }).click();
+  const answer = (await posted).postData() ?? '';
+  t.regex(answer, /credential=%7B/, 'the script posted the answer as JSON in the form');
   await page.waitForURL((u) => u.pathname === '/admin/panel');
   t.is(here(page), '/admin/panel?tab=keys');
   let id = await identity(page);
@@ -113,6 +119,10 @@ test('passkey: enrol from the step-up page, step up and come back; a stale max_a
   const firstStepUp = Number(id['x-mezu-step-up-time']);
   t.true(firstStepUp > 0);
   const steppedAt = Date.now();
+  // The same answer posted again (same browser, same session): its challenge was claimed by the first use.
+  const replay = await ctx.request.post(`${base}/_mezu/step-up`, { data: answer, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base }, maxRedirects: 0 });
+  t.is(replay.status(), 401);
+  t.is(replay.headers()['x-mezu-error-code'], 'MEZU_PASSKEY_INVALID');
 
   // 4. A route whose max_age has passed sends the browser through the step-up page again, and back.
   await new Promise((r) => setTimeout(r, Math.max(0, FRESH_S * 1000 + 300 - (Date.now() - steppedAt))));
@@ -142,6 +152,7 @@ test('passkey: enrol from the step-up page, step up and come back; a stale max_a
   const events = h.flatMap((x) => x.events).map((e) => `${e.type}:${e.reason ?? ''}`);
   t.true(events.includes('mfa_enrolled:webauthn'), events.join(' '));
   t.is(events.filter((e) => e === 'step_up:webauthn').length, 2);
+  t.true(events.includes('mfa_failure:passkey_challenge_reused'), events.join(' '));
   t.true(events.includes('login_success:webauthn'), events.join(' '));
   const audit = (JSON.parse(stack.cli('audit', '--json', '--limit', '50').stdout) as Array<{ action: string; details: Record<string, unknown> }>);
   t.true(audit.some((a) => a.action === 'factor.enroll' && a.details['factor'] === 'webauthn'));
