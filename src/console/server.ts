@@ -158,6 +158,8 @@ export class ConsoleServer {
       csrfCookie,
       clock: this.control.clock,
       challenges: null,
+      devices: null,
+      deviceCookie: '',
       log,
     });
     this.loginPages = new LoginPages(service, log);

@@ -24,8 +24,10 @@ import type {
   WarpgateRecord,
   TunnelStatusRecord,
   FactorRecord,
+  DeviceRecord,
 } from './records.js';
 import { FactorStore } from './factors.js';
+import { DeviceStore } from './devices.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreSealer, isSealed } from './seal.js';
@@ -50,6 +52,8 @@ export interface Store {
   readonly credentials: CredentialStore;
   /** Second factors (TOTP, recovery codes, passkeys) per user; the TOTP secrets sealed at rest. */
   readonly factors: FactorStore;
+  /** Devices (device cookies) each user has signed in with. */
+  readonly devices: DeviceStore;
   readonly loginHistory: LoginHistoryStore;
   readonly emailTokens: EmailTokenStore;
   readonly throttle: ThrottleStore;
@@ -207,6 +211,7 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
     credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
     factors: new FactorStore(dbs.factors, openDb<string>(root, 'passkeyIds'), sealer, clock),
+    devices: new DeviceStore(openDb<DeviceRecord>(root, 'devices'), clock),
     loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
     emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
     throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),

@@ -42,6 +42,13 @@ export interface SessionRecord {
   factorTimes?: { pwd?: number; otp?: number; hwk?: number };
   /** Authentication context class (`pwd`, `mfa`: src/authorize/step-up.ts); absent: `pwd`. */
   acr?: string;
+  /** The id in the device cookie of the browser that signed in (src/login/device.ts); absent: none recorded. */
+  deviceId?: string;
+  /**
+   * The device was known for this user (signed in from before, or a second
+   * factor used on it in this session): `step_up: { device: known }`.
+   */
+  deviceKnown?: boolean;
   /** Cached assertion minted for this session (per session, not per request: docs/ARCHITECTURE.md, "Assertion"). */
   assertion: string | null;
   assertionExp: number;
@@ -131,7 +138,9 @@ export type LoginEventType =
   | 'mfa_success'
   | 'mfa_failure'
   | 'step_up'
-  | 'mfa_reset';
+  | 'mfa_reset'
+  // A sign-in from a device (device cookie) the user had not signed in with before; `reason` says whether it was mailed.
+  | 'new_device';
 
 /** One authentication event, kept per (directory, email) so attempts on unknown emails are visible too. */
 export interface LoginEventRecord {
@@ -166,6 +175,20 @@ export interface EmailTokenRecord {
   rd: string;
   createdAt: number;
   expiresAt: number;
+  /** `mfa` only: the one factor this sign-in must use (login.adaptive.new_device on a new device); absent: any. */
+  factor?: 'totp' | 'webauthn';
+}
+
+/** A device (browser) a user has signed in with: src/login/device.ts, store/devices.ts. */
+export interface DeviceRecord {
+  userId: string;
+  /** The id in the device cookie (128 random bits, base64url). */
+  deviceId: string;
+  firstSeenAt: number;
+  lastSeenAt: number;
+  /** Client IP and User-Agent at the last sign-in from it (shown in the new-device mail). */
+  ip: string;
+  userAgent: string;
 }
 
 /** Failed-login counter for one key (an account or a client IP). */

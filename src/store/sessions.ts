@@ -41,9 +41,11 @@ export class SessionStore extends Table<SessionRecord> {
    * drops its cached assertion so the next request carries the new claims.
    * False when the session is gone.
    */
-  async stepUp(tokenHash: string, at: number, acr: string, method: 'otp' | 'hwk' = 'otp'): Promise<boolean> {
+  async stepUp(tokenHash: string, at: number, acr: string, method: 'otp' | 'hwk' = 'otp', deviceId = ''): Promise<boolean> {
     return (await this.change(tokenHash, (cur) => (cur === undefined ? undefined : {
       ...cur,
+      // A second factor used on this device makes it known for the session (step_up device: known).
+      ...(deviceId === '' ? {} : { deviceId, deviceKnown: true }),
       amr: cur.amr.includes(method) ? cur.amr : [...cur.amr, method],
       factorTimes: { ...(cur.factorTimes ?? { pwd: cur.authTime }), [method]: at },
       acr,

@@ -14,6 +14,7 @@ import type { Csrf } from '../csrf.js';
 import type { PasswordHasher } from '../hasher.js';
 import type { Mailer } from '../mail.js';
 import type { Challenges } from '../factors/webauthn.js';
+import type { DeviceCookies } from '../device.js';
 
 export const PAGES = {
   login: '/_mezu/login',
@@ -69,6 +70,9 @@ export interface LoginDeps {
   clock: Clock;
   /** Passkey challenges (factors/webauthn.ts); null where passkeys are not offered (the Console's own sign-in). */
   challenges: Challenges | null;
+  /** Device cookies (../device.ts); null where devices are not tracked (the Console's own sign-in). */
+  devices: DeviceCookies | null;
+  deviceCookie: string;
   log(msg: string): void;
   /** Counts a history event (metrics: mezu_edge_login_events_total); the reason is one of a fixed set. */
   onEvent?(project: string, type: string, reason: string | null): void;

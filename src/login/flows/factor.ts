@@ -81,25 +81,29 @@ function failureStatus(r: { reason: string }): { status: number; code: ErrorCode
   return r.reason === 'throttled' ? { status: 429, code: 'MEZU_LOGIN_THROTTLED' } : { status: 401, code: 'MEZU_OTP_INVALID' };
 }
 
-/** Starts the second step of a sign-in: a single-use token in a short-lived cookie, then the code page. */
-export async function askSecondFactor(k: Kit, c: Ctx, user: UserRecord, rd: string): Promise<PageResponse> {
+/**
+ * Starts the second step of a sign-in: a single-use token in a short-lived
+ * cookie, then the code page. `only`: the one factor this sign-in must use
+ * (login.adaptive.new_device on a new device), when the user has it.
+ */
+export async function askSecondFactor(k: Kit, c: Ctx, user: UserRecord, rd: string, only: 'totp' | 'webauthn' | null = null): Promise<PageResponse> {
   const token = randomBytes(32).toString('base64url');
   const now = k.d.clock.now();
-  await k.d.store.emailTokens.add(hashToken(token), { purpose: 'mfa', projectId: c.project.id, directory: c.project.directory, email: user.email, userId: user.id, rd, createdAt: now, expiresAt: now + MFA_PENDING_MS });
+  await k.d.store.emailTokens.add(hashToken(token), { purpose: 'mfa', projectId: c.project.id, directory: c.project.directory, email: user.email, userId: user.id, rd, createdAt: now, expiresAt: now + MFA_PENDING_MS, ...(only === null ? {} : { factor: only }) });
   c.setCookies.push(k.cookie(k.mfaCookie, token, MFA_PENDING_MS / 1000));
   return k.redirect(c, PAGES.secondFactor);
 }
 
 /** `/_mezu/login/otp`: the code, or a passkey, after the password. */
 export class SecondFactorFlow extends KitFlow implements Flow {
-  private pending(c: Ctx): { token: string; user: UserRecord; rd: string; pwdAt: number } | null {
+  private pending(c: Ctx): { token: string; user: UserRecord; rd: string; pwdAt: number; only: 'totp' | 'webauthn' | null } | null {
     const token = findCookie(c.req.cookie, this.k.mfaCookie);
     if (token === '' || !isTokenSyntax(token)) return null;
     const rec = this.k.peekToken(token, 'mfa', c.project.id);
     if (rec === null || rec.userId === null) return null;
     const user = this.k.d.store.users.get(rec.userId);
     if (user === undefined || user.status !== 'active') return null;
-    return { token, user, rd: rec.rd, pwdAt: rec.createdAt };
+    return { token, user, rd: rec.rd, pwdAt: rec.createdAt, only: effectiveOnly(this.k, user.id, rec.factor ?? null) };
   }
 
   async form(c: Ctx, o: { error?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): Promise<PageResponse> {
@@ -107,8 +111,8 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     if (p === null) return this.k.redirect(c, PAGES.login);
     const rec = this.k.d.store.factors.get(p.user.id);
     // The passkey's challenge is bound to this pending sign-in's token (passkey.ts).
-    const passkey = await usePasskeyForm(this.k, c, 'second_factor', p.token, p.user, PAGES.secondFactor, []);
-    const codes = rec?.totp != null || (rec?.recovery.length ?? 0) > 0 || passkey === null;
+    const passkey = p.only === 'totp' ? null : await usePasskeyForm(this.k, c, 'second_factor', p.token, p.user, PAGES.secondFactor, []);
+    const codes = p.only !== 'webauthn' && (rec?.totp != null || (rec?.recovery.length ?? 0) > 0 || passkey === null);
     const r = this.k.page(c, o.status ?? 200, o.code ?? null, {
       title: codes ? 'Enter your code' : 'Use your passkey',
       ...(o.error !== undefined ? { error: o.error } : {}),
@@ -133,6 +137,11 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     const p = this.pending(c);
     if (p === null) return this.k.redirect(c, PAGES.login);
     const viaPasskey = postedPasskey(c);
+    // A new device under login.adaptive.new_device: only the factor it names (the form offers no other).
+    if ((p.only === 'totp' && viaPasskey) || (p.only === 'webauthn' && !viaPasskey)) {
+      this.k.event(c, 'mfa_failure', `adaptive_needs_${p.only}`, p.user, p.user.email);
+      return this.form(c, { status: 401, code: viaPasskey ? 'MEZU_PASSKEY_INVALID' : 'MEZU_OTP_INVALID', error: p.only === 'totp' ? 'Signing in from a new device needs a code from your authenticator app.' : 'Signing in from a new device needs your passkey.' });
+    }
     if (viaPasskey) {
       const r = await checkPasskey(this.k, c, 'second_factor', p.token, p.user, 'login');
       if (!r.ok) return this.form(c, { status: 401, code: 'MEZU_PASSKEY_INVALID', error: failureMessage({ reason: 'passkey' }) });
@@ -147,6 +156,19 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     const now = this.k.d.clock.now();
     return this.k.signIn(c, p.user, 'login_success', safeReturnPath(p.rd), viaPasskey ? { pwdAt: p.pwdAt, hwkAt: now } : { pwdAt: p.pwdAt, otpAt: now });
   }
+}
+
+/**
+ * The factor a pending sign-in must use: `only` when the user has it (an
+ * authenticator app for `totp`, a passkey for `webauthn`); else null (any
+ * factor the user has: a demand the user cannot meet would lock them out of
+ * every new device, so it falls back to the factors they do have).
+ */
+function effectiveOnly(k: Kit, userId: string, only: 'totp' | 'webauthn' | null): 'totp' | 'webauthn' | null {
+  if (only === null) return null;
+  const rec = k.d.store.factors.get(userId);
+  if (only === 'totp') return rec?.totp != null ? 'totp' : null;
+  return (rec?.passkeys?.length ?? 0) > 0 ? 'webauthn' : null;
 }
 
 /**
@@ -174,11 +196,13 @@ export class StepUpFlow extends KitFlow implements Flow {
     const self = `${PAGES.stepUp}?rd=${encodeURIComponent(rd)}`;
     const rule = ruleFor(c, rd);
     const rec = this.k.d.store.factors.get(s.user.id);
-    const codes = (rule === null || rule.totp) && (rec?.totp != null || ((rec?.recovery.length ?? 0) > 0 && (rec?.passkeys?.length ?? 0) > 0));
+    // A rule that names no factor (device: known alone) takes any: a second factor used here makes this device known.
+    const any = rule === null || (!rule.totp && !rule.webauthn);
+    const codes = (any || rule.totp) && (rec?.totp != null || ((rec?.recovery.length ?? 0) > 0 && (rec?.passkeys?.length ?? 0) > 0));
     // The passkey's challenge is bound to this session (passkey.ts).
-    const passkey: PasskeyFormSpec | null = rule === null || rule.webauthn ? await usePasskeyForm(this.k, c, 'step_up', s.tokenHash, s.user, PAGES.stepUp, [{ name: 'rd', label: '', type: 'hidden', value: rd }]) : null;
+    const passkey: PasskeyFormSpec | null = any || rule.webauthn ? await usePasskeyForm(this.k, c, 'step_up', s.tokenHash, s.user, PAGES.stepUp, [{ name: 'rd', label: '', type: 'hidden', value: rd }]) : null;
     if (!codes && passkey === null) {
-      const what = rule !== null && !rule.totp ? 'a passkey' : rule !== null && !rule.webauthn ? 'an authenticator app' : 'a passkey or an authenticator app';
+      const what = any ? 'a passkey or an authenticator app' : !rule.totp ? 'a passkey' : !rule.webauthn ? 'an authenticator app' : 'a passkey or an authenticator app';
       return this.k.page(c, 200, null, {
         title: 'Confirm it is you',
         notice: `This page asks for a second factor — ${what} — and your account has none it accepts yet. Set one up first; you will come back here.`,
@@ -216,15 +240,23 @@ export class StepUpFlow extends KitFlow implements Flow {
     if (postedPasskey(c)) {
       const r = await checkPasskey(this.k, c, 'step_up', s.tokenHash, s.user, 'step_up');
       if (!r.ok) return this.form(c, { status: 401, code: 'MEZU_PASSKEY_INVALID', error: failureMessage({ reason: 'passkey' }) });
-      await this.k.d.store.sessions.stepUp(s.tokenHash, this.k.d.clock.now(), ACR_MFA, 'hwk');
+      await this.stepUp(c, s.tokenHash, s.user, 'hwk');
       this.k.event(c, 'step_up', 'webauthn', s.user, s.user.email);
       return this.k.redirect(c, rd);
     }
     const r = await checkCode(this.k, c, s.user, c.field('code'), 'step_up');
     if (!r.ok) return this.form(c, { ...failureStatus(r), error: failureMessage(r), ...(r.retryAfter !== undefined ? { retryAfter: r.retryAfter } : {}) });
-    await this.k.d.store.sessions.stepUp(s.tokenHash, this.k.d.clock.now(), ACR_MFA, 'otp');
+    await this.stepUp(c, s.tokenHash, s.user, 'otp');
     this.k.event(c, 'step_up', r.method, s.user, s.user.email);
     return this.k.redirect(c, rd);
+  }
+
+  /** The session's step-up; a second factor used on this browser also makes it a known device (for the session and the user). */
+  private async stepUp(c: Ctx, tokenHash: string, user: UserRecord, method: 'otp' | 'hwk'): Promise<void> {
+    const now = this.k.d.clock.now();
+    const device = this.k.ensureDevice(c);
+    if (device !== '') await this.k.d.store.devices.seen(user.id, device, now, c.ip, c.req.userAgent);
+    await this.k.d.store.sessions.stepUp(tokenHash, now, ACR_MFA, method, device);
   }
 }
 

@@ -13,8 +13,9 @@ import type { ErrorCode } from '../../errors/index.js';
 import { Csrf } from '../csrf.js';
 import { Throttle, mailAccountKey, mailIpKey, type Attempt } from '../throttle.js';
 import { renderPage, cspOf, cspWithScript, type PageSpec } from '../pages.js';
-import { PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
+import { MAIL_FAILED, PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
 import { ACR_MFA, ACR_PWD } from '../../../wire/index.js';
+import { DEVICE_COOKIE_MAX_AGE_S } from '../device.js';
 
 export class Kit {
   readonly throttle: Throttle;
@@ -33,13 +34,17 @@ export class Kit {
     if (old !== '' && isTokenSyntax(old)) await this.d.store.sessions.revoke(hashToken(old));
     const token = newSessionToken();
     const f = factors ?? { pwdAt: now };
+    const secondFactor = f.otpAt !== undefined || f.hwkAt !== undefined;
+    // The device: known when the user signed in from it before, or when this sign-in used a second factor on it.
+    const device = await this.deviceAtSignIn(c, user, now);
     await this.d.store.sessions.create(hashToken(token), {
       id: newId('ses_'), principalType: 'user', userId: user.id, projectId: c.project.id,
       createdAt: now, lastSeenAt: now, authTime: now,
       // RFC 8176 method names; per-factor times for step-up rules (src/authorize/step-up.ts).
       amr: amrOf(f),
       factorTimes: { ...(f.pwdAt !== undefined ? { pwd: f.pwdAt } : {}), ...(f.otpAt !== undefined ? { otp: f.otpAt } : {}), ...(f.hwkAt !== undefined ? { hwk: f.hwkAt } : {}) },
-      acr: f.otpAt === undefined && f.hwkAt === undefined ? ACR_PWD : ACR_MFA,
+      acr: secondFactor ? ACR_MFA : ACR_PWD,
+      ...(device === null ? {} : { deviceId: device.id, deviceKnown: !device.isNew || secondFactor }),
       assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
     });
     this.d.store.users.update(user.id, { lastLoginAt: now }).catch((err: Error) => this.d.log(`login: last-login update failed: ${err.message}`));
@@ -48,6 +53,57 @@ export class Kit {
     c.csrfValue = Csrf.newCookieValue();
     c.setCookies.push(this.cookie(this.d.csrfCookie, c.csrfValue, null));
     return this.redirect(c, rd);
+  }
+
+  /** The verified id in this browser's device cookie, or '' (none, or not one we signed). */
+  deviceId(c: Ctx): string {
+    if (this.d.devices === null) return '';
+    return this.d.devices.open(findCookie(c.req.cookie, this.d.deviceCookie));
+  }
+
+  /** True when the user has signed in from this browser before (its device cookie is ours and recorded for the user). */
+  knownDevice(c: Ctx, userId: string): boolean {
+    const id = this.deviceId(c);
+    return id !== '' && this.d.store.devices.has(userId, id);
+  }
+
+  /** This browser's device id, giving it a device cookie first when it has none; '' where devices are not tracked. */
+  ensureDevice(c: Ctx): string {
+    if (this.d.devices === null) return '';
+    const id = this.deviceId(c);
+    if (id !== '') return id;
+    const d = this.d.devices.make();
+    c.setCookies.push(this.cookie(this.d.deviceCookie, d.value, DEVICE_COOKIE_MAX_AGE_S));
+    return d.id;
+  }
+
+  /**
+   * Records the device of a completed sign-in. A device new to a user who has
+   * others is a `new_device` event and a mail to the user (sent in the
+   * background: the page never waits on mail); a first sign-in ever is not.
+   */
+  private async deviceAtSignIn(c: Ctx, user: UserRecord, now: number): Promise<{ id: string; isNew: boolean } | null> {
+    const id = this.ensureDevice(c);
+    if (id === '') return null;
+    const r = await this.d.store.devices.seen(user.id, id, now, c.ip, c.req.userAgent);
+    if (r.isNew && r.others) {
+      this.event(c, 'new_device', 'mailed', user, user.email);
+      const p = c.project;
+      const brand = p.login.branding.name;
+      this.d.mailer
+        .send({
+          projectId: p.id, to: user.email, subject: `New sign-in to ${brand}`,
+          text:
+            `${user.email} signed in to ${brand} from a device it had not used before.\n\n` +
+            `When: ${new Date(now).toISOString()}\nIP address: ${c.ip}\nBrowser: ${c.req.userAgent.slice(0, 200) || 'unknown'}\n\n` +
+            `If this was you, there is nothing to do. If not, change your password now and review your second factors:\n` +
+            `${p.login.publicUrl}${PAGES.forgot}\n${p.login.publicUrl}${PAGES.security}\n`,
+        })
+        .catch((err: Error) => this.d.log(`login: new-device mail for ${p.id} failed (${MAIL_FAILED}): ${err.message}`));
+    } else if (r.isNew) {
+      this.event(c, 'new_device', 'first', user, user.email);
+    }
+    return { id, isNew: r.isNew };
   }
 
   /** Counts the attempt on both keys; returns seconds to wait when either refuses. */

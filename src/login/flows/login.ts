@@ -75,8 +75,14 @@ export class LoginFlow extends KitFlow implements Flow {
     }
     await Promise.all([this.k.throttle.clear(aKey), this.k.throttle.release(iKey, p.login.throttle.ip)]);
     if (v.needsRehash && cred !== undefined) this.rehash(user.id, cred.hash, password, params);
-    // A user with a second factor (an authenticator app or a passkey) signs in only after it (factor.ts); the password step is done.
-    if (this.k.d.store.factors.hasSecondFactor(user.id)) return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')));
+    // A user with a second factor (an authenticator app or a passkey) signs in only after it (factor.ts); the
+    // password step is done. From a device the user has not signed in with, login.adaptive.new_device names
+    // the factor it must be (factor.ts falls back to the user's others when the user has not that one).
+    if (this.k.d.store.factors.hasSecondFactor(user.id)) {
+      const demand = p.login.adaptive.newDevice;
+      const only = demand !== 'none' && !this.k.knownDevice(c, user.id) ? demand : null;
+      return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')), only);
+    }
     return this.k.signIn(c, user, 'login_success', safeReturnPath(c.field('rd')));
   }
 

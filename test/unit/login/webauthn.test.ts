@@ -7,6 +7,7 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { DeviceCookies } from '../../../src/login/device.js';
 import { Challenges, CHALLENGE_TTL_MS, bindingOf, parseAnswer, relyingParty, registrationOptions, authenticationOptions } from '../../../src/login/factors/webauthn.js';
 
 const b64u = (u: Uint8Array) => Buffer.from(u).toString('base64url');
@@ -66,4 +67,16 @@ test('parseAnswer: the posted JSON and the challenge its clientDataJSON names; a
   t.is(parseAnswer(JSON.stringify({ id: 'i', rawId: 'i', type: 'other', response: { clientDataJSON: cd } })), null);
   t.is(parseAnswer(JSON.stringify({ id: 'i', rawId: 'i', type: 'public-key', response: { clientDataJSON: 'not json' } })), null);
   t.is(parseAnswer('x'.repeat(20_000)), null);
+});
+
+test('device cookie: its id when we signed it; forged, altered or malformed values give nothing', (t) => {
+  const d = new DeviceCookies(randomBytes(32));
+  const { id, value } = d.make();
+  t.regex(value, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}$/);
+  t.is(d.open(value), id);
+  t.is(d.open(`${id}.${'A'.repeat(22)}`), '', 'a MAC of our own making');
+  t.is(new DeviceCookies(randomBytes(32)).open(value), '', 'another edge secret');
+  t.is(d.open(''), '');
+  t.is(d.open(`${value}x`), '');
+  t.not(d.make().id, id);
 });
