@@ -7,7 +7,9 @@
  * to the step-up page → the passkey → the original URL, whose identity says
  * `mfa` with `hwk`; a route whose `max_age` has passed sends the browser
  * through the step-up page again; then, signed out, the passkey alone signs
- * in (user verification required) and satisfies the step-up route at once.
+ * in (user verification required) and satisfies the step-up route at once;
+ * a password sign-in from a new device (cookies cleared) under
+ * `login.adaptive.new_device: webauthn` is asked for the passkey only.
  * A posted answer replayed is refused (its challenge is single-use), and after
  * an operator resets the factors the browser's copy of the passkey no longer
  * signs in.
@@ -37,7 +39,7 @@ projects:
     routes:
       - { path: /admin/*, auth: required, step_up: { max_age: 10m, factors: [webauthn, totp] } }
       - { path: /fresh/*, auth: required, step_up: { max_age: ${FRESH_S}s, factors: [webauthn] } }
-    login: { signup: open }
+    login: { signup: open, adaptive: { new_device: webauthn } }
 `;
 const stack = new Stack(2, CONFIG);
 let browser: Browser;
@@ -147,6 +149,21 @@ test('passkey: enrol from the step-up page, step up and come back; a stale max_a
   t.is(id['x-mezu-auth-method'], 'hwk,mfa');
   t.is(id['x-mezu-auth-acr'], 'mfa');
 
+  // 5b. Signed out again, a fresh browser profile as far as the edge can tell (no device cookie): the password
+  // sign-in is from a new device, and login.adaptive.new_device: webauthn asks for the passkey only (not the
+  // recovery codes the user also has); the passkey after the password satisfies the step-up route too.
+  await ctx.clearCookies();
+  await page.goto(`${base}/admin/panel`);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Password', { exact: true }).fill(PW);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  t.is(new URL(page.url()).pathname, '/_mezu/login/otp');
+  t.is(await page.getByLabel('Authentication code').count(), 0, 'a new device: the passkey, nothing else');
+  await page.getByRole('button', { name: 'Use a passkey' }).click();
+  await page.waitForURL((u) => u.pathname === '/admin/panel');
+  id = await identity(page);
+  t.is(id['x-mezu-auth-method'], 'pwd,hwk');
+
   // 6. The history and the audit log have the enrolment and every use.
   const h = JSON.parse(stack.cli('users', 'history', EMAIL, '--project', 'demo', '--json').stdout) as Array<{ events: Array<{ type: string; reason: string | null }> }>;
   const events = h.flatMap((x) => x.events).map((e) => `${e.type}:${e.reason ?? ''}`);
@@ -156,7 +173,8 @@ test('passkey: enrol from the step-up page, step up and come back; a stale max_a
   t.true(events.includes('login_success:webauthn'), events.join(' '));
   const audit = (JSON.parse(stack.cli('audit', '--json', '--limit', '50').stdout) as Array<{ action: string; details: Record<string, unknown> }>);
   t.true(audit.some((a) => a.action === 'factor.enroll' && a.details['factor'] === 'webauthn'));
-  t.true(audit.filter((a) => a.action === 'factor.use' && a.details['method'] === 'webauthn').length >= 3);
+  t.true(audit.filter((a) => a.action === 'factor.use' && a.details['method'] === 'webauthn').length >= 4);
+  t.true(events.includes('new_device:mailed'), 'the sign-ins after clearing cookies came from new devices');
 
   // 7. An operator lists the passkey and resets the factors: the passkey no longer signs in (a failure, recorded).
   const listed = JSON.parse(stack.cli('users', 'factors', '--project', 'demo', '--email', EMAIL, '--json').stdout) as { factors: { passkeys: Array<{ id: string; rp_id: string }>; recovery_codes_left: number } };
