@@ -23,7 +23,7 @@ import { PAGES, argon, fmtWait, type Ctx, type Flow, type PageResponse } from '.
 import { KitFlow, type Kit } from './kit.js';
 import type { PasskeyFormSpec } from '../pages.js';
 import type { StepUpRule } from '../../config/index.js';
-import { checkPasskey, passkeySection, postedPasskey, usePasskeyForm } from './passkey.js';
+import { checkPasskey, passkeySection, postedPasskey, rpOf, usePasskeyForm } from './passkey.js';
 
 /** How long a sign-in waits for its second factor after the password. */
 export const MFA_PENDING_MS = 5 * 60_000;
@@ -103,7 +103,7 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     if (rec === null || rec.userId === null) return null;
     const user = this.k.d.store.users.get(rec.userId);
     if (user === undefined || user.status !== 'active') return null;
-    return { token, user, rd: rec.rd, pwdAt: rec.createdAt, only: effectiveOnly(this.k, user.id, rec.factor ?? null) };
+    return { token, user, rd: rec.rd, pwdAt: rec.createdAt, only: effectiveOnly(this.k, c, user.id, rec.factor ?? null) };
   }
 
   async form(c: Ctx, o: { error?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): Promise<PageResponse> {
@@ -140,6 +140,7 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     // A new device under login.adaptive.new_device: only the factor it names (the form offers no other).
     if ((p.only === 'totp' && viaPasskey) || (p.only === 'webauthn' && !viaPasskey)) {
       this.k.event(c, 'mfa_failure', `adaptive_needs_${p.only}`, p.user, p.user.email);
+      this.k.audit(c, p.user, 'factor.failure', { page: 'login', reason: `adaptive_needs_${p.only}` });
       return this.form(c, { status: 401, code: viaPasskey ? 'MEZU_PASSKEY_INVALID' : 'MEZU_OTP_INVALID', error: p.only === 'totp' ? 'Signing in from a new device needs a code from your authenticator app.' : 'Signing in from a new device needs your passkey.' });
     }
     if (viaPasskey) {
@@ -160,15 +161,17 @@ export class SecondFactorFlow extends KitFlow implements Flow {
 
 /**
  * The factor a pending sign-in must use: `only` when the user has it (an
- * authenticator app for `totp`, a passkey for `webauthn`); else null (any
- * factor the user has: a demand the user cannot meet would lock them out of
- * every new device, so it falls back to the factors they do have).
+ * authenticator app for `totp`, a passkey usable on this host name for
+ * `webauthn`); else null (any factor the user has: a demand the user cannot
+ * meet here would leave the page without a form, so it falls back to the
+ * factors they do have).
  */
-function effectiveOnly(k: Kit, userId: string, only: 'totp' | 'webauthn' | null): 'totp' | 'webauthn' | null {
+function effectiveOnly(k: Kit, c: Ctx, userId: string, only: 'totp' | 'webauthn' | null): 'totp' | 'webauthn' | null {
   if (only === null) return null;
   const rec = k.d.store.factors.get(userId);
   if (only === 'totp') return rec?.totp != null ? 'totp' : null;
-  return (rec?.passkeys?.length ?? 0) > 0 ? 'webauthn' : null;
+  const rp = rpOf(k, c);
+  return rp !== null && (rec?.passkeys ?? []).some((x) => x.rpId === rp.id) ? 'webauthn' : null;
 }
 
 /**
