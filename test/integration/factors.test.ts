@@ -165,3 +165,35 @@ test.serial('an operator resets the factors: the next sign-in asks for the passw
   const audit = stack.cli('audit', '--json', '--action', 'factor.reset');
   t.is((JSON.parse(audit.stdout) as unknown[]).length, 1);
 });
+
+test.serial('passkey answers that are not ours: a malformed one, a foreign challenge, a login page challenge from another browser — refused, recorded, no session', async (t) => {
+  // The login page's passwordless form: its challenge is bound to this browser's CSRF cookie.
+  const a = new Client(stack);
+  const page = await a.get('/_mezu/login');
+  t.regex(page.body, /<form method="post" action="\/_mezu\/login\/passkey" id="passkey-login" data-webauthn="authenticate"/);
+  const options = JSON.parse(unescapeHtml(/id="passkey-login" data-webauthn="authenticate" data-options="([^"]+)"/.exec(page.body)![1]!)) as { challenge: string; rpId: string; userVerification: string; allowCredentials?: unknown };
+  t.is(options.rpId, 'localhost');
+  t.is(options.userVerification, 'required');
+  t.is(options.allowCredentials, undefined, 'passwordless: the browser offers its discoverable credentials');
+  const answer = (challenge: string) => JSON.stringify({
+    id: 'AAAA', rawId: 'AAAA', type: 'public-key', clientExtensionResults: {},
+    response: { clientDataJSON: Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin: 'http://localhost' })).toString('base64url'), authenticatorData: 'AAAA', signature: 'AAAA' },
+  });
+  const post = (c: Client, credential: string) => c.post('/_mezu/login/passkey', { ...hiddenFields(page.body), credential });
+  for (const bad of ['{', answer('bm90LW91cnM'), answer(options.challenge)]) {
+    const r = await post(a, bad);
+    t.is(r.status, 401);
+    t.is(r.headers['x-mezu-error-code'], 'MEZU_PASSKEY_INVALID');
+    t.is(a.session(), '');
+  }
+  // The same challenge from another browser (another CSRF cookie; its own token): not bound to it.
+  const b = new Client(stack);
+  const other = await b.get('/_mezu/login');
+  const r = await b.post('/_mezu/login/passkey', { ...hiddenFields(other.body), credential: answer(options.challenge) });
+  t.is(r.status, 401);
+  t.is(b.session(), '');
+  // No account holds these: recorded under the directory with no email, and each refusal says why.
+  const h = JSON.parse(stack.cli('users', 'history', '', '--project', 'demo', '--json').stdout) as Array<{ events: Array<{ type: string; reason: string | null }> }>;
+  const reasons = h.flatMap((x) => x.events).filter((e) => e.type === 'login_failure').map((e) => e.reason);
+  for (const why of ['passkey_malformed', 'passkey_challenge', 'passkey_unknown_credential']) t.true(reasons.includes(why), `${why} in ${JSON.stringify(reasons)}`);
+});
