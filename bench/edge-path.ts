@@ -5,7 +5,7 @@
  * of its response, and how much it allocates.
  *
  *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64] [--live on|off] [--metrics on|off|both]
- *                                [--otlp on|off|both [--otlp-sample 0.01]]
+ *                                [--otlp on|off|both [--otlp-sample 0.01]] [--step-up off|on|both]
  *
  * Runs the real `createFront` handler (route, session read from a real LMDB
  * store, authorize, the cached assertion, the forwarded head written into the
@@ -20,7 +20,14 @@
  * discards them, so encoding and sending count and receiving does not;
  * `--otlp both` alternates rounds with and without, the metrics as
  * `--metrics` says; the requests carry no `traceparent`, so `--otlp-sample`
- * is the share of them recorded) with
+ * is the share of them recorded;
+ * `--step-up both` alternates rounds between the bench route as
+ * it is, without `step_up`, and the same route with a `step_up` rule the
+ * session satisfies — `{ max_age: 10m, factors: [webauthn, totp], device:
+ * known }`, the costliest a rule gets, its device cookie read from the same
+ * Cookie header — to price a rule where there is one; a route without one
+ * pays only the rule's null test, which this cannot switch off;
+ * one of `--metrics`, `--otlp` and `--step-up` alternates at a time) with
  * stand-ins for uWS's request and response objects, over an in-memory socket
  * pair to a canned HTTP/2 peer. The peer answers every request with the same
  * pre-encoded HEADERS and DATA frames and decodes nothing, so almost nothing
@@ -46,7 +53,8 @@ import { parseArgs } from 'node:util';
 import { Session } from 'node:inspector';
 import { compileConfig, parseConfigYaml } from '../src/config/index.js';
 import { Assertions, Signer } from '../src/identity/index.js';
-import { Authenticator, hashToken, newSessionToken } from '../src/session/index.js';
+import { Authenticator, findCookie, hashToken, newSessionToken } from '../src/session/index.js';
+import { deviceIdOf, stepUpSatisfied } from '../src/authorize/index.js';
 import { LiveRegistry, feedPoll } from '../src/authorize/index.js';
 import { openStore } from '../src/store/index.js';
 import { createFront, RequestMetrics, DecisionKind, EdgeSpans } from '../src/front/index.js';
@@ -133,7 +141,7 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' }, otlp: { type: 'string' }, 'otlp-sample': { type: 'string' } } });
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' }, otlp: { type: 'string' }, 'step-up': { type: 'string' }, 'otlp-sample': { type: 'string' } } });
   const withLive = (v.live ?? 'on') !== 'off';
   const metricsMode = v.metrics ?? 'on';
   if (metricsMode !== 'on' && metricsMode !== 'off' && metricsMode !== 'both') throw new Error('edge-path: --metrics on|off|both');
@@ -142,7 +150,10 @@ async function main(): Promise<void> {
   if (otlpMode === 'both' && metricsMode === 'both') throw new Error('edge-path: alternate one of --metrics and --otlp at a time');
   const otlpSample = Number(v['otlp-sample'] ?? '0.01');
   // What alternates between rounds (when anything does): the metrics or the spans.
-  const varied = otlpMode === 'both' ? 'otlp' : 'metrics';
+  const stepUpMode = v['step-up'] ?? 'off';
+  if (stepUpMode !== 'on' && stepUpMode !== 'off' && stepUpMode !== 'both') throw new Error('edge-path: --step-up on|off|both');
+  if ([metricsMode, otlpMode, stepUpMode].filter((m) => m === 'both').length > 1) throw new Error('edge-path: one of --metrics, --otlp and --step-up alternates at a time');
+  const varied = otlpMode === 'both' ? 'otlp' : stepUpMode === 'both' ? 'step_up' : 'metrics';
   const rounds = Number(v.rounds ?? 5);
   const batches = Number(v.batches ?? 2000);
   const inFlight = Number(v['in-flight'] ?? 64);
@@ -155,10 +166,18 @@ async function main(): Promise<void> {
     const now = Date.now();
     await store.users.create({ id: 'usr_edge', directory: 'demo', email: 'edge@example.com', name: 'Edge', displayName: '', status: 'active', roles: ['viewer'], permissions: ['reports:read'], version: 1, createdAt: now, updatedAt: now, lastLoginAt: null });
     const token = newSessionToken();
-    await store.sessions.create(hashToken(token), { id: 'ses_edge', principalType: 'user', userId: 'usr_edge', projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['pwd'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
-    const parsed = parseConfigYaml(BENCH_CONFIG);
-    if (!parsed.ok) throw new Error('edge-path: bench config invalid');
-    const compiled = compileConfig(parsed.config, 1);
+    // A session that satisfies the step-up rule below (a passkey used now, on its known device); the same for both modes.
+    const deviceId = 'bench-device-id-0123456';
+    await store.sessions.create(hashToken(token), { id: 'ses_edge', principalType: 'user', userId: 'usr_edge', projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['pwd', 'hwk'], factorTimes: { pwd: now, hwk: now }, acr: 'mfa', deviceId, deviceKnown: true, assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
+    const compile = (yaml: string) => {
+      const parsed = parseConfigYaml(yaml);
+      if (!parsed.ok) throw new Error('edge-path: bench config invalid');
+      return compileConfig(parsed.config, 1);
+    };
+    const compiled = compile(BENCH_CONFIG);
+    const stepUpRule = '{ path: /api/v1/*,   auth: required, step_up: { max_age: 10m, factors: [webauthn, totp], device: known } }';
+    const withStepUp = compile(BENCH_CONFIG.replace('{ path: /api/v1/*,   auth: required }', stepUpRule));
+    if (withStepUp.projects.get('demo')!.match('GET', '/api/v1/items').stepUp === null) throw new Error('edge-path: the step-up rule did not apply');
     const a = new MemSocket();
     const b = new MemSocket();
     a.peer = b;
@@ -184,25 +203,30 @@ async function main(): Promise<void> {
     const front = (on: boolean) => {
       const withMetrics = varied === 'metrics' ? on : metricsMode === 'on';
       const withSpans = varied === 'otlp' ? on : otlpMode === 'on';
+      const cfg = (varied === 'step_up' ? on : stepUpMode === 'on') ? withStepUp : compiled;
       return createFront({
-        config: () => compiled,
+        config: () => cfg,
         auth,
         assertions: new Assertions(store, signer),
         signer,
         scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, metrics: withMetrics ? metrics : null, spans: withSpans ? new EdgeSpans(exporter!, otlpSample) : null, log },
         cookieName: 'mezu_session',
+        deviceCookieName: 'mezu_device',
         draining: { on: false },
         pages: null,
         log: (m) => process.stderr.write(`edge-path: ${m}\n`),
       });
     };
     // Modes in the order rounds take them: `both` alternates, so drift over the run hits both alike.
-    const modes = varied === 'otlp' ? [true, false] : metricsMode === 'both' ? [true, false] : [metricsMode === 'on'];
-    const onLabel = varied === 'otlp' ? 'otlp on' : 'metrics on';
-    const offLabel = varied === 'otlp' ? 'otlp off' : 'metrics off';
+    const modes = varied === 'otlp' || varied === 'step_up' || metricsMode === 'both' ? [true, false] : [metricsMode === 'on'];
+    const onLabel = varied === 'otlp' ? 'otlp on' : varied === 'step_up' ? 'step_up' : 'metrics on';
+    const offLabel = varied === 'otlp' ? 'otlp off' : varied === 'step_up' ? 'no step_up' : 'metrics off';
     const handlers = modes.map((on) => front(on));
     let handle = handlers[0]!;
-    const req = new FakeRequest(['host', '127.0.0.1', 'user-agent', USER_AGENT, 'accept', 'application/json', 'accept-language', 'en-US,en;q=0.9', 'accept-encoding', 'gzip, deflate, br', 'cookie', `theme=dark; mezu_session=${token}`]) as unknown as HttpRequest;
+    // With --step-up, the device cookie is sent in every mode, so the requests are the same bytes and only the
+    // rule differs; without, the request is the one earlier runs measured.
+    const cookie = stepUpMode === 'off' ? `theme=dark; mezu_session=${token}` : `theme=dark; mezu_session=${token}; mezu_device=${deviceId}.bench-mac-not-checked-on-path`;
+    const req = new FakeRequest(['host', '127.0.0.1', 'user-agent', USER_AGENT, 'accept', 'application/json', 'accept-language', 'en-US,en;q=0.9', 'accept-encoding', 'gzip, deflate, br', 'cookie', cookie]) as unknown as HttpRequest;
     const batch = (): Promise<void> =>
       new Promise((resolve, reject) => {
         let left = inFlight;
@@ -269,7 +293,7 @@ async function main(): Promise<void> {
     const medianOf = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
     const median = medianOf(cpu);
     const out = [
-      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}, metrics ${metricsMode === 'both' ? 'on and off, rounds alternating' : metricsMode}, otlp ${otlpMode === 'both' ? 'on and off, rounds alternating' : otlpMode}${otlpMode === 'off' ? '' : ` (new traces sampled at ${otlpSample})`}`,
+      `edge request path in process (createFront → TunnelConnection → canned HTTP/2 peer), ${inFlight} in flight, ${rounds} rounds × ${batches * inFlight} requests, live registry ${withLive ? 'on' : 'off'}, metrics ${metricsMode === 'both' ? 'on and off, rounds alternating' : metricsMode}, otlp ${otlpMode === 'both' ? 'on and off, rounds alternating' : otlpMode}${otlpMode === 'off' ? '' : ` (new traces sampled at ${otlpSample})`}, step_up ${stepUpMode === 'both' ? 'with and without, rounds alternating' : stepUpMode}`,
       `  CPU µs/request${modes.length > 1 ? ` (${onLabel})` : ''}: ${cpu.map((x) => x.toFixed(2)).join(' ')}  (median ${median.toFixed(2)})`,
       `  wall µs/request${modes.length > 1 ? ` (${onLabel})` : ''}: ${wall.map((x) => x.toFixed(2)).join(' ')}`,
     ];
@@ -284,6 +308,44 @@ async function main(): Promise<void> {
         `  CPU µs/request (${offLabel}): ${off.map((x) => x.toFixed(2)).join(' ')}  (median ${medianOf(off).toFixed(2)})`,
         `  wall µs/request (${offLabel}): ${wallBy[1]!.map((x) => x.toFixed(2)).join(' ')}`,
         `  on − off, per round pair: ${pairs.map((x) => (x >= 0 ? '+' : '') + x.toFixed(2)).join(' ')}  (median ${medianOf(pairs).toFixed(2)}; difference of medians ${(median - medianOf(off)).toFixed(2)})`,
+      );
+    }
+    if (modes.length > 1 && varied === 'step_up') {
+      const off = cpuBy[1]!;
+      const pairs = cpu.map((x, i) => x - off[i]!);
+      out.push(
+        `  CPU µs/request (${offLabel}): ${off.map((x) => x.toFixed(2)).join(' ')}  (median ${medianOf(off).toFixed(2)})`,
+        `  wall µs/request (${offLabel}): ${wallBy[1]!.map((x) => x.toFixed(2)).join(' ')}`,
+        `  step_up − none, per round pair: ${pairs.map((x) => (x >= 0 ? '+' : '') + x.toFixed(2)).join(' ')}  (median ${medianOf(pairs).toFixed(2)}; difference of medians ${(median - medianOf(off)).toFixed(2)})`,
+      );
+      // The check alone, as handler.ts makes it, without the rest of the path: the rule with a device
+      // (the device cookie found in the Cookie header, the session's factor times), and a route
+      // without a rule (its null test), which the whole-path rounds cannot tell apart from noise.
+      const session = store.sessions.getForRequest(hashToken(token))!;
+      const header = cookie;
+      const ruleOn = withStepUp.projects.get('demo')!.match('GET', '/api/v1/items');
+      const ruleOff = compiled.projects.get('demo')!.match('GET', '/api/v1/items');
+      const n = 2_000_000;
+      const alone = (policy: typeof ruleOn): number[] => {
+        const per: number[] = [];
+        let ok = 0;
+        for (let r = 0; r < rounds; r++) {
+          const c0 = process.cpuUsage();
+          for (let i = 0; i < n; i++) {
+            const su = policy.stepUp;
+            if (su === null || stepUpSatisfied(su, session, now, su.device ? deviceIdOf(findCookie(header, 'mezu_device')) : '')) ok++;
+          }
+          const c = process.cpuUsage(c0);
+          per.push(((c.user + c.system) * 1000) / n);
+        }
+        if (ok !== rounds * n) throw new Error('edge-path: the step-up check refused the bench session');
+        return per;
+      };
+      const withRule = alone(ruleOn);
+      const without = alone(ruleOff);
+      out.push(
+        `  the check alone, rule with factors and device: ${withRule.map((x) => x.toFixed(0)).join(' ')} CPU-ns/request (median ${medianOf(withRule).toFixed(0)})`,
+        `  the check alone, route without step_up (the null test): ${without.map((x) => x.toFixed(1)).join(' ')} CPU-ns/request (median ${medianOf(without).toFixed(1)}; ${n} requests a round)`,
       );
     }
     if (modes.length > 1 && varied === 'metrics') {

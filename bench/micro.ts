@@ -302,6 +302,7 @@ async function edgePathTask(store: Store): Promise<{ task: MicroTask; close: () 
     signer,
     scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: () => undefined },
     cookieName: 'mezu_session',
+    deviceCookieName: 'mezu_device',
     draining: { on: false },
     pages: null,
     log: (m) => process.stderr.write(`micro: ${m}\n`),

@@ -48,7 +48,7 @@ export const CONTROL_USAGE = `  console [--host 127.0.0.1] [--port 8081] [--publ
   users set (--project P | --directory D) --email E [--status active|suspended|deactivated] [--name N] [--display-name N] [--roles a,b] [--permissions x,y]
   users list [--project P | --directory D] [--search TEXT] [--status S]
   users history EMAIL [--project P | --directory D] [--limit N]   logins, failures, resets, locks, and the last login
-  users factors (--project P | --directory D) --email E [list | reset]   second factors (TOTP, recovery codes left); reset removes them all
+  users factors (--project P | --directory D) --email E [list | reset]   second factors (TOTP, passkeys, recovery codes left); reset removes them all
   sessions list (--project P | --directory D) --email E
   sessions create --project P --email E        print a new session token (the cookie value)
   sessions revoke --token T | (--project P | --directory D) --email E (--all | --id SID)
@@ -434,7 +434,7 @@ async function cmdUsers(sub: string | undefined, args: string[]): Promise<void> 
     const f = r.factors;
     const text =
       r.reset === null
-        ? `${r.user.email}: TOTP ${f.totp ? `on since ${iso(f.enrolledAt)}, last used ${iso(f.lastUsedAt) ?? 'never'}` : f.pending ? 'enrolment begun, not confirmed' : 'off'}; ${f.recoveryLeft} recovery code(s) left`
+        ? `${r.user.email}: TOTP ${f.totp ? `on since ${iso(f.enrolledAt)}, last used ${iso(f.lastUsedAt) ?? 'never'}` : f.pending ? 'enrolment begun, not confirmed' : 'off'}; ${f.passkeys.length} passkey(s)${f.passkeys.map((k) => `\n  passkey ${k.id.slice(0, 16)}… for ${k.rpId}, added ${iso(k.createdAt)}, last used ${iso(k.lastUsedAt) ?? 'never'}${k.backedUp ? ', synced' : ''}`).join('')}; ${f.recoveryLeft} recovery code(s) left`
         : r.reset
           ? `${r.user.email}: second factors removed; the next sign-in asks for the password only`
           : `${r.user.email}: had no second factor; nothing removed`;

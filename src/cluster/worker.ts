@@ -10,7 +10,7 @@ import { loadUws, type ListenSocket } from '../../native/uws.js';
 import { openStore } from '../store/index.js';
 import { parseConfigYaml, compileConfig, type CompiledConfig } from '../config/index.js';
 import { Assertions, Signer } from '../identity/index.js';
-import { Authenticator, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
+import { Authenticator, DEVICE_COOKIE_PLAIN, DEVICE_COOKIE_SECURE, SESSION_COOKIE_PLAIN, SESSION_COOKIE_SECURE } from '../session/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { AccessLog, EdgeSpans, createFront, createWebSocket, RequestMetrics } from '../front/index.js';
 import { ProcessMetrics, SpanExporter, createLog, parseOtlpEndpoint, type Log } from '../runtime/index.js';
@@ -134,6 +134,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     store,
     scheme: opts.scheme,
     sessionCookie: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
+    deviceCookie: opts.scheme === 'https' ? DEVICE_COOKIE_SECURE : DEVICE_COOKIE_PLAIN,
     hashThreads: opts.hashThreads,
     smtpUrl: opts.smtpUrl,
     mailFrom: opts.mailFrom,
@@ -164,6 +165,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     clientInflight: opts.clientInflight,
     workers: opts.workers,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
+    deviceCookieName: opts.scheme === 'https' ? DEVICE_COOKIE_SECURE : DEVICE_COOKIE_PLAIN,
     draining,
     pages: login.pages,
     maxHeadBytes: opts.maxHeadBytes,

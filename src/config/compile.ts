@@ -51,6 +51,7 @@ class Project implements CompiledProject {
       branding: Object.freeze({ name: l.branding.name ?? p.name, color: l.branding.color, logoUrl: l.branding.logoUrl }),
       resetTtlMs: l.resetTtlMs,
       throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
+      adaptive: Object.freeze({ newDevice: l.adaptive?.newDevice ?? 'none' }),
     });
     const projectMaxBody = p.maxBody ?? DEFAULT_MAX_BODY_BYTES;
     const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, wsLimits(r), ruleName(p.id, r), r.stepUp === undefined ? null : compileStepUp(r.stepUp)) }));
@@ -99,8 +100,11 @@ function compileStepUp(s: StepUpConfig): StepUpRule {
     maxAgeMs,
     factors: Object.freeze([...s.factors]),
     totp: s.factors.includes('totp'),
+    webauthn: s.factors.includes('webauthn'),
+    device: s.device === 'known',
     acr: ACR_MFA,
-    challenge: stepUpChallenge(s.maxAgeMs, ACR_MFA),
+    // A device-only rule names no authentication class: the challenge says max_age alone (RFC 9470 §3 allows either).
+    challenge: stepUpChallenge(s.maxAgeMs, s.factors.length === 0 ? null : ACR_MFA),
   });
 }
 
@@ -110,10 +114,10 @@ function compileStepUp(s: StepUpConfig): StepUpRule {
  * `max_age` in seconds when the rule has one, and `acr_values`. Built once
  * per rule here; every value is quoted, as in the RFC's examples.
  */
-export function stepUpChallenge(maxAgeMs: number | null, acr: string): string {
+export function stepUpChallenge(maxAgeMs: number | null, acr: string | null): string {
   const parts = ['Bearer realm="mezusphere"', 'error="insufficient_user_authentication"', 'error_description="A second factor used more recently is required"'];
   if (maxAgeMs !== null) parts.push(`max_age="${Math.floor(maxAgeMs / 1000)}"`);
-  parts.push(`acr_values="${acr}"`);
+  if (acr !== null) parts.push(`acr_values="${acr}"`);
   return parts.join(', ');
 }
 

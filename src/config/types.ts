@@ -38,17 +38,18 @@ export interface RouteConfig {
 }
 
 /**
- * Second factors a `step_up` rule may name. `webauthn` is known (so a config
- * written for passkeys fails with a clear message) but refused by validation
- * until passkeys exist.
+ * Second factors a `step_up` rule may name: an authenticator app's code
+ * (`totp`) or a passkey (`webauthn`).
  */
 export type FactorName = 'totp' | 'webauthn';
 
 export interface StepUpConfig {
   /** `max_age`: the factor must have been used this recently, ms; null: once in the session is enough. */
   maxAgeMs: number | null;
-  /** Any one of these satisfies the rule. */
+  /** Any one of these satisfies the rule; empty when the rule asks only for a known device. */
   factors: FactorName[];
+  /** `device: known`: the request must come from a device the user is known on (src/authorize/step-up.ts); absent: any device. */
+  device?: 'known';
 }
 
 /**
@@ -59,8 +60,12 @@ export interface StepUpRule {
   /** Infinity when the rule has no `max_age`. */
   maxAgeMs: number;
   factors: readonly FactorName[];
-  /** TOTP satisfies the rule (today the only factor that can). */
+  /** A TOTP code (or a recovery code) satisfies the rule. */
   totp: boolean;
+  /** A passkey satisfies the rule. */
+  webauthn: boolean;
+  /** `device: known`: the session's device must be known and the request must carry its device cookie. */
+  device: boolean;
   /** The `acr` value a satisfying session has (RFC 9470 `acr_values`). */
   acr: string;
   challenge: string;
@@ -127,7 +132,19 @@ export interface LoginConfig {
   /** How long a password-reset or signup link stays usable. */
   resetTtlMs: number;
   throttle: { account: ThrottleLimits; ip: ThrottleLimits };
+  /** `adaptive`: what risk signals demand at sign-in; absent: nothing extra. */
+  adaptive?: AdaptiveConfig;
 }
+
+/**
+ * `login: { adaptive: { new_device: totp | webauthn | none } }`: the second
+ * factor a password sign-in from a device the user has not signed in with
+ * before must use (`none`: no extra demand). src/login/flows/login.ts.
+ */
+export interface AdaptiveConfig {
+  newDevice: NewDeviceDemand;
+}
+export type NewDeviceDemand = 'totp' | 'webauthn' | 'none';
 
 /** argon2id parameters and the hashing queue bound (edge-wide). */
 export interface PasswordConfig {
@@ -208,7 +225,7 @@ export interface CompiledProject {
   /** Hosts of the project, as configured (lower-case, no port). */
   hosts: readonly string[];
   /** Hosted-page settings with defaults applied; frozen. */
-  login: Readonly<LoginConfig> & { publicUrl: string; branding: Readonly<LoginConfig['branding']> & { name: string } };
+  login: Readonly<LoginConfig> & { publicUrl: string; branding: Readonly<LoginConfig['branding']> & { name: string }; adaptive: Readonly<AdaptiveConfig> };
   /**
    * Most specific rule for a request's match key (`NormalizeResult.key`: the normalized path with ASCII
    * letters lower-cased and no trailing slash) and an upper-case method; never null (falls back to the default).

@@ -157,6 +157,9 @@ export class ConsoleServer {
       sessionCookie: this.sessionCookie,
       csrfCookie,
       clock: this.control.clock,
+      challenges: null,
+      devices: null,
+      deviceCookie: '',
       log,
     });
     this.loginPages = new LoginPages(service, log);

@@ -414,7 +414,7 @@ export class Control {
 
   /**
    * Removes every second factor of a user (a lost authenticator): the TOTP
-   * secret, an enrolment in progress and the recovery codes. The user's
+   * secret, an enrolment in progress, the passkeys and the recovery codes. The user's
    * sessions are kept (they were signed in legitimately); the next sign-in
    * asks only for the password, and step-up routes ask to enrol again.
    * Recorded in the audit log and the user's login history.
@@ -424,7 +424,7 @@ export class Control {
     this.mayManage(this.authority(actor), u.directory, u, `user ${u.email}`);
     const had = this.store.factors.summary(userId);
     const reset = await this.store.factors.reset(userId);
-    await this.record(actor, 'factor.reset', { type: 'user', id: userId }, this.auditProjectOf(u.directory), { email: u.email, totp: had.totp, recovery_codes: had.recoveryLeft });
+    await this.record(actor, 'factor.reset', { type: 'user', id: userId }, this.auditProjectOf(u.directory), { email: u.email, totp: had.totp, passkeys: had.passkeys.length, recovery_codes: had.recoveryLeft });
     await this.store.loginHistory.add({ at: this.clock.now(), type: 'mfa_reset', reason: actor.type, userId, directory: u.directory, email: u.email.toLowerCase(), ip: actor.ip, userAgent: '' });
     return { reset };
   }

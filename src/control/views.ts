@@ -46,7 +46,11 @@ export function sessionView(s: SessionRecord): Record<string, unknown> {
 
 /** A user's second factors (never a secret or a hash). */
 export function factorsView(f: FactorSummary): Record<string, unknown> {
-  return { totp: f.totp, totp_enrolled_at: iso(f.enrolledAt), totp_last_used_at: iso(f.lastUsedAt), enrolment_pending: f.pending, recovery_codes_left: f.recoveryLeft };
+  return {
+    totp: f.totp, totp_enrolled_at: iso(f.enrolledAt), totp_last_used_at: iso(f.lastUsedAt), enrolment_pending: f.pending, recovery_codes_left: f.recoveryLeft,
+    // Credential ids are public (the browser sends them with every use); the public keys stay out.
+    passkeys: f.passkeys.map((k) => ({ id: k.id, rp_id: k.rpId, created_at: iso(k.createdAt), last_used_at: iso(k.lastUsedAt), backed_up: k.backedUp })),
+  };
 }
 
 export function loginEventView(e: LoginEventRecord): Record<string, unknown> {

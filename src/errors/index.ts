@@ -37,6 +37,7 @@ export const Errors = {
   MEZU_MAIL_FAILED: { status: 502, message: 'mail: the message could not be delivered' },
   MEZU_STEP_UP_REQUIRED: { status: 401, message: 'edge: this route needs a fresher or stronger sign-in' },
   MEZU_OTP_INVALID: { status: 401, message: 'login: the code is wrong, expired or was already used' },
+  MEZU_PASSKEY_INVALID: { status: 401, message: 'login: the passkey answer did not verify' },
   // ── tunnel / Warpgate ──
   MEZU_NO_WARPGATE: { status: 502, message: 'tunnel: no Warpgate is connected for this project' },
   MEZU_CLIENT_BUSY: { status: 429, message: 'edge: too many requests from this client are in flight; retry shortly' },

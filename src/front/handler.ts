@@ -21,7 +21,7 @@ import type { CompiledConfig, CompiledProject } from '../config/types.js';
 import { clientIp, normalizeHost } from '../config/index.js';
 import { isForwardableQuery, normalizePath } from '../route/index.js';
 import { API_KEY_PREFIX, bearerToken, findCookie, type Authenticator } from '../session/index.js';
-import { authorize, Decision, stepUpSatisfied } from '../authorize/index.js';
+import { authorize, Decision, deviceIdOf, stepUpSatisfied } from '../authorize/index.js';
 import { nextRequestId, type Assertions, type Signer } from '../identity/index.js';
 import { codeOf, Errors, type ErrorCode } from '../errors/index.js';
 import { endBody, writeError, writeLoginRequired, writeStepUpRequired } from '../errors/http.js';
@@ -61,6 +61,8 @@ export interface FrontContext {
   scope: RequestScope;
   /** Session cookie name (`mezu_session`, or `__Host-mezu_session` on https). */
   cookieName: string;
+  /** The device cookie (src/login/device.ts), read only for `step_up` rules with `device: known`. */
+  deviceCookieName: string;
   /** Set when the worker drains: requests still arriving on open keep-alive connections get 503 and a close. */
   draining: { on: boolean };
   /** Hosted pages under /_mezu/; null serves 404 there. */
@@ -219,7 +221,7 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
 
   // ── step-up: a route without `step_up` pays this one field test ──
   const su = policy.stepUp;
-  if (su !== null && (p.session === null || !stepUpSatisfied(su, p.session, now))) return decided(r, Verdict.StepUpRequired, DecisionKind.StepUpRequired);
+  if (su !== null && (p.session === null || !stepUpSatisfied(su, p.session, now, su.device ? deviceIdOf(findCookie(r.cookie, ctx.deviceCookieName)) : ''))) return decided(r, Verdict.StepUpRequired, DecisionKind.StepUpRequired);
 
   // ── identity: only now, so a refused request costs no signature and no store write ──
   r.assertion = ctx.assertions.for(p, project.id, now);

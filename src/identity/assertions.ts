@@ -45,7 +45,9 @@ export class Assertions {
       const version = p.user!.version;
       // A step-up drops the record's cached assertion (SessionStore.stepUp); the memo is checked against its time.
       if (s.assertion !== null && s.assertionUserVersion === version && s.assertionKid === kid && s.assertionExp - now > REFRESH_BEFORE_MS) return s.assertion;
-      const otpAt = s.factorTimes?.otp ?? 0;
+      // The last second-factor use (code or passkey): the `step_up_time` claim.
+      const ft = s.factorTimes;
+      const otpAt = ft === undefined ? 0 : Math.max(ft.otp ?? 0, ft.hwk ?? 0);
       const m = this.minted.get(s.id);
       if (m !== undefined && m.version === version && m.kid === kid && m.otpAt === otpAt && m.exp - now > REFRESH_BEFORE_MS) return m.token;
       const r = this.signer.mint(projectId, { type: 'user', id: p.id, email: p.email, name: p.name, roles: [...p.roles], permissions: [...p.permissions], amr: [...s.amr], authTime: s.authTime, acr: s.acr ?? ACR_PWD, ...(otpAt !== 0 ? { stepUpTime: otpAt } : {}), sid: s.id }, now);

@@ -5,9 +5,12 @@
  * a role="alert" region, the first field in error (or the first empty one)
  * gets autofocus, inputs carry autocomplete hints (username,
  * current-password, new-password) so password managers work. Responsive: one
- * column, max 26rem, system fonts. No third-party assets and no script: the
+ * column, max 26rem, system fonts. No third-party assets: the
  * Content-Security-Policy allows only this page's inline stylesheet (by hash),
- * the project's logo origin for images, and form posts to this origin.
+ * the project's logo origin for images, and form posts to this origin. Pages
+ * with a passkey form also load the one first-party script
+ * (`/_mezu/webauthn.js`, factors/script.ts) under a nonce made for that
+ * response (`script-src 'nonce-…'`); every other page runs no script at all.
  */
 import { createHash } from 'node:crypto';
 import type { CompiledProject } from '../config/index.js';
@@ -47,6 +50,7 @@ function chromeOf(p: CompiledProject): Chrome {
     '.notice{border-left:4px solid var(--brand);background:#f0f4ff;padding:.75rem 1rem;margin:0 0 1rem}' +
     'button{margin-top:1.5rem;width:100%;padding:.7rem;font:inherit;font-weight:600;color:#fff;background:var(--brand);border:0;border-radius:.4rem;cursor:pointer}' +
     'nav{margin-top:1.5rem;font-size:.95rem}nav p{margin:.4rem 0}a{color:var(--brand)}' +
+    '.passkey{border-top:1px solid #e4e7eb;margin-top:1.5rem;padding-top:.5rem}' +
     '.qr svg{display:block;width:12rem;height:12rem;margin:.5rem auto}code,.codes{font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}' +
     '@media (prefers-reduced-motion:no-preference){button{transition:filter .15s}button:hover{filter:brightness(1.1)}}';
   const hash = createHash('sha256').update(css).digest('base64');
@@ -62,6 +66,14 @@ function chromeOf(p: CompiledProject): Chrome {
 
 export function cspOf(p: CompiledProject): string {
   return chromeOf(p).csp;
+}
+
+/** Where the passkey script is served (a hosted page path: flows/context.ts PAGES.script). */
+export const SCRIPT_PATH = '/_mezu/webauthn.js';
+
+/** The CSP of a page that loads the passkey script with `nonce` (base64, made per response). */
+export function cspWithScript(p: CompiledProject, nonce: string): string {
+  return `${chromeOf(p).csp}; script-src 'nonce-${nonce}'`;
 }
 
 export interface Field {
@@ -91,10 +103,30 @@ export interface PageSpec {
   form?: FormSpec;
   /** Extra paragraphs of already-escaped HTML. */
   html?: string;
+  /** Passkey forms, after the main form; a page with any loads the passkey script (with `nonce`). */
+  passkeys?: PasskeyFormSpec[];
   links?: Array<{ href: string; text: string }>;
 }
 
-export function renderPage(p: CompiledProject, spec: PageSpec): string {
+/**
+ * A form the passkey script drives: on submit it runs the WebAuthn ceremony of
+ * `options` and posts the answer in the hidden `credential` field with the
+ * form's other fields (the CSRF token among them).
+ */
+export interface PasskeyFormSpec {
+  id: string;
+  action: string;
+  csrf: string;
+  ceremony: 'register' | 'authenticate';
+  /** The options JSON from @simplewebauthn/server (PublicKeyCredentialCreationOptionsJSON or …RequestOptionsJSON). */
+  options: unknown;
+  submit: string;
+  /** Already-escaped HTML before the fields. */
+  intro?: string;
+  fields?: Field[];
+}
+
+export function renderPage(p: CompiledProject, spec: PageSpec, nonce: string | null = null): string {
   const c = chromeOf(p);
   const parts: string[] = [];
   parts.push(
@@ -109,13 +141,38 @@ export function renderPage(p: CompiledProject, spec: PageSpec): string {
   if (spec.notice !== undefined) parts.push(`<div class="notice" role="status"><p>${esc(spec.notice)}</p></div>`);
   if (spec.html !== undefined) parts.push(spec.html);
   if (spec.form !== undefined) parts.push(renderForm(spec.form, spec.error !== undefined));
+  for (const f of spec.passkeys ?? []) parts.push(renderPasskeyForm(f));
   if (spec.links !== undefined && spec.links.length > 0) {
     parts.push('<nav aria-label="Other options">');
     for (const l of spec.links) parts.push(`<p><a href="${esc(l.href)}">${esc(l.text)}</a></p>`);
     parts.push('</nav>');
   }
-  parts.push('</main></body></html>');
+  parts.push('</main>');
+  if (nonce !== null && (spec.passkeys?.length ?? 0) > 0) parts.push(`<script src="${SCRIPT_PATH}" nonce="${nonce}"></script>`);
+  parts.push('</body></html>');
   return parts.join('');
+}
+
+function renderPasskeyForm(f: PasskeyFormSpec): string {
+  const out: string[] = [`<section class="passkey" aria-labelledby="${f.id}-h">`];
+  if (f.intro !== undefined) out.push(f.intro.replace('<h2>', `<h2 id="${f.id}-h">`));
+  out.push(`<form method="post" action="${esc(f.action)}" id="${f.id}" data-webauthn="${f.ceremony}" data-options="${esc(JSON.stringify(f.options))}" novalidate>`);
+  out.push(`<input type="hidden" name="${CSRF_FIELD}" value="${esc(f.csrf)}">`);
+  out.push('<input type="hidden" name="credential" value="">');
+  for (const x of f.fields ?? []) {
+    if (x.type === 'hidden') {
+      out.push(`<input type="hidden" name="${esc(x.name)}" value="${esc(x.value ?? '')}">`);
+      continue;
+    }
+    const id = `${f.id}-${x.name}`;
+    out.push(`<label for="${id}">${esc(x.label)}</label>`);
+    out.push(`<input id="${id}" name="${esc(x.name)}" type="${x.type}"${x.autocomplete !== undefined ? ` autocomplete="${x.autocomplete}"` : ''}${x.error !== undefined ? ` aria-invalid="true" aria-describedby="${id}-error"` : ''}>`);
+    if (x.error !== undefined) out.push(`<p class="field-error" id="${id}-error">${esc(x.error)}</p>`);
+  }
+  // Filled by the script when the ceremony fails or the browser has no WebAuthn.
+  out.push(`<p class="field-error" role="alert" data-webauthn-error hidden></p>`);
+  out.push(`<button type="submit">${esc(f.submit)}</button></form></section>`);
+  return out.join('');
 }
 
 function renderForm(f: FormSpec, formError: boolean): string {

@@ -26,6 +26,7 @@
  * edge on the same store) is harmless.
  */
 import type { Store, SessionRecord } from '../store/index.js';
+import { DEVICE_COOKIE_MAX_AGE_S } from './device.js';
 import { defaultAccountThrottle, defaultIpThrottle, type CompiledConfig } from '../config/index.js';
 import { CONSOLE_PROJECT, CONSOLE_SESSION_ABSOLUTE_MS, CONSOLE_SESSION_IDLE_MS } from '../control/index.js';
 
@@ -50,6 +51,8 @@ export interface SweepCounts {
   outbox: number;
   /** Change-feed entries older than FEED_KEEP_MS (src/store/changes.ts). */
   changes: number;
+  /** Devices not seen for longer than a device cookie lives (src/login/device.ts). */
+  devices: number;
 }
 
 /** Whether a session is over at `now` under the config (or the Console's fixed lifetimes). */
@@ -90,5 +93,6 @@ export async function sweepExpired(store: Store, cfg: CompiledConfig | null, now
     tokens: await store.emailTokens.sweep(now),
     outbox: await store.outbox.sweep(now - OUTBOX_MS),
     changes: await store.changes.prune(now),
+    devices: await store.devices.sweep(now - DEVICE_COOKIE_MAX_AGE_S * 1000),
   };
 }

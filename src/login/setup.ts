@@ -10,6 +10,8 @@ import { LoginPages } from './http.js';
 import { LoginService } from './flows/index.js';
 import { PasswordHasher } from './hasher.js';
 import { Csrf, CSRF_COOKIE_PLAIN, CSRF_COOKIE_SECURE } from './csrf.js';
+import { Challenges } from './factors/webauthn.js';
+import { DeviceCookies } from './device.js';
 import { OutboxMailer, SmtpMailer, type Mailer } from './mail.js';
 import { sweepExpired } from './retention.js';
 import { systemClock, type Timer } from '../runtime/index.js';
@@ -21,6 +23,8 @@ export interface LoginSetup {
   store: Store;
   scheme: 'http' | 'https';
   sessionCookie: string;
+  /** The device cookie's name (src/login/device.ts). */
+  deviceCookie: string;
   /** Hashing threads in this worker. */
   hashThreads: number;
   /** smtp(s):// URL, or null for the development outbox. */
@@ -58,6 +62,9 @@ export async function setupLogin(s: LoginSetup): Promise<LoginRuntime> {
     sessionCookie: s.sessionCookie,
     csrfCookie: s.scheme === 'https' ? CSRF_COOKIE_SECURE : CSRF_COOKIE_PLAIN,
     clock: systemClock,
+    challenges: new Challenges(await s.store.secrets.getOrCreate('webauthn')),
+    devices: new DeviceCookies(await s.store.secrets.getOrCreate('device')),
+    deviceCookie: s.deviceCookie,
     log: s.log,
     ...(s.onEvent === undefined ? {} : { onEvent: s.onEvent }),
   });

@@ -9,6 +9,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const SESSION_COOKIE_SECURE = '__Host-mezu_session';
 export const SESSION_COOKIE_PLAIN = 'mezu_session';
+/** The long-lived device cookie (src/login/device.ts); a product cookie: never forwarded (wire PRODUCT_COOKIE_PREFIX). */
+export const DEVICE_COOKIE_SECURE = '__Host-mezu_device';
+export const DEVICE_COOKIE_PLAIN = 'mezu_device';
 
 export function newSessionToken(): string {
   return randomBytes(32).toString('base64url');

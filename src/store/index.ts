@@ -18,6 +18,7 @@ export { SigningKeyStore, SecretStore } from './secrets.js';
 export { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from './login.js';
 export { AuditStore, auditKey } from './audit.js';
 export { FactorStore, type FactorSummary } from './factors.js';
+export { DeviceStore } from './devices.js';
 export { ChangeFeed, FEED_KEEP_MS, type ChangeKind, type ChangeRecord, type FeedRead } from './changes.js';
 export { TunnelCaStore, WarpgateStore, TunnelStatusStore, type TunnelCaPublic } from './tunnels.js';
 export { TrafficStore } from './traffic.js';

@@ -39,6 +39,18 @@ export class EmailTokenStore extends Table<EmailTokenRecord> {
   async add(tokenHash: string, rec: EmailTokenRecord): Promise<void> {
     await this.db.put(tokenHash, rec);
   }
+  /**
+   * Records `key` as used unless it already is (one transaction: of two
+   * workers claiming the same key at once, one wins); false when it was.
+   * Single-use challenges: the record is swept once `expiresAt` passes.
+   */
+  async claim(key: string, rec: EmailTokenRecord): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.db.get(key) !== undefined) return false;
+      void this.db.put(key, rec);
+      return true;
+    });
+  }
   /** Reads without using it (to render the form behind a link). */
   peek(tokenHash: string): EmailTokenRecord | undefined {
     return this.get(tokenHash);

@@ -25,8 +25,10 @@ import type {
   TunnelStatusRecord,
   TrafficRecord,
   FactorRecord,
+  DeviceRecord,
 } from './records.js';
 import { FactorStore } from './factors.js';
+import { DeviceStore } from './devices.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreSealer, isSealed } from './seal.js';
@@ -50,8 +52,10 @@ export interface Store {
   readonly serviceAccounts: ServiceAccountStore;
   readonly signingKeys: SigningKeyStore;
   readonly credentials: CredentialStore;
-  /** Second factors (TOTP, recovery codes) per user; the secrets sealed at rest. */
+  /** Second factors (TOTP, recovery codes, passkeys) per user; the TOTP secrets sealed at rest. */
   readonly factors: FactorStore;
+  /** Devices (device cookies) each user has signed in with. */
+  readonly devices: DeviceStore;
   readonly loginHistory: LoginHistoryStore;
   readonly emailTokens: EmailTokenStore;
   readonly throttle: ThrottleStore;
@@ -210,7 +214,8 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock, changes),
     signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
     credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
-    factors: new FactorStore(dbs.factors, sealer, clock),
+    factors: new FactorStore(dbs.factors, openDb<string>(root, 'passkeyIds'), sealer, clock),
+    devices: new DeviceStore(openDb<DeviceRecord>(root, 'devices'), clock),
     loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
     emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
     throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),

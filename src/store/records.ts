@@ -34,13 +34,21 @@ export interface SessionRecord {
   authTime: number;
   amr: string[];
   /**
-   * When each factor was last used in this session (ms): `pwd` at sign-in,
-   * `otp` at sign-in with a second factor and at every step-up. Absent on
-   * sessions written before factors existed (read as password only).
+   * When each factor was last used in this session (ms): `pwd` at sign-in
+   * with a password, `otp` (authenticator app or recovery code) and `hwk` (a
+   * passkey) at sign-in with that factor and at every step-up with it. Absent
+   * on sessions written before factors existed (read as password only).
    */
-  factorTimes?: { pwd?: number; otp?: number };
+  factorTimes?: { pwd?: number; otp?: number; hwk?: number };
   /** Authentication context class (`pwd`, `mfa`: src/authorize/step-up.ts); absent: `pwd`. */
   acr?: string;
+  /** The id in the device cookie of the browser that signed in (src/login/device.ts); absent: none recorded. */
+  deviceId?: string;
+  /**
+   * The device was known for this user (signed in from before, or a second
+   * factor used on it in this session): `step_up: { device: known }`.
+   */
+  deviceKnown?: boolean;
   /** Cached assertion minted for this session (per session, not per request: docs/ARCHITECTURE.md, "Assertion"). */
   assertion: string | null;
   assertionExp: number;
@@ -130,7 +138,9 @@ export type LoginEventType =
   | 'mfa_success'
   | 'mfa_failure'
   | 'step_up'
-  | 'mfa_reset';
+  | 'mfa_reset'
+  // A sign-in from a device (device cookie) the user had not signed in with before; `reason` says whether it was mailed.
+  | 'new_device';
 
 /** One authentication event, kept per (directory, email) so attempts on unknown emails are visible too. */
 export interface LoginEventRecord {
@@ -146,8 +156,12 @@ export interface LoginEventRecord {
   userAgent: string;
 }
 
-/** `mfa`: a sign-in waiting for its second factor (kept in a cookie, never mailed; 5 minutes). */
-export type EmailTokenPurpose = 'reset' | 'signup' | 'mfa';
+/**
+ * `mfa`: a sign-in waiting for its second factor (kept in a cookie, never
+ * mailed; 5 minutes). `webauthn`: a passkey challenge already answered, kept
+ * until it would have expired so it is answered once (src/login/factors/webauthn.ts).
+ */
+export type EmailTokenPurpose = 'reset' | 'signup' | 'mfa' | 'webauthn';
 
 /** A single-use emailed token (password reset or signup confirmation), keyed by SHA-256 of the token. */
 export interface EmailTokenRecord {
@@ -161,6 +175,20 @@ export interface EmailTokenRecord {
   rd: string;
   createdAt: number;
   expiresAt: number;
+  /** `mfa` only: the one factor this sign-in must use (login.adaptive.new_device on a new device); absent: any. */
+  factor?: 'totp' | 'webauthn';
+}
+
+/** A device (browser) a user has signed in with: src/login/device.ts, store/devices.ts. */
+export interface DeviceRecord {
+  userId: string;
+  /** The id in the device cookie (128 random bits, base64url). */
+  deviceId: string;
+  firstSeenAt: number;
+  lastSeenAt: number;
+  /** Client IP and User-Agent at the last sign-in from it (shown in the new-device mail). */
+  ip: string;
+  userAgent: string;
 }
 
 /** Failed-login counter for one key (an account or a client IP). */
@@ -323,5 +351,29 @@ export interface FactorRecord {
   pending: { secret: string; createdAt: number } | null;
   /** Hashes of the unused recovery codes. */
   recovery: string[];
+  /** Passkeys (WebAuthn credentials); absent on records written before passkeys existed (read as none). */
+  passkeys?: PasskeyRecord[];
   updatedAt: number;
+}
+
+/**
+ * One WebAuthn credential of a user (src/login/factors/webauthn.ts). Nothing
+ * here is secret: the private key never leaves the authenticator; the public
+ * key verifies its signatures (W3C WebAuthn Level 2 §6.4 credential record).
+ */
+export interface PasskeyRecord {
+  /** The credential id (L2 §4 "Credential ID"), base64url; unique across the store (an index, FactorStore). */
+  id: string;
+  /** The credential public key, COSE_Key (RFC 9052 §7) bytes as base64url. */
+  publicKey: string;
+  /** The last signature counter seen (L2 §6.1.1); 0 from authenticators that keep none. */
+  counter: number;
+  /** Transports the authenticator reported (`internal`, `usb`, `hybrid`, …), passed back as a hint in allowCredentials. */
+  transports: string[];
+  /** The RP id it was made for: a passkey works on that host name only (L2 §5.1.3, §7.2 step 13). */
+  rpId: string;
+  /** Backed up / synced to other devices (L2 §6.1 BS flag). */
+  backedUp: boolean;
+  createdAt: number;
+  lastUsedAt: number | null;
 }

@@ -36,15 +36,18 @@ export class SessionStore extends Table<SessionRecord> {
   }
   /**
    * A satisfied step-up (src/login/flows/factor.ts): the session keeps its id
-   * and token, records when the factor was used, gains `otp` in `amr` and the
-   * `mfa` class, and drops its cached assertion so the next request carries
-   * the new claims. False when the session is gone.
+   * and token, records when `method` was used (`otp` for a code, `hwk` for a
+   * passkey; RFC 8176 names), gains it in `amr` and the `mfa` class, and
+   * drops its cached assertion so the next request carries the new claims.
+   * False when the session is gone.
    */
-  async stepUp(tokenHash: string, otpAt: number, acr: string): Promise<boolean> {
+  async stepUp(tokenHash: string, at: number, acr: string, method: 'otp' | 'hwk' = 'otp', deviceId = ''): Promise<boolean> {
     return (await this.change(tokenHash, (cur) => (cur === undefined ? undefined : {
       ...cur,
-      amr: cur.amr.includes('otp') ? cur.amr : [...cur.amr, 'otp'],
-      factorTimes: { ...(cur.factorTimes ?? { pwd: cur.authTime }), otp: otpAt },
+      // A second factor used on this device makes it known for the session (step_up device: known).
+      ...(deviceId === '' ? {} : { deviceId, deviceKnown: true }),
+      amr: cur.amr.includes(method) ? cur.amr : [...cur.amr, method],
+      factorTimes: { ...(cur.factorTimes ?? { pwd: cur.authTime }), [method]: at },
       acr,
       assertion: null, assertionExp: 0, assertionKid: null,
     }))) !== undefined;

@@ -115,6 +115,7 @@ test.serial('create a user, then suspend it: its open session is refused on its 
   t.is((JSON.parse(before.body) as { identity: Record<string, string> }).identity['x-mezu-roles'], 'engineer');
   await page.reload();
   t.regex(await page.locator('section', { hasText: 'Sessions' }).innerText(), /ses_/);
+  t.regex(await page.locator('section', { hasText: 'Second factors' }).innerText(), /No second factor[\s\S]*Recovery codes left: 0/);
   await page.getByRole('button', { name: 'Suspend' }).click();
   t.regex(await page.getByRole('status').innerText(), /suspended/);
   t.regex(await page.locator('section', { hasText: 'Status' }).first().innerText(), /suspended/);

@@ -57,7 +57,7 @@ test('step_up route → sign in → step-up page → enrol TOTP from the page �
   const stepUp = new URL(page.url());
   t.is(stepUp.pathname, '/_mezu/step-up');
   t.is(stepUp.searchParams.get('rd'), '/admin/panel?tab=keys');
-  await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+  await page.getByRole('link', { name: 'Set up a second factor' }).click();
   t.is(new URL(page.url()).pathname, '/_mezu/account/security');
   t.true(await page.locator('.qr svg').isVisible(), 'the QR code is drawn (inline SVG under the strict CSP)');
   const secret = (await page.locator('#totp-secret').innerText()).replace(/\s/g, '');

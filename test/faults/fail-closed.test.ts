@@ -216,6 +216,7 @@ async function env(t: import('ava').ExecutionContext): Promise<Env> {
     signer,
     scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: (m) => logs.push(m) },
     cookieName: 'mezu_session',
+    deviceCookieName: 'mezu_device',
     draining: { on: false },
     pages: null,
     log: (m) => logs.push(m),

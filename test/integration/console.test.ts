@@ -149,7 +149,7 @@ test.serial('every documented route answers as documented (owner, and a key for 
   session('ada@example.com');
   t.is((await api(t, owner, 'DELETE', '/api/v1/users/{user}/sessions', { user: uid })).body.revoked, 1);
   t.is((await api(t, owner, 'GET', '/api/v1/users/{user}/login-history', { user: uid })).body.last_login_at, null);
-  t.deepEqual((await api(t, owner, 'GET', '/api/v1/users/{user}/factors', { user: uid })).body, { totp: false, totp_enrolled_at: null, totp_last_used_at: null, enrolment_pending: false, recovery_codes_left: 0 });
+  t.deepEqual((await api(t, owner, 'GET', '/api/v1/users/{user}/factors', { user: uid })).body, { totp: false, totp_enrolled_at: null, totp_last_used_at: null, enrolment_pending: false, recovery_codes_left: 0, passkeys: [] });
   t.deepEqual((await api(t, owner, 'DELETE', '/api/v1/users/{user}/factors', { user: uid })).body, { reset: false });
   const sa = await api(t, owner, 'POST', '/api/v1/projects/{project}/service-accounts', { project: 'demo' }, { name: 'gate', permissions: ['warpgates:enroll'] });
   const said = sa.body.id as string;

@@ -79,7 +79,13 @@ test.serial('enrol TOTP (QR code and key on the page, confirmed with a code and 
   const page = await c.get('/_mezu/account/security');
   t.is(page.status, 200);
   t.regex(page.body, /<div class="qr" role="img"[^>]*><svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-  t.notRegex(page.body, /<script/);
+  // No inline script: the page's one script is the passkey script, allowed by this response's nonce only.
+  const scripts = [...page.body.matchAll(/<script[^>]*>/g)].map((m) => m[0]);
+  t.is(scripts.length, 1);
+  const nonce = /^<script src="\/_mezu\/webauthn\.js" nonce="([A-Za-z0-9+/=]+)"><\/?/.exec(`${scripts[0]!}<`)?.[1];
+  t.truthy(nonce, scripts[0]);
+  t.true(String(page.headers['content-security-policy']).endsWith(`; script-src 'nonce-${nonce!}'`));
+  t.regex(page.body, /<script src="\/_mezu\/webauthn\.js" nonce="[^"]+"><\/script><\/body>/, 'nothing between the tags');
   secret = unescapeHtml(/<code id="totp-secret">([^<]+)<\/code>/.exec(page.body)![1]!).replace(/\s/g, '');
   t.regex(secret, /^[A-Z2-7]{32}$/);
   t.regex(page.body, /otpauth:\/\/totp\//);
@@ -158,4 +164,36 @@ test.serial('an operator resets the factors: the next sign-in asks for the passw
   t.not(c.session(), '');
   const audit = stack.cli('audit', '--json', '--action', 'factor.reset');
   t.is((JSON.parse(audit.stdout) as unknown[]).length, 1);
+});
+
+test.serial('passkey answers that are not ours: a malformed one, a foreign challenge, a login page challenge from another browser — refused, recorded, no session', async (t) => {
+  // The login page's passwordless form: its challenge is bound to this browser's CSRF cookie.
+  const a = new Client(stack);
+  const page = await a.get('/_mezu/login');
+  t.regex(page.body, /<form method="post" action="\/_mezu\/login\/passkey" id="passkey-login" data-webauthn="authenticate"/);
+  const options = JSON.parse(unescapeHtml(/id="passkey-login" data-webauthn="authenticate" data-options="([^"]+)"/.exec(page.body)![1]!)) as { challenge: string; rpId: string; userVerification: string; allowCredentials?: unknown };
+  t.is(options.rpId, 'localhost');
+  t.is(options.userVerification, 'required');
+  t.is(options.allowCredentials, undefined, 'passwordless: the browser offers its discoverable credentials');
+  const answer = (challenge: string) => JSON.stringify({
+    id: 'AAAA', rawId: 'AAAA', type: 'public-key', clientExtensionResults: {},
+    response: { clientDataJSON: Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin: 'http://localhost' })).toString('base64url'), authenticatorData: 'AAAA', signature: 'AAAA' },
+  });
+  const post = (c: Client, credential: string) => c.post('/_mezu/login/passkey', { ...hiddenFields(page.body), credential });
+  for (const bad of ['{', answer('bm90LW91cnM'), answer(options.challenge)]) {
+    const r = await post(a, bad);
+    t.is(r.status, 401);
+    t.is(r.headers['x-mezu-error-code'], 'MEZU_PASSKEY_INVALID');
+    t.is(a.session(), '');
+  }
+  // The same challenge from another browser (another CSRF cookie; its own token): not bound to it.
+  const b = new Client(stack);
+  const other = await b.get('/_mezu/login');
+  const r = await b.post('/_mezu/login/passkey', { ...hiddenFields(other.body), credential: answer(options.challenge) });
+  t.is(r.status, 401);
+  t.is(b.session(), '');
+  // No account holds these: recorded under the directory with no email, and each refusal says why.
+  const h = JSON.parse(stack.cli('users', 'history', '', '--project', 'demo', '--json').stdout) as Array<{ events: Array<{ type: string; reason: string | null }> }>;
+  const reasons = h.flatMap((x) => x.events).filter((e) => e.type === 'login_failure').map((e) => e.reason);
+  for (const why of ['passkey_malformed', 'passkey_challenge', 'passkey_unknown_credential']) t.true(reasons.includes(why), `${why} in ${JSON.stringify(reasons)}`);
 });

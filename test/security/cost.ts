@@ -145,6 +145,7 @@ async function main(): Promise<void> {
       signer,
       scope: { pools, scheme: 'http', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live: null, log: () => undefined },
       cookieName: 'mezu_session',
+      deviceCookieName: 'mezu_device',
       draining: { on: false },
       pages: null,
       log: () => undefined,

@@ -4,10 +4,12 @@
  * the failed-login throttle per account and per client IP.
  */
 import { DEFAULT_BRAND_COLOR, DEFAULT_RESET_TTL_MS, MAX_LOCK_MS, defaultAccountThrottle, defaultIpThrottle } from '../defaults.js';
-import type { LoginConfig, SignupMode, ThrottleLimits } from '../types.js';
+import type { AdaptiveConfig, LoginConfig, NewDeviceDemand, SignupMode, ThrottleLimits } from '../types.js';
 import { checkKeys, describe, formatMs, isMapping, own, validateDuration, validateInt, validateName, type Problems } from './fields.js';
 
-const LOGIN_KEYS = ['signup', 'public_url', 'branding', 'reset_ttl', 'throttle'];
+const LOGIN_KEYS = ['signup', 'public_url', 'branding', 'reset_ttl', 'throttle', 'adaptive'];
+const ADAPTIVE_KEYS = ['new_device'];
+const NEW_DEVICE_DEMANDS: readonly NewDeviceDemand[] = ['totp', 'webauthn', 'none'];
 const BRANDING_KEYS = ['name', 'color', 'logo_url'];
 const THROTTLE_KEYS = ['account', 'ip'];
 const THROTTLE_LIMIT_KEYS = ['delay_after', 'lock_after', 'lock', 'window'];
@@ -33,8 +35,26 @@ export function validateLogin(v: unknown, at: string, problems: Problems): Login
     problems.push({ at: `${at}.reset_ttl`, message: `must be at most 24h: an emailed link should not stay usable for days; got ${formatMs(resetTtlMs)}` });
   }
   const throttle = validateThrottle(own(v, 'throttle'), `${at}.throttle`, problems);
+  const adaptive = validateAdaptive(own(v, 'adaptive'), `${at}.adaptive`, problems);
   if (problems.length !== before || branding === null || resetTtlMs === null || throttle === null) return null;
-  return { signup, publicUrl, branding, resetTtlMs, throttle };
+  return adaptive === undefined ? { signup, publicUrl, branding, resetTtlMs, throttle } : { signup, publicUrl, branding, resetTtlMs, throttle, adaptive };
+}
+
+/** `adaptive: { new_device: totp | webauthn | none }`; undefined when absent or wrong. */
+function validateAdaptive(v: unknown, at: string, problems: Problems): AdaptiveConfig | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { new_device: totp }; got ${describe(v)}` });
+    return undefined;
+  }
+  checkKeys(v, ADAPTIVE_KEYS, at, problems);
+  const raw = own(v, 'new_device');
+  if (raw === undefined || raw === null) return { newDevice: 'none' };
+  if (typeof raw !== 'string' || !(NEW_DEVICE_DEMANDS as readonly string[]).includes(raw)) {
+    problems.push({ at: `${at}.new_device`, message: `must be one of ${NEW_DEVICE_DEMANDS.join(', ')}: the second factor a sign-in from a new device must use; got ${describe(raw)}` });
+    return undefined;
+  }
+  return { newDevice: raw as NewDeviceDemand };
 }
 
 /** An origin for links in mail; the Host header is never used for them. */

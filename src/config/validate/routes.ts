@@ -127,13 +127,13 @@ function validateRoute(input: unknown, at: string, problems: Problems): RouteCon
   return route;
 }
 
-/** Factor names a `step_up` rule may list; `webauthn` is known but not available yet. */
+/** Factor names a `step_up` rule may list. */
 const FACTOR_NAMES: readonly FactorName[] = ['totp', 'webauthn'];
-const STEP_UP_KEYS = ['max_age', 'factors'];
+const STEP_UP_KEYS = ['max_age', 'factors', 'device'];
 /** Longest `max_age`: a step-up older than a month is no step-up. */
 const MAX_STEP_UP_AGE_MS = 30 * 24 * 3600_000;
 
-/** `step_up: { max_age: 10m, factors: [totp] }`; undefined when absent or wrong. */
+/** `step_up: { max_age: 10m, factors: [webauthn, totp], device: known }` (factors or device, or both); undefined when absent or wrong. */
 export function validateStepUp(v: unknown, at: string, problems: Problems): StepUpConfig | undefined {
   if (v === undefined || v === null) return undefined;
   if (!isMapping(v)) {
@@ -150,19 +150,22 @@ export function validateStepUp(v: unknown, at: string, problems: Problems): Step
     else if (ms !== null && ms < 1000) problems.push({ at: `${at}.max_age`, message: `must be at least 1s (the challenge states it in seconds); got ${describe(rawAge)}` });
     else maxAgeMs = ms;
   }
+  const rawDevice = own(v, 'device');
+  let device: 'known' | undefined;
+  if (rawDevice !== undefined && rawDevice !== null) {
+    if (rawDevice === 'known') device = 'known';
+    else problems.push({ at: `${at}.device`, message: `must be known (a device the user has signed in with before, or has used a second factor on); got ${describe(rawDevice)}` });
+  }
   const rawFactors = own(v, 'factors');
   const choices = FACTOR_NAMES.join(', ');
   let factors: FactorName[] | null = null;
   if (rawFactors === undefined || rawFactors === null) {
-    problems.push({ at: `${at}.factors`, message: `is required: the second factors that satisfy the rule, drawn from ${choices}, e.g. [totp]` });
+    if (device === undefined) problems.push({ at: `${at}.factors`, message: `is required (or device: known): the second factors that satisfy the rule, drawn from ${choices}, e.g. [totp]` });
+    else factors = [];
   } else {
     factors = validateList<FactorName>(rawFactors, `${at}.factors`, problems, { what: `must be a list drawn from ${choices}, e.g. [totp]`, empty: `must list at least one factor, e.g. [totp]` }, (item, itemAt, seen) => {
       if (typeof item !== 'string' || !(FACTOR_NAMES as readonly string[]).includes(item)) {
         problems.push({ at: itemAt, message: `must be one of ${choices}; got ${describe(item)}` });
-        return null;
-      }
-      if (item === 'webauthn') {
-        problems.push({ at: itemAt, message: 'passkeys (webauthn) are not available yet in this edge: no user can enrol one, so the rule could never be satisfied; use [totp] for now' });
         return null;
       }
       if (seen.includes(item as FactorName)) {
@@ -173,7 +176,7 @@ export function validateStepUp(v: unknown, at: string, problems: Problems): Step
     });
   }
   if (problems.length !== before || factors === null) return undefined;
-  return { maxAgeMs, factors };
+  return device === undefined ? { maxAgeMs, factors } : { maxAgeMs, factors, device };
 }
 
 /** `websocket`, `max_message`, `idle_timeout`, `max_sockets`: only the keys present. */

@@ -57,6 +57,7 @@ const DONE: Record<string, string> = {
   deactivated: 'The user is deactivated: sign-in is refused for good; the record is kept for audit.',
   'session-revoked': 'The session was revoked.',
   'sessions-revoked': 'Every session of this user was revoked.',
+  'factors-reset': 'Every second factor of this user (authenticator app, passkeys, recovery codes) was removed; the next sign-in asks for the password only.',
   'key-revoked': 'The key was revoked: the next request with it is refused, and Warpgates enrolled with it are disconnected.',
   'sa-created': 'The service account was created. Create a key for it below.',
   'sa-updated': 'The service account was updated.',

@@ -1,7 +1,7 @@
 /**
  * Users of every directory: the list (search, status, pages), creating one,
- * a user's page (status, profile, roles and permissions, sessions, login
- * history) and its changes. The Console's own directory is the owners'
+ * a user's page (status, profile, roles and permissions, second factors,
+ * sessions, login history) and its changes. The Console's own directory is the owners'
  * business only.
  */
 import { MezuError } from '../../errors/index.js';
@@ -18,6 +18,10 @@ export async function route(c: Ctx, seg: string[], post: boolean): Promise<Reply
   if (post && seg.length === 3 && seg[2] === 'sessions') {
     await c.call('DELETE', `/api/v1/users/${enc(id)}/sessions`);
     return redirect(`/users/${enc(id)}?done=sessions-revoked`);
+  }
+  if (post && seg.length === 3 && seg[2] === 'factors') {
+    await c.call('DELETE', `/api/v1/users/${enc(id)}/factors`);
+    return redirect(`/users/${enc(id)}?done=factors-reset`);
   }
   if (post && seg.length === 5 && seg[2] === 'sessions' && seg[4] === 'revoke') {
     await c.call('DELETE', `/api/v1/users/${enc(id)}/sessions/${enc(seg[3]!)}`);
@@ -106,6 +110,7 @@ async function user(c: Ctx, id: string, errors: Record<string, string> = {}, val
   const u = (await c.call('GET', `/api/v1/users/${enc(id)}`)) as Record<string, any>;
   const sessions = ((await c.call('GET', `/api/v1/users/${enc(id)}/sessions`)) as { items: Array<Record<string, any>> }).items;
   const history = (await c.call('GET', `/api/v1/users/${enc(id)}/login-history`, undefined, { limit: '50' })) as { items: Array<Record<string, any>>; last_login_at: string | null };
+  const factors = (await c.call('GET', `/api/v1/users/${enc(id)}/factors`)) as Record<string, any>;
   const consoleDir = u.directory === CONSOLE_DIRECTORY;
   const mayWrite = c.canWrite && (!consoleDir || c.isOwner);
   const v = (k: string, d: string) => values?.get(k) ?? d;
@@ -139,10 +144,17 @@ async function user(c: Ctx, id: string, errors: Record<string, string> = {}, val
     mayWrite ? form(`/users/${enc(id)}/sessions/${enc(String(s.id))}/revoke`, c.csrf, '<button type="submit" class="quiet">Revoke</button>', { inline: true }) : '',
   ]);
   const revokeAll = mayWrite && sessions.length > 0 ? form(`/users/${enc(id)}/sessions`, c.csrf, '<button type="submit" class="danger">Revoke every session</button>') : '';
+  const passkeys = (factors.passkeys ?? []) as Array<Record<string, any>>;
+  const factorRows: string[][] = [];
+  if (factors.totp === true) factorRows.push(['Authenticator app (TOTP)', when(factors.totp_enrolled_at), when(factors.totp_last_used_at), '']);
+  for (const k of passkeys) factorRows.push([`Passkey <code>${esc(String(k.id).slice(0, 16))}…</code>`, when(k.created_at), when(k.last_used_at), `${esc(k.rp_id)}${k.backed_up === true ? ' · synced' : ''}`]);
+  const hasFactors = factors.totp === true || passkeys.length > 0 || factors.enrolment_pending === true;
+  const resetFactors = mayWrite && hasFactors ? form(`/users/${enc(id)}/factors`, c.csrf, '<button type="submit" class="danger">Reset second factors</button>') : '';
   const histRows = history.items.map((e) => [when(e.at), esc(e.type), esc(e.reason ?? ''), esc(e.ip), `<span class="muted">${esc(String(e.user_agent).slice(0, 80))}</span>`]);
   const body =
     `<section aria-labelledby="st-h"><h2 id="st-h">Status</h2><p>${badge(u.status)} in directory <code>${esc(u.directory)}</code> · created ${when(u.created_at)} · last login ${when(u.last_login_at)}</p>${statusButtons.join(' ')}</section>` +
     `<section aria-labelledby="pr-h"><h2 id="pr-h">Profile and access</h2>${profile}</section>` +
+    `<section aria-labelledby="fa-h"><h2 id="fa-h">Second factors</h2>${table(['Factor', 'Added', 'Last used', ''], factorRows, 'No second factor.')}<p>Recovery codes left: ${esc(String(factors.recovery_codes_left ?? 0))}.</p>${resetFactors}</section>` +
     `<section aria-labelledby="se-h"><h2 id="se-h">Sessions</h2>${table(['Session', 'Project', 'Signed in', 'Last seen', 'Method', ''], sessRows, 'No open sessions.')}${revokeAll}</section>` +
     `<section aria-labelledby="hi-h"><h2 id="hi-h">Login history</h2>${table(['When', 'Event', 'Reason', 'IP', 'User agent'], histRows, 'No sign-in events yet.')}</section>` +
     `<p><a href="/users?directory=${enc(u.directory)}">Back to the directory</a></p>`;

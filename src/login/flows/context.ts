@@ -13,6 +13,8 @@ import { clientIp } from '../../config/index.js';
 import type { Csrf } from '../csrf.js';
 import type { PasswordHasher } from '../hasher.js';
 import type { Mailer } from '../mail.js';
+import type { Challenges } from '../factors/webauthn.js';
+import type { DeviceCookies } from '../device.js';
 
 export const PAGES = {
   login: '/_mezu/login',
@@ -25,6 +27,12 @@ export const PAGES = {
   secondFactor: '/_mezu/login/otp',
   stepUp: '/_mezu/step-up',
   security: '/_mezu/account/security',
+  /** POST: a passkey made on the security page. */
+  passkeyEnrol: '/_mezu/account/passkey',
+  /** POST: passwordless sign-in with a passkey (the button on the login page). */
+  passkeyLogin: '/_mezu/login/passkey',
+  /** The hosted pages' one script (factors/script.ts); pages.ts SCRIPT_PATH. */
+  script: '/_mezu/webauthn.js',
 } as const;
 
 /** A request to a hosted page, copied out of uWS. */
@@ -60,6 +68,11 @@ export interface LoginDeps {
   sessionCookie: string;
   csrfCookie: string;
   clock: Clock;
+  /** Passkey challenges (factors/webauthn.ts); null where passkeys are not offered (the Console's own sign-in). */
+  challenges: Challenges | null;
+  /** Device cookies (../device.ts); null where devices are not tracked (the Console's own sign-in). */
+  devices: DeviceCookies | null;
+  deviceCookie: string;
   log(msg: string): void;
   /** Counts a history event (metrics: mezu_edge_login_events_total); the reason is one of a fixed set. */
   onEvent?(project: string, type: string, reason: string | null): void;

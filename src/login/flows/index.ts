@@ -24,6 +24,7 @@ import { ConfirmSignupFlow, SignupFlow } from './signup.js';
 import { ForgotFlow, ResetFlow } from './reset.js';
 import { PasswordFlow } from './password.js';
 import { SecondFactorFlow, SecurityFlow, StepUpFlow } from './factor.js';
+import { PasskeyEnrolFlow, PasskeyLoginFlow, ScriptFlow } from './passkey.js';
 
 export { PAGES, type LoginDeps, type PageRequest, type PageResponse } from './context.js';
 
@@ -34,8 +35,9 @@ export class LoginService {
   constructor(private readonly d: LoginDeps) {
     const k = new Kit(d);
     this.k = k;
+    const login = new LoginFlow(k);
     this.flows = new Map<string, Flow>([
-      [PAGES.login, new LoginFlow(k)],
+      [PAGES.login, login],
       [PAGES.logout, new LogoutFlow(k)],
       [PAGES.signup, new SignupFlow(k)],
       [PAGES.signupConfirm, new ConfirmSignupFlow(k)],
@@ -45,6 +47,9 @@ export class LoginService {
       [PAGES.secondFactor, new SecondFactorFlow(k)],
       [PAGES.stepUp, new StepUpFlow(k)],
       [PAGES.security, new SecurityFlow(k)],
+      [PAGES.passkeyEnrol, new PasskeyEnrolFlow(k)],
+      [PAGES.passkeyLogin, new PasskeyLoginFlow(k, login)],
+      [PAGES.script, new ScriptFlow(k)],
     ]);
   }
 

@@ -12,9 +12,10 @@ import { findCookie, hashToken, isTokenSyntax, newId, newSessionToken } from '..
 import type { ErrorCode } from '../../errors/index.js';
 import { Csrf } from '../csrf.js';
 import { Throttle, mailAccountKey, mailIpKey, type Attempt } from '../throttle.js';
-import { renderPage, cspOf, type PageSpec } from '../pages.js';
-import { PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
+import { renderPage, cspOf, cspWithScript, type PageSpec } from '../pages.js';
+import { MAIL_FAILED, PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
 import { ACR_MFA, ACR_PWD } from '../../../wire/index.js';
+import { DEVICE_COOKIE_MAX_AGE_S } from '../device.js';
 
 export class Kit {
   readonly throttle: Throttle;
@@ -27,26 +28,82 @@ export class Kit {
    * sent before is revoked, never promoted (session fixation), and the CSRF
    * cookie is replaced.
    */
-  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string, factors: { pwdAt: number; otpAt: number } | null = null): Promise<PageResponse> {
+  async signIn(c: Ctx, user: UserRecord, type: LoginEventType, rd: string, factors: SignInFactors | null = null): Promise<PageResponse> {
     const now = this.d.clock.now();
     const old = findCookie(c.req.cookie, this.d.sessionCookie);
     if (old !== '' && isTokenSyntax(old)) await this.d.store.sessions.revoke(hashToken(old));
     const token = newSessionToken();
+    const f = factors ?? { pwdAt: now };
+    const secondFactor = f.otpAt !== undefined || f.hwkAt !== undefined;
+    // The device: known when the user signed in from it before, or when this sign-in used a second factor on it.
+    const device = await this.deviceAtSignIn(c, user, now);
     await this.d.store.sessions.create(hashToken(token), {
       id: newId('ses_'), principalType: 'user', userId: user.id, projectId: c.project.id,
       createdAt: now, lastSeenAt: now, authTime: now,
       // RFC 8176 method names; per-factor times for step-up rules (src/authorize/step-up.ts).
-      amr: factors === null ? ['pwd'] : ['pwd', 'otp'],
-      factorTimes: factors === null ? { pwd: now } : { pwd: factors.pwdAt, otp: factors.otpAt },
-      acr: factors === null ? ACR_PWD : ACR_MFA,
+      amr: amrOf(f),
+      factorTimes: { ...(f.pwdAt !== undefined ? { pwd: f.pwdAt } : {}), ...(f.otpAt !== undefined ? { otp: f.otpAt } : {}), ...(f.hwkAt !== undefined ? { hwk: f.hwkAt } : {}) },
+      acr: secondFactor ? ACR_MFA : ACR_PWD,
+      ...(device === null ? {} : { deviceId: device.id, deviceKnown: !device.isNew || secondFactor }),
       assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null,
     });
     this.d.store.users.update(user.id, { lastLoginAt: now }).catch((err: Error) => this.d.log(`login: last-login update failed: ${err.message}`));
-    this.event(c, type, null, user, user.email);
+    this.event(c, type, f.pwdAt === undefined ? 'webauthn' : null, user, user.email);
     c.setCookies.push(this.cookie(this.d.sessionCookie, token, Math.floor(c.project.sessionAbsoluteMs / 1000)));
     c.csrfValue = Csrf.newCookieValue();
     c.setCookies.push(this.cookie(this.d.csrfCookie, c.csrfValue, null));
     return this.redirect(c, rd);
+  }
+
+  /** The verified id in this browser's device cookie, or '' (none, or not one we signed). */
+  deviceId(c: Ctx): string {
+    if (this.d.devices === null) return '';
+    return this.d.devices.open(findCookie(c.req.cookie, this.d.deviceCookie));
+  }
+
+  /** True when the user has signed in from this browser before (its device cookie is ours and recorded for the user). */
+  knownDevice(c: Ctx, userId: string): boolean {
+    const id = this.deviceId(c);
+    return id !== '' && this.d.store.devices.has(userId, id);
+  }
+
+  /** This browser's device id, giving it a device cookie first when it has none; '' where devices are not tracked. */
+  ensureDevice(c: Ctx): string {
+    if (this.d.devices === null) return '';
+    const id = this.deviceId(c);
+    if (id !== '') return id;
+    const d = this.d.devices.make();
+    c.setCookies.push(this.cookie(this.d.deviceCookie, d.value, DEVICE_COOKIE_MAX_AGE_S));
+    return d.id;
+  }
+
+  /**
+   * Records the device of a completed sign-in. A device new to a user who has
+   * others is a `new_device` event and a mail to the user (sent in the
+   * background: the page never waits on mail); a first sign-in ever is not.
+   */
+  private async deviceAtSignIn(c: Ctx, user: UserRecord, now: number): Promise<{ id: string; isNew: boolean } | null> {
+    const id = this.ensureDevice(c);
+    if (id === '') return null;
+    const r = await this.d.store.devices.seen(user.id, id, now, c.ip, c.req.userAgent);
+    if (r.isNew && r.others) {
+      this.event(c, 'new_device', 'mailed', user, user.email);
+      const p = c.project;
+      const brand = p.login.branding.name;
+      this.d.mailer
+        .send({
+          projectId: p.id, to: user.email, subject: `New sign-in to ${brand}`,
+          text:
+            `${user.email} signed in to ${brand} from a device it had not used before.\n\n` +
+            `When: ${new Date(now).toISOString()}\nIP address: ${c.ip}\nBrowser: ${c.req.userAgent.slice(0, 200) || 'unknown'}\n\n` +
+            `If this was you, there is nothing to do. If not, change your password now and review your second factors:\n` +
+            `${p.login.publicUrl}${PAGES.forgot}\n${p.login.publicUrl}${PAGES.security}\n`,
+        })
+        .catch((err: Error) => this.d.log(`login: new-device mail for ${p.id} failed (${MAIL_FAILED}): ${err.message}`));
+    } else if (r.isNew) {
+      this.event(c, 'new_device', 'first', user, user.email);
+    }
+    return { id, isNew: r.isNew };
   }
 
   /** Counts the attempt on both keys; returns seconds to wait when either refuses. */
@@ -157,8 +214,12 @@ export class Kit {
   }
 
   page(c: Ctx, status: number, code: ErrorCode | null, spec: PageSpec): PageResponse {
-    const body = renderPage(c.project, spec);
-    return { status, code, body, headers: this.baseHeaders(c, 'text/html; charset=utf-8') };
+    // A page with a passkey form loads the passkey script under a nonce of its own (pages.ts).
+    const nonce = (spec.passkeys?.length ?? 0) > 0 ? randomBytes(16).toString('base64') : null;
+    const body = renderPage(c.project, spec, nonce);
+    const headers = this.baseHeaders(c, 'text/html; charset=utf-8');
+    if (nonce !== null) for (const h of headers) if (h[0] === 'content-security-policy') h[1] = cspWithScript(c.project, nonce);
+    return { status, code, body, headers };
   }
 
   redirect(c: Ctx, location: string, keep = false): PageResponse {
@@ -196,6 +257,30 @@ export class Kit {
     for (const h of r.headers) if (h[0] === 'referrer-policy') h[1] = 'no-referrer';
     return r;
   }
+}
+
+/** When each factor of a sign-in was used (ms): the password, a code, a passkey; absent when not. */
+export interface SignInFactors {
+  pwdAt?: number;
+  otpAt?: number;
+  hwkAt?: number;
+}
+
+/**
+ * RFC 8176 §2 method names of a sign-in: `pwd`, `otp` (authenticator app or
+ * recovery code), `hwk` (a passkey: proof of possession of a key held by an
+ * authenticator). A passkey alone, which the passwordless flow accepts only
+ * with user verification, also says `mfa`: the authenticator checked a PIN or
+ * a biometric on top of possession (W3C WebAuthn Level 2 §6.2.3, "multi-factor
+ * capable" authenticators used with UV).
+ */
+export function amrOf(f: SignInFactors): string[] {
+  const amr: string[] = [];
+  if (f.pwdAt !== undefined) amr.push('pwd');
+  if (f.otpAt !== undefined) amr.push('otp');
+  if (f.hwkAt !== undefined) amr.push('hwk');
+  if (f.pwdAt === undefined && f.hwkAt !== undefined) amr.push('mfa');
+  return amr;
 }
 
 /** A flow, with the kit it works with. */

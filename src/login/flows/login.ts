@@ -13,16 +13,18 @@ import { MAX_PASSWORD_CHARS } from '../password-policy.js';
 import { PAGES, argon, fmtWait, normEmail, validEmail, type Ctx, type Flow, type PageResponse } from './context.js';
 import { KitFlow } from './kit.js';
 import { askSecondFactor } from './factor.js';
+import { passwordlessForm } from './passkey.js';
 
 const GENERIC_LOGIN_ERROR = 'Incorrect email or password.';
 
 /** `/_mezu/login`: the form, and signing in with email and password. */
 export class LoginFlow extends KitFlow implements Flow {
-  form(c: Ctx, o: { email?: string; error?: string; notice?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): PageResponse {
+  async form(c: Ctx, o: { email?: string; error?: string; notice?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): Promise<PageResponse> {
     const rd = safeReturnPath(c.form.get('rd') ?? c.params.get('rd'));
     const q = rd === '/' ? '' : `?rd=${encodeURIComponent(rd)}`;
     const links = [{ href: `${PAGES.forgot}${q}`, text: 'Forgot your password?' }];
     if (c.project.login.signup !== 'disabled') links.push({ href: `${PAGES.signup}${q}`, text: 'No account yet? Create one' });
+    const passkey = await passwordlessForm(this.k, c, rd);
     const r = this.k.page(c, o.status ?? 200, o.code ?? null, {
       title: 'Sign in',
       ...(o.error !== undefined ? { error: o.error } : {}),
@@ -37,6 +39,7 @@ export class LoginFlow extends KitFlow implements Flow {
           { name: 'rd', label: '', type: 'hidden', value: rd },
         ],
       },
+      ...(passkey !== null ? { passkeys: [passkey] } : {}),
       links,
     });
     if (o.retryAfter !== undefined) r.headers.push(['retry-after', String(o.retryAfter)]);
@@ -72,12 +75,18 @@ export class LoginFlow extends KitFlow implements Flow {
     }
     await Promise.all([this.k.throttle.clear(aKey), this.k.throttle.release(iKey, p.login.throttle.ip)]);
     if (v.needsRehash && cred !== undefined) this.rehash(user.id, cred.hash, password, params);
-    // A user with an authenticator signs in only after its code (factor.ts); the password step is done.
-    if (this.k.d.store.factors.hasTotp(user.id)) return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')));
+    // A user with a second factor (an authenticator app or a passkey) signs in only after it (factor.ts); the
+    // password step is done. From a device the user has not signed in with, login.adaptive.new_device names
+    // the factor it must be (factor.ts falls back to the user's others when the user has not that one).
+    if (this.k.d.store.factors.hasSecondFactor(user.id)) {
+      const demand = p.login.adaptive.newDevice;
+      const only = demand !== 'none' && !this.k.knownDevice(c, user.id) ? demand : null;
+      return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')), only);
+    }
     return this.k.signIn(c, user, 'login_success', safeReturnPath(c.field('rd')));
   }
 
-  private loginFailed(c: Ctx, email: string, user: UserRecord | null, reason: string): PageResponse {
+  private loginFailed(c: Ctx, email: string, user: UserRecord | null, reason: string): Promise<PageResponse> {
     this.k.event(c, 'login_failure', reason, user, email);
     return this.form(c, { email, status: 401, code: 'MEZU_LOGIN_FAILED', error: GENERIC_LOGIN_ERROR });
   }

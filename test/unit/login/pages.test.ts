@@ -1,6 +1,6 @@
 import test from 'ava';
 import { compileConfig, parseConfigYaml } from '../../../src/config/index.js';
-import { renderPage, cspOf, esc } from '../../../src/login/pages.js';
+import { renderPage, cspOf, cspWithScript, esc, SCRIPT_PATH } from '../../../src/login/pages.js';
 import { createHash } from 'node:crypto';
 
 const v = parseConfigYaml(`
@@ -43,4 +43,20 @@ test('CSP: the inline stylesheet by hash, images only from the logo origin, form
   t.regex(csp, /img-src https:\/\/cdn\.example;/);
   t.regex(csp, /default-src 'none'/);
   t.regex(css, /--brand:#aabbcc/);
+});
+
+test('a passkey form: options as an escaped attribute, the one script with the nonce, script-src by that nonce only', (t) => {
+  const options = { challenge: 'abc', rp: { id: 'p.example', name: '"><script>alert(1)</script>' } };
+  const spec = { title: 'Security', passkeys: [{ id: 'passkey-add', action: '/_mezu/account/passkey', csrf: 'tok', ceremony: 'register' as const, options, submit: 'Add a passkey', fields: [{ name: 'password', label: 'Password', type: 'password' as const }] }] };
+  const html = renderPage(project, spec, 'Tm9uY2U=');
+  t.is([...html.matchAll(/<script/g)].length, 1, 'only the script tag: the options cannot open another');
+  t.regex(html, new RegExp(`<script src="${SCRIPT_PATH.replace(/\//g, '\\/')}" nonce="Tm9uY2U="></script></body>`));
+  const attr = /data-options="([^"]*)"/.exec(html)![1]!;
+  t.deepEqual(JSON.parse(attr.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#39;/g, "'").replace(/&amp;/g, '&')), options);
+  t.regex(html, /<input type="hidden" name="credential" value="">/);
+  t.regex(html, /data-webauthn="register"/);
+  t.is(cspWithScript(project, 'Tm9uY2U='), `${cspOf(project)}; script-src 'nonce-Tm9uY2U='`);
+  // Without a nonce (or without a passkey form) there is no script at all.
+  t.false(renderPage(project, spec).includes('<script'));
+  t.false(renderPage(project, { title: 'x' }, 'Tm9uY2U=').includes('<script'));
 });
