@@ -51,7 +51,11 @@ class Project implements CompiledProject {
       branding: Object.freeze({ name: l.branding.name ?? p.name, color: l.branding.color, logoUrl: l.branding.logoUrl }),
       resetTtlMs: l.resetTtlMs,
       throttle: Object.freeze({ account: Object.freeze({ ...l.throttle.account }), ip: Object.freeze({ ...l.throttle.ip }) }),
-      adaptive: Object.freeze({ newDevice: l.adaptive?.newDevice ?? 'none' }),
+      adaptive: Object.freeze({
+        newDevice: l.adaptive?.newDevice ?? 'none',
+        newNetwork: l.adaptive?.newNetwork ?? 'none',
+        failureBurst: l.adaptive?.failureBurst == null ? null : Object.freeze({ ...l.adaptive.failureBurst }),
+      }),
     });
     const projectMaxBody = p.maxBody ?? DEFAULT_MAX_BODY_BYTES;
     const rules: RouteRule[] = p.routes.map((r) => ({ path: r.path, methods: r.methods, policy: makePolicy(r.auth, r.principals, r.roles, r.permissions, r.maxBody ?? projectMaxBody, r.maxInflight ?? 0, wsLimits(r), ruleName(p.id, r), r.stepUp === undefined ? null : compileStepUp(r.stepUp)) }));

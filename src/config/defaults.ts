@@ -30,6 +30,15 @@ export function defaultIpThrottle(): ThrottleLimits {
 
 export const DEFAULT_BRAND_COLOR = '#2563eb';
 export const DEFAULT_RESET_TTL_MS = 30 * 60_000;
+/**
+ * `login.adaptive.failure_burst` when written without its keys: 5 failures
+ * in 15 minutes (the account throttle's default window) since the last
+ * success, then an authenticator code (recovery codes count; a user without
+ * an app uses a passkey).
+ */
+export const DEFAULT_BURST_AFTER = 5;
+export const DEFAULT_BURST_WITHIN_MS = 15 * 60_000;
+export const DEFAULT_BURST_REQUIRE = 'totp' as const;
 
 export function defaultLoginConfig(): LoginConfig {
   return {

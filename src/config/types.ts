@@ -137,12 +137,23 @@ export interface LoginConfig {
 }
 
 /**
- * `login: { adaptive: { new_device: totp | webauthn | none } }`: the second
- * factor a password sign-in from a device the user has not signed in with
- * before must use (`none`: no extra demand). src/login/flows/login.ts.
+ * `login: { adaptive: { new_device, new_network, failure_burst } }`: what
+ * risk signals at a password sign-in demand (src/login/risk.ts). Each names
+ * the second factor such a sign-in must use (`none`: no extra demand); a
+ * user who lacks it uses the factors they have (src/login/flows/factor.ts).
  */
 export interface AdaptiveConfig {
+  /** A device (device cookie) the user has not signed in with before. */
   newDevice: NewDeviceDemand;
+  /** A client network (IPv4 /24, IPv6 /48) none of the user's recent sign-ins came from. */
+  newNetwork: NewDeviceDemand;
+  /** At least `after` failed sign-ins on the account within `withinMs` since its last success; null: off. */
+  failureBurst: FailureBurstConfig | null;
+}
+export interface FailureBurstConfig {
+  after: number;
+  withinMs: number;
+  require: NewDeviceDemand;
 }
 export type NewDeviceDemand = 'totp' | 'webauthn' | 'none';
 

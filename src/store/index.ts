@@ -19,6 +19,7 @@ export { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from '
 export { AuditStore, auditKey } from './audit.js';
 export { FactorStore, type FactorSummary } from './factors.js';
 export { DeviceStore } from './devices.js';
+export { NetworkStore, NETWORKS_KEPT } from './networks.js';
 export { ChangeFeed, FEED_KEEP_MS, type ChangeKind, type ChangeRecord, type FeedRead } from './changes.js';
 export { TunnelCaStore, WarpgateStore, TunnelStatusStore, type TunnelCaPublic } from './tunnels.js';
 export { TrafficStore } from './traffic.js';

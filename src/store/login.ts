@@ -32,6 +32,22 @@ export class LoginHistoryStore extends Table<LoginEventRecord> {
     for (const { value } of this.db.getRange({ start: prefix + '\uffff', end: prefix, reverse: true, limit })) out.push(value);
     return out.reverse();
   }
+  /**
+   * Failed sign-ins (`login_failure`) of an email since `since` and after its
+   * last `login_success`, newest first, stopping at `cap` (enough to decide)
+   * or after `scan` events: login.adaptive.failure_burst. A success ends a
+   * burst, so a burst demands its factor of one sign-in, not of every one
+   * in the window.
+   */
+  failuresSince(directory: string, email: string, since: number, cap: number, scan = 1000): number {
+    const prefix = historyPrefix(directory, email);
+    let n = 0;
+    for (const { value } of this.db.getRange({ start: prefix + '\uffff', end: prefix, reverse: true, limit: scan })) {
+      if (value.at < since || value.type === 'login_success') break;
+      if (value.type === 'login_failure' && ++n >= cap) break;
+    }
+    return n;
+  }
 }
 
 /** Single-use emailed tokens, keyed by SHA-256 of the token (the token itself is never stored). */

@@ -26,9 +26,11 @@ import type {
   TrafficRecord,
   FactorRecord,
   DeviceRecord,
+  NetworkRecord,
 } from './records.js';
 import { FactorStore } from './factors.js';
 import { DeviceStore } from './devices.js';
+import { NetworkStore } from './networks.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreSealer, isSealed } from './seal.js';
@@ -56,6 +58,8 @@ export interface Store {
   readonly factors: FactorStore;
   /** Devices (device cookies) each user has signed in with. */
   readonly devices: DeviceStore;
+  /** Client networks (prefixes) each user has recently signed in from. */
+  readonly networks: NetworkStore;
   readonly loginHistory: LoginHistoryStore;
   readonly emailTokens: EmailTokenStore;
   readonly throttle: ThrottleStore;
@@ -216,6 +220,7 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
     factors: new FactorStore(dbs.factors, openDb<string>(root, 'passkeyIds'), sealer, clock),
     devices: new DeviceStore(openDb<DeviceRecord>(root, 'devices'), clock),
+    networks: new NetworkStore(openDb<NetworkRecord>(root, 'networks'), clock),
     loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
     emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
     throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),

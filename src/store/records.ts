@@ -140,7 +140,9 @@ export type LoginEventType =
   | 'step_up'
   | 'mfa_reset'
   // A sign-in from a device (device cookie) the user had not signed in with before; `reason` says whether it was mailed.
-  | 'new_device';
+  | 'new_device'
+  // A risk signal at a password sign-in that demands a second factor (src/login/risk.ts); `reason` names the signal.
+  | 'risk';
 
 /** One authentication event, kept per (directory, email) so attempts on unknown emails are visible too. */
 export interface LoginEventRecord {
@@ -175,8 +177,10 @@ export interface EmailTokenRecord {
   rd: string;
   createdAt: number;
   expiresAt: number;
-  /** `mfa` only: the one factor this sign-in must use (login.adaptive.new_device on a new device); absent: any. */
+  /** `mfa` only: the one factor this sign-in must use (login.adaptive, src/login/risk.ts); absent: any. */
   factor?: 'totp' | 'webauthn';
+  /** `mfa` only: the risk signals that named `factor` (`new_device`, `new_network`, `failure_burst`); absent: none. */
+  risk?: string[];
 }
 
 /** A device (browser) a user has signed in with: src/login/device.ts, store/devices.ts. */
@@ -189,6 +193,13 @@ export interface DeviceRecord {
   /** Client IP and User-Agent at the last sign-in from it (shown in the new-device mail). */
   ip: string;
   userAgent: string;
+}
+
+/** The client networks a user has signed in from: store/networks.ts (prefixes only, never addresses). */
+export interface NetworkRecord {
+  userId: string;
+  /** Least recently used first; at most NETWORKS_KEPT. */
+  networks: Array<{ prefix: string; firstSeenAt: number; lastSeenAt: number }>;
 }
 
 /** Failed-login counter for one key (an account or a client IP). */

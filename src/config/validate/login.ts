@@ -3,12 +3,13 @@
  * URL mail links are built from, branding, the emailed links' lifetime, and
  * the failed-login throttle per account and per client IP.
  */
-import { DEFAULT_BRAND_COLOR, DEFAULT_RESET_TTL_MS, MAX_LOCK_MS, defaultAccountThrottle, defaultIpThrottle } from '../defaults.js';
-import type { AdaptiveConfig, LoginConfig, NewDeviceDemand, SignupMode, ThrottleLimits } from '../types.js';
+import { DEFAULT_BRAND_COLOR, DEFAULT_BURST_AFTER, DEFAULT_BURST_REQUIRE, DEFAULT_BURST_WITHIN_MS, DEFAULT_RESET_TTL_MS, MAX_LOCK_MS, defaultAccountThrottle, defaultIpThrottle } from '../defaults.js';
+import type { AdaptiveConfig, FailureBurstConfig, LoginConfig, NewDeviceDemand, SignupMode, ThrottleLimits } from '../types.js';
 import { checkKeys, describe, formatMs, isMapping, own, validateDuration, validateInt, validateName, type Problems } from './fields.js';
 
 const LOGIN_KEYS = ['signup', 'public_url', 'branding', 'reset_ttl', 'throttle', 'adaptive'];
-const ADAPTIVE_KEYS = ['new_device'];
+const ADAPTIVE_KEYS = ['new_device', 'new_network', 'failure_burst'];
+const FAILURE_BURST_KEYS = ['after', 'within', 'require'];
 const NEW_DEVICE_DEMANDS: readonly NewDeviceDemand[] = ['totp', 'webauthn', 'none'];
 const BRANDING_KEYS = ['name', 'color', 'logo_url'];
 const THROTTLE_KEYS = ['account', 'ip'];
@@ -40,21 +41,60 @@ export function validateLogin(v: unknown, at: string, problems: Problems): Login
   return adaptive === undefined ? { signup, publicUrl, branding, resetTtlMs, throttle } : { signup, publicUrl, branding, resetTtlMs, throttle, adaptive };
 }
 
-/** `adaptive: { new_device: totp | webauthn | none }`; undefined when absent or wrong. */
+/**
+ * `adaptive: { new_device, new_network: totp | webauthn | none, failure_burst: { after, within, require } }`;
+ * undefined when absent or wrong. Every signal is off unless written: turning
+ * one on changes who must use which factor, which a project decides.
+ */
 function validateAdaptive(v: unknown, at: string, problems: Problems): AdaptiveConfig | undefined {
   if (v === undefined || v === null) return undefined;
   if (!isMapping(v)) {
-    problems.push({ at, message: `must be a mapping such as { new_device: totp }; got ${describe(v)}` });
+    problems.push({ at, message: `must be a mapping such as { new_device: totp, new_network: totp, failure_burst: { after: 5, within: 15m, require: totp } }; got ${describe(v)}` });
     return undefined;
   }
+  const before = problems.length;
   checkKeys(v, ADAPTIVE_KEYS, at, problems);
-  const raw = own(v, 'new_device');
-  if (raw === undefined || raw === null) return { newDevice: 'none' };
+  const newDevice = validateDemand(own(v, 'new_device'), `${at}.new_device`, 'a sign-in from a new device', problems);
+  const newNetwork = validateDemand(own(v, 'new_network'), `${at}.new_network`, 'a sign-in from a network the user has not signed in from', problems);
+  const failureBurst = validateFailureBurst(own(v, 'failure_burst'), `${at}.failure_burst`, problems);
+  if (problems.length !== before || newDevice === null || newNetwork === null || failureBurst === undefined) return undefined;
+  return { newDevice, newNetwork, failureBurst };
+}
+
+/** One signal's demand: `totp`, `webauthn` or `none` (the default when absent); null when wrong. */
+function validateDemand(raw: unknown, at: string, what: string, problems: Problems): NewDeviceDemand | null {
+  if (raw === undefined || raw === null) return 'none';
   if (typeof raw !== 'string' || !(NEW_DEVICE_DEMANDS as readonly string[]).includes(raw)) {
-    problems.push({ at: `${at}.new_device`, message: `must be one of ${NEW_DEVICE_DEMANDS.join(', ')}: the second factor a sign-in from a new device must use; got ${describe(raw)}` });
+    problems.push({ at, message: `must be one of ${NEW_DEVICE_DEMANDS.join(', ')}: the second factor ${what} must use; got ${describe(raw)}` });
+    return null;
+  }
+  return raw as NewDeviceDemand;
+}
+
+/**
+ * `failure_burst: { after: 5, within: 15m, require: totp }`; null when absent
+ * (off), undefined when wrong. `after` at least 2: one mistyped password is
+ * not a burst. `within` at most 24h: older failures say little about this
+ * sign-in, and the login history they are counted from is kept longer than
+ * that (90 days by default).
+ */
+function validateFailureBurst(v: unknown, at: string, problems: Problems): FailureBurstConfig | null | undefined {
+  if (v === undefined || v === null) return null;
+  if (!isMapping(v)) {
+    problems.push({ at, message: `must be a mapping such as { after: 5, within: 15m, require: totp }; got ${describe(v)}` });
     return undefined;
   }
-  return { newDevice: raw as NewDeviceDemand };
+  const before = problems.length;
+  checkKeys(v, FAILURE_BURST_KEYS, at, problems);
+  const after = validateInt(own(v, 'after'), `${at}.after`, DEFAULT_BURST_AFTER, 2, 1000, problems);
+  const withinMs = validateDuration(own(v, 'within'), `${at}.within`, `${DEFAULT_BURST_WITHIN_MS / 60_000}m`, problems);
+  if (withinMs !== null && (withinMs < 60_000 || withinMs > 86_400_000)) {
+    problems.push({ at: `${at}.within`, message: `must be from 1m to 24h: the window in which failed sign-ins make a burst; got ${formatMs(withinMs)}` });
+  }
+  const rawRequire = own(v, 'require');
+  const require = rawRequire === undefined || rawRequire === null ? DEFAULT_BURST_REQUIRE : validateDemand(rawRequire, `${at}.require`, 'the next sign-in after a burst of failures', problems);
+  if (problems.length !== before || after === null || withinMs === null || require === null) return undefined;
+  return { after, withinMs, require };
 }
 
 /** An origin for links in mail; the Host header is never used for them. */

@@ -84,26 +84,27 @@ function failureStatus(r: { reason: string }): { status: number; code: ErrorCode
 /**
  * Starts the second step of a sign-in: a single-use token in a short-lived
  * cookie, then the code page. `only`: the one factor this sign-in must use
- * (login.adaptive.new_device on a new device), when the user has it.
+ * (login.adaptive: risk.ts), when the user has it; `because`: the signals
+ * that named it.
  */
-export async function askSecondFactor(k: Kit, c: Ctx, user: UserRecord, rd: string, only: 'totp' | 'webauthn' | null = null): Promise<PageResponse> {
+export async function askSecondFactor(k: Kit, c: Ctx, user: UserRecord, rd: string, only: 'totp' | 'webauthn' | null = null, because: readonly string[] = []): Promise<PageResponse> {
   const token = randomBytes(32).toString('base64url');
   const now = k.d.clock.now();
-  await k.d.store.emailTokens.add(hashToken(token), { purpose: 'mfa', projectId: c.project.id, directory: c.project.directory, email: user.email, userId: user.id, rd, createdAt: now, expiresAt: now + MFA_PENDING_MS, ...(only === null ? {} : { factor: only }) });
+  await k.d.store.emailTokens.add(hashToken(token), { purpose: 'mfa', projectId: c.project.id, directory: c.project.directory, email: user.email, userId: user.id, rd, createdAt: now, expiresAt: now + MFA_PENDING_MS, ...(only === null ? {} : { factor: only, risk: [...because] }) });
   c.setCookies.push(k.cookie(k.mfaCookie, token, MFA_PENDING_MS / 1000));
   return k.redirect(c, PAGES.secondFactor);
 }
 
 /** `/_mezu/login/otp`: the code, or a passkey, after the password. */
 export class SecondFactorFlow extends KitFlow implements Flow {
-  private pending(c: Ctx): { token: string; user: UserRecord; rd: string; pwdAt: number; only: 'totp' | 'webauthn' | null } | null {
+  private pending(c: Ctx): { token: string; user: UserRecord; rd: string; pwdAt: number; only: 'totp' | 'webauthn' | null; risk: readonly string[] } | null {
     const token = findCookie(c.req.cookie, this.k.mfaCookie);
     if (token === '' || !isTokenSyntax(token)) return null;
     const rec = this.k.peekToken(token, 'mfa', c.project.id);
     if (rec === null || rec.userId === null) return null;
     const user = this.k.d.store.users.get(rec.userId);
     if (user === undefined || user.status !== 'active') return null;
-    return { token, user, rd: rec.rd, pwdAt: rec.createdAt, only: effectiveOnly(this.k, c, user.id, rec.factor ?? null) };
+    return { token, user, rd: rec.rd, pwdAt: rec.createdAt, only: effectiveOnly(this.k, c, user.id, rec.factor ?? null), risk: rec.risk ?? [] };
   }
 
   async form(c: Ctx, o: { error?: string; status?: number; code?: ErrorCode; retryAfter?: number } = {}): Promise<PageResponse> {
@@ -137,11 +138,11 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     const p = this.pending(c);
     if (p === null) return this.k.redirect(c, PAGES.login);
     const viaPasskey = postedPasskey(c);
-    // A new device under login.adaptive.new_device: only the factor it names (the form offers no other).
+    // A risk signal under login.adaptive (a new device or network, a burst of failures): only the factor it names (the form offers no other).
     if ((p.only === 'totp' && viaPasskey) || (p.only === 'webauthn' && !viaPasskey)) {
       this.k.event(c, 'mfa_failure', `adaptive_needs_${p.only}`, p.user, p.user.email);
       this.k.audit(c, p.user, 'factor.failure', { page: 'login', reason: `adaptive_needs_${p.only}` });
-      return this.form(c, { status: 401, code: viaPasskey ? 'MEZU_PASSKEY_INVALID' : 'MEZU_OTP_INVALID', error: p.only === 'totp' ? 'Signing in from a new device needs a code from your authenticator app.' : 'Signing in from a new device needs your passkey.' });
+      return this.form(c, { status: 401, code: viaPasskey ? 'MEZU_PASSKEY_INVALID' : 'MEZU_OTP_INVALID', error: `Signing in ${riskWords(p.risk)} needs ${p.only === 'totp' ? 'a code from your authenticator app' : 'your passkey'}.` });
     }
     if (viaPasskey) {
       const r = await checkPasskey(this.k, c, 'second_factor', p.token, p.user, 'login');
@@ -157,6 +158,12 @@ export class SecondFactorFlow extends KitFlow implements Flow {
     const now = this.k.d.clock.now();
     return this.k.signIn(c, p.user, 'login_success', safeReturnPath(p.rd), viaPasskey ? { pwdAt: p.pwdAt, hwkAt: now } : { pwdAt: p.pwdAt, otpAt: now });
   }
+}
+
+/** Why a sign-in needs a particular factor, in the user's words (the first signal that named it). */
+function riskWords(risk: readonly string[]): string {
+  const s = risk[0] ?? 'new_device';
+  return s === 'new_network' ? 'from a network you have not used before' : s === 'failure_burst' ? 'after several failed attempts on your account' : 'from a new device';
 }
 
 /**

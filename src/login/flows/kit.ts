@@ -16,6 +16,7 @@ import { renderPage, cspOf, cspWithScript, type PageSpec } from '../pages.js';
 import { MAIL_FAILED, PAGES, fmtWait, type Ctx, type LoginDeps, type PageResponse } from './context.js';
 import { ACR_MFA, ACR_PWD } from '../../../wire/index.js';
 import { DEVICE_COOKIE_MAX_AGE_S } from '../device.js';
+import { networkOf } from '../network.js';
 
 export class Kit {
   readonly throttle: Throttle;
@@ -37,6 +38,9 @@ export class Kit {
     const secondFactor = f.otpAt !== undefined || f.hwkAt !== undefined;
     // The device: known when the user signed in from it before, or when this sign-in used a second factor on it.
     const device = await this.deviceAtSignIn(c, user, now);
+    // The network, for login.adaptive.new_network (network.ts): recorded only once the sign-in is complete.
+    const net = networkOf(c.ip);
+    if (net !== null) await this.d.store.networks.seen(user.id, net, now);
     await this.d.store.sessions.create(hashToken(token), {
       id: newId('ses_'), principalType: 'user', userId: user.id, projectId: c.project.id,
       createdAt: now, lastSeenAt: now, authTime: now,

@@ -14,6 +14,8 @@ import { PAGES, argon, fmtWait, normEmail, validEmail, type Ctx, type Flow, type
 import { KitFlow } from './kit.js';
 import { askSecondFactor } from './factor.js';
 import { passwordlessForm } from './passkey.js';
+import { decideRisk, type RiskDecision } from '../risk.js';
+import { networkOf } from '../network.js';
 
 const GENERIC_LOGIN_ERROR = 'Incorrect email or password.';
 
@@ -76,14 +78,35 @@ export class LoginFlow extends KitFlow implements Flow {
     await Promise.all([this.k.throttle.clear(aKey), this.k.throttle.release(iKey, p.login.throttle.ip)]);
     if (v.needsRehash && cred !== undefined) this.rehash(user.id, cred.hash, password, params);
     // A user with a second factor (an authenticator app or a passkey) signs in only after it (factor.ts); the
-    // password step is done. From a device the user has not signed in with, login.adaptive.new_device names
-    // the factor it must be (factor.ts falls back to the user's others when the user has not that one).
-    if (this.k.d.store.factors.hasSecondFactor(user.id)) {
-      const demand = p.login.adaptive.newDevice;
-      const only = demand !== 'none' && !this.k.knownDevice(c, user.id) ? demand : null;
-      return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')), only);
-    }
+    // password step is done. Risk signals (a new device, a new network, a burst of failures: risk.ts) name the
+    // factor it must be; factor.ts falls back to the user's others when the user has not that one.
+    const hasSecond = this.k.d.store.factors.hasSecondFactor(user.id);
+    const risk = this.risk(c, user, now, hasSecond);
+    if (hasSecond) return askSecondFactor(this.k, c, user, safeReturnPath(c.field('rd')), risk.factor, risk.because);
     return this.k.signIn(c, user, 'login_success', safeReturnPath(c.field('rd')));
+  }
+
+  /**
+   * The risk signals of this password sign-in and what they demand, each
+   * signal recorded (history event `risk`, audit `login.risk`; no address
+   * beyond the client IP every record already carries). A user with no second
+   * factor cannot be asked for one: the signals are still recorded, and the
+   * sign-in goes on with the password (SECURITY.md says why it is not refused).
+   */
+  private risk(c: Ctx, user: UserRecord, now: number, hasSecond: boolean): RiskDecision {
+    const a = c.project.login.adaptive;
+    const burst = a.failureBurst;
+    const d = decideRisk(a, {
+      newDevice: a.newDevice !== 'none' && !this.k.knownDevice(c, user.id),
+      // An address that is not an IP (none should reach here) reads as a new network: fail closed.
+      newNetwork: a.newNetwork !== 'none' && this.k.d.store.networks.standing(user.id, networkOf(c.ip)) === 'new',
+      failureBurst: burst !== null && burst.require !== 'none' && this.k.d.store.loginHistory.failuresSince(c.project.directory, user.email, now - burst.withinMs, burst.after) >= burst.after,
+    });
+    if (d.signals.length > 0) {
+      for (const s of d.signals) this.k.event(c, 'risk', s, user, user.email);
+      this.k.audit(c, user, 'login.risk', { page: 'login', signals: d.signals, factor: d.factor, second_factor: hasSecond });
+    }
+    return d;
   }
 
   private loginFailed(c: Ctx, email: string, user: UserRecord | null, reason: string): Promise<PageResponse> {
