@@ -39,6 +39,17 @@ import { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from '
 import { AuditStore } from './audit.js';
 import { ChangeFeed, type ChangeRecord } from './changes.js';
 import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
+import { Replica, readSettings, type ReplicaSettings } from '../replicate/index.js';
+
+/**
+ * Databases that stay on their node when the store replicates: login
+ * throttling (per node: a failed attempt never costs a cluster-wide write,
+ * so an attacker cannot turn guessing into write load on every node; N
+ * nodes allow N times the attempts, docs/SECURITY.md), the mail outbox (the
+ * node that queued a mail sends it; replicated, every node would), and each
+ * worker's tunnel report (about this node's tunnels).
+ */
+export const LOCAL_DBS: ReadonlySet<string> = new Set(['throttle', 'outbox', 'tunnelStatus']);
 
 export interface Store {
   readonly path: string;
@@ -59,6 +70,12 @@ export interface Store {
   readonly tunnelCas: TunnelCaStore;
   readonly warpgates: WarpgateStore;
   readonly tunnelStatus: TunnelStatusStore;
+  /**
+   * The replica when this store replicates through NATS JetStream
+   * (`edge --nats`, or DATA/replication.json): every write goes through its
+   * journal. Null: the embedded single node, LMDB alone.
+   */
+  readonly replica: Replica | null;
   /** Changes that can take access away, in commit order (continuous authorization reads it). */
   readonly changes: ChangeFeed;
   /** Seals and opens the secrets kept here (seal.ts); `mezusphere store-key rotate` uses it. */
@@ -159,7 +176,7 @@ function resealFields(fields: SealedField[], sealer: StoreSealer): { total: numb
  * the changes the store makes itself (`updatedAt`, `revokedAt`, `appliedAt`,
  * a retired key's `retiredAt`); tests pass a manual one.
  */
-export function openStore(dataDir: string, clock: Clock = systemClock): Store {
+export function openStore(dataDir: string, clock: Clock = systemClock, replication: ReplicaSettings | null | 'auto' = 'auto'): Store {
   const path = `${dataDir}/store`;
   const modes: Array<[string, number]> = [[dataDir, 0o700], [path, 0o700], [join(path, 'data.mdb'), 0o600], [join(path, 'lock.mdb'), 0o600]];
   let root: RootDatabase;
@@ -196,30 +213,54 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     if (err instanceof MezuError) throw err;
     throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const changes = new ChangeFeed(openDb<ChangeRecord>(root, 'changes'), clock);
+  // Every database by name, so the journal can route its writes (replicated mode only).
+  const named = new Map<string, Database<unknown, string>>();
+  const db = <V>(name: string, opened?: Database<V, string>): Database<V, string> => {
+    const d = opened ?? openDb<V>(root, name);
+    named.set(name, d as Database<unknown, string>);
+    return d;
+  };
+  for (const [name, d] of Object.entries(dbs)) db(name, d as Database<unknown, string>);
+  const changes = new ChangeFeed(db<ChangeRecord>('changes'), clock);
+  let replica: Replica | null = null;
+  try {
+    const settings = replication === 'auto' ? readSettings(dataDir) : replication;
+    if (settings !== null) replica = new Replica(root, openDb<number>(root, 'replica'), settings);
+  } catch (err) {
+    void root.close();
+    throw err;
+  }
+  const stores = {
+    config: new ConfigStore(db('config') as Database<StoredConfig | number, string>, clock),
+    users: new UserStore(db<UserRecord>('users'), db<string>('usersByEmail'), clock, changes),
+    sessions: new SessionStore(db<SessionRecord>('sessions'), db<string>('sessionsByUser'), clock, changes),
+    serviceAccounts: new ServiceAccountStore(db<ServiceAccountRecord>('serviceAccounts'), db<ApiKeyRecord>('apiKeys'), clock, changes),
+    credentials: new CredentialStore(db<CredentialRecord>('credentials'), clock),
+    loginHistory: new LoginHistoryStore(db<LoginEventRecord>('loginEvents'), clock),
+    emailTokens: new EmailTokenStore(db<EmailTokenRecord>('emailTokens'), clock),
+    throttle: new ThrottleStore(db<ThrottleRecord>('throttle'), clock),
+    audit: new AuditStore(db<AuditRecord>('audit'), clock),
+    warpgates: new WarpgateStore(db<WarpgateRecord>('warpgates'), clock),
+    tunnelStatus: new TunnelStatusStore(db<TunnelStatusRecord>('tunnelStatus'), clock),
+  };
+  if (replica !== null) for (const [name, d] of named) replica.journal.wrap(name, d, !LOCAL_DBS.has(name));
   return {
     path,
     changes,
-    config: new ConfigStore(openDb(root, 'config') as Database<StoredConfig | number, string>, clock),
-    users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail'), clock, changes),
-    sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser'), clock, changes),
-    serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock, changes),
+    replica,
+    ...stores,
     signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
-    credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
     factors: new FactorStore(dbs.factors, sealer, clock),
-    loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
-    emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
-    throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),
     outbox: new OutboxStore(dbs.outbox, sealer, clock),
     secrets: new SecretStore(dbs.secrets, sealer),
-    audit: new AuditStore(openDb<AuditRecord>(root, 'audit'), clock),
     tunnelCas: new TunnelCaStore(dbs.tunnelCas, sealer, clock),
-    warpgates: new WarpgateStore(openDb<WarpgateRecord>(root, 'warpgates'), clock),
-    tunnelStatus: new TunnelStatusStore(openDb<TunnelStatusRecord>(root, 'tunnelStatus'), clock),
     sealer,
     reseal: () => resealFields(fields, sealer).total,
     sealedOnOpen,
     compactAndClose: () => compact(root, path),
-    close: () => root.close(),
+    close: async () => {
+      await replica?.close();
+      await root.close();
+    },
   };
 }
