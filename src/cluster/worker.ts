@@ -123,6 +123,8 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
 
   const inflight = { n: 0 };
   const draining = { on: false };
+  // Told by the primary, which follows the stream (src/replicate/replica.ts).
+  const replica = { stale: false };
   // Metrics (src/cluster/metrics.ts): counted only when the primary serves them.
   const counting = opts.metricsPort !== null;
   const requestMetrics = counting ? new RequestMetrics() : null;
@@ -162,6 +164,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     workers: opts.workers,
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
     draining,
+    replica,
     pages: login.pages,
     maxHeadBytes: opts.maxHeadBytes,
     log,
@@ -205,6 +208,10 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
       if (requestMetrics === null || processMetrics === null) return;
       const reply: ScrapeReply = { type: 'metrics', id: m.id, worker: index, families: workerFamilies({ index, requests: requestMetrics, live, tunnels: () => tunnel.stats(), logins, process: processMetrics }) };
       send(reply);
+      return;
+    }
+    if (m?.type === 'replica') {
+      replica.stale = m.stale;
       return;
     }
     if (m?.type !== 'drain' || draining.on) return;

@@ -17,7 +17,7 @@ export const ENV_NODE = 'MEZU_NODE';
 /** Default staleness bound: revocations made elsewhere may be missing for this long at most (issue contract). */
 export const DEFAULT_STALENESS_MS = 60_000;
 /** The JetStream stream holding the journal: one subject, so one total order. */
-export const DEFAULT_STREAM = 'MEZU_JOURNAL';
+export const DEFAULT_STREAM = 'mezusphere-journal';
 
 export interface ReplicaSettings {
   /** NATS URLs, `nats://host:port`. */
