@@ -43,6 +43,22 @@ import { Assertions, Signer } from '../src/identity/index.js';
 import { Authenticator, hashToken, newSessionToken } from '../src/session/index.js';
 import { LiveRegistry, feedPoll } from '../src/authorize/index.js';
 import { openStore } from '../src/store/index.js';
+import { makeSettings, type JournalLink, type StreamEntry } from '../src/replicate/index.js';
+
+/** A stream in this process for `--replica on`: appends checked against the expected last sequence, as JetStream does. */
+function memoryStream(): JournalLink {
+  const entries: StreamEntry[] = [];
+  return {
+    append: async (data, _id, expectLast) => {
+      if (expectLast !== entries.length) return 'conflict';
+      entries.push({ seq: entries.length + 1, data });
+      return entries.length;
+    },
+    readFrom: async (from, onBatch) => {
+      if (entries.length >= from) await onBatch(entries.slice(from - 1));
+    },
+  };
+}
 import { createFront, RequestMetrics, DecisionKind } from '../src/front/index.js';
 import { methodClass } from '../src/front/metrics.js';
 import { PoolRegistry } from '../src/tunnel/pools.js';
@@ -125,7 +141,10 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' } } });
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' }, replica: { type: 'string' } } });
+  // `--replica on`: the store as a node of a replicated cluster opens it (every database routed through
+  // the journal, src/replicate), its stream kept in this process: what replication costs the request path.
+  const withReplica = v.replica === 'on';
   const withLive = (v.live ?? 'on') !== 'off';
   const metricsMode = v.metrics ?? 'on';
   if (metricsMode !== 'on' && metricsMode !== 'off' && metricsMode !== 'both') throw new Error('edge-path: --metrics on|off|both');
@@ -133,7 +152,8 @@ async function main(): Promise<void> {
   const batches = Number(v.batches ?? 2000);
   const inFlight = Number(v['in-flight'] ?? 64);
   const dir = mkdtempSync(join(tmpdir(), 'mezu-edge-path-'));
-  const store = openStore(join(dir, 'data'));
+  const store = openStore(join(dir, 'data'), undefined, withReplica ? makeSettings(['nats://127.0.0.1:4222'], 'bench', 60_000) : null);
+  if (withReplica) store.replica!.journal.attach(memoryStream());
   try {
     await Signer.ensureKey(store.signingKeys);
     const signer = new Signer(store.signingKeys, 'http://127.0.0.1:8080');
@@ -168,6 +188,7 @@ async function main(): Promise<void> {
         scope: { pools, scheme: 'https', inflight: { n: 0 }, clients: new Map(), routes: new Map(), live, metrics: withMetrics ? metrics : null, log },
         cookieName: 'mezu_session',
         draining: { on: false },
+        ...(withReplica ? { replica: { stale: false } } : {}),
         pages: null,
         log: (m) => process.stderr.write(`edge-path: ${m}\n`),
       });

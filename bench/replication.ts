@@ -13,14 +13,14 @@
  *   a config version applied on B until A serves the changed route. Each
  *   sample is timed from the start of the write (the JetStream append
  *   included) to the first answer that shows it, polling back to back on a
- *   kept-alive connection. The writes go through the same store API the
+ *   kept-alive connection from that same moment. The writes go through the same store API the
  *   edge and the CLI use, from this process, on A's or B's data directory.
  * - Request-path CPU: edge CPU-µs per protected GET for P and A at the same
- *   paced rate, interleaved (P A P A …), `--windows` windows each of
+ *   paced rate, interleaved (P A, A P, …), `--windows` windows each of
  *   `--duration` s; the median per side. Everything is bounded in count and
  *   time, and every process is stopped by its PID.
  *
- *   node dist/bench/replication.js [--rate 2500] [--samples 40] [--configs 10] [--duration 5] [--windows 3]
+ *   node dist/bench/replication.js [--rate 2500] [--samples 40] [--configs 10] [--duration 5] [--windows 4]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,7 +60,7 @@ const RATE = int(v.rate, 2500, 100, 20_000, 'rate');
 const SAMPLES = int(v.samples, 40, 5, 500, 'samples');
 const CONFIGS = int(v.configs, 10, 2, 100, 'configs');
 const DURATION = int(v.duration, 5, 2, 30, 'duration');
-const WINDOWS = int(v.windows, 3, 1, 10, 'windows');
+const WINDOWS = int(v.windows, 4, 1, 10, 'windows');
 /** One propagation sample gives up after this long (counted as a miss, never waited on forever). */
 const SAMPLE_TIMEOUT_MS = 10_000;
 
@@ -166,8 +166,15 @@ async function main(): Promise<void> {
     await cpuWindow(p, tokenP);
     await cpuWindow(a, token);
     for (let i = 0; i < WINDOWS; i++) {
-      const rp = await cpuWindow(p, tokenP);
-      const ra = await cpuWindow(a, token);
+      // P A, then A P: a drift in the machine's load over the run weighs on both sides alike.
+      let rp, ra;
+      if (i % 2 === 0) {
+        rp = await cpuWindow(p, tokenP);
+        ra = await cpuWindow(a, token);
+      } else {
+        ra = await cpuWindow(a, token);
+        rp = await cpuWindow(p, tokenP);
+      }
       cpuP.push(rp.us);
       cpuA.push(ra.us);
       lines.push(`window ${i + 1}: without --nats ${rp.us.toFixed(1)} µs/req at ${rp.rps.toFixed(0)} req/s (${rp.non2xx} non-2xx); with --nats ${ra.us.toFixed(1)} µs/req at ${ra.rps.toFixed(0)} req/s (${ra.non2xx} non-2xx)`);
@@ -192,13 +199,17 @@ async function main(): Promise<void> {
       const t = newSessionToken();
       const now = Date.now();
       const t0 = performance.now();
-      await sA.sessions.create(hashToken(t), { id: newId('ses'), principalType: 'user', userId: user.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
-      sessions.push(await until(b.edgePort, '/api/v1/items', t, 200, t0));
+      // B is polled from the moment the write starts, alongside it: A's own commit is not on B's path.
+      const [, seen] = await Promise.all([
+        sA.sessions.create(hashToken(t), { id: newId('ses'), principalType: 'user', userId: user.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null }),
+        until(b.edgePort, '/api/v1/items', t, 200, t0),
+      ]);
+      sessions.push(seen);
       // Read back on B's replica before B revokes it (B's own write is judged against its replica).
       await sB.replica!.catchUp();
       const t1 = performance.now();
-      await sB.sessions.revoke(hashToken(t));
-      revocations.push(await until(a.edgePort, '/api/v1/items', t, 401, t1));
+      const [, gone] = await Promise.all([sB.sessions.revoke(hashToken(t)), until(a.edgePort, '/api/v1/items', t, 401, t1)]);
+      revocations.push(gone);
     }
     const configs: Array<number | null> = [];
     for (let i = 0; i < CONFIGS; i++) {
@@ -209,8 +220,8 @@ async function main(): Promise<void> {
       if (!parsed.ok) throw new Error('bench:nats: the flipped config does not validate');
       await sB.replica!.catchUp();
       const t0 = performance.now();
-      await sB.config.apply(text, parsed.config, sB.config.currentVersion());
-      configs.push(await until(a.edgePort, '/flip/x', null, open ? 200 : 403, t0));
+      const [, live] = await Promise.all([sB.config.apply(text, parsed.config, sB.config.currentVersion()), until(a.edgePort, '/flip/x', null, open ? 200 : 403, t0)]);
+      configs.push(live);
     }
     for (const l of loaders) await l.stop();
 

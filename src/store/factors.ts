@@ -69,6 +69,9 @@ export class FactorStore extends SealedTable<FactorRecord> {
   async useRecovery(userId: string, hash: string, now: number): Promise<number> {
     let left = -1;
     await this.change(userId, (cur) => {
+      // Set afresh on every run: a replicated write that loses a race runs this callback again, and a
+      // code another node took meanwhile must read as used, not as the count of the first run.
+      left = -1;
       if (cur?.totp == null) return undefined;
       const i = cur.recovery.indexOf(hash);
       if (i === -1) return undefined;

@@ -132,3 +132,16 @@ test('cut off: a write is refused with MEZU_REPLICA_OFFLINE and nothing changes;
   t.is(stream.last, 0);
   t.truthy(a.throttle.get('k'));
 });
+
+test('a callback run again after a lost race reports what its last run saw, not its first (users.update; FactorStore.useRecovery keeps the same rule)', async (t) => {
+  const { stream, a, b } = await twoNodes(t);
+  await a.users.create(user('u1'));
+  await a.users.update('u1', { status: 'suspended' });
+  await b.replica!.catchUp();
+  // Another node's write lands just before A's append: A's append is refused, A applies it and runs its
+  // callback again; the refusal it reports is that of the run that counted.
+  stream.beforeAppend = () => void stream.appendNow(stream.entries[stream.entries.length - 1]!.data, 'b-first', stream.last);
+  const err = await t.throwsAsync(a.users.update('u1', { status: 'deactivated' }, (u) => u.status === 'active'));
+  t.is((err as { code?: string }).code, 'MEZU_STATUS_TRANSITION');
+  t.is(a.users.get('u1')?.status, 'suspended');
+});
