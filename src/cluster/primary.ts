@@ -32,8 +32,7 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
       const msg: PrimaryMessage = { type: 'replica', stale };
       for (const s of slots) if (s.worker?.isConnected()) s.worker.send(msg);
     });
-  }
-  await Signer.ensureKey(store.signingKeys);
+  } else await Signer.ensureKey(store.signingKeys);
   if (store.config.current() === undefined) log('config: no configuration applied yet; every request gets 503 until `mezusphere apply -f FILE`');
   // The primary keeps its store only while it follows the stream.
   if (follower === null) await store.close();
@@ -176,6 +175,9 @@ async function catchUpBeforeReady(store: Store, log: (msg: string, f?: { level?:
     try {
       const before = r.applied();
       await r.catchUp();
+      // A replicated write: nodes starting together on an empty stream race for it, and the
+      // expected-sequence check lets one key through (the others find it when they retry).
+      await Signer.ensureKey(store.signingKeys);
       log(`replica: node ${r.settings.node} caught up with the stream at sequence ${r.applied()} (${r.applied() - before} entries applied)`);
       return;
     } catch (err) {

@@ -24,8 +24,14 @@ import type { ReplicaSettings } from './settings.js';
 const WRONG_LAST_SEQUENCE = 10071;
 /** An append waits this long for its acknowledgement; then it is retried with the same message id. */
 const APPEND_TIMEOUT_MS = 3_000;
-/** Retries of an append whose outcome is unknown (timeout, leader election): the message id makes them safe. */
-const APPEND_RETRIES = 3;
+/**
+ * Pauses before each retry of an append whose outcome is unknown (a timeout, no responder while a
+ * stream's leader is elected — a new R3 stream or a server lost takes a second or two): the message
+ * id makes every retry safe, and the pauses add up to about 4 s, past an election.
+ */
+const APPEND_RETRY_PAUSES_MS = [100, 250, 500, 1_000, 2_000];
+/** How long a stream just created may take to elect its leader before the first append. */
+const LEADER_WAIT_MS = 10_000;
 /** Under this many missing entries a catch-up reads them one by one; above, through an ordered consumer. */
 const SMALL_GAP = 64;
 /** Entries applied per LMDB transaction while catching up (one fsync each). */
@@ -95,7 +101,8 @@ export class NatsLink implements JournalLink {
     const h = headers();
     h.set('Nats-Expected-Last-Sequence', String(expectLast));
     let lastErr: unknown = null;
-    for (let i = 0; i <= APPEND_RETRIES; i++) {
+    for (let i = 0; i <= APPEND_RETRY_PAUSES_MS.length; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, APPEND_RETRY_PAUSES_MS[i - 1]));
       if (!this.isConnected) throw offline('disconnected');
       try {
         const ack = await this.js.publish(JOURNAL_SUBJECT, data, { msgID: msgId, headers: h, timeout: APPEND_TIMEOUT_MS, retries: 2 });
@@ -183,5 +190,12 @@ async function ensureStream(jsm: JetStreamManager, s: ReplicaSettings): Promise<
   } catch (err) {
     // Another node created it between our look and our add (10058: name in use): the same stream.
     if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err;
+  }
+  // A new replicated stream answers appends only once it has a leader.
+  const end = Date.now() + LEADER_WAIT_MS;
+  while (Date.now() < end) {
+    const info = await jsm.streams.info(s.stream).catch(() => null);
+    if (info !== null && (s.replicas <= 1 || info.cluster?.leader)) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
