@@ -20,7 +20,7 @@
  *   `--duration` s; the median per side. Everything is bounded in count and
  *   time, and every process is stopped by its PID.
  *
- *   node dist/bench/replication.js [--rate 2500] [--samples 40] [--configs 10] [--duration 5] [--windows 4]
+ *   node dist/bench/replication.js [--rate 2500] [--samples 100] [--configs 10] [--duration 5] [--windows 4]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,7 +57,7 @@ const int = (s: string | undefined, d: number, min: number, max: number, name: s
   return n;
 };
 const RATE = int(v.rate, 2500, 100, 20_000, 'rate');
-const SAMPLES = int(v.samples, 40, 5, 500, 'samples');
+const SAMPLES = int(v.samples, 100, 5, 500, 'samples');
 const CONFIGS = int(v.configs, 10, 2, 100, 'configs');
 const DURATION = int(v.duration, 5, 2, 30, 'duration');
 const WINDOWS = int(v.windows, 4, 1, 10, 'windows');
