@@ -15,7 +15,7 @@ import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, runPrimary, runWorker, type EdgeOptions } from '../cluster/index.js';
-import { codeOf } from '../errors/index.js';
+import { codeOf, MezuError } from '../errors/index.js';
 import { CONTROL_USAGE, runControlCommand, consoleOptions, cliActor } from './control.js';
 import { Control } from '../control/index.js';
 import { parseServers, makeSettings, ENV_NATS, ENV_NODE, type ReplicaSettings } from '../replicate/index.js';
@@ -36,6 +36,7 @@ ${CONTROL_USAGE}
   signing-keys rotate
   store-key rotate                    re-seal the store's private keys and secrets under a new store key (DATA/store.key)
   store compact                       rewrite data.mdb without free pages (old bytes of replaced values); the edge and Console stopped
+  replica snapshot                    publish a snapshot of this node's replica to JetStream: new nodes start from it plus the stream tail
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
   mail outbox [--to EMAIL] [--limit N]  mail kept by the development outbox (reset and signup links)
   loadtest URL [--project P [--email E] [--roles a,b] [--permissions x,y] [--https-cookie] [--keep] | --cookie NAME=VALUE | --key mzk_…]
@@ -295,6 +296,16 @@ async function cmdStore(sub: string | undefined, args: string[]): Promise<void> 
   out(v, `store: compacted data.mdb from ${r.before} to ${r.after} bytes`, r);
 }
 
+async function cmdReplica(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'snapshot') fail(`unknown replica command "${sub ?? ''}"`);
+  const v = parse(args, {});
+  const head = await withStore(v, async (s) => {
+    if (s.replica === null) throw new MezuError('MEZU_REPLICA_UNAVAILABLE', 'replica: this data directory does not replicate; run the edge with --nats, or pass --nats here');
+    return s.replica.publishSnapshot();
+  });
+  out(v, `replica: snapshot ${head.id} published (sequence ${head.seq}, ${head.size} bytes in ${head.chunks} chunks); new nodes start from it`, head);
+}
+
 async function cmdPki(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'init') fail(`unknown pki command "${sub ?? ''}"`);
   const v = parse(args, { pool: { type: 'string', multiple: true } });
@@ -345,6 +356,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'signing-keys': await withSub(cmdSigningKeys); break;
       case 'store-key': await withSub(cmdStoreKey); break;
       case 'store': await withSub(cmdStore); break;
+      case 'replica': await withSub(cmdReplica); break;
       case 'pki': await withSub(cmdPki); break;
       case 'loadtest': { const lt = await import('../loadtest/index.js'); const p = lt.parseLoadtestArgs(argv.slice(1)); if (!p.ok) fail(p.reason); return await lt.runLoadtest(p.plan); }
       case undefined: case 'help': case '--help': case '-h':

@@ -7,7 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { openStore, type Store } from '../store/index.js';
+import { openStore, bootstrapReplica, type Store } from '../store/index.js';
 import { writeSettings, type FollowHandle } from '../replicate/index.js';
 import { Signer } from '../identity/index.js';
 import { loadUws } from '../../native/uws.js';
@@ -22,7 +22,17 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
   // Refuse to start on the JS fallback before forking anything.
   loadUws();
   // Every process on this data directory (workers, Console, CLI) replicates through the same settings.
-  if (opts.nats !== null) writeSettings(opts.dataDir, opts.nats);
+  if (opts.nats !== null) {
+    writeSettings(opts.dataDir, opts.nats);
+    // A new node starts from the newest snapshot, when there is one, rather than replaying the journal.
+    const t0 = Date.now();
+    try {
+      const head = await bootstrapReplica(opts.dataDir, opts.nats, log);
+      if (head !== null) log(`replica: node ${opts.nats.node} installed snapshot ${head.id} (sequence ${head.seq}, ${(head.size / 1048576).toFixed(1)} MiB from node ${head.node}) in ${Date.now() - t0} ms; catching up from there`);
+    } catch (err) {
+      log(`replica: no snapshot installed (${(err as Error).message}); replaying the journal instead`, { level: 'warn' });
+    }
+  }
   const store = openStore(opts.dataDir);
   let follower: FollowHandle | null = null;
   if (store.replica !== null) {

@@ -9,3 +9,4 @@ export { Journal, MAX_ATTEMPTS, type JournalLink, type StreamEntry, type Op } fr
 export { Replica, PROBE_MS, type FollowHandle } from './replica.js';
 export { NatsLink, JOURNAL_SUBJECT } from './link.js';
 export { readSettings, writeSettings, parseServers, makeSettings, REPLICATION_FILE, ENV_NATS, ENV_NODE, DEFAULT_STALENESS_MS, DEFAULT_STREAM, type ReplicaSettings } from './settings.js';
+export { publishSnapshot, fetchSnapshot, latestSnapshot, SNAPSHOT_STREAM, SNAPSHOT_CHUNK, type SnapshotHead } from './snapshot.js';

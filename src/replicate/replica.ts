@@ -17,6 +17,7 @@ import { MezuError } from '../errors/index.js';
 import { Journal } from './journal.js';
 import { NatsLink } from './link.js';
 import type { ReplicaSettings } from './settings.js';
+import { publishSnapshot, type SnapshotHead } from './snapshot.js';
 
 /** How often the follower asks JetStream for the stream's tail (and so how finely staleness is judged). */
 export const PROBE_MS = 1_000;
@@ -37,6 +38,8 @@ export class Replica {
     private readonly root: RootDatabase,
     meta: Database<number, string>,
     readonly settings: ReplicaSettings,
+    /** The store's directory: snapshots are copied here before they are published. */
+    private readonly storePath: string,
     private readonly log: Log = createLog('replica'),
   ) {
     this.journal = new Journal(root, meta, settings.node, () => this.connect());
@@ -133,6 +136,12 @@ export class Replica {
         clearInterval(timer);
       },
     };
+  }
+
+  /** Catches up, then publishes a snapshot of this replica for new nodes (snapshot.ts). */
+  async publishSnapshot(): Promise<SnapshotHead> {
+    await this.catchUp();
+    return publishSnapshot(this.root, await this.connect(), this.settings, this.storePath);
   }
 
   async close(): Promise<void> {

@@ -26,7 +26,7 @@ import type {
   FactorRecord,
 } from './records.js';
 import { FactorStore } from './factors.js';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreSealer, isSealed } from './seal.js';
 import { compact, securePaths } from './files.js';
@@ -39,7 +39,8 @@ import { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from '
 import { AuditStore } from './audit.js';
 import { ChangeFeed, type ChangeRecord } from './changes.js';
 import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
-import { Replica, readSettings, type ReplicaSettings } from '../replicate/index.js';
+import { Replica, NatsLink, fetchSnapshot, readSettings, type ReplicaSettings, type SnapshotHead } from '../replicate/index.js';
+import type { Log } from '../runtime/index.js';
 
 /**
  * Databases that stay on their node when the store replicates: login
@@ -225,7 +226,7 @@ export function openStore(dataDir: string, clock: Clock = systemClock, replicati
   let replica: Replica | null = null;
   try {
     const settings = replication === 'auto' ? readSettings(dataDir) : replication;
-    if (settings !== null) replica = new Replica(root, openDb<number>(root, 'replica'), settings);
+    if (settings !== null) replica = new Replica(root, openDb<number>(root, 'replica'), settings, path);
   } catch (err) {
     void root.close();
     throw err;
@@ -263,4 +264,33 @@ export function openStore(dataDir: string, clock: Clock = systemClock, replicati
       await root.close();
     },
   };
+}
+
+/**
+ * A new node's first start (`edge --nats` on a data directory with no store
+ * yet): installs the newest snapshot published to JetStream (src/replicate/
+ * snapshot.ts) as its store, then empties the databases that belong to the
+ * node that took it (LOCAL_DBS). The node then catches up from the
+ * snapshot's sequence like any restart. Returns the snapshot's head, or null
+ * when there is none or the store exists (the journal is replayed instead).
+ */
+export async function bootstrapReplica(dataDir: string, settings: ReplicaSettings, log: Log): Promise<SnapshotHead | null> {
+  const path = `${dataDir}/store`;
+  if (existsSync(join(path, 'data.mdb'))) return null;
+  const link = await NatsLink.open(settings, log, `mezusphere ${settings.node} bootstrap`);
+  let head: SnapshotHead | null;
+  try {
+    head = await fetchSnapshot(link, path);
+  } finally {
+    await link.close();
+  }
+  if (head === null) return null;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const root = openEnv({ path });
+  try {
+    for (const name of LOCAL_DBS) openDb(root, name).clearSync();
+  } finally {
+    await root.close();
+  }
+  return head;
 }

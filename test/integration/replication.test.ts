@@ -199,3 +199,36 @@ test.serial('kill -9 a node mid-write and restart it: every acknowledged write i
   t.deepEqual([...killSessions(sf)].sort(), [...inStream].sort());
   t.is(se.replica!.applied(), sf.replica!.applied());
 });
+
+test.serial('a new node starts from the newest snapshot plus the stream tail; what belonged to the node that took it is left behind', async (t) => {
+  const urls = cluster.urls();
+  const g = await node('g', urls);
+  g.ok(g.cli('users', 'add', '--project', 'demo', '--email', 'snap@example.com'));
+  const before = g.ok(g.cli('sessions', 'create', '--project', 'demo', '--email', 'snap@example.com'));
+  // g's worker has written its (local) tunnel report by now; it must not travel with the snapshot.
+  await waitFor('g reported its tunnels', () => {
+    const s = openStore(g.dir, undefined, null);
+    const n = s.tunnelStatus.all().length;
+    void s.close();
+    return n > 0;
+  });
+  const head = JSON.parse(g.ok(g.cli('replica', 'snapshot', '--json'))) as { id: string; seq: number; size: number };
+  t.true(head.seq > 0);
+  // The tail: written after the snapshot.
+  const after = g.ok(g.cli('sessions', 'create', '--project', 'demo', '--email', 'snap@example.com'));
+  g.ok(g.cli('sessions', 'revoke', '--token', before));
+
+  const h = await node('h', urls);
+  t.regex(h.edge!.err, new RegExp(`installed snapshot ${head.id} \\(sequence ${head.seq}`));
+  t.is(await h.status('/api/v1/x', after), 502);
+  t.is(await h.status('/api/v1/x', before), 401);
+  const sh = openStore(h.dir, undefined, null);
+  const sg = openStore(g.dir, undefined, null);
+  t.teardown(async () => {
+    await sh.close();
+    await sg.close();
+  });
+  const gReports = new Set(sg.tunnelStatus.all().map((x) => x.edgeId));
+  t.true(gReports.size > 0);
+  t.false(sh.tunnelStatus.all().some((r) => gReports.has(r.edgeId)), 'no tunnel report of g on h');
+});
