@@ -21,6 +21,15 @@
  *   time, and every process is stopped by its PID.
  *
  *   node dist/bench/replication.js [--rate 2500] [--samples 100] [--configs 10] [--duration 5] [--windows 4]
+ *   node dist/bench/replication.js --bootstrap 1000000
+ *
+ * `--bootstrap N` measures a new node's start instead: N sessions written
+ * on node A through the journal (an import: BULK_PER_ENTRY sessions per
+ * entry), then a node started on an empty data directory with no snapshot
+ * published (it replays the journal), then `replica snapshot` on A, a tail
+ * of writes, and another empty node (snapshot plus tail), each timed from
+ * its start to its ready line and checked with a session from the bulk and
+ * one from the tail.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +42,7 @@ import { openStore, type Store } from '../src/store/index.js';
 import { hashToken, newId, newSessionToken } from '../src/session/index.js';
 import { parseConfigYaml } from '../src/config/index.js';
 import { NatsCluster } from '../scripts/nats-cluster.js';
+import { makeSettings } from '../src/replicate/index.js';
 import { clockTicksPerSecond, processTicks } from './cpu.js';
 import { drive } from './load.js';
 import { Proc, stopOrphans } from './processes.js';
@@ -45,6 +55,7 @@ const { values: v } = parseArgs({
     configs: { type: 'string' },
     duration: { type: 'string' },
     windows: { type: 'string' },
+    bootstrap: { type: 'string' },
   },
 });
 const int = (s: string | undefined, d: number, min: number, max: number, name: string): number => {
@@ -61,6 +72,10 @@ const SAMPLES = int(v.samples, 100, 5, 500, 'samples');
 const CONFIGS = int(v.configs, 10, 2, 100, 'configs');
 const DURATION = int(v.duration, 5, 2, 30, 'duration');
 const WINDOWS = int(v.windows, 4, 1, 10, 'windows');
+/** `--bootstrap N`: instead of the rest, N sessions on one node, then two new nodes (journal replay, snapshot) timed to ready. */
+const BOOTSTRAP = int(v.bootstrap, 0, 0, 2_000_000, 'bootstrap');
+/** Sessions per journal entry in the bulk load: ~550 KB of msgpack, under NATS's 1 MiB message limit. */
+const BULK_PER_ENTRY = 1_500;
 /** One propagation sample gives up after this long (counted as a miss, never waited on forever). */
 const SAMPLE_TIMEOUT_MS = 10_000;
 
@@ -116,9 +131,100 @@ async function cpuWindow(chain: Chain, token: string): Promise<{ us: number; rps
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** Starts an edge node on an empty data directory and times it to its ready line. */
+async function timedNode(name: string, urls: string, dirs: string[], procs: Proc[]): Promise<{ ms: number; port: number; proc: Proc; log: string[] }> {
+  const d = mkdtempSync(join(tmpdir(), `mezu-bench-nats-${name}-`));
+  dirs.push(d);
+  cli(d, ['pki', 'init', '--pool', 'demo']);
+  const t0 = performance.now();
+  const proc = new Proc(`edge-${name}`, [join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', d, '--host', '127.0.0.1', '--port', '0', '--tunnel-port', '0', '--workers', '1', '--metrics-port', 'off', '--nats', urls, '--node', name], ROOT);
+  procs.push(proc);
+  const log: string[] = [];
+  proc.onLine((line) => {
+    if (line.includes('replica:')) log.push(line);
+  });
+  const ready = await proc.waitFor('ready line', 600_000, (line, stream) => (stream === 'stdout' && line.startsWith('{"event":"ready"') ? (JSON.parse(line) as { port: number }) : undefined));
+  return { ms: performance.now() - t0, port: ready.port, proc, log };
+}
+
+async function bootstrapBench(): Promise<void> {
+  const procs: Proc[] = [];
+  const dirs: string[] = [];
+  const stores: Store[] = [];
+  const cluster = new NatsCluster(3);
+  try {
+    await cluster.start();
+    const urls = cluster.urls();
+    const dirA = mkdtempSync(join(tmpdir(), 'mezu-bench-nats-a-'));
+    dirs.push(dirA);
+    const viaA = ['--nats', urls, '--node', 'a'];
+    const cfgFile = join(dirA, 'bench.yaml');
+    writeFileSync(cfgFile, BENCH_CONFIG);
+    cli(dirA, ['apply', '-f', cfgFile, ...viaA]);
+    cli(dirA, ['users', 'add', '--project', 'demo', '--email', BENCH_EMAIL, ...viaA]);
+    const sA = openStore(dirA, undefined, makeSettings(urls.split(','), 'a', 60_000));
+    stores.push(sA);
+    await sA.replica!.catchUp();
+    const user = sA.users.list(null).find((u) => u.email === BENCH_EMAIL)!;
+    const t0 = performance.now();
+    let first = '';
+    for (let done = 0; done < BOOTSTRAP; ) {
+      const n = Math.min(BULK_PER_ENTRY, BOOTSTRAP - done);
+      const now = Date.now();
+      const list = [];
+      for (let i = 0; i < n; i++) {
+        const t = newSessionToken();
+        if (first === '') first = t;
+        list.push({ tokenHash: hashToken(t), rec: { id: newId('ses'), principalType: 'user' as const, userId: user.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null } });
+      }
+      await sA.sessions.createMany(list);
+      done += n;
+    }
+    const loadS = (performance.now() - t0) / 1000;
+    const entries = sA.replica!.applied();
+    process.stderr.write(`bench:nats: ${BOOTSTRAP} sessions written in ${loadS.toFixed(1)} s (${entries} journal entries)\n`);
+
+    const replay = await timedNode('replay', urls, dirs, procs);
+    const replayOk = await status(replay.port, '/api/v1/items', first);
+    await replay.proc.stop();
+
+    const t1 = performance.now();
+    const head = await sA.replica!.publishSnapshot();
+    const snapS = (performance.now() - t1) / 1000;
+    const tail = newSessionToken();
+    const now = Date.now();
+    await sA.sessions.create(hashToken(tail), { id: newId('ses'), principalType: 'user', userId: user.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
+    const snap = await timedNode('snap', urls, dirs, procs);
+    const snapOk = [await status(snap.port, '/api/v1/items', first), await status(snap.port, '/api/v1/items', tail)];
+    await snap.proc.stop();
+    const out = [
+      `bench:nats --bootstrap ${BOOTSTRAP} — ${new Date().toISOString()}, 3 nats-server (JetStream, R3)`,
+      '',
+      `- bulk load on A: ${BOOTSTRAP} sessions in ${entries} journal entries, ${loadS.toFixed(1)} s`,
+      `- snapshot: ${(head.size / 1048576).toFixed(1)} MiB in ${head.chunks} chunks at sequence ${head.seq}, published in ${snapS.toFixed(1)} s`,
+      '',
+      'Answers: 502 = the session is accepted (no Warpgate runs in this mode), 401 = unknown.',
+      '',
+      '| new node | start → ready s | a bulk session | the tail session | budget |',
+      '|---|---:|---:|---:|---|',
+      `| replays the journal (no snapshot yet) | ${(replay.ms / 1000).toFixed(1)} | ${replayOk} | – | ≤ 60 s |`,
+      `| snapshot + tail | ${(snap.ms / 1000).toFixed(1)} | ${snapOk[0]} | ${snapOk[1]} | ≤ 60 s |`,
+      '',
+      ...snap.log.map((l) => `  ${l.slice(0, 300)}`),
+    ];
+    process.stdout.write(out.join('\n') + '\n');
+  } finally {
+    for (const s of stores) await s.close().catch(() => undefined);
+    for (const pr of procs.reverse()) await pr.stop().catch(() => undefined);
+    await cluster.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   // Every node seals with the same store key (docs/ARCHITECTURE.md, "Replication"): set once, inherited by every child.
   process.env.MEZU_STORE_KEY ??= randomBytes(32).toString('base64url');
+  if (BOOTSTRAP > 0) return bootstrapBench();
   const procs: Proc[] = [];
   const chains: Chain[] = [];
   const dirs: string[] = [];

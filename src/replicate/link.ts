@@ -37,6 +37,14 @@ const SMALL_GAP = 64;
 /** Entries applied per LMDB transaction while catching up (one fsync each). */
 export const APPLY_BATCH = 1_000;
 /**
+ * Bytes one pull asks JetStream for, and at most applied in one transaction.
+ * A server cuts off a client that has more than 64 MiB pending
+ * (`max_pending`, a slow consumer), and an import's entries run to hundreds
+ * of KiB each: a pull bounded by count alone (1,000 × 550 KiB) made a new
+ * node's catch-up stall, cut off and re-pulling forever.
+ */
+export const PULL_BYTES = 16 * 1024 * 1024;
+/**
  * How long JetStream keeps message ids for de-duplication. It must cover a
  * writer's retries of one append (a few seconds); two minutes is
  * JetStream's own default.
@@ -146,15 +154,18 @@ export class NatsLink implements JournalLink {
    */
   async consume(from: number, to: number | null, onBatch: (batch: StreamEntry[]) => Promise<void>, stop?: { on: boolean }): Promise<void> {
     const c = await this.js.consumers.get(this.s.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
-    const msgs = await c.consume({ max_messages: APPLY_BATCH });
+    const msgs = await c.consume({ max_bytes: PULL_BYTES });
     let batch: StreamEntry[] = [];
+    let bytes = 0;
     try {
       for await (const m of msgs) {
         batch.push({ seq: m.seq, data: m.data });
+        bytes += m.data.length;
         const last = to !== null && m.seq >= to;
-        if (last || m.info.pending === 0 || batch.length >= APPLY_BATCH) {
+        if (last || m.info.pending === 0 || batch.length >= APPLY_BATCH || bytes >= PULL_BYTES) {
           const b = batch;
           batch = [];
+          bytes = 0;
           await onBatch(b);
         }
         if (last || stop?.on === true) break;

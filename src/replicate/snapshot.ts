@@ -25,7 +25,7 @@ import { once } from 'node:events';
 import { DeliverPolicy, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { openEnv, openDb, type RootDatabase } from '../../native/lmdb.js';
 import { MezuError } from '../errors/index.js';
-import type { NatsLink } from './link.js';
+import { PULL_BYTES, type NatsLink } from './link.js';
 import type { ReplicaSettings } from './settings.js';
 
 export const SNAPSHOT_STREAM = 'mezusphere-snapshots';
@@ -131,7 +131,8 @@ export async function fetchSnapshot(link: NatsLink, storeDir: string): Promise<S
   try {
     if (head.chunks > 0) {
       const c = await link.js.consumers.get(SNAPSHOT_STREAM, { filter_subjects: `mezu.snapshot.${head.id}.>`, deliver_policy: DeliverPolicy.All });
-      const msgs = await c.consume({ max_messages: 64 });
+      // Bounded by bytes, far under a server's 64 MiB slow-consumer limit (link.ts PULL_BYTES).
+      const msgs = await c.consume({ max_bytes: PULL_BYTES });
       try {
         for await (const m of msgs) {
           if (m.subject !== `mezu.snapshot.${head.id}.${n}`) throw new MezuError('MEZU_REPLICA_GAP', `replica: snapshot ${head.id} chunk ${n} is missing (got ${m.subject})`);
