@@ -132,7 +132,7 @@ async function cpuWindow(chain: Chain, token: string): Promise<{ us: number; rps
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Starts an edge node on an empty data directory and times it to its ready line. */
-async function timedNode(name: string, urls: string, dirs: string[], procs: Proc[]): Promise<{ ms: number; port: number; proc: Proc; log: string[] }> {
+async function timedNode(name: string, urls: string, dirs: string[], procs: Proc[]): Promise<{ ms: number; port: number; proc: Proc; workers: number[]; log: string[] }> {
   const d = mkdtempSync(join(tmpdir(), `mezu-bench-nats-${name}-`));
   dirs.push(d);
   cli(d, ['pki', 'init', '--pool', 'demo']);
@@ -143,8 +143,14 @@ async function timedNode(name: string, urls: string, dirs: string[], procs: Proc
   proc.onLine((line) => {
     if (line.includes('replica:')) log.push(line);
   });
-  const ready = await proc.waitFor('ready line', 600_000, (line, stream) => (stream === 'stdout' && line.startsWith('{"event":"ready"') ? (JSON.parse(line) as { port: number }) : undefined));
-  return { ms: performance.now() - t0, port: ready.port, proc, log };
+  const ready = await proc.waitFor('ready line', 600_000, (line, stream) => (stream === 'stdout' && line.startsWith('{"event":"ready"') ? (JSON.parse(line) as { port: number; workers: number[] }) : undefined));
+  return { ms: performance.now() - t0, port: ready.port, proc, workers: ready.workers, log };
+}
+
+/** Stops a timed node and any worker that outlives its primary (workers ignore signals and wait for the primary's drain). */
+async function stopNode(n: { proc: Proc; workers: number[] }, notes: string[]): Promise<void> {
+  notes.push(`${n.proc.name}: ${await n.proc.stop()}`);
+  notes.push(...(await stopOrphans(n.workers, n.proc.pid)));
 }
 
 async function bootstrapBench(): Promise<void> {
@@ -186,7 +192,8 @@ async function bootstrapBench(): Promise<void> {
 
     const replay = await timedNode('replay', urls, dirs, procs);
     const replayOk = await status(replay.port, '/api/v1/items', first);
-    await replay.proc.stop();
+    const notes: string[] = [];
+    await stopNode(replay, notes);
 
     const t1 = performance.now();
     const head = await sA.replica!.publishSnapshot();
@@ -196,7 +203,7 @@ async function bootstrapBench(): Promise<void> {
     await sA.sessions.create(hashToken(tail), { id: newId('ses'), principalType: 'user', userId: user.id, projectId: 'demo', createdAt: now, lastSeenAt: now, authTime: now, amr: ['cli'], assertion: null, assertionExp: 0, assertionUserVersion: 0, assertionKid: null });
     const snap = await timedNode('snap', urls, dirs, procs);
     const snapOk = [await status(snap.port, '/api/v1/items', first), await status(snap.port, '/api/v1/items', tail)];
-    await snap.proc.stop();
+    await stopNode(snap, notes);
     const out = [
       `bench:nats --bootstrap ${BOOTSTRAP} — ${new Date().toISOString()}, 3 nats-server (JetStream, R3)`,
       '',
@@ -211,6 +218,8 @@ async function bootstrapBench(): Promise<void> {
       `| snapshot + tail | ${(snap.ms / 1000).toFixed(1)} | ${snapOk[0]} | ${snapOk[1]} | ≤ 60 s |`,
       '',
       ...snap.log.map((l) => `  ${l.slice(0, 300)}`),
+      '',
+      ...notes.map((n) => `- ${n}`),
     ];
     process.stdout.write(out.join('\n') + '\n');
   } finally {

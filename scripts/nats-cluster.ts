@@ -65,7 +65,8 @@ export class NatsCluster {
           `http: 127.0.0.1:${s.monitor}`,
           // Small limits: the tests write little, and the machine is shared.
           `jetstream { store_dir: "${join(this.dir, s.name)}", max_memory_store: 64MB, max_file_store: 1GB }`,
-          `cluster { name: mezu, listen: 127.0.0.1:${s.cluster}, routes: [${routes}] }`,
+          // A lone server is no cluster: with a route to itself JetStream never elects a meta leader.
+          ...(this.size > 1 ? [`cluster { name: mezu, listen: 127.0.0.1:${s.cluster}, routes: [${routes}] }`] : []),
         ].join('\n') + '\n',
       );
     }
@@ -82,7 +83,7 @@ export class NatsCluster {
     s.proc = p;
   }
 
-  /** JetStream is ready when every running server reports a meta leader (`/jsz`). */
+  /** JetStream is ready when every running server reports a meta leader (`/jsz`; a lone server has none, only its config). */
   async waitReady(timeoutMs = 30_000): Promise<void> {
     const end = Date.now() + timeoutMs;
     for (;;) {
@@ -90,8 +91,8 @@ export class NatsCluster {
       for (const s of this.servers) {
         if (s.proc === null) continue;
         try {
-          const j = JSON.parse(await get(s.monitor, '/jsz')) as { meta_cluster?: { leader?: string } };
-          if (!j.meta_cluster?.leader) ok = false;
+          const j = JSON.parse(await get(s.monitor, '/jsz')) as { config?: unknown; meta_cluster?: { leader?: string } };
+          if (this.size > 1 ? !j.meta_cluster?.leader : j.config === undefined) ok = false;
         } catch {
           ok = false;
         }
