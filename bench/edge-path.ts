@@ -5,7 +5,7 @@
  * of its response, and how much it allocates.
  *
  *   node dist/bench/edge-path.js [--rounds 5] [--batches 2000] [--in-flight 64] [--live on|off] [--metrics on|off|both]
- *                                [--otlp on|off|both [--otlp-sample 0.01]] [--step-up off|on|both]
+ *                                [--otlp on|off|both [--otlp-sample 0.01]] [--step-up off|on|both] [--replica off|on]
  *
  * Runs the real `createFront` handler (route, session read from a real LMDB
  * store, authorize, the cached assertion, the forwarded head written into the
@@ -60,6 +60,22 @@ import { openStore } from '../src/store/index.js';
 import { createFront, RequestMetrics, DecisionKind, EdgeSpans } from '../src/front/index.js';
 import { SpanExporter, parseOtlpEndpoint } from '../src/runtime/index.js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { makeSettings, type JournalLink, type StreamEntry } from '../src/replicate/index.js';
+
+/** A stream in this process for `--replica on`: appends checked against the expected last sequence, as JetStream does. */
+function memoryStream(): JournalLink {
+  const entries: StreamEntry[] = [];
+  return {
+    append: async (data, _id, expectLast) => {
+      if (expectLast !== entries.length) return 'conflict';
+      entries.push({ seq: entries.length + 1, data });
+      return entries.length;
+    },
+    readFrom: async (from, onBatch) => {
+      if (entries.length >= from) await onBatch(entries.slice(from - 1));
+    },
+  };
+}
 import { methodClass } from '../src/front/metrics.js';
 import { PoolRegistry } from '../src/tunnel/pools.js';
 import { TunnelConnection } from '../src/tunnel/connection.js';
@@ -141,7 +157,10 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' }, otlp: { type: 'string' }, 'step-up': { type: 'string' }, 'otlp-sample': { type: 'string' } } });
+  const { values: v } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, 'in-flight': { type: 'string' }, live: { type: 'string' }, metrics: { type: 'string' }, otlp: { type: 'string' }, 'step-up': { type: 'string' }, replica: { type: 'string' }, 'otlp-sample': { type: 'string' } } });
+  // `--replica on`: the store as a node of a replicated cluster opens it (every database routed through
+  // the journal, src/replicate), its stream kept in this process: what replication costs the request path.
+  const withReplica = v.replica === 'on';
   const withLive = (v.live ?? 'on') !== 'off';
   const metricsMode = v.metrics ?? 'on';
   if (metricsMode !== 'on' && metricsMode !== 'off' && metricsMode !== 'both') throw new Error('edge-path: --metrics on|off|both');
@@ -158,7 +177,8 @@ async function main(): Promise<void> {
   const batches = Number(v.batches ?? 2000);
   const inFlight = Number(v['in-flight'] ?? 64);
   const dir = mkdtempSync(join(tmpdir(), 'mezu-edge-path-'));
-  const store = openStore(join(dir, 'data'));
+  const store = openStore(join(dir, 'data'), undefined, withReplica ? makeSettings(['nats://127.0.0.1:4222'], 'bench', 60_000) : null);
+  if (withReplica) store.replica!.journal.attach(memoryStream());
   try {
     await Signer.ensureKey(store.signingKeys);
     const signer = new Signer(store.signingKeys, 'http://127.0.0.1:8080');
@@ -213,6 +233,7 @@ async function main(): Promise<void> {
         cookieName: 'mezu_session',
         deviceCookieName: 'mezu_device',
         draining: { on: false },
+        ...(withReplica ? { replica: { stale: false } } : {}),
         pages: null,
         log: (m) => process.stderr.write(`edge-path: ${m}\n`),
       });

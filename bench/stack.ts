@@ -101,12 +101,12 @@ export interface Chain {
 }
 
 /** Starts the edge and a Warpgate and waits until every edge worker has its tunnels. */
-export async function startChain(data: string, originPort: number, workers: number, procs: Proc[], notes: string[]): Promise<Chain> {
+export async function startChain(data: string, originPort: number, workers: number, procs: Proc[], notes: string[], edgeArgs: readonly string[] = []): Promise<Chain> {
   const edge = new Proc(
     'edge',
     [
       join(ROOT, 'dist/src/cli/main.js'), 'edge', '--data', data, '--host', '127.0.0.1', '--port', '0', '--tunnel-port', '0',
-      '--workers', String(workers),
+      '--workers', String(workers), ...edgeArgs,
     ],
     ROOT,
   );

@@ -115,6 +115,8 @@ function out(v: Vals, human: string, json: unknown): void {
 async function withControl<T>(v: Vals, fn: (c: Control, s: Store, actor: Actor) => Promise<T>): Promise<T> {
   const s = openStore(dataDir(v));
   try {
+    // A replicated store answers and writes from the stream's tail (src/replicate).
+    await s.replica?.catchUp();
     return await fn(new Control(s), s, cliActor());
   } finally {
     await s.close();

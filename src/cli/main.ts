@@ -15,17 +15,20 @@ import { openStore, ENV_STORE_KEY, type Store } from '../store/index.js';
 import { Signer } from '../identity/index.js';
 import { ensureDevPki } from '../pki/index.js';
 import { ENV_OPTIONS, ENV_WORKER_INDEX, ENV_CONSOLE_OPTIONS, runPrimary, runWorker, type EdgeOptions } from '../cluster/index.js';
-import { codeOf } from '../errors/index.js';
+import { codeOf, MezuError } from '../errors/index.js';
 import { CONTROL_USAGE, runControlCommand, consoleOptions, cliActor } from './control.js';
 import { Control } from '../control/index.js';
+import { parseServers, makeSettings, ENV_NATS, ENV_NODE, type ReplicaSettings } from '../replicate/index.js';
 
 /** The edge's metrics port by default (the Prometheus exporter range; the Warpgate's is 9465 when turned on). */
 const DEFAULT_METRICS_PORT = 9464;
 
-const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev)
+const USAGE = `usage: mezusphere <command> [options]   (every command takes --data DIR, default $MEZU_DATA or ./.mezu-dev,
+  and --nats URL[,…] [--node ID] to replicate its writes; default: the settings \`edge --nats\` left in DATA)
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
+       [--nats nats://HOST:PORT[,…] --node ID [--nats-staleness 60s]]   join a cluster replicated through NATS JetStream
        [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log off|on|RATE] [--otlp-endpoint URL [--otlp-sample 0.01]] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
@@ -33,6 +36,7 @@ ${CONTROL_USAGE}
   signing-keys rotate
   store-key rotate                    re-seal the store's private keys and secrets under a new store key (DATA/store.key)
   store compact                       rewrite data.mdb without free pages (old bytes of replaced values); the edge and Console stopped
+  replica snapshot                    publish a snapshot of this node's replica to JetStream: new nodes start from it plus the stream tail
   pki init --pool NAME [--pool NAME…]  create the dev tunnel CA and certificates under DATA/pki
   mail outbox [--to EMAIL] [--limit N]  mail kept by the development outbox (reset and signup links)
   loadtest URL [--project P [--email E] [--roles a,b] [--permissions x,y] [--https-cookie] [--keep] | --cookie NAME=VALUE | --key mzk_…]
@@ -74,6 +78,8 @@ function out(v: Vals, human: string, json: unknown): void {
 async function withStore<T>(v: Vals, fn: (s: Store) => Promise<T>): Promise<T> {
   const s = openStore(dataDir(v));
   try {
+    // A replicated store answers and writes from the stream's tail, not from whenever this data directory last followed it.
+    await s.replica?.catchUp();
     return await fn(s);
   } finally {
     await s.close();
@@ -128,7 +134,17 @@ async function cmdEdge(args: string[]): Promise<void> {
     'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'log-format': { type: 'string' }, 'access-log': { type: 'string' },
     'otlp-endpoint': { type: 'string' }, 'otlp-sample': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
+    nats: { type: 'string' }, node: { type: 'string' }, 'nats-staleness': { type: 'string' },
   });
+  let nats: ReplicaSettings | null = null;
+  const natsRaw = str(v, 'nats');
+  if (natsRaw !== undefined) {
+    const servers = parseServers(natsRaw);
+    if (typeof servers === 'string') fail(servers);
+    const node = str(v, 'node');
+    if (node === undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(node)) fail('--nats needs --node ID (letters, digits, - and _; at most 64): the name of this node in the cluster');
+    nats = makeSettings(servers, node, durationOpt(v, 'nats-staleness', '60s'));
+  } else if (str(v, 'node') !== undefined || str(v, 'nats-staleness') !== undefined) fail('--node and --nats-staleness go with --nats');
   const dir = dataDir(v);
   const scheme = str(v, 'scheme') ?? 'http';
   if (scheme !== 'http' && scheme !== 'https') fail(`--scheme must be http or https; got "${scheme}"`);
@@ -176,6 +192,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     otlpEndpoint: otlpRaw ?? null,
     otlpSample,
     edgeId: '',
+    nats,
     // The Console (admin API + pages) as a supervised child of the primary, on a port of its own.
     console:
       str(v, 'console-port') === undefined
@@ -289,6 +306,16 @@ async function cmdStore(sub: string | undefined, args: string[]): Promise<void> 
   out(v, `store: compacted data.mdb from ${r.before} to ${r.after} bytes`, r);
 }
 
+async function cmdReplica(sub: string | undefined, args: string[]): Promise<void> {
+  if (sub !== 'snapshot') fail(`unknown replica command "${sub ?? ''}"`);
+  const v = parse(args, {});
+  const head = await withStore(v, async (s) => {
+    if (s.replica === null) throw new MezuError('MEZU_REPLICA_UNAVAILABLE', 'replica: this data directory does not replicate; run the edge with --nats, or pass --nats here');
+    return s.replica.publishSnapshot();
+  });
+  out(v, `replica: snapshot ${head.id} published (sequence ${head.seq}, ${head.size} bytes in ${head.chunks} chunks); new nodes start from it`, head);
+}
+
 async function cmdPki(sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'init') fail(`unknown pki command "${sub ?? ''}"`);
   const v = parse(args, { pool: { type: 'string', multiple: true } });
@@ -298,7 +325,31 @@ async function cmdPki(sub: string | undefined, args: string[]): Promise<void> {
   out(v, `pki: development CA and certificates in ${p.dir} (pools: ${pools.join(', ')})`, { dir: p.dir, pools });
 }
 
+/** Removes `--nats X` / `--node X` (or `=X`) from a command line, moving them into the environment. */
+function takeReplicaArgs(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^--(nats|node)(?:=(.*))?$/.exec(a);
+    if (m === null) {
+      out.push(a);
+      continue;
+    }
+    const val = m[2] ?? argv[++i];
+    if (val === undefined) fail(`--${m[1]} needs a value`);
+    if (m[1] === 'nats') {
+      const servers = parseServers(val);
+      if (typeof servers === 'string') fail(servers);
+      process.env[ENV_NATS] = val;
+    } else process.env[ENV_NODE] = val;
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  // `--nats URL[,URL…]` and `--node ID` on any command but `edge`: this process's writes replicate
+  // like the edge's (src/replicate/settings.ts); without them the data directory's settings apply.
+  if (argv[0] !== 'edge') argv = takeReplicaArgs(argv);
   const [cmd, sub, ...rest] = argv;
   const withSub = (f: (s: string | undefined, a: string[]) => Promise<void>) => f(sub?.startsWith('-') ? undefined : sub, sub?.startsWith('-') ? [sub, ...rest] : rest);
   try {
@@ -315,6 +366,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'signing-keys': await withSub(cmdSigningKeys); break;
       case 'store-key': await withSub(cmdStoreKey); break;
       case 'store': await withSub(cmdStore); break;
+      case 'replica': await withSub(cmdReplica); break;
       case 'pki': await withSub(cmdPki); break;
       case 'loadtest': { const lt = await import('../loadtest/index.js'); const p = lt.parseLoadtestArgs(argv.slice(1)); if (!p.ok) fail(p.reason); return await lt.runLoadtest(p.plan); }
       case undefined: case 'help': case '--help': case '-h':

@@ -1,5 +1,6 @@
 import type { ConsoleOptions } from '../console/index.js';
 import type { ScrapeReply, ScrapeRequest, TrafficReply, TrafficRequest } from './metrics.js';
+import type { ReplicaSettings } from '../replicate/index.js';
 
 /** Options of `mezusphere edge`, shared by the primary and its workers. */
 export interface EdgeOptions {
@@ -60,6 +61,13 @@ export interface EdgeOptions {
    * respawns it if it dies. Null: no Console (run `mezusphere console` apart).
    */
   console: ConsoleOptions | null;
+  /**
+   * `--nats URL[,URL…] --node ID [--nats-staleness 60s]`: this node joins a
+   * cluster whose state is replicated through NATS JetStream. Null: the
+   * embedded single node (or the settings a previous `--nats` left in the
+   * data directory).
+   */
+  nats: ReplicaSettings | null;
 }
 
 export const ENV_OPTIONS = 'MEZU_EDGE_OPTIONS';
@@ -72,4 +80,4 @@ export type WorkerMessage =
   | { type: 'fatal'; worker: number; code: string; message: string }
   | ScrapeReply
   | TrafficReply;
-export type PrimaryMessage = { type: 'drain'; graceMs: number } | ScrapeRequest | TrafficRequest;
+export type PrimaryMessage = { type: 'drain'; graceMs: number } | { type: 'replica'; stale: boolean } | ScrapeRequest | TrafficRequest;

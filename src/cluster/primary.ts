@@ -7,7 +7,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { openStore } from '../store/index.js';
+import { openStore, bootstrapReplica, type Store } from '../store/index.js';
+import { writeSettings, type FollowHandle } from '../replicate/index.js';
 import { Signer } from '../identity/index.js';
 import { loadUws } from '../../native/uws.js';
 import { systemClock, type Timers } from '../runtime/index.js';
@@ -21,11 +22,32 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
   const log = createLog('edge');
   // Refuse to start on the JS fallback before forking anything.
   loadUws();
+  // Every process on this data directory (workers, Console, CLI) replicates through the same settings.
+  if (opts.nats !== null) {
+    writeSettings(opts.dataDir, opts.nats);
+    // A new node starts from the newest snapshot, when there is one, rather than replaying the journal.
+    const t0 = Date.now();
+    try {
+      const head = await bootstrapReplica(opts.dataDir, opts.nats, log);
+      if (head !== null) log(`replica: node ${opts.nats.node} installed snapshot ${head.id} (sequence ${head.seq}, ${(head.size / 1048576).toFixed(1)} MiB from node ${head.node}) in ${Date.now() - t0} ms; catching up from there`);
+    } catch (err) {
+      log(`replica: no snapshot installed (${(err as Error).message}); replaying the journal instead`, { level: 'warn' });
+    }
+  }
   const store = openStore(opts.dataDir);
-  await Signer.ensureKey(store.signingKeys);
+  let follower: FollowHandle | null = null;
+  if (store.replica !== null) {
+    // A node reports ready only once it holds everything the stream held when it started.
+    await catchUpBeforeReady(store, log);
+    follower = store.replica.follow((stale) => {
+      const msg: PrimaryMessage = { type: 'replica', stale };
+      for (const s of slots) if (s.worker?.isConnected()) s.worker.send(msg);
+    });
+  } else await Signer.ensureKey(store.signingKeys);
   if (store.config.current() === undefined) log('config: no configuration applied yet; every request gets 503 until `mezusphere apply -f FILE`');
-  // The store stays open only to write the Console's traffic figures (below), and only while counting.
-  if (opts.metricsPort === null) await store.close();
+  // The primary keeps its store only while it follows the stream or writes the Console's traffic
+  // figures (below, only while counting).
+  if (follower === null && opts.metricsPort === null) await store.close();
 
   if (opts.port === 0) opts.port = await freePort(opts.host);
   opts.edgeId = randomBytes(8).toString('hex');
@@ -92,6 +114,7 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
     const w = cluster.fork(env);
     slots[index]!.worker = w;
     w.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready' && follower?.stale === true) w.send({ type: 'replica', stale: true } satisfies PrimaryMessage);
       if (m.type === 'ready') {
         tunnelPort = m.tunnelPort;
         if (++readyCount === opts.workers) {
@@ -179,6 +202,29 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
   for (let i = 0; i < opts.workers; i++) {
     slots.push({ worker: null, keeper: new Respawner(`worker ${i}`, (respawn) => fork(i, respawn), log, clock) });
     slots[i]!.keeper.start();
+  }
+}
+
+/**
+ * Applies the stream's tail before the node takes traffic, retrying while
+ * JetStream cannot be reached (a restart during an outage waits for it: a
+ * replica of unknown age must not serve).
+ */
+async function catchUpBeforeReady(store: Store, log: (msg: string, f?: { level?: 'warn' }) => void): Promise<void> {
+  const r = store.replica!;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const before = r.applied();
+      await r.catchUp();
+      // A replicated write: nodes starting together on an empty stream race for it, and the
+      // expected-sequence check lets one key through (the others find it when they retry).
+      await Signer.ensureKey(store.signingKeys);
+      log(`replica: node ${r.settings.node} caught up with the stream at sequence ${r.applied()} (${r.applied() - before} entries applied)`);
+      return;
+    } catch (err) {
+      if (attempt % 10 === 0) log(`replica: catching up failed (${(err as Error).message}); retrying`, { level: 'warn' });
+      await new Promise((res) => setTimeout(res, Math.min(2_000, 200 * (attempt + 1))));
+    }
   }
 }
 

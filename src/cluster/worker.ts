@@ -122,6 +122,8 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
 
   const inflight = { n: 0 };
   const draining = { on: false };
+  // Told by the primary, which follows the stream (src/replicate/replica.ts).
+  const replica = { stale: false };
   // Metrics (src/cluster/metrics.ts): counted only when the primary serves them.
   const counting = opts.metricsPort !== null;
   const requestMetrics = counting ? new RequestMetrics() : null;
@@ -167,6 +169,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     cookieName: opts.scheme === 'https' ? SESSION_COOKIE_SECURE : SESSION_COOKIE_PLAIN,
     deviceCookieName: opts.scheme === 'https' ? DEVICE_COOKIE_SECURE : DEVICE_COOKIE_PLAIN,
     draining,
+    replica,
     pages: login.pages,
     maxHeadBytes: opts.maxHeadBytes,
     log,
@@ -216,6 +219,10 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     }
     if (m?.type === 'traffic') {
       if (requestMetrics !== null) send(workerTraffic(m.id, { index, requests: requestMetrics, logins }));
+      return;
+    }
+    if (m?.type === 'replica') {
+      replica.stale = m.stale;
       return;
     }
     if (m?.type !== 'drain' || draining.on) return;

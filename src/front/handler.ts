@@ -67,6 +67,13 @@ export interface FrontContext {
   draining: { on: boolean };
   /** Hosted pages under /_mezu/; null serves 404 there. */
   pages: HostedPages | null;
+  /**
+   * Set by the primary on a node that replicates (`edge --nats`) while its
+   * replica is past the staleness bound: protected routes answer 503
+   * MEZU_REPLICA_STALE (a revocation made elsewhere may be missing), public
+   * ones keep working. Absent on the embedded single node.
+   */
+  replica?: { stale: boolean };
   /** Longest request head (request line + fields) in bytes; default DEFAULT_MAX_HEAD_BYTES. Longer → 431. */
   maxHeadBytes?: number;
   /** Forwarded requests one client address may have in flight in this worker; more → 429. Default DEFAULT_CLIENT_INFLIGHT. */
@@ -94,6 +101,8 @@ export const enum Verdict {
   Forbidden,
   /** The rule's `step_up` is not satisfied by this session (src/authorize/step-up.ts). */
   StepUpRequired,
+  /** A protected route on a node cut off from the cluster past its staleness bound. */
+  ReplicaStale,
 }
 
 /** The refusal each verdict answers with, and whether it always closes the connection. */
@@ -106,6 +115,7 @@ const REFUSAL: Readonly<Record<number, { code: ErrorCode; close: boolean }>> = {
   [Verdict.TooLarge]: { code: 'MEZU_REQUEST_TOO_LARGE', close: true },
   [Verdict.PrincipalNotAllowed]: { code: 'MEZU_PRINCIPAL_NOT_ALLOWED', close: false },
   [Verdict.Forbidden]: { code: 'MEZU_FORBIDDEN', close: false },
+  [Verdict.ReplicaStale]: { code: 'MEZU_REPLICA_STALE', close: false },
 };
 
 export function createFront(ctx: FrontContext): (res: HttpResponse, req: HttpRequest) => void {
@@ -203,6 +213,8 @@ export function decide(ctx: FrontContext, r: EdgeRequest, now: number): Verdict 
   // a chunked body is counted as it streams (request.ts onBody).
   if (r.body > policy.maxBody) return decided(r, Verdict.TooLarge, DecisionKind.TooLarge);
   if (policy.auth === 'public') return decided(r, Verdict.Forward, DecisionKind.AllowedPublic);
+  // Fail closed on a replica that may lack revocations: nothing protected is decided from it.
+  if (ctx.replica?.stale === true) return Verdict.ReplicaStale;
 
   // ── session: a service-account key in Authorization, else the session cookie ──
   const bearer = r.authorization === '' ? '' : bearerToken(r.authorization);

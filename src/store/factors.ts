@@ -99,6 +99,8 @@ export class FactorStore extends SealedTable<FactorRecord> {
   async usePasskey(userId: string, credentialId: string, counter: number, now: number): Promise<PasskeyUse> {
     let out: PasskeyUse = 'unknown';
     await this.change(userId, (cur) => {
+      // Set afresh on every run (a replicated write that loses a race runs this again; see useRecovery).
+      out = 'unknown';
       const list = cur?.passkeys;
       if (cur === undefined || list === undefined) return undefined;
       const i = list.findIndex((k) => k.id === credentialId);
@@ -151,6 +153,9 @@ export class FactorStore extends SealedTable<FactorRecord> {
   async useRecovery(userId: string, hash: string, now: number): Promise<number> {
     let left = -1;
     await this.change(userId, (cur) => {
+      // Set afresh on every run: a replicated write that loses a race runs this callback again, and a
+      // code another node took meanwhile must read as used, not as the count of the first run.
+      left = -1;
       // Recovery codes stand in for any second factor: an authenticator app or passkeys.
       if (cur === undefined || (cur.totp === null && (cur.passkeys?.length ?? 0) === 0)) return undefined;
       const i = cur.recovery.indexOf(hash);

@@ -9,7 +9,7 @@
  * is the behaviour any implementation of `Store` must keep.
  */
 export * from './records.js';
-export { openStore, type Store } from './open.js';
+export { openStore, bootstrapReplica, LOCAL_DBS, type Store } from './open.js';
 export { ConfigStore } from './config.js';
 export { UserStore, CredentialStore } from './users.js';
 export { SessionStore } from './sessions.js';

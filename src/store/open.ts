@@ -31,7 +31,7 @@ import type {
 import { FactorStore } from './factors.js';
 import { DeviceStore } from './devices.js';
 import { NetworkStore } from './networks.js';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreSealer, isSealed } from './seal.js';
 import { compact, securePaths } from './files.js';
@@ -45,6 +45,20 @@ import { AuditStore } from './audit.js';
 import { ChangeFeed, type ChangeRecord } from './changes.js';
 import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
 import { TrafficStore } from './traffic.js';
+import { Replica, NatsLink, fetchSnapshot, readSettings, type ReplicaSettings, type SnapshotHead } from '../replicate/index.js';
+import type { Log } from '../runtime/index.js';
+
+/**
+ * Databases that stay on their node when the store replicates: login
+ * throttling (per node: a failed attempt never costs a cluster-wide write,
+ * so an attacker cannot turn guessing into write load on every node; N
+ * nodes allow N times the attempts, docs/SECURITY.md), the mail outbox (the
+ * node that queued a mail sends it; replicated, every node would), each
+ * worker's tunnel report (about this node's tunnels), and the traffic
+ * figures of the Console's overview (this node's requests; replicated, every
+ * node would write its minute ring to the stream every few seconds).
+ */
+export const LOCAL_DBS: ReadonlySet<string> = new Set(['throttle', 'outbox', 'tunnelStatus', 'traffic']);
 
 export interface Store {
   readonly path: string;
@@ -71,6 +85,12 @@ export interface Store {
   readonly tunnelStatus: TunnelStatusStore;
   /** Each edge's traffic over the last hour, per minute (the Console's overview). */
   readonly traffic: TrafficStore;
+  /**
+   * The replica when this store replicates through NATS JetStream
+   * (`edge --nats`, or DATA/replication.json): every write goes through its
+   * journal. Null: the embedded single node, LMDB alone.
+   */
+  readonly replica: Replica | null;
   /** Changes that can take access away, in commit order (continuous authorization reads it). */
   readonly changes: ChangeFeed;
   /** Seals and opens the secrets kept here (seal.ts); `mezusphere store-key rotate` uses it. */
@@ -171,7 +191,7 @@ function resealFields(fields: SealedField[], sealer: StoreSealer): { total: numb
  * the changes the store makes itself (`updatedAt`, `revokedAt`, `appliedAt`,
  * a retired key's `retiredAt`); tests pass a manual one.
  */
-export function openStore(dataDir: string, clock: Clock = systemClock): Store {
+export function openStore(dataDir: string, clock: Clock = systemClock, replication: ReplicaSettings | null | 'auto' = 'auto'): Store {
   const path = `${dataDir}/store`;
   const modes: Array<[string, number]> = [[dataDir, 0o700], [path, 0o700], [join(path, 'data.mdb'), 0o600], [join(path, 'lock.mdb'), 0o600]];
   let root: RootDatabase;
@@ -208,33 +228,87 @@ export function openStore(dataDir: string, clock: Clock = systemClock): Store {
     if (err instanceof MezuError) throw err;
     throw new MezuError('MEZU_STORE_UNAVAILABLE', `store: cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const changes = new ChangeFeed(openDb<ChangeRecord>(root, 'changes'), clock);
+  // Every database by name, so the journal can route its writes (replicated mode only).
+  const named = new Map<string, Database<unknown, string>>();
+  const db = <V>(name: string, opened?: Database<V, string>): Database<V, string> => {
+    const d = opened ?? openDb<V>(root, name);
+    named.set(name, d as Database<unknown, string>);
+    return d;
+  };
+  for (const [name, d] of Object.entries(dbs)) db(name, d as Database<unknown, string>);
+  const changes = new ChangeFeed(db<ChangeRecord>('changes'), clock);
+  let replica: Replica | null = null;
+  try {
+    const settings = replication === 'auto' ? readSettings(dataDir) : replication;
+    if (settings !== null) replica = new Replica(root, openDb<number>(root, 'replica'), settings, path);
+  } catch (err) {
+    void root.close();
+    throw err;
+  }
+  const stores = {
+    config: new ConfigStore(db('config') as Database<StoredConfig | number, string>, clock),
+    users: new UserStore(db<UserRecord>('users'), db<string>('usersByEmail'), clock, changes),
+    sessions: new SessionStore(db<SessionRecord>('sessions'), db<string>('sessionsByUser'), clock, changes),
+    serviceAccounts: new ServiceAccountStore(db<ServiceAccountRecord>('serviceAccounts'), db<ApiKeyRecord>('apiKeys'), clock, changes),
+    credentials: new CredentialStore(db<CredentialRecord>('credentials'), clock),
+    loginHistory: new LoginHistoryStore(db<LoginEventRecord>('loginEvents'), clock),
+    emailTokens: new EmailTokenStore(db<EmailTokenRecord>('emailTokens'), clock),
+    throttle: new ThrottleStore(db<ThrottleRecord>('throttle'), clock),
+    audit: new AuditStore(db<AuditRecord>('audit'), clock),
+    warpgates: new WarpgateStore(db<WarpgateRecord>('warpgates'), clock),
+    tunnelStatus: new TunnelStatusStore(db<TunnelStatusRecord>('tunnelStatus'), clock),
+    devices: new DeviceStore(db<DeviceRecord>('devices'), clock),
+    networks: new NetworkStore(db<NetworkRecord>('networks'), clock),
+    traffic: new TrafficStore(db<TrafficRecord>('traffic'), clock),
+  };
+  const passkeyIds = db<string>('passkeyIds');
+  if (replica !== null) for (const [name, d] of named) replica.journal.wrap(name, d, !LOCAL_DBS.has(name));
   return {
     path,
     changes,
-    config: new ConfigStore(openDb(root, 'config') as Database<StoredConfig | number, string>, clock),
-    users: new UserStore(openDb<UserRecord>(root, 'users'), openDb<string>(root, 'usersByEmail'), clock, changes),
-    sessions: new SessionStore(openDb<SessionRecord>(root, 'sessions'), openDb<string>(root, 'sessionsByUser'), clock, changes),
-    serviceAccounts: new ServiceAccountStore(openDb<ServiceAccountRecord>(root, 'serviceAccounts'), openDb<ApiKeyRecord>(root, 'apiKeys'), clock, changes),
+    replica,
+    ...stores,
     signingKeys: new SigningKeyStore(dbs.signingKeys, sealer, clock),
-    credentials: new CredentialStore(openDb<CredentialRecord>(root, 'credentials'), clock),
-    factors: new FactorStore(dbs.factors, openDb<string>(root, 'passkeyIds'), sealer, clock),
-    devices: new DeviceStore(openDb<DeviceRecord>(root, 'devices'), clock),
-    networks: new NetworkStore(openDb<NetworkRecord>(root, 'networks'), clock),
-    loginHistory: new LoginHistoryStore(openDb<LoginEventRecord>(root, 'loginEvents'), clock),
-    emailTokens: new EmailTokenStore(openDb<EmailTokenRecord>(root, 'emailTokens'), clock),
-    throttle: new ThrottleStore(openDb<ThrottleRecord>(root, 'throttle'), clock),
+    factors: new FactorStore(dbs.factors, passkeyIds, sealer, clock),
     outbox: new OutboxStore(dbs.outbox, sealer, clock),
     secrets: new SecretStore(dbs.secrets, sealer),
-    audit: new AuditStore(openDb<AuditRecord>(root, 'audit'), clock),
     tunnelCas: new TunnelCaStore(dbs.tunnelCas, sealer, clock),
-    warpgates: new WarpgateStore(openDb<WarpgateRecord>(root, 'warpgates'), clock),
-    tunnelStatus: new TunnelStatusStore(openDb<TunnelStatusRecord>(root, 'tunnelStatus'), clock),
-    traffic: new TrafficStore(openDb<TrafficRecord>(root, 'traffic'), clock),
     sealer,
     reseal: () => resealFields(fields, sealer).total,
     sealedOnOpen,
     compactAndClose: () => compact(root, path),
-    close: () => root.close(),
+    close: async () => {
+      await replica?.close();
+      await root.close();
+    },
   };
+}
+
+/**
+ * A new node's first start (`edge --nats` on a data directory with no store
+ * yet): installs the newest snapshot published to JetStream (src/replicate/
+ * snapshot.ts) as its store, then empties the databases that belong to the
+ * node that took it (LOCAL_DBS). The node then catches up from the
+ * snapshot's sequence like any restart. Returns the snapshot's head, or null
+ * when there is none or the store exists (the journal is replayed instead).
+ */
+export async function bootstrapReplica(dataDir: string, settings: ReplicaSettings, log: Log): Promise<SnapshotHead | null> {
+  const path = `${dataDir}/store`;
+  if (existsSync(join(path, 'data.mdb'))) return null;
+  const link = await NatsLink.open(settings, log, `mezusphere ${settings.node} bootstrap`);
+  let head: SnapshotHead | null;
+  try {
+    head = await fetchSnapshot(link, path);
+  } finally {
+    await link.close();
+  }
+  if (head === null) return null;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const root = openEnv({ path });
+  try {
+    for (const name of LOCAL_DBS) openDb(root, name).clearSync();
+  } finally {
+    await root.close();
+  }
+  return head;
 }

@@ -52,6 +52,9 @@ export class UserStore extends Table<UserRecord> {
     let out: UserRecord | undefined;
     let outcome = 'missing' as 'ok' | 'missing' | 'taken' | 'refused';
     await this.db.transaction(() => {
+      // Set afresh on every run: a replicated write that loses a race runs this callback again.
+      out = undefined;
+      outcome = 'missing';
       const cur = this.db.get(id);
       if (cur === undefined) return;
       if (expect !== undefined && !expect(cur)) {

@@ -89,7 +89,7 @@ test('catalogue shape: code names, statuses, messages with a component prefix', 
     const e = Errors[code];
     t.regex(code, /^MEZU_[A-Z0-9]+(_[A-Z0-9]+)*$/);
     t.true(Number.isInteger(e.status) && e.status >= 400 && e.status <= 599, `${code} status ${e.status}`);
-    t.regex(e.message, /^(edge|tunnel|warpgate|config|store|native|identity|cli|login|mail|console): \S/, code);
+    t.regex(e.message, /^(edge|tunnel|warpgate|config|store|native|identity|cli|login|mail|console|replica): \S/, code);
     t.false(e.message.endsWith('.'), `${code}: messages do not end with a period`);
   }
 });
