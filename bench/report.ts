@@ -366,7 +366,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push('');
   }
 
-  out.push('### Budgets (BRIEF §4)');
+  out.push('### Budgets (the product's performance budgets)');
   out.push('');
   out.push('| budget | limit | measured | result | from |');
   out.push('|---|---:|---:|---|---|');

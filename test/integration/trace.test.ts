@@ -1,7 +1,6 @@
 /**
- * Structured logs and W3C Trace Context on the real stack (issue #16, parts 2
- * and 3): one request followed by its id through the edge's access log, the
- * Warpgate's access log and the headers the origin received — the same
+ * Structured logs and W3C Trace Context on the real stack: one request
+ * followed by its id through the edge's access log, the Warpgate's access log and the headers the origin received — the same
  * X-Mezu-Request-Id everywhere, the client's trace id continued with the
  * edge's own span id as the origin's parent. A request without a
  * traceparent starts a trace; an invalid one is replaced, its tracestate
