@@ -366,7 +366,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push('');
   }
 
-  out.push('### Budgets (the product's performance budgets)');
+  out.push('### Budgets (the performance budgets in bench/RESULTS.md)');
   out.push('');
   out.push('| budget | limit | measured | result | from |');
   out.push('|---|---:|---:|---|---|');

@@ -22,10 +22,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { DeliverPolicy, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { openEnv, openDb, type RootDatabase } from '../../native/lmdb.js';
 import { MezuError } from '../errors/index.js';
-import { PULL_BYTES, type NatsLink } from './link.js';
+import { PULL_BYTES, natsClient, type NatsLink } from './link.js';
 import type { ReplicaSettings } from './settings.js';
 
 export const SNAPSHOT_STREAM = 'mezusphere-snapshots';
@@ -51,13 +50,13 @@ async function ensureSnapshotStream(link: NatsLink, s: ReplicaSettings): Promise
     await link.jsm.streams.info(SNAPSHOT_STREAM);
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw err;
+    if (!(err instanceof natsClient().js.JetStreamApiError) || err.code !== 10059) throw err;
   }
   try {
     // One message per subject: each chunk has its own subject, and only the newest head is kept.
-    await link.jsm.streams.add({ name: SNAPSHOT_STREAM, subjects: ['mezu.snapshot.>'], storage: StorageType.File, num_replicas: s.replicas, max_msgs_per_subject: 1 });
+    await link.jsm.streams.add({ name: SNAPSHOT_STREAM, subjects: ['mezu.snapshot.>'], storage: natsClient().js.StorageType.File, num_replicas: s.replicas, max_msgs_per_subject: 1 });
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err;
+    if (!(err instanceof natsClient().js.JetStreamApiError) || err.code !== 10058) throw err;
   }
 }
 
@@ -68,7 +67,7 @@ export async function latestSnapshot(link: NatsLink): Promise<SnapshotHead | nul
     return m === null ? null : (m.json() as SnapshotHead);
   } catch (err) {
     // No snapshot stream (10059) or no head in it (10037): nothing to start from.
-    if (err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10037)) return null;
+    if (err instanceof natsClient().js.JetStreamApiError && (err.code === 10059 || err.code === 10037)) return null;
     throw err;
   }
 }
@@ -130,7 +129,7 @@ export async function fetchSnapshot(link: NatsLink, storeDir: string): Promise<S
   let size = 0;
   try {
     if (head.chunks > 0) {
-      const c = await link.js.consumers.get(SNAPSHOT_STREAM, { filter_subjects: `mezu.snapshot.${head.id}.>`, deliver_policy: DeliverPolicy.All });
+      const c = await link.js.consumers.get(SNAPSHOT_STREAM, { filter_subjects: `mezu.snapshot.${head.id}.>`, deliver_policy: natsClient().js.DeliverPolicy.All });
       // Bounded by bytes, far under a server's 64 MiB slow-consumer limit (link.ts PULL_BYTES).
       const msgs = await c.consume({ max_bytes: PULL_BYTES });
       try {
