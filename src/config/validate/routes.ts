@@ -163,17 +163,7 @@ export function validateStepUp(v: unknown, at: string, problems: Problems): Step
     if (device === undefined) problems.push({ at: `${at}.factors`, message: `is required (or device: known): the second factors that satisfy the rule, drawn from ${choices}, e.g. [totp]` });
     else factors = [];
   } else {
-    factors = validateList<FactorName>(rawFactors, `${at}.factors`, problems, { what: `must be a list drawn from ${choices}, e.g. [totp]`, empty: `must list at least one factor, e.g. [totp]` }, (item, itemAt, seen) => {
-      if (typeof item !== 'string' || !(FACTOR_NAMES as readonly string[]).includes(item)) {
-        problems.push({ at: itemAt, message: `must be one of ${choices}; got ${describe(item)}` });
-        return null;
-      }
-      if (seen.includes(item as FactorName)) {
-        problems.push({ at: itemAt, message: `"${item}" is listed twice; remove one` });
-        return null;
-      }
-      return item as FactorName;
-    });
+    factors = validateChoices(rawFactors, `${at}.factors`, problems, FACTOR_NAMES, { what: `must be a list drawn from ${choices}, e.g. [totp]`, empty: `must list at least one factor, e.g. [totp]` });
   }
   if (problems.length !== before || factors === null) return undefined;
   return device === undefined ? { maxAgeMs, factors } : { maxAgeMs, factors, device };
@@ -324,16 +314,22 @@ function validateMethods(v: unknown, at: string, problems: Problems): string[] |
 function validatePrincipals(v: unknown, at: string, problems: Problems): PrincipalType[] | null {
   const choices = PRINCIPAL_TYPES.join(', ');
   const shape = { what: `must be a list drawn from ${choices}, e.g. [user]`, empty: `must not be empty; list one or both of ${choices}, or remove it for [user]` };
-  return validateList<PrincipalType>(v, at, problems, shape, (item, itemAt, seen) => {
-    if (typeof item !== 'string' || !(PRINCIPAL_TYPES as readonly string[]).includes(item)) {
+  return validateChoices(v, at, problems, PRINCIPAL_TYPES, shape);
+}
+
+/** A list drawn from `names`, each at most once (`step_up.factors`, `principals`). */
+function validateChoices<T extends string>(v: unknown, at: string, problems: Problems, names: readonly T[], shape: Parameters<typeof validateList>[3]): T[] | null {
+  const choices = names.join(', ');
+  return validateList<T>(v, at, problems, shape, (item, itemAt, seen) => {
+    if (typeof item !== 'string' || !(names as readonly string[]).includes(item)) {
       problems.push({ at: itemAt, message: `must be one of ${choices}; got ${describe(item)}` });
       return null;
     }
-    if (seen.includes(item as PrincipalType)) {
+    if (seen.includes(item as T)) {
       problems.push({ at: itemAt, message: `"${item}" is listed twice; remove one` });
       return null;
     }
-    return item as PrincipalType;
+    return item as T;
   });
 }
 

@@ -55,14 +55,16 @@ function frame(id: string, title: string, max: number, n: number, unit: string, 
   return `<figure class="chart"><figcaption>${esc(title)}${unit === '' ? '' : ` <span class="muted">(${esc(unit)})</span>`}</figcaption><svg class="chart" id="${esc(id)}" role="img" aria-label="${esc(label)}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg"><title>${esc(label)}</title>${grid}${inner}${axis}${key}</svg></figure>`;
 }
 
-/** Columns per minute; several series are drawn over each other (the second, e.g. 5xx, in front of the first). */
-export function columns(id: string, title: string, unit: string, series: Series[]): string {
-  const n = series[0]?.points.length ?? 0;
+/** Minutes shown, the axis's top (rounded up) and the plot area, shared by both kinds of chart. */
+function scale(series: Series[]): { n: number; max: number; plotW: number; plotH: number } {
   let top = 0;
   for (const s of series) for (const p of s.points) if (p.value !== null && p.value > top) top = p.value;
-  const max = niceMax(top);
-  const plotW = W - LEFT - RIGHT;
-  const plotH = H - TOP - BOTTOM;
+  return { n: series[0]?.points.length ?? 0, max: niceMax(top), plotW: W - LEFT - RIGHT, plotH: H - TOP - BOTTOM };
+}
+
+/** Columns per minute; several series are drawn over each other (the second, e.g. 5xx, in front of the first). */
+export function columns(id: string, title: string, unit: string, series: Series[]): string {
+  const { n, max, plotW, plotH } = scale(series);
   const bw = n === 0 ? 0 : plotW / n;
   let inner = '';
   for (const s of series) {
@@ -77,12 +79,7 @@ export function columns(id: string, title: string, unit: string, series: Series[
 
 /** Lines per minute; a minute without a value (no request) breaks the line. */
 export function lines(id: string, title: string, unit: string, series: Series[]): string {
-  const n = series[0]?.points.length ?? 0;
-  let top = 0;
-  for (const s of series) for (const p of s.points) if (p.value !== null && p.value > top) top = p.value;
-  const max = niceMax(top);
-  const plotW = W - LEFT - RIGHT;
-  const plotH = H - TOP - BOTTOM;
+  const { n, max, plotW, plotH } = scale(series);
   const step = n === 0 ? 0 : plotW / n;
   let inner = '';
   for (const s of series) {
