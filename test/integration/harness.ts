@@ -161,8 +161,17 @@ export class Stack {
 
   async startEdge(): Promise<void> {
     this.edgeErrMark = 0;
-    this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s', '--metrics-port', '0', ...this.edgeArgs]);
-    await waitFor('edge ready', () => readyLine(this.edge!) !== null || this.edge!.child.exitCode !== null);
+    // With --port 0 the edge picks a free port and then listens on it; another test's process can
+    // take it in between (a full CI run saw "cannot listen"): then the edge is started again, on a
+    // new port. A port given by the test (a restart on the same port) is not retried.
+    const chosen = this.port === 0;
+    for (let attempt = 1; ; attempt++) {
+      this.edge = launch([CLI, 'edge', '--data', this.dir, '--host', '127.0.0.1', '--port', String(this.port), '--tunnel-port', String(this.tunnelPort), '--workers', String(this.workers), '--config-poll-ms', '100', '--drain-grace', '5s', '--metrics-port', '0', ...this.edgeArgs]);
+      const taken = () => chosen && attempt < 3 && /cannot listen on/.test(this.edge!.err);
+      await waitFor('edge ready', () => readyLine(this.edge!) !== null || this.edge!.child.exitCode !== null || taken());
+      if (readyLine(this.edge) !== null || !taken()) break;
+      await stopProc(this.edge, 'SIGKILL');
+    }
     const r = readyLine(this.edge);
     if (r === null) throw new Error(`edge failed: ${this.edge.err}`);
     this.port = r.port as number;
