@@ -28,7 +28,9 @@ const USAGE = `usage: mezusphere <command> [options]   (every command takes --da
   edge [--host 127.0.0.1] [--port 8080] [--workers N] [--tunnel-host 127.0.0.1] [--tunnel-port 7443]
        [--tunnel-cert F --tunnel-key F --tunnel-ca F] [--issuer URL] [--scheme http|https]
        [--response-timeout 60s] [--drain-grace 10s] [--hash-threads 1] [--smtp smtp://…] [--mail-from ADDR] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s]
-       [--nats nats://HOST:PORT[,…] --node ID [--nats-staleness 60s]]   join a cluster replicated through NATS JetStream
+       [--nats nats://HOST:PORT[,…] --node ID [--nats-staleness 60s] [--tunnel-advertise HOST:PORT]]   join a cluster replicated through NATS JetStream;
+                                      Warpgates enrolling at any node's Console are told to dial this node at --tunnel-advertise
+                                      (default: the tunnel listener's host and port; its host name for 0.0.0.0)
        [--max-head-size 16KiB] [--client-inflight 256] [--metrics-port 9464|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log off|on|RATE] [--otlp-endpoint URL [--otlp-sample 0.01]] [--console-port 8081 [--console-host H] [--console-url URL] [--console-tls-cert F --console-tls-key F] [--warpgate-cert-ttl 1h]]
   apply -f FILE                       validate a YAML config and store it as the next version
   config get                          print the YAML of the current version
@@ -134,7 +136,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'log-format': { type: 'string' }, 'access-log': { type: 'string' },
     'otlp-endpoint': { type: 'string' }, 'otlp-sample': { type: 'string' },
     'console-port': { type: 'string' }, 'console-host': { type: 'string' }, 'console-url': { type: 'string' }, 'console-tls-cert': { type: 'string' }, 'console-tls-key': { type: 'string' }, 'warpgate-cert-ttl': { type: 'string' },
-    nats: { type: 'string' }, node: { type: 'string' }, 'nats-staleness': { type: 'string' },
+    nats: { type: 'string' }, node: { type: 'string' }, 'nats-staleness': { type: 'string' }, 'tunnel-advertise': { type: 'string' },
   });
   let nats: ReplicaSettings | null = null;
   const natsRaw = str(v, 'nats');
@@ -144,7 +146,9 @@ async function cmdEdge(args: string[]): Promise<void> {
     const node = str(v, 'node');
     if (node === undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(node)) fail('--nats needs --node ID (letters, digits, - and _; at most 64): the name of this node in the cluster');
     nats = makeSettings(servers, node, durationOpt(v, 'nats-staleness', '60s'));
-  } else if (str(v, 'node') !== undefined || str(v, 'nats-staleness') !== undefined) fail('--node and --nats-staleness go with --nats');
+  } else if (str(v, 'node') !== undefined || str(v, 'nats-staleness') !== undefined || str(v, 'tunnel-advertise') !== undefined) fail('--node, --nats-staleness and --tunnel-advertise go with --nats');
+  const advertise = str(v, 'tunnel-advertise') ?? null;
+  if (advertise !== null && !/^(\[[^\]\s]+\]|[^:\s\[\]]+):\d{1,5}$/.test(advertise)) fail(`--tunnel-advertise must be HOST:PORT (an IPv6 address in brackets); got "${advertise}"`);
   const dir = dataDir(v);
   const scheme = str(v, 'scheme') ?? 'http';
   if (scheme !== 'http' && scheme !== 'https') fail(`--scheme must be http or https; got "${scheme}"`);
@@ -193,6 +197,7 @@ async function cmdEdge(args: string[]): Promise<void> {
     otlpSample,
     edgeId: '',
     nats,
+    tunnelAdvertise: advertise,
     // The Console (admin API + pages) as a supervised child of the primary, on a port of its own.
     console:
       str(v, 'console-port') === undefined

@@ -68,6 +68,12 @@ export interface EdgeOptions {
    * data directory).
    */
   nats: ReplicaSettings | null;
+  /**
+   * `--tunnel-advertise HOST:PORT` (with `--nats`): where Warpgates dial this
+   * node's tunnel listener, advertised to every node's Console
+   * (src/cluster/advertise.ts). Null: the listener's own host and port.
+   */
+  tunnelAdvertise: string | null;
 }
 
 export const ENV_OPTIONS = 'MEZU_EDGE_OPTIONS';

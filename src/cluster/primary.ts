@@ -13,6 +13,7 @@ import { Signer } from '../identity/index.js';
 import { loadUws } from '../../native/uws.js';
 import { systemClock, type Timers } from '../runtime/index.js';
 import { Respawner } from './respawn.js';
+import { NodeAdvertiser, defaultAdvertise } from './advertise.js';
 import { MetricsAggregator } from './metrics.js';
 import { TrafficRecorder, TRAFFIC_EVERY_MS, TRAFFIC_MINUTES } from './traffic.js';
 import { createLog, serveMetrics, type MetricsListener } from '../runtime/index.js';
@@ -56,6 +57,9 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
   let draining = false;
   let readyCount = 0;
   let tunnelPort = opts.tunnelPort;
+  // A replicated node tells every node's Console where Warpgates dial it, once its workers listen.
+  let advertiser: NodeAdvertiser | null = null;
+  let withdrawn = true;
   const aggregator = new MetricsAggregator(() => {
     const out: Array<{ index: number; worker: Worker }> = [];
     slots.forEach((s, index) => {
@@ -124,6 +128,11 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
             process.stdout.write(JSON.stringify({ event: 'ready', port: opts.port, tunnelPort, workers: slots.map((s) => s.worker?.process.pid), ...(consoleInfo === null ? {} : { console: consoleInfo }), ...(mi === null ? {} : { metrics: { port: mi.port, url: mi.url } }) }) + '\n');
             log(`listening on ${opts.scheme}://${opts.host}:${opts.port} with ${opts.workers} workers; tunnel on ${opts.tunnelHost}:${tunnelPort}${consoleInfo === null ? '' : `; Console on ${consoleInfo.url}`}${mi === null ? '' : `; metrics on ${mi.url}`}`);
           };
+          if (follower !== null && !draining) {
+            advertiser = new NodeAdvertiser(store.nodes, { node: opts.nats!.node, endpoint: opts.tunnelAdvertise ?? defaultAdvertise(opts.tunnelHost, tunnelPort), edgeId: opts.edgeId }, log, clock);
+            advertiser.start();
+            withdrawn = false;
+          }
           void startMetrics().then(() => {
             if (opts.console === null) announce(null);
             else startConsole(opts.console, tunnelPort, announce);
@@ -178,6 +187,8 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
     for (const s of slots) s.keeper.stop();
     consoleKeeper?.stop();
     if (trafficTimer !== null) clearInterval(trafficTimer);
+    // First of all: a draining node is no longer handed to enrolling Warpgates.
+    void (advertiser as NodeAdvertiser | null)?.stop().finally(() => (withdrawn = true));
     (consoleChild as Worker | null)?.process.kill('SIGTERM');
     void (metrics as MetricsListener | null)?.close();
     log(`draining: stop accepting, finishing in-flight requests (grace ${opts.drainGraceMs} ms)`);
@@ -188,7 +199,7 @@ export async function runPrimary(opts: EdgeOptions, clock: Timers = systemClock)
       (consoleChild as Worker | null)?.process.kill('SIGKILL');
     }, opts.drainGraceMs + 1_000);
     const check = setInterval(() => {
-      if (slots.every((s) => s.worker === null) && consoleChild === null) {
+      if (slots.every((s) => s.worker === null) && consoleChild === null && withdrawn) {
         clearInterval(check);
         clearTimeout(killAt);
         process.exit(exitCode);

@@ -3,5 +3,5 @@
  * certificates against a service-account key (`service.ts`); the edge side
  * admits and re-checks the tunnels those certificates open (`guard.ts`).
  */
-export { Enroller, defaultServername, RENEW_AT_FRACTION, DEFAULT_CERT_TTL_MS, MIN_CERT_TTL_MS, type EnrollerOptions } from './service.js';
+export { Enroller, enrollEndpoints, defaultServername, RENEW_AT_FRACTION, DEFAULT_CERT_TTL_MS, MIN_CERT_TTL_MS, type EnrollerOptions } from './service.js';
 export { TunnelGuard, type Admission } from './guard.js';

@@ -5,7 +5,8 @@
  * `warpgates:enroll` permission), and gets back a short-lived client
  * certificate signed by its project's tunnel CA — pool, key, service account
  * and Warpgate id in URI SANs — plus the CA to pin for the edge's tunnel
- * certificate and the tunnel endpoints. It enrolls again (a fresh key pair)
+ * certificate and the tunnel endpoints (on a replicated cluster, every live
+ * node's: `enrollEndpoints`). It enrolls again (a fresh key pair)
  * before the certificate expires. Revoking the key refuses the next renewal,
  * and the edge closes the Warpgate's tunnels (src/enroll/guard.ts).
  *
@@ -16,14 +17,14 @@
  */
 import { hostname as osHostname } from 'node:os';
 import { createCA, fingerprint256, signCsr } from '../pki/index.js';
-import type { Store, ServiceAccountRecord, ApiKeyRecord, TunnelCaRecord, WarpgateRecord } from '../store/index.js';
+import type { Store, ServiceAccountRecord, ApiKeyRecord, TunnelCaRecord, WarpgateRecord, NodeRecord } from '../store/index.js';
 import type { EnrollResponse } from '../../wire/index.js';
 import { MezuError } from '../errors/index.js';
 import { InvalidRequest, type Control, type Actor } from '../control/index.js';
 import { systemClock, type Timers } from '../runtime/index.js';
 
 export interface EnrollerOptions {
-  /** `host:port` of the edge's tunnel listener, as Warpgates should dial it. */
+  /** `host:port` of the edge's tunnel listener, as Warpgates should dial it (`--tunnel-endpoint`, or this node's listener). */
   endpoints: string[];
   /** TLS server name to verify the tunnel certificate against. */
   servername: string;
@@ -108,6 +109,8 @@ export class Enroller {
       refusedAt: null,
     };
     await this.store.warpgates.put(rec);
+    // Read after the write: a Console on a replica that no edge follows has just caught up with the stream.
+    const endpoints = this.store.replica === null ? this.opts.endpoints : enrollEndpoints(this.opts.endpoints, this.store.nodes.live(this.clock.now()));
     const renew = now + Math.floor(this.opts.certTtlMs * RENEW_AT_FRACTION);
     // Audited when a Warpgate first enrolls with a key; renewals (every ~40 min by default) only update its record.
     if (existing === undefined || existing.keyId !== key.id || existing.refusedAt !== null) await this.control.record(actor, 'warpgate.enroll', { type: 'warpgate', id: wgId }, project.id, {
@@ -121,7 +124,7 @@ export class Enroller {
     return {
       certificate: signed.cert,
       ca: this.opts.serverCa,
-      tunnel: { endpoints: this.opts.endpoints, servername: this.opts.servername },
+      tunnel: { endpoints, servername: this.opts.servername },
       project: project.id,
       pool: project.upstream,
       service_account: sa.id,
@@ -130,6 +133,26 @@ export class Enroller {
       renew_after: new Date(Math.min(renew, signed.notAfter.getTime() - 1000)).toISOString(),
     };
   }
+}
+
+/**
+ * The endpoints a Warpgate is told to dial: the configured ones first, in
+ * their order, then those the live nodes of a replicated cluster advertise,
+ * by node id; each once (host compared without case). A Warpgate keeps
+ * tunnels to every one, so any node can forward to its origin, and a node
+ * that dies takes only its own tunnels with it. The order is stable, so
+ * renewals do not reshuffle what a Warpgate dials.
+ */
+export function enrollEndpoints(configured: readonly string[], live: readonly NodeRecord[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const e of [...configured, ...live.map((n) => n.endpoint)]) {
+    const k = e.toLowerCase();
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(e);
+  }
+  return out;
 }
 
 /** Default tunnel server name for a listener host (the dev certificate covers localhost and loopback). */

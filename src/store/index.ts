@@ -21,7 +21,7 @@ export { FactorStore, type FactorSummary } from './factors.js';
 export { DeviceStore } from './devices.js';
 export { NetworkStore, NETWORKS_KEPT } from './networks.js';
 export { ChangeFeed, FEED_KEEP_MS, type ChangeKind, type ChangeRecord, type FeedRead } from './changes.js';
-export { TunnelCaStore, WarpgateStore, TunnelStatusStore, type TunnelCaPublic } from './tunnels.js';
+export { TunnelCaStore, WarpgateStore, TunnelStatusStore, NodeStore, NODE_REFRESH_MS, NODE_STALE_MS, type TunnelCaPublic } from './tunnels.js';
 export { TrafficStore } from './traffic.js';
 export { Table, SealedTable, SWEEP_BATCH } from './table.js';
 export { StoreSealer, ENV_STORE_KEY, STORE_KEY_FILE, isSealed } from './seal.js';

@@ -23,6 +23,7 @@ import type {
   TunnelCaRecord,
   WarpgateRecord,
   TunnelStatusRecord,
+  NodeRecord,
   TrafficRecord,
   FactorRecord,
   DeviceRecord,
@@ -43,7 +44,7 @@ import { SigningKeyStore, SecretStore } from './secrets.js';
 import { LoginHistoryStore, EmailTokenStore, ThrottleStore, OutboxStore } from './login.js';
 import { AuditStore } from './audit.js';
 import { ChangeFeed, type ChangeRecord } from './changes.js';
-import { TunnelCaStore, WarpgateStore, TunnelStatusStore } from './tunnels.js';
+import { TunnelCaStore, WarpgateStore, TunnelStatusStore, NodeStore } from './tunnels.js';
 import { TrafficStore } from './traffic.js';
 import { Replica, NatsLink, fetchSnapshot, readSettings, type ReplicaSettings, type SnapshotHead } from '../replicate/index.js';
 import type { Log } from '../runtime/index.js';
@@ -83,6 +84,8 @@ export interface Store {
   readonly tunnelCas: TunnelCaStore;
   readonly warpgates: WarpgateStore;
   readonly tunnelStatus: TunnelStatusStore;
+  /** The tunnel endpoints the nodes of a replicated cluster advertise (empty on the single node). */
+  readonly nodes: NodeStore;
   /** Each edge's traffic over the last hour, per minute (the Console's overview). */
   readonly traffic: TrafficStore;
   /**
@@ -257,6 +260,7 @@ export function openStore(dataDir: string, clock: Clock = systemClock, replicati
     audit: new AuditStore(db<AuditRecord>('audit'), clock),
     warpgates: new WarpgateStore(db<WarpgateRecord>('warpgates'), clock),
     tunnelStatus: new TunnelStatusStore(db<TunnelStatusRecord>('tunnelStatus'), clock),
+    nodes: new NodeStore(db<NodeRecord>('nodes'), clock),
     devices: new DeviceStore(db<DeviceRecord>('devices'), clock),
     networks: new NetworkStore(db<NetworkRecord>('networks'), clock),
     traffic: new TrafficStore(db<TrafficRecord>('traffic'), clock),

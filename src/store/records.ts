@@ -279,6 +279,22 @@ export interface WarpgateRecord {
   refusedAt: number | null;
 }
 
+/**
+ * An edge node of a replicated cluster as it last advertised itself
+ * (src/cluster/advertise.ts), keyed by its `--node` id: where Warpgates dial
+ * its tunnel listener. Enrollment hands the fresh ones to Warpgates
+ * (src/enroll/service.ts), so each holds tunnels to every node.
+ */
+export interface NodeRecord {
+  node: string;
+  /** `host:port` of its tunnel listener as Warpgates reach it (`edge --tunnel-advertise`). */
+  endpoint: string;
+  /** The instance of the node's primary that wrote it (random per start). */
+  edgeId: string;
+  /** When the node last refreshed it, by the node's clock (ms). */
+  updatedAt: number;
+}
+
 /** One live tunnel as an edge worker sees it. */
 export interface TunnelInfo {
   warpgateId: string;

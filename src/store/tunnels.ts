@@ -1,9 +1,9 @@
 /**
  * The control plane's view of the tunnels: each project's tunnel CA, the
- * enrolled Warpgates, and what every edge worker reports about the tunnels it
- * holds.
+ * enrolled Warpgates, what every edge worker reports about the tunnels it
+ * holds, and the tunnel endpoints the nodes of a replicated cluster advertise.
  */
-import type { TunnelCaRecord, TunnelStatusRecord, WarpgateRecord } from './records.js';
+import type { NodeRecord, TunnelCaRecord, TunnelStatusRecord, WarpgateRecord } from './records.js';
 import { SealedTable, Table } from './table.js';
 
 /** A project's tunnel CA without its private key: what the edge needs to admit enrolled Warpgates. */
@@ -80,5 +80,39 @@ export class TunnelStatusStore extends Table<TunnelStatusRecord> {
       }
       return n;
     });
+  }
+}
+
+/**
+ * How often a replicated node rewrites its `nodes` record, and how old a
+ * record may be before enrollment stops handing its endpoint out. Each
+ * refresh is one write to the cluster's journal, so not often: one per node
+ * every 10 s is noise beside sessions' idle refreshes. Three refreshes
+ * missed in a row make a node stale, so one lost write (a NATS leader
+ * election) never drops a live node; a node killed without removing its
+ * record is still handed out for at most this long, which costs a Warpgate
+ * only a redial with backoff. The age is read against the reader's clock:
+ * node clocks must agree to well within the bound (NTP does).
+ */
+export const NODE_REFRESH_MS = 10_000;
+export const NODE_STALE_MS = 30_000;
+
+/** The edge nodes of a replicated cluster and their tunnel endpoints, by node id. */
+export class NodeStore extends Table<NodeRecord> {
+  async put(rec: NodeRecord): Promise<void> {
+    await this.db.put(rec.node, rec);
+  }
+  /** Removes the node's record if `edgeId` still owns it (a node stopping; a restart under the same id may own it already). */
+  async remove(node: string, edgeId: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const cur = this.db.get(node);
+      if (cur === undefined || cur.edgeId !== edgeId) return false;
+      void this.db.remove(node);
+      return true;
+    });
+  }
+  /** Nodes refreshed within `staleMs` before `now`, by node id. */
+  live(now: number, staleMs = NODE_STALE_MS): NodeRecord[] {
+    return this.values((n) => now - n.updatedAt <= staleMs).sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   }
 }

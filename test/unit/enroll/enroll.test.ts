@@ -15,7 +15,8 @@ import { createCsr } from '../../../wire/index.js';
 import { openStore, type Store } from '../../../src/store/index.js';
 import { parseConfigYaml, compileConfig, type CompiledConfig } from '../../../src/config/index.js';
 import { Control, type Actor } from '../../../src/control/index.js';
-import { Enroller, TunnelGuard } from '../../../src/enroll/index.js';
+import { Enroller, TunnelGuard, enrollEndpoints } from '../../../src/enroll/index.js';
+import type { NodeRecord } from '../../../src/store/index.js';
 
 const ACTOR: Actor = { type: 'cli', id: 't', name: 't', ip: '' };
 const YAML = `projects:
@@ -137,4 +138,20 @@ test('Enroller: a Warpgate id stays with its project; renewals update the record
   const ok = await e.control.createKey(ACTOR, other.id, {});
   await t.throwsAsync(e.enroller.enroll(ACTOR, other, ok.rec, { csr, warpgate_id: 'wg0004' }), { code: 'MEZU_REQUEST_INVALID' } as never);
   await t.throwsAsync(e.enroller.enroll(ACTOR, a.sa, a.k.rec, { csr: 'x', warpgate_id: 'wg0005' }), { code: 'MEZU_CSR_INVALID' } as never);
+});
+
+const node = (id: string, endpoint: string): NodeRecord => ({ node: id, endpoint, edgeId: `e-${id}`, updatedAt: 0 });
+
+test('enrollEndpoints: configured endpoints first in their order, then the live nodes\' in node order, each once', (t) => {
+  t.deepEqual(enrollEndpoints(['10.0.0.1:7443'], []), ['10.0.0.1:7443'], 'a single node: what is configured');
+  t.deepEqual(enrollEndpoints(['127.0.0.1:7443'], [node('a', '127.0.0.1:7443'), node('b', '127.0.0.1:7444')]), ['127.0.0.1:7443', '127.0.0.1:7444'], 'the node\'s own endpoint once');
+  t.deepEqual(enrollEndpoints(['lb.example:7443', 'Edge-A.example:7443'], [node('a', 'edge-a.example:7443'), node('c', 'edge-c.example:7443'), node('b', 'edge-b.example:7443')].sort((x, y) => x.node.localeCompare(y.node))), ['lb.example:7443', 'Edge-A.example:7443', 'edge-b.example:7443', 'edge-c.example:7443'], 'host names compared without case; the first spelling kept');
+  t.deepEqual(enrollEndpoints([], [node('b', 'b:1'), node('b2', 'b:1')]), ['b:1'], 'two nodes advertising one endpoint');
+});
+
+test('Enroller: without replication the answer is the configured endpoints, whatever node records a store holds', async (t) => {
+  const e = await env(t);
+  await e.store.nodes.put({ node: 'x', endpoint: '10.9.9.9:7443', edgeId: 'e', updatedAt: Date.now() });
+  const { r } = await enroll(e, 'demo', 'wg0006');
+  t.deepEqual(r.tunnel.endpoints, ['127.0.0.1:7443']);
 });

@@ -331,6 +331,19 @@ export function storeContract(name: string, open: (t: ExecutionContext, clock: M
     t.deepEqual(s.tunnelStatus.all().map((r) => r.worker), [0]);
   });
 
+  run('nodes: the live ones by node id, one record per node; a stopping node removes only its own instance\'s record', async (t, s) => {
+    await s.nodes.put({ node: 'b', endpoint: 'b:7443', edgeId: 'e1', updatedAt: T0 });
+    await s.nodes.put({ node: 'a', endpoint: 'a:7443', edgeId: 'e2', updatedAt: T0 - 5_000 });
+    await s.nodes.put({ node: 'c', endpoint: 'c:7443', edgeId: 'e3', updatedAt: T0 - 31_000 });
+    t.deepEqual(s.nodes.live(T0).map((n) => n.endpoint), ['a:7443', 'b:7443'], 'c missed three refreshes');
+    t.deepEqual(s.nodes.live(T0, 60_000).map((n) => n.node), ['a', 'b', 'c']);
+    await s.nodes.put({ node: 'b', endpoint: 'b:7444', edgeId: 'e4', updatedAt: T0 + 1 });
+    t.deepEqual(s.nodes.live(T0 + 1).map((n) => n.endpoint), ['a:7443', 'b:7444'], 'a restarted node replaces its record');
+    t.false(await s.nodes.remove('b', 'e1'), 'the old instance does not remove its successor');
+    t.true(await s.nodes.remove('b', 'e4'));
+    t.deepEqual(s.nodes.live(T0 + 1).map((n) => n.node), ['a']);
+  });
+
   run('a second handle on the same data sees every write from the next turn on', async (t, s, _clock, o) => {
     const other = o.peer();
     await s.users.create(user('u1'));
