@@ -8,11 +8,13 @@
  *    project's tunnel CA (pool, key, service account and this Warpgate's id
  *    inside), the CA that signed the edge's tunnel certificate (the only CA
  *    trusted for the tunnel: pinned), and the tunnel endpoints.
- * 3. Dial the tunnel with it (warpgate/agent.ts), and enroll again with a
- *    fresh key pair at `renew_after` (two thirds into the certificate's life);
- *    new dials use the new certificate, and the agent replaces the live
- *    tunnels with tunnels dialed with it, one at a time, make-before-break
- *    (the edge would close each at the old certificate's notAfter).
+ * 3. Dial every endpoint with it (one agent each, warpgate/agents.ts), and
+ *    enroll again with a fresh key pair at `renew_after` (two thirds into the
+ *    certificate's life); new dials use the new certificate, and each agent
+ *    replaces its live tunnels with tunnels dialed with it, one at a time,
+ *    make-before-break (the edge would close each at the old certificate's
+ *    notAfter). The renewal's endpoint list replaces the previous one: nodes
+ *    that joined a replicated cluster are dialed, nodes gone are drained.
  *
  * Failures: an unreachable Console or a refused key (unknown, revoked,
  * expired, no `warpgates:enroll` permission) is logged with its code and
@@ -112,6 +114,8 @@ export async function enrollOnce(cfg: EnrollConfig): Promise<Enrolled> {
   if (typeof r.certificate !== 'string' || typeof r.ca !== 'string' || !Array.isArray(r.tunnel?.endpoints) || r.tunnel.endpoints.length === 0) {
     throw new EnrollError('MEZU_ENROLL_FAILED', 'warpgate: the enrollment answer lacks a certificate, a CA or tunnel endpoints', false);
   }
+  const bad = r.tunnel.endpoints.find((e) => typeof e !== 'string' || splitEndpoint(e) === null);
+  if (bad !== undefined) throw new EnrollError('MEZU_ENROLL_FAILED', `warpgate: the enrollment answer lists a tunnel endpoint that is not HOST:PORT: ${JSON.stringify(bad)}`, false);
   return { response: r, key };
 }
 
@@ -121,11 +125,13 @@ export function splitEndpoint(e: string): { host: string; port: number } | null 
   return m === null ? null : { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
-/** What the enrollment loop drives: the tunnel agent, created from the first certificate. */
+/** What the enrollment loop drives: the tunnel agents (one per endpoint, ./agents.ts), created from the first certificate. */
 export interface TunnelAgent {
   start(): void;
   stop(): Promise<void>;
   setCredentials(c: { cert: string; key: string; ca: string }): void;
+  /** The endpoints a renewal listed: new ones are dialed, those gone drained. */
+  setEndpoints(endpoints: readonly string[]): void;
 }
 
 export class Enrollment {
@@ -187,6 +193,7 @@ export class Enrollment {
         this.log(`warpgate: enrolled as ${this.cfg.warpgateId} for project ${r.project} (pool ${r.pool}, key mzk_${r.key}); certificate until ${r.expires_at}; tunnel ${r.tunnel.endpoints.join(', ')}`);
       } else {
         this.agent.setCredentials({ cert: r.certificate, key: got.key, ca: r.ca });
+        this.agent.setEndpoints(r.tunnel.endpoints);
         this.log(`warpgate: certificate renewed until ${r.expires_at}`);
       }
     }

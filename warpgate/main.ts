@@ -4,10 +4,12 @@
  * forwards verified requests to the local application.
  */
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { AssertionVerifier } from '../wire/index.js';
 import { Agent, type AgentOptions } from './agent.js';
+import { AgentSet, parseEdgeList, type MakeAgent } from './agents.js';
 import { LeanForwarder } from './lean-forward.js';
 import { OriginClient } from './origin/client.js';
 import { DEFAULT_ORIGIN_WEBSOCKETS, WebSocketRelay } from './websocket.js';
@@ -16,11 +18,14 @@ import { WarpgateMetrics } from './metrics.js';
 import { Enrollment, defaultWarpgateId, splitEndpoint } from './enroll.js';
 
 const USAGE = `usage: warpgate --edge CONSOLE_URL --key mzk_… | --key-file FILE --origin URL [--edge-ca FILE] [--id ID] [--allow-http-console]   (enrollment)
-       warpgate --edge HOST:PORT --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
+       warpgate --edge HOST:PORT[,HOST:PORT…] --origin URL (--pki-dir DIR --pool NAME | --cert FILE --key FILE --ca FILE)   (static certificates)
                 [--servername NAME] [--conns-per-worker N] [--origin-timeout 30s] [--origin-connections 1024] [--origin-queue-timeout 5s] [--origin-ca FILE]
                 [--origin-websockets 1024] [--tunnel-ping 2s] [--tunnel-ping-timeout 4s] [--metrics-port 9465|off] [--metrics-host 127.0.0.1] [--log-format json|text] [--access-log]
                 [--otlp-endpoint URL]
 
+  --edge                  enrollment: the Console URL; the Console lists the tunnel endpoints (every live node of a
+                          replicated cluster). Static: the edge nodes to dial. Tunnels are kept to every endpoint,
+                          each with its own reconnect backoff and PING liveness
   --origin-websockets N   WebSockets relayed to the origin at once, each on a connection of its own
                           (beyond: 503 MEZU_ORIGIN_BUSY); the handshake must finish within --origin-timeout
   --metrics-port N        Prometheus metrics on http://127.0.0.1:N/metrics (origin pool and latency, tunnels);
@@ -122,10 +127,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (!/^mzk_[A-Za-z0-9_-]{16}_[A-Za-z0-9_-]{43}$/.test(keyText)) die('--key must be a service-account API key (mzk_<id>_<secret>)');
   }
-  const m = enrolling ? ['', '0.0.0.0', '0'] : /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(v.edge);
-  if (!m) die(`--edge must be HOST:PORT (static certificates) or the Console URL (enrollment with --key); got "${v.edge}"`);
-  const edgeHost = m[1]!.replace(/^\[|\]$/g, '');
-  const edgePort = Number(m[2]);
+  const edges = enrolling ? [] : parseEdgeList(v.edge);
+  if (!Array.isArray(edges)) die(edges.error);
   let origin: URL;
   try {
     origin = new URL(v.origin);
@@ -178,7 +181,6 @@ export async function main(argv: string[]): Promise<void> {
   const fds = openFileLimit();
   // Each origin connection and each relayed WebSocket is a descriptor; the tunnels, the log and the runtime take ~40 more.
   if (fds !== null && fds < originConns + originWebsockets + 64) log(`warpgate: the open-file limit (ulimit -n) is ${fds}, below --origin-connections ${originConns} + --origin-websockets ${originWebsockets} + 64: past it, new origin connections fail with EMFILE (MEZU_ORIGIN_UNREACHABLE); raise the limit or lower --origin-connections / --origin-websockets`);
-  const verifier = new AssertionVerifier();
   let originCa: string | undefined;
   if (v['origin-ca'] !== undefined) {
     if (origin.protocol !== 'https:') die('--origin-ca goes with an https:// --origin');
@@ -193,39 +195,50 @@ export async function main(argv: string[]): Promise<void> {
   const metrics = metricsPort === null ? null : new WarpgateMetrics();
   const exporter = otlpUrl === null ? null : new SpanExporter({ endpoint: otlpUrl, service: 'mezusphere-warpgate', resource: [['service.instance.id', v.id ?? `${hostname()}-${process.pid}`]], metricsPrefix: 'mezu_warpgate', log });
   if (exporter !== null) log(`otlp: exporting origin-call spans to ${otlpUrl!.href}`);
-  const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics, Boolean(v['access-log']), exporter);
-  // The agent of the moment (an enrolling Warpgate makes its own once enrolled), for the tunnel figures.
-  let agentRef: Agent | null = null;
-  const agentOptions: AgentOptions = { edgeHost, edgePort, servername: v.servername ?? (edgeHost === '127.0.0.1' || edgeHost === '::1' ? 'localhost' : edgeHost), cert, key, ca, connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
+  const accessLog = Boolean(v['access-log']);
+  // The agents of the moment (an enrolling Warpgate makes them once enrolled), for the tunnel figures.
+  let agentsRef: AgentSet | null = null;
+  const base: Omit<AgentOptions, 'edgeHost' | 'edgePort' | 'servername' | 'cert' | 'key' | 'ca'> = { connsPerWorker, backoffBaseMs: 100, backoffCapMs: 10_000, version: VERSION, limits: { pingIntervalMs: pingMs, pingTimeoutMs } };
+  /**
+   * One endpoint's agent. Each gets its own assertion verifier (and so its own
+   * forwarder, which is only references): the keys, issuer and projects a
+   * request is checked against are those of the node whose tunnel it came on
+   * — nodes have their own --issuer, and a node a moment behind on a signing
+   * key rotation must not make the others' requests fail.
+   */
+  const agentMaker = (id: string, servername: (host: string) => string): MakeAgent => (endpoint, creds, onDialFailure) => {
+    const ep = splitEndpoint(endpoint)!;
+    const verifier = new AssertionVerifier();
+    const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics, accessLog, exporter);
+    return new Agent({ ...base, ...creds, edgeHost: ep.host, edgePort: ep.port, servername: servername(ep.host), id, onDialFailure }, verifier, forwarder, (msg) => log(msg, { edge: endpoint }));
+  };
   let runner: { stop(): Promise<void> };
   if (enrolling) {
     const warpgateId = v.id ?? defaultWarpgateId(origin.origin, keyText);
     let enrollment: Enrollment | null = null;
     enrollment = new Enrollment({ url: v.edge, key: keyText, consoleCa, warpgateId, hostname: hostname(), version: VERSION }, (e) => {
-      const ep = splitEndpoint(e.response.tunnel.endpoints[0]!)!;
-      log(`dialing the edge at ${ep.host}:${ep.port}; forwarding to ${origin.origin}`);
-      agentRef = new Agent(
-        { ...agentOptions, edgeHost: ep.host, edgePort: ep.port, servername: v.servername ?? e.response.tunnel.servername, cert: e.response.certificate, key: e.key, ca: e.response.ca, id: warpgateId, onDialFailure: (_why, n) => enrollment?.onDialFailure(n) },
-        verifier, forwarder, log,
-      );
-      return agentRef;
+      const t = e.response.tunnel;
+      log(`dialing the edge at ${t.endpoints.join(', ')}; forwarding to ${origin.origin}`);
+      agentsRef = new AgentSet(t.endpoints, { cert: e.response.certificate, key: e.key, ca: e.response.ca }, agentMaker(warpgateId, () => v.servername ?? t.servername), log, (_why, n) => enrollment?.onDialFailure(n));
+      return agentsRef;
     }, log);
     log(`enrolling with the Console at ${v.edge} as ${warpgateId} (key mzk_${keyText.slice(4, 20)})`);
     void enrollment.run();
     runner = enrollment;
   } else {
-    const agent = new Agent(agentOptions, verifier, forwarder, log);
-    agentRef = agent;
-    agent.start();
-    log(`dialing the edge at ${edgeHost}:${edgePort}; forwarding to ${origin.origin}`);
-    runner = agent;
+    // One id for every endpoint's tunnels: the edges and the Console see one Warpgate.
+    const set = new AgentSet(edges, { cert, key, ca }, agentMaker(v.id ?? randomBytes(6).toString('hex'), (host) => v.servername ?? (host === '127.0.0.1' || host === '::1' ? 'localhost' : host)), log);
+    agentsRef = set;
+    set.start();
+    log(`dialing the edge at ${edges.join(', ')}; forwarding to ${origin.origin}`);
+    runner = set;
   }
   let metricsListener: MetricsListener | null = null;
   if (metrics !== null) {
     const proc = new ProcessMetrics('mezu_warpgate', 'warpgate');
     const host = v['metrics-host'] ?? '127.0.0.1';
     try {
-      metricsListener = await serveMetrics(host, metricsPort!, async () => metrics.render(originClient.stats(), originConns, agentRef, proc) + (exporter === null ? '' : renderText(exporter.families())), log);
+      metricsListener = await serveMetrics(host, metricsPort!, async () => metrics.render(originClient.stats(), originConns, (agentsRef as AgentSet | null)?.perEndpoint() ?? [], proc) + (exporter === null ? '' : renderText(exporter.families())), log);
       log(`metrics on ${metricsListener.url}`);
       // One machine-readable line, as the edge prints: tests and the dev stack read the port from it.
       process.stdout.write(JSON.stringify({ event: 'metrics', port: metricsListener.port, url: metricsListener.url }) + '\n');

@@ -3,21 +3,17 @@
  * suggested port, beside the edge's 9464 on one machine): origin latency (the
  * request written to the origin → its response head) as a histogram, origin
  * responses by status class and failures by code, requests refused for their
- * assertion, the origin pool's use, the tunnels and their reconnects, and the
- * process's event loop and heap. Counted into preallocated arrays; label text
+ * assertion, the origin pool's use, the tunnels and their reconnects per edge
+ * endpoint (`edge="host:port"`), and the process's event loop and heap. Counted into preallocated arrays; label text
  * is built at a scrape (src/runtime/metrics.ts).
  */
 import { DURATION_BUCKETS, histogramSamples, labels, renderText, type Family, type ProcessMetrics } from '../src/runtime/index.js';
 import type { OriginClientStats } from './origin/index.js';
+import type { EdgeCounts } from './agents.js';
 
 const NB = DURATION_BUCKETS.length + 1;
 const BOUNDS_MS = Float64Array.from(DURATION_BUCKETS, (s) => s * 1000);
 const STATUS = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-
-export interface AgentCounts {
-  tunnels: number;
-  counts: { dialsOk: number; dialsFailed: number; drops: number; reconnects: number };
-}
 
 export class WarpgateMetrics {
   private readonly latency = new Float64Array(NB);
@@ -45,10 +41,11 @@ export class WarpgateMetrics {
     this.refused++;
   }
 
-  families(origin: OriginClientStats, maxConnections: number, agent: AgentCounts | null, proc: ProcessMetrics): Family[] {
+  /** `edges`: one entry per edge endpoint dialed (none before an enrolling Warpgate has its certificate). */
+  families(origin: OriginClientStats, maxConnections: number, edges: readonly EdgeCounts[], proc: ProcessMetrics): Family[] {
     const lat: Family = { name: 'mezu_warpgate_origin_duration_seconds', help: 'Time from a request handed to the origin client to the origin response head (queueing for a connection included).', type: 'histogram', samples: [] };
     histogramSamples(lat.samples, [], DURATION_BUCKETS, this.latency, 0, this.latencySum / 1000);
-    const a = agent ?? { tunnels: 0, counts: { dialsOk: 0, dialsFailed: 0, drops: 0, reconnects: 0 } };
+    const per = (f: (e: EdgeCounts) => number): Array<[string, number]> => edges.map((e) => [labels([['edge', e.edge]]), f(e)]);
     return [
       lat,
       { name: 'mezu_warpgate_origin_responses_total', help: 'Origin response heads, by status class.', type: 'counter', samples: STATUS.map((s, i) => [labels([['status', s]]), this.status[i]!] as [string, number]) },
@@ -59,15 +56,15 @@ export class WarpgateMetrics {
       { name: 'mezu_warpgate_origin_queued', help: 'Requests waiting for an origin connection.', type: 'gauge', samples: [['', origin.queued]] },
       { name: 'mezu_warpgate_origin_connections_opened_total', help: 'Origin connections opened.', type: 'counter', samples: [['', origin.opened]] },
       { name: 'mezu_warpgate_origin_retried_total', help: 'Requests replayed after a stale keep-alive origin connection failed.', type: 'counter', samples: [['', origin.retried]] },
-      { name: 'mezu_warpgate_tunnels', help: 'Tunnels to the edge open now.', type: 'gauge', samples: [['', a.tunnels]] },
-      { name: 'mezu_warpgate_tunnel_dials_total', help: 'Tunnel dials, by result.', type: 'counter', samples: [[labels([['result', 'ok']]), a.counts.dialsOk], [labels([['result', 'failed']]), a.counts.dialsFailed]] },
-      { name: 'mezu_warpgate_tunnel_drops_total', help: 'Tunnels that closed without being drained on purpose.', type: 'counter', samples: [['', a.counts.drops]] },
-      { name: 'mezu_warpgate_tunnel_reconnects_total', help: 'Completed dials that replaced a dropped tunnel.', type: 'counter', samples: [['', a.counts.reconnects]] },
+      { name: 'mezu_warpgate_tunnels', help: 'Tunnels open now, per edge endpoint.', type: 'gauge', samples: per((e) => e.tunnels) },
+      { name: 'mezu_warpgate_tunnel_dials_total', help: 'Tunnel dials, per edge endpoint and result.', type: 'counter', samples: edges.flatMap((e): Array<[string, number]> => [[labels([['edge', e.edge], ['result', 'ok']]), e.counts.dialsOk], [labels([['edge', e.edge], ['result', 'failed']]), e.counts.dialsFailed]]) },
+      { name: 'mezu_warpgate_tunnel_drops_total', help: 'Tunnels that closed without being drained on purpose, per edge endpoint.', type: 'counter', samples: per((e) => e.counts.drops) },
+      { name: 'mezu_warpgate_tunnel_reconnects_total', help: 'Completed dials that replaced a dropped tunnel, per edge endpoint.', type: 'counter', samples: per((e) => e.counts.reconnects) },
       ...proc.families(),
     ];
   }
 
-  render(origin: OriginClientStats, maxConnections: number, agent: AgentCounts | null, proc: ProcessMetrics): string {
-    return renderText(this.families(origin, maxConnections, agent, proc));
+  render(origin: OriginClientStats, maxConnections: number, edges: readonly EdgeCounts[], proc: ProcessMetrics): string {
+    return renderText(this.families(origin, maxConnections, edges, proc));
   }
 }

@@ -110,7 +110,7 @@ test('the edge serves its workers\u2019 counts merged, and the Warpgate its own,
     t.is(wm.get('mezu_warpgate_origin_duration_seconds_count'), N + 3);
     const lat = buckets(wm, 'mezu_warpgate_origin_duration_seconds', '');
     for (let i = 1; i < lat.length; i++) t.true(lat[i]! >= lat[i - 1]!);
-    t.is(wm.get('mezu_warpgate_tunnels'), 4);
+    t.is(wm.get(`mezu_warpgate_tunnels{edge="127.0.0.1:${s.tunnelPort}"}`), 4, 'per edge endpoint');
     t.is(wm.get('mezu_warpgate_origin_connections_max'), 1024);
     t.true(wm.has('mezu_warpgate_heap_used_bytes{process="warpgate"}'));
     t.is((await new Promise<number>((res) => http.get({ host: '127.0.0.1', port: s.metricsPort, path: '/', agent: false }, (x) => { x.resume(); res(x.statusCode ?? 0); }))), 404);

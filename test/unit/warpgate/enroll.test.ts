@@ -32,6 +32,10 @@ class FakeAgent implements TunnelAgent {
   setCredentials(c: { cert: string }): void {
     this.creds.push(c.cert);
   }
+  endpoints: string[][] = [];
+  setEndpoints(e: readonly string[]): void {
+    this.endpoints.push([...e]);
+  }
 }
 
 const CFG: EnrollConfig = { url: 'http://console', key: 'k', consoleCa: null, warpgateId: 'wg', hostname: 'h', version: '1' };
@@ -63,6 +67,7 @@ test('Enrollment loop: enroll, renew at renew_after, stop the tunnels when a ren
   await clock.pass(1_000);
   t.is(calls, 2);
   t.deepEqual(agents[0]!.creds, ['cert-2'], 'the renewed certificate is handed to the agent');
+  t.deepEqual(agents[0]!.endpoints, [['127.0.0.1:7443']], 'and the endpoints the renewal listed');
   // The Console is down at the next renewal: the tunnels stay, renewal is retried.
   mode = 'down';
   await clock.pass(40_000);

@@ -1,0 +1,142 @@
+/**
+ * One tunnel agent (./agent.ts) per edge endpoint. A Warpgate given several
+ * endpoints — the nodes of a replicated cluster, from enrollment, or
+ * `--edge HOST:PORT,HOST:PORT` — holds tunnels to every one, so any node can
+ * forward to this origin, and an edge node only ever forwards over its own
+ * tunnels (no relaying between nodes).
+ *
+ * Why an agent each, and not one agent dialing many addresses: each node has
+ * its own workers, edge instance and lifetime. An agent already tracks exactly
+ * that for one edge — the per-worker share, the instance id from the hello, a
+ * reconnect backoff, PING liveness per tunnel, the make-before-break rotation
+ * — so a dead node is one agent redialing with its own backoff while the
+ * others' tunnels, timers and counters are untouched. The set only fans out
+ * what concerns them all: a renewed certificate (every agent rotates its own
+ * tunnels), a changed endpoint list (agents added or stopped), stop.
+ */
+import { splitEndpoint } from './enroll.js';
+
+export interface Credentials {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/** What the set needs of one endpoint's agent (./agent.ts `Agent`; a fake in the unit tests). */
+export interface EndpointAgent {
+  start(): void;
+  stop(): Promise<void>;
+  setCredentials(c: Credentials): void;
+  /** Tunnels open now. */
+  readonly tunnels: number;
+  readonly counts: { dialsOk: number; dialsFailed: number; drops: number; reconnects: number };
+}
+
+/** One endpoint's figures, for the metrics (`edge` label). */
+export interface EdgeCounts {
+  edge: string;
+  tunnels: number;
+  counts: EndpointAgent['counts'];
+}
+
+/** Makes the agent of `endpoint`, dialing with `creds`, telling `onDialFailure` of every failed dial. */
+export type MakeAgent = (endpoint: string, creds: Credentials, onDialFailure: (why: string, consecutive: number) => void) => EndpointAgent;
+
+/**
+ * `--edge HOST:PORT[,HOST:PORT…]` (static certificates): the endpoints, each
+ * once, in the order given; or what is wrong with the text.
+ */
+export function parseEdgeList(text: string): string[] | { error: string } {
+  const out: string[] = [];
+  for (const raw of text.split(',')) {
+    const e = raw.trim();
+    if (splitEndpoint(e) === null) return { error: `--edge must be HOST:PORT[,HOST:PORT…] (static certificates) or the Console URL (enrollment with --key); "${e}" is not HOST:PORT` };
+    if (!out.includes(e)) out.push(e);
+  }
+  return out;
+}
+
+export class AgentSet {
+  private readonly agents = new Map<string, EndpointAgent>();
+  private started = false;
+  private stopped = false;
+
+  constructor(
+    endpoints: readonly string[],
+    private creds: Credentials,
+    private readonly make: MakeAgent,
+    private readonly log: (m: string) => void,
+    /**
+     * Told of a failed dial only while no endpoint holds a tunnel: enrollment
+     * then checks the key by renewing early (a revoked key closes the tunnels
+     * of every node). One dead node among live ones is not a reason to.
+     */
+    private readonly onDialFailure?: (why: string, consecutive: number) => void,
+  ) {
+    for (const e of endpoints) this.add(e);
+  }
+
+  /** The endpoints dialed, in the order they were given. */
+  get endpoints(): string[] {
+    return [...this.agents.keys()];
+  }
+
+  /** Tunnels open now, over every endpoint. */
+  get tunnels(): number {
+    let n = 0;
+    for (const a of this.agents.values()) n += a.tunnels;
+    return n;
+  }
+
+  perEndpoint(): EdgeCounts[] {
+    return [...this.agents].map(([edge, a]) => ({ edge, tunnels: a.tunnels, counts: a.counts }));
+  }
+
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    for (const a of this.agents.values()) a.start();
+  }
+
+  /** A renewed certificate: every agent moves its tunnels to it (make-before-break, one at a time each). */
+  setCredentials(c: Credentials): void {
+    this.creds = c;
+    for (const a of this.agents.values()) a.setCredentials(c);
+  }
+
+  /**
+   * The endpoint list of a renewal: agents for new endpoints start dialing
+   * with the current certificate; those of endpoints no longer listed drain
+   * their tunnels (GOAWAY: in-flight streams finish) and stop redialing.
+   */
+  setEndpoints(endpoints: readonly string[]): void {
+    if (this.stopped || endpoints.length === 0) return;
+    const want = new Set(endpoints);
+    for (const [e, a] of [...this.agents]) {
+      if (want.has(e)) continue;
+      this.agents.delete(e);
+      this.log(`warpgate: the edge endpoint ${e} is no longer listed; draining its tunnels`);
+      void a.stop();
+    }
+    for (const e of endpoints) {
+      if (this.agents.has(e)) continue;
+      this.log(`warpgate: a new edge endpoint ${e}; dialing it`);
+      const a = this.add(e);
+      if (this.started) a.start();
+    }
+  }
+
+  /** Graceful: every agent drains its tunnels (GOAWAY on each, in-flight streams finish). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.agents.values()].map((a) => a.stop()));
+  }
+
+  private add(endpoint: string): EndpointAgent {
+    const a = this.make(endpoint, this.creds, (why, n) => {
+      if (this.tunnels === 0) this.onDialFailure?.(why, n);
+    });
+    this.agents.set(endpoint, a);
+    return a;
+  }
+}
