@@ -433,10 +433,9 @@ export class Agent {
       this.dropsToReplace++;
     }
     // Dropped connections are redialed after a jittered delay, so a restarting edge is not stampeded.
-    if (this.dialing === 0) {
-      this.failures = Math.max(this.failures, 1);
-      this.scheduleRetry();
-    }
+    // (The first redial waits as a first retry would; the failure count is left to the dials, so
+    // the first that fails is logged as attempt 1.)
+    if (this.dialing === 0) this.scheduleRetry(Math.max(this.failures, 1));
   }
 
   /** Graceful: GOAWAY on every connection, in-flight streams finish. */

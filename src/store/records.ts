@@ -54,6 +54,12 @@ export interface SessionRecord {
   assertionExp: number;
   assertionUserVersion: number;
   assertionKid: string | null;
+  /**
+   * The issuer it was minted under. Nodes of a replicated cluster may run with different issuers,
+   * and a Warpgate checks `iss` against the node whose tunnel carried the request: a node reuses
+   * only an assertion of its own issuer (absent on records cached before it was kept: one issuer).
+   */
+  assertionIss?: string;
 }
 
 export type ServiceAccountStatus = 'active' | 'disabled';
@@ -92,6 +98,8 @@ export interface ApiKeyRecord {
   assertionExp: number;
   assertionUserVersion: number;
   assertionKid: string | null;
+  /** The issuer it was minted under, like a session's. */
+  assertionIss?: string;
 }
 
 export interface SigningKeyRecord {

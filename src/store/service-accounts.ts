@@ -52,7 +52,7 @@ export class ServiceAccountStore extends Table<ServiceAccountRecord> {
     });
     return next !== undefined;
   }
-  async refreshKey(id: string, patch: Partial<Pick<ApiKeyRecord, 'lastUsedAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<void> {
+  async refreshKey(id: string, patch: Partial<Pick<ApiKeyRecord, 'lastUsedAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid' | 'assertionIss'>>): Promise<void> {
     await this.keys.update(id, (cur) => (cur === undefined ? undefined : { ...cur, ...patch }));
   }
   async setStatus(id: string, status: ServiceAccountRecord['status']): Promise<void> {

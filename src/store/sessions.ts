@@ -43,7 +43,7 @@ export class SessionStore extends Table<SessionRecord> {
    * Idle refresh and assertion cache: rewrites only if the session still
    * exists (a concurrent revoke wins).
    */
-  async refresh(tokenHash: string, patch: Partial<Pick<SessionRecord, 'lastSeenAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid'>>): Promise<boolean> {
+  async refresh(tokenHash: string, patch: Partial<Pick<SessionRecord, 'lastSeenAt' | 'assertion' | 'assertionExp' | 'assertionUserVersion' | 'assertionKid' | 'assertionIss'>>): Promise<boolean> {
     return (await this.change(tokenHash, (cur) => (cur === undefined ? undefined : { ...cur, ...patch }))) !== undefined;
   }
   /**

@@ -35,12 +35,13 @@ class EdgeNode extends Stack {
   consolePort = 0;
 
   /**
-   * One --issuer for every node, as a cluster behind one public name has: a
-   * session's assertion is minted once and cached in its replicated record, so
-   * any node may forward one another node minted.
+   * No --issuer: each node's default names its own port, so the nodes run
+   * under different issuers, and a session's assertion cached in its
+   * replicated record by one node must not be forwarded by the other (the
+   * Warpgate checks `iss` against the node whose tunnel carried it).
    */
   constructor(readonly name: string, nats: string, extra: string[] = []) {
-    super(1, DEMO_CONFIG, ['--nats', nats, '--node', name, '--issuer', 'http://localhost:8080', ...extra]);
+    super(1, DEMO_CONFIG, ['--nats', nats, '--node', name, ...extra]);
   }
 
   /**
@@ -186,7 +187,9 @@ test.serial('a Warpgate enrolled at one node holds tunnels to every node; a node
   const after = logLines(wg.err.slice(wgErrMark));
   t.deepEqual(after.filter((l) => l.edge === b.endpoint && /closed/.test(String(l.msg))).map((l) => l.msg), [], 'no tunnel to B closed');
   t.true(after.some((l) => l.edge === a.endpoint && /closed/.test(String(l.msg))), 'the tunnels to A closed');
-  await waitFor('the Warpgate redials A', () => logLines(wg.err.slice(wgErrMark)).some((l) => l.edge === a.endpoint && /cannot reach the edge/.test(String(l.msg))), 15_000);
+  await waitFor('the Warpgate redials A', () => logLines(wg.err.slice(wgErrMark)).some((l) => l.edge === a.endpoint && /cannot reach the edge/.test(String(l.msg))), 15_000).catch((err: Error) => {
+    throw new Error(`${err.message}; the Warpgate's log since A was killed:\n${wg.err.slice(wgErrMark).slice(-4000)}`);
+  });
   const during = await scrape(metricsPort);
   t.is(during.get(`mezu_warpgate_tunnels{edge="${a.endpoint}"}`), 0);
   t.true(during.get(`mezu_warpgate_tunnels{edge="${b.endpoint}"}`)! >= 1, 'B keeps its tunnels');

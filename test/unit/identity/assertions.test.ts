@@ -169,6 +169,32 @@ test('signing key rotation → the session assertion is re-minted with the new k
   t.is(rec.assertion, a2);
 });
 
+test('another issuer (a node of a replicated cluster run with its own): the record\'s assertion is not reused; each node keeps its own in its memo, the record is written only when one mints', async (t) => {
+  const e = await env(t);
+  const u = await addUser(e);
+  const s = await addSession(e, u);
+  const a1 = sessionAssertion(t, e, s.token);
+  const rec = await until(() => e.store.sessions.get(s.th)!, (r) => r.assertion !== null);
+  t.is(rec.assertionIss, ISSUER, 'the issuer is kept with the cached assertion');
+  // Node B: same replicated store and signing keys, another issuer.
+  const signerB = new Signer(e.store.signingKeys, 'http://localhost:9090');
+  signerB.reload();
+  const mintsB = countMints(signerB);
+  const nodeB = new Assertions(e.store, signerB);
+  const b1 = sessionAssertion(t, e, s.token, nodeB);
+  t.not(b1, a1, "A's assertion is not forwarded by B (B's Warpgate tunnel expects B's issuer)");
+  t.is(claimsOf(t, e, b1).iss, 'http://localhost:9090');
+  t.is(mintsB.n, 1);
+  await until(() => e.store.sessions.get(s.th)!, (r) => r.assertion === b1);
+  // Both nodes now serve their own from their memos: no signature, no write that undoes the other's.
+  const mintsA = countMints(e.signer);
+  t.is(sessionAssertion(t, e, s.token), a1);
+  t.is(sessionAssertion(t, e, s.token, nodeB), b1);
+  t.is(mintsA.n + mintsB.n - 1, 0);
+  await sleep(30);
+  t.is(e.store.sessions.get(s.th)!.assertion, b1);
+});
+
 test('no signing key: minting throws MEZU_SIGNING_KEY_MISSING (the front end denies) and nothing is written back', async (t) => {
   const e = await env(t);
   const u = await addUser(e);
