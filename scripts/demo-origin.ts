@@ -73,10 +73,17 @@ function pumpFlood(ws: WebSocket<WsData>): void {
   }
 }
 
-/** The drain handler's pump; `d` is read first because a closed uWS WebSocket throws on any use. */
+/**
+ * The drain handler's pump; `d` is read first because a closed uWS WebSocket throws on any use.
+ * Corked: sent from a setImmediate, outside any uWS callback, uncorked 64 KiB sends corrupted the
+ * stream now and then under load — instrumented runs of four 384 MiB floods at once saw, at the
+ * Warpgate, payload bytes where a frame header was due, exactly at a message boundary (7 floods
+ * in 400, five runs; the edge then refused the origin's stream with 1014). Corked, as uWS.js asks
+ * of every send made outside its callbacks: none in 160 (two runs).
+ */
 function pumpLater(ws: WebSocket<WsData>, d: WsData): void {
   d.pumpQueued = false;
-  if (!d.closed) pumpFlood(ws);
+  if (!d.closed) ws.cork(() => pumpFlood(ws));
 }
 
 /** Subprotocols the WebSocket speaks; the first the client offers of these is chosen (RFC 6455 §4.2.2). */
