@@ -60,6 +60,8 @@ export class AgentSet {
   private readonly agents = new Map<string, EndpointAgent>();
   private started = false;
   private stopped = false;
+  /** Endpoints unlisted and without a tunnel at the last renewal (dropped if so again at the next). */
+  private unlisted = new Set<string>();
 
   constructor(
     endpoints: readonly string[],
@@ -106,18 +108,33 @@ export class AgentSet {
 
   /**
    * The endpoint list of a renewal: agents for new endpoints start dialing
-   * with the current certificate; those of endpoints no longer listed drain
-   * their tunnels (GOAWAY: in-flight streams finish) and stop redialing.
+   * with the current certificate. An endpoint no longer listed is dropped
+   * (its agent drains: GOAWAY, in-flight streams finish; no more redials)
+   * only when it holds no tunnel and was unlisted and tunnel-less at the
+   * previous renewal too. The list is made of the nodes whose advertisement
+   * was fresh at that moment, so one renewal can miss a node that is alive
+   * (its advertisement late) or restarting (it withdrew it on its drain);
+   * dropping it then would keep this origin from that node until the next
+   * renewal, ~40 minutes later. Two renewals without it, with no tunnel at
+   * either, is a node that is gone.
    */
   setEndpoints(endpoints: readonly string[]): void {
     if (this.stopped || endpoints.length === 0) return;
     const want = new Set(endpoints);
+    const gone = new Set<string>();
     for (const [e, a] of [...this.agents]) {
       if (want.has(e)) continue;
+      if (a.tunnels > 0 || !this.unlisted.has(e)) {
+        gone.add(e);
+        this.log(`warpgate: the edge endpoint ${e} is no longer listed; ${a.tunnels > 0 ? 'it holds tunnels, kept' : 'kept until the next renewal'}`);
+        continue;
+      }
       this.agents.delete(e);
-      this.log(`warpgate: the edge endpoint ${e} is no longer listed; draining its tunnels`);
+      this.log(`warpgate: the edge endpoint ${e} is no longer listed and has held no tunnel over two renewals; draining its agent`);
       void a.stop();
     }
+    // Remembered only while tunnel-less: one that serves starts the count again.
+    this.unlisted = new Set([...gone].filter((e) => (this.agents.get(e)?.tunnels ?? 0) === 0));
     for (const e of endpoints) {
       if (this.agents.has(e)) continue;
       this.log(`warpgate: a new edge endpoint ${e}; dialing it`);

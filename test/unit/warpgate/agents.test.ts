@@ -50,13 +50,16 @@ test('AgentSet: an agent per endpoint, started together; a renewal\'s certificat
   t.deepEqual(made.map((a) => a.creds), [['c1', 'c2'], ['c1', 'c2']]);
 });
 
-test('AgentSet: a renewal\'s endpoint list adds agents with the current certificate and drains those no longer listed', (t) => {
+test('AgentSet: a renewal\'s endpoint list adds agents with the current certificate and drains one unlisted and tunnel-less at two renewals', (t) => {
   const { s, made, logs, of } = set(['a:1', 'b:2']);
   s.start();
   s.setCredentials({ cert: 'c2', key: 'k2', ca: 'ca' });
   s.setEndpoints(['b:2', 'c:3']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2', 'c:3'], 'a, unlisted once (late or restarting), is kept');
+  t.is(of('a:1')[0]!.stopped, 0);
+  s.setEndpoints(['b:2', 'c:3']);
   t.deepEqual(s.endpoints, ['b:2', 'c:3']);
-  t.is(of('a:1')[0]!.stopped, 1, 'a is drained');
+  t.is(of('a:1')[0]!.stopped, 1, 'a, unlisted and without a tunnel at two renewals, is drained');
   t.is(of('b:2').length, 1, 'b keeps its agent (and its tunnels)');
   t.is(of('b:2')[0]!.stopped, 0);
   t.deepEqual(of('c:3').map((a) => [a.started, a.creds]), [[1, ['c2']]], 'c dials with the renewed certificate');
@@ -64,6 +67,24 @@ test('AgentSet: a renewal\'s endpoint list adds agents with the current certific
   s.setEndpoints([]);
   t.deepEqual(s.endpoints, ['b:2', 'c:3'], 'an empty list is not a reason to drop every tunnel');
   t.is(made.length, 3);
+});
+
+test('AgentSet: an unlisted endpoint that holds tunnels is kept (a live node whose advertisement lapsed), and its count starts over', (t) => {
+  const { s, of } = set(['a:1', 'b:2']);
+  s.start();
+  of('a:1')[0]!.tunnels = 2;
+  s.setEndpoints(['b:2']);
+  s.setEndpoints(['b:2']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2'], 'serving: never drained for a missing advertisement');
+  of('a:1')[0]!.tunnels = 0;
+  s.setEndpoints(['b:2']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2'], 'the first renewal without a tunnel only marks it');
+  s.setEndpoints(['a:1', 'b:2']);
+  s.setEndpoints(['b:2']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2'], 'listed in between: the count starts over');
+  s.setEndpoints(['b:2']);
+  t.deepEqual(s.endpoints, ['b:2']);
+  t.is(of('a:1')[0]!.stopped, 1);
 });
 
 test('AgentSet: stop drains every agent; nothing is added after it', async (t) => {
