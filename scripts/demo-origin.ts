@@ -31,7 +31,7 @@
  * - `GET /api/v1/live`: a page that uses both from a browser.
  */
 import { parseArgs } from 'node:util';
-import { loadUws, type HttpResponse, type WebSocket, type WebSocketBehavior } from '../native/uws.js';
+import { loadUws, sendMessage, type HttpResponse, type WebSocket, type WebSocketBehavior } from '../native/uws.js';
 
 interface Seen {
   method: string;
@@ -69,21 +69,14 @@ function pumpFlood(ws: WebSocket<WsData>): void {
   while (d.flood > 0 && ws.getBufferedAmount() < FLOOD_BUFFERED) {
     const n = Math.min(d.flood, FLOOD_CHUNK.length);
     d.flood -= n;
-    ws.send(FLOOD_CHUNK.subarray(0, n), true);
+    sendMessage(ws, FLOOD_CHUNK.subarray(0, n), true);
   }
 }
 
-/**
- * The drain handler's pump; `d` is read first because a closed uWS WebSocket throws on any use.
- * Corked: sent from a setImmediate, outside any uWS callback, uncorked 64 KiB sends corrupted the
- * stream now and then under load — instrumented runs of four 384 MiB floods at once saw, at the
- * Warpgate, payload bytes where a frame header was due, exactly at a message boundary (7 floods
- * in 400, five runs; the edge then refused the origin's stream with 1014). Corked, as uWS.js asks
- * of every send made outside its callbacks: none in 160 (two runs).
- */
+/** The drain handler's pump; `d` is read first because a closed uWS WebSocket throws on any use. */
 function pumpLater(ws: WebSocket<WsData>, d: WsData): void {
   d.pumpQueued = false;
-  if (!d.closed) ws.cork(() => pumpFlood(ws));
+  if (!d.closed) pumpFlood(ws);
 }
 
 /** Subprotocols the WebSocket speaks; the first the client offers of these is chosen (RFC 6455 §4.2.2). */
@@ -297,7 +290,7 @@ export function startDemoOrigin(host: string, port: number, record: boolean): Pr
           return pumpFlood(ws);
         }
       }
-      ws.send(message, isBinary);
+      sendMessage(ws, new Uint8Array(message), isBinary);
     },
     // Not from inside the drain handler: uWS writes a message of 16 KiB or more to a socket with
     // nothing buffered by writev (us_socket_write2), which on a short write asks for writable

@@ -41,6 +41,7 @@
  * 1008 MEZU_ACCESS_REVOKED when it ends.
  */
 import type { HttpRequest, HttpResponse, UpgradeContext, WebSocket, WebSocketBehavior } from '../../native/uws.js';
+import { sendPiece } from '../../native/uws.js';
 import type { ClientStreamSink, H2Stream, HpackEncoder } from '../../wire/index.js';
 import { fieldList } from '../../wire/index.js';
 import type { ErrorCode } from '../errors/index.js';
@@ -554,10 +555,8 @@ export class EdgeSocket implements TunnelRequest, ClientStreamSink, ServerFrameS
   onMessagePart(part: Buffer, binary: boolean, first: boolean, last: boolean): void {
     const ws = this.ws;
     if (ws === null) return;
-    if (first && last) ws.send(part, binary);
-    else if (first) ws.sendFirstFragment(part, binary);
-    else if (last) ws.sendLastFragment(part);
-    else ws.sendFragment(part);
+    // In fragments under 16 KiB: a larger uWS send could lose its payload (native/uws.ts).
+    sendPiece(ws, part, binary, first, last);
   }
   onPing(payload: Buffer): void {
     this.ws?.ping(payload);
