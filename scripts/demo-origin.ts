@@ -234,7 +234,7 @@ function serveEvents(res: HttpResponse, entry: Seen): void {
 
 function sendWhoami(ws: WebSocket<WsData>): void {
   const d = ws.getUserData();
-  ws.send(JSON.stringify({ whoami: d.whoami, protocol: d.protocol }), false);
+  sendMessage(ws, JSON.stringify({ whoami: d.whoami, protocol: d.protocol }), false);
 }
 
 export function startDemoOrigin(host: string, port: number, record: boolean): Promise<number> {

@@ -4,8 +4,12 @@
  * of it. Checked on a recording stand-in for the socket: no single send
  * reaches 16 KiB, and the frames, read in order, make the same message
  * (first piece with the message's type, continuations, FIN on the last).
+ * And no source but native/uws.ts sends on a uWS WebSocket itself.
  */
 import test from 'ava';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import * as ts from 'typescript';
 import { WS_SEND_MAX, sendMessage, sendPiece, type WebSocket } from '../../../native/uws.js';
 
 interface Call {
@@ -83,4 +87,39 @@ test('pieces of a streamed message (first, middle, last, of any size) make one m
   t.true(got[0]!.bytes.equals(Buffer.concat(parts)));
   t.true(got[0]!.binary);
   t.deepEqual(got[1], { binary: false, bytes: pattern(3) });
+});
+
+const ROOT = resolve(__dirname, '../../../..');
+function sources(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...sources(p));
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+test('only native/uws.ts sends on a uWS WebSocket: the edge and the demo origin go through sendPiece/sendMessage', (t) => {
+  // Fragment sends exist only on uWS sockets; `ws.send(` is how this code names a uWS socket's send
+  // (the `ws` package's clients live in bench/ and test/, not read here). Calls are read from the
+  // syntax tree, so the demo page's script inside a string does not count.
+  const found: string[] = [];
+  for (const dir of ['src', 'scripts', 'warpgate', 'wire']) {
+    for (const file of sources(join(ROOT, dir))) {
+      const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
+      const visit = (n: ts.Node): void => {
+        if (ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression)) {
+          const name = n.expression.name.text;
+          const recv = n.expression.expression.getText(sf);
+          if (/^send(First|Last)?Fragment$/.test(name) || (name === 'send' && /(^|\.)ws$/.test(recv))) {
+            found.push(`${relative(ROOT, file)}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1} ${recv}.${name}(…)`);
+          }
+        }
+        ts.forEachChild(n, visit);
+      };
+      visit(sf);
+    }
+  }
+  t.deepEqual(found, []);
 });
