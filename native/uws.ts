@@ -151,7 +151,7 @@ function ipv6Text(b: Uint8Array): string {
  * uNetworking/uWebSockets pull request 1662). Caught here by a frame checker
  * on the demo origin's bytes at the Warpgate: payload bytes exactly one
  * message length after a message boundary, in 9 of about 610 floods of
- * 384 MiB run four at once, and in none of 320 once every send went through
+ * 384 MiB run four at once, and in none of 960 once every send went through
  * here; the same send relays the origin's messages to clients. A
  * piece under 16 KiB never takes the shortcut; with its header (at most 10
  * bytes from a server) it also fits uWS's 16 KiB cork buffer.
