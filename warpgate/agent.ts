@@ -45,6 +45,8 @@ export interface AgentOptions {
   id?: string;
   /** Told of every failed dial (enrollment checks its key when dials keep failing). */
   onDialFailure?(why: string, consecutive: number): void;
+  /** Told of the cluster's node endpoints a hello lists (./agents.ts dials those it lacks). */
+  onEndpoints?(endpoints: string[]): void;
 }
 
 /** notAfter of a PEM certificate as ISO text ('' when it cannot be read). */
@@ -398,6 +400,7 @@ export class Agent {
     conn.edgeId = hello.edgeId;
     conn.worker = hello.worker;
     this.verifier.update(hello.jwks, hello.issuer, hello.projects);
+    if (Array.isArray(hello.endpoints)) this.opts.onEndpoints?.(hello.endpoints.filter((e): e is string => typeof e === 'string'));
     if (first) {
       const fresh = this.serving().filter((c) => c.worker === hello.worker && c.generation === conn.generation);
       const old = this.serving().filter((c) => c.worker === hello.worker && c.generation !== conn.generation);

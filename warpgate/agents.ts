@@ -14,6 +14,7 @@
  * what concerns them all: a renewed certificate (every agent rotates its own
  * tunnels), a changed endpoint list (agents added or stopped), stop.
  */
+import { MAX_HELLO_ENDPOINTS } from '../wire/index.js';
 import { splitEndpoint } from './enroll.js';
 
 export interface Credentials {
@@ -39,8 +40,11 @@ export interface EdgeCounts {
   counts: EndpointAgent['counts'];
 }
 
-/** Makes the agent of `endpoint`, dialing with `creds`, telling `onDialFailure` of every failed dial. */
-export type MakeAgent = (endpoint: string, creds: Credentials, onDialFailure: (why: string, consecutive: number) => void) => EndpointAgent;
+/**
+ * Makes the agent of `endpoint`, dialing with `creds`, telling `onDialFailure`
+ * of every failed dial and `onEndpoints` of the node endpoints its edge's hello lists.
+ */
+export type MakeAgent = (endpoint: string, creds: Credentials, onDialFailure: (why: string, consecutive: number) => void, onEndpoints: (endpoints: string[]) => void) => EndpointAgent;
 
 /**
  * `--edge HOST:PORT[,HOST:PORT…]` (static certificates): the endpoints, each
@@ -143,6 +147,30 @@ export class AgentSet {
     }
   }
 
+  /**
+   * The node endpoints an edge's hello lists (a replicated cluster: every
+   * live node): an agent starts for each one not dialed yet, so a node that
+   * joins gets this origin's tunnels within its nodes' config poll. Only
+   * adds — a node missing from one node's view is not dropped for it (the
+   * renewal's rule above decides that). The hello comes over a tunnel whose
+   * edge certificate chains to the pinned CA, and every endpoint is dialed
+   * with that same pin, so a listed address can only lead to an edge of this
+   * cluster; the list is bounded (MAX_HELLO_ENDPOINTS agents in all).
+   */
+  learn(endpoints: readonly string[]): void {
+    if (this.stopped) return;
+    for (const e of endpoints) {
+      // Listed by a live node: it advertised lately, so a renewal's count toward dropping it starts over.
+      this.unlisted.delete(e);
+      if (this.agents.has(e)) continue;
+      if (this.agents.size >= MAX_HELLO_ENDPOINTS) return;
+      if (splitEndpoint(e) === null) continue;
+      this.log(`warpgate: the edge told of a node at ${e}; dialing it`);
+      const a = this.add(e);
+      if (this.started) a.start();
+    }
+  }
+
   /** Graceful: every agent drains its tunnels (GOAWAY on each, in-flight streams finish). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -150,9 +178,14 @@ export class AgentSet {
   }
 
   private add(endpoint: string): EndpointAgent {
-    const a = this.make(endpoint, this.creds, (why, n) => {
-      if (this.tunnels === 0) this.onDialFailure?.(why, n);
-    });
+    const a = this.make(
+      endpoint,
+      this.creds,
+      (why, n) => {
+        if (this.tunnels === 0) this.onDialFailure?.(why, n);
+      },
+      (list) => this.learn(list),
+    );
     this.agents.set(endpoint, a);
     return a;
   }

@@ -206,11 +206,11 @@ export async function main(argv: string[]): Promise<void> {
    * — nodes have their own --issuer, and a node a moment behind on a signing
    * key rotation must not make the others' requests fail.
    */
-  const agentMaker = (id: string, servername: (host: string) => string): MakeAgent => (endpoint, creds, onDialFailure) => {
+  const agentMaker = (id: string, servername: (host: string) => string): MakeAgent => (endpoint, creds, onDialFailure, onEndpoints) => {
     const ep = splitEndpoint(endpoint)!;
     const verifier = new AssertionVerifier();
     const forwarder = new LeanForwarder(originClient, verifier, log, websockets, metrics, accessLog, exporter);
-    return new Agent({ ...base, ...creds, edgeHost: ep.host, edgePort: ep.port, servername: servername(ep.host), id, onDialFailure }, verifier, forwarder, (msg) => log(msg, { edge: endpoint }));
+    return new Agent({ ...base, ...creds, edgeHost: ep.host, edgePort: ep.port, servername: servername(ep.host), id, onDialFailure, onEndpoints }, verifier, forwarder, (msg) => log(msg, { edge: endpoint }));
   };
   let runner: { stop(): Promise<void> };
   if (enrolling) {

@@ -244,7 +244,18 @@ export interface TunnelHello {
   issuer: string;
   /** Verification keys. */
   jwks: Jwks;
+  /**
+   * On a node of a replicated cluster: the tunnel endpoints (`host:port`) the
+   * live nodes advertise, this one's included. A Warpgate dials every one it
+   * does not hold yet (it never drops one for missing here), so a node that
+   * joins gets tunnels within a poll, not at the next certificate renewal.
+   * Absent on a single node. At most MAX_HELLO_ENDPOINTS.
+   */
+  endpoints?: string[];
 }
+
+/** The most endpoints a hello lists (and a Warpgate takes from one). */
+export const MAX_HELLO_ENDPOINTS = 64;
 
 /** Warpgate's reply to the hello. */
 export interface TunnelHelloReply {

@@ -83,6 +83,10 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
     }, 100);
     statusTimer.unref();
   };
+  // A replicated node tells its Warpgates of every live node (the hello), so a node that joins gets
+  // tunnels within a poll rather than at each Warpgate's next renewal (~40 min).
+  const liveEndpoints = (): string[] => (store.replica === null ? [] : [...new Set(store.nodes.live(Date.now()).map((n) => n.endpoint))]);
+  let nodeEndpoints = liveEndpoints();
   const tunnel = new TunnelServer({
     host: opts.tunnelHost,
     port: opts.tunnelPort,
@@ -103,6 +107,7 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
       return out;
     },
     jwks: () => signer.jwks(),
+    endpoints: () => nodeEndpoints,
     responseTimeoutMs: opts.responseTimeoutMs,
     limits: { pingIntervalMs: opts.tunnelPingMs, pingTimeoutMs: opts.tunnelPingTimeoutMs },
     log,
@@ -192,7 +197,11 @@ async function start(opts: EdgeOptions, index: number, log: Log, send: (m: Worke
       // now served (the next poll would not see this version as new again).
       if (cfgChanged) live.configChanged();
       const keysChanged = signer.reload();
-      if (cfgChanged || keysChanged) tunnel.broadcastHello();
+      const endpoints = liveEndpoints();
+      // A node gone stale is not told of (the Warpgates keep what they have: they never drop one for it).
+      const nodesJoined = endpoints.some((e) => !nodeEndpoints.includes(e));
+      nodeEndpoints = endpoints;
+      if (cfgChanged || keysChanged || nodesJoined) tunnel.broadcastHello();
       if (cfgChanged) log(`config: now serving version ${(current as CompiledConfig | null)?.version}`);
       if (cfgChanged && current !== null) login.onConfig(current);
       // Enrolled Warpgates: a new project CA is accepted from now on; a revoked key's tunnels close now.

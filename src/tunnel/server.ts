@@ -11,6 +11,7 @@ import type { Log } from '../runtime/index.js';
 import * as tls from 'node:tls';
 import { poolFromPeerCertificate } from '../pki/index.js';
 import type { H2Limits, Jwks, TunnelHello } from '../../wire/index.js';
+import { MAX_HELLO_ENDPOINTS } from '../../wire/index.js';
 import { TunnelConnection } from './connection.js';
 import { PoolRegistry } from './pools.js';
 import type { ErrorCode } from '../errors/index.js';
@@ -48,6 +49,8 @@ export interface TunnelServerOptions {
   live?(credential: string): boolean;
   /** Called when a tunnel became ready or closed (status reporting). */
   onTunnelsChanged?(): void;
+  /** A replicated node: the live nodes' tunnel endpoints, told to every Warpgate in the hello. */
+  endpoints?(): string[];
 }
 
 /** What the listener knows of one live tunnel (for the Console's Warpgate page). */
@@ -169,16 +172,7 @@ export class TunnelServer {
     });
     this.conns.add(conn);
     this.closeAtExpiry(conn, pool, notAfter);
-    const hello: TunnelHello = {
-      edgeId: o.edgeId,
-      worker: o.worker,
-      workers: o.workers,
-      pool,
-      projects: o.projectsOf(pool),
-      issuer: o.issuer,
-      jwks: o.jwks(),
-    };
-    conn.hello(hello).then(
+    conn.hello(this.helloFor(pool)).then(
       (reply) => {
         if (!this.conns.has(conn)) return;
         if (admission.credential !== null && o.live !== undefined && !o.live(admission.credential)) {
@@ -282,12 +276,20 @@ export class TunnelServer {
     return [...this.described.values()];
   }
 
-  /** Sends a fresh hello (new keys or projects) to every connection. */
+  /** Sends a fresh hello (new keys, projects or cluster nodes) to every connection. */
   broadcastHello(): void {
     for (const c of this.conns) {
       if (!c.ready) continue;
-      c.hello({ edgeId: this.opts.edgeId, worker: this.opts.worker, workers: this.opts.workers, pool: c.pool, projects: this.opts.projectsOf(c.pool), issuer: this.opts.issuer, jwks: this.opts.jwks() }).catch(() => c.close(false));
+      c.hello(this.helloFor(c.pool)).catch(() => c.close(false));
     }
+  }
+
+  private helloFor(pool: string): TunnelHello {
+    const o = this.opts;
+    const hello: TunnelHello = { edgeId: o.edgeId, worker: o.worker, workers: o.workers, pool, projects: o.projectsOf(pool), issuer: o.issuer, jwks: o.jwks() };
+    const endpoints = o.endpoints?.();
+    if (endpoints !== undefined && endpoints.length > 0) hello.endpoints = endpoints.slice(0, MAX_HELLO_ENDPOINTS);
+    return hello;
   }
 
   /** Stops accepting; graceful closes let in-flight streams finish (GOAWAY). */

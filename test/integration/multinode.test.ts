@@ -5,7 +5,8 @@
  * its tunnel endpoint in the replicated store), so the Warpgate holds tunnels
  * to both and a request through B reaches the origin. A killed with -9: B
  * keeps serving, the Warpgate keeps its B tunnels and redials A with backoff;
- * A restarted gets its tunnels back.
+ * A restarted gets its tunnels back. A third node started later is dialed
+ * as soon as the nodes' hellos list it.
  *
  * Story: a Warpgate used to dial only the first endpoint enrollment gave it,
  * so in a cluster only the Console's own node could forward to an origin and
@@ -201,4 +202,16 @@ test.serial('a Warpgate enrolled at one node holds tunnels to every node; a node
   const back = await a.request('/api/v1/hello', { headers: { cookie: `mezu_session=${token}` } });
   t.is(back.status, 200, `A forwards again: ${back.body}\n${wg.err.slice(-3000)}`);
   t.is(await b.status('/api/v1/hello', token), 200, 'B still does');
+
+  // (c) A node that joins after enrollment: the nodes' hellos list it once it advertises, and the
+  // Warpgate dials it then — not at its next certificate renewal, ~40 minutes away.
+  const c = new EdgeNode('c', urls);
+  nodes.push(c);
+  const wgMark = wg.err.length;
+  await c.boot(join(a.dir, 'pki'));
+  await waitFor('tunnels on the node that joined', () => c.tunnelsRegistered() >= 1, 20_000).catch((err: Error) => {
+    throw new Error(`${err.message}; the Warpgate's log since C started:\n${wg.err.slice(wgMark).slice(-3000)}`);
+  });
+  t.true(logLines(wg.err.slice(wgMark)).some((l) => new RegExp(`told of a node at ${c.endpoint}`).test(String(l.msg))), 'learned from a hello');
+  t.is(await c.status('/api/v1/hello', token), 200, 'C forwards to the origin');
 });

@@ -1,7 +1,8 @@
 /**
  * The Warpgate's agents, one per edge endpoint, with fake agents: every
  * endpoint dialed, a renewal's credentials handed to each, a renewal's list
- * adding and draining agents, stop reaching all, a dead endpoint not mistaken
+ * adding and draining agents, a hello's node list adding (never dropping),
+ * stop reaching all, a dead endpoint not mistaken
  * for a dead key; and `--edge HOST:PORT,HOST:PORT` parsing.
  */
 import test from 'ava';
@@ -13,7 +14,7 @@ class FakeAgent implements EndpointAgent {
   creds: string[] = [];
   tunnels = 0;
   readonly counts = { dialsOk: 0, dialsFailed: 0, drops: 0, reconnects: 0 };
-  constructor(readonly endpoint: string, c: Credentials, readonly fail: (why: string, n: number) => void) {
+  constructor(readonly endpoint: string, c: Credentials, readonly fail: (why: string, n: number) => void, readonly hello: (endpoints: string[]) => void = () => undefined) {
     this.creds.push(c.cert);
   }
   start(): void {
@@ -30,8 +31,8 @@ class FakeAgent implements EndpointAgent {
 function set(endpoints: string[], onDialFailure?: (why: string, n: number) => void) {
   const made: FakeAgent[] = [];
   const logs: string[] = [];
-  const s = new AgentSet(endpoints, { cert: 'c1', key: 'k1', ca: 'ca' }, (e, c, fail) => {
-    const a = new FakeAgent(e, c, fail);
+  const s = new AgentSet(endpoints, { cert: 'c1', key: 'k1', ca: 'ca' }, (e, c, fail, hello) => {
+    const a = new FakeAgent(e, c, fail, hello);
     made.push(a);
     return a;
   }, (m) => logs.push(m), onDialFailure);
@@ -128,4 +129,30 @@ test('parseEdgeList: HOST:PORT, comma-separated, each once in the order given; a
     t.false(Array.isArray(r), `"${bad}"`);
     if (!Array.isArray(r)) t.regex(r.error, /must be HOST:PORT\[,HOST:PORT…\]/);
   }
+});
+
+test('AgentSet: the nodes an edge\'s hello lists are dialed at once (with the current certificate); none is dropped for missing; bounded; not after stop', (t) => {
+  const { s, made, logs, of } = set(['a:1']);
+  s.start();
+  s.setCredentials({ cert: 'c2', key: 'k2', ca: 'ca' });
+  of('a:1')[0]!.hello(['a:1', 'b:2', 'not an endpoint', 'c:3']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2', 'c:3']);
+  t.deepEqual(of('c:3').map((a) => [a.started, a.creds]), [[1, ['c2']]], 'a learned node dials with the renewed certificate');
+  t.true(logs.some((l) => /told of a node at b:2/.test(l)));
+  // Another node's hello, which does not list c (its view lags): nothing is dropped.
+  of('b:2')[0]!.hello(['a:1', 'b:2']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2', 'c:3']);
+  t.is(made.filter((a) => a.stopped > 0).length, 0);
+  // A listed node unlisted at one renewal, then learned again from a hello, starts its count over.
+  s.setEndpoints(['a:1', 'b:2']);
+  of('a:1')[0]!.hello(['c:3']);
+  s.setEndpoints(['a:1', 'b:2']);
+  t.deepEqual(s.endpoints, ['a:1', 'b:2', 'c:3'], 'told of again in between: kept');
+  // Bounded: a hello cannot make the set grow past MAX_HELLO_ENDPOINTS agents.
+  of('a:1')[0]!.hello(Array.from({ length: 200 }, (_, i) => `h${i}:1`));
+  t.is(s.endpoints.length, 64);
+  void s.stop();
+  const n = made.length;
+  of('a:1')[0]!.hello(['z:9']);
+  t.is(made.length, n, 'nothing is added after stop');
 });
