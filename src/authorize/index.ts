@@ -28,5 +28,5 @@ export function authorize(policy: Policy, p: Principal): Decision {
   return Decision.Allow;
 }
 
-export { stepUpSatisfied, deviceIdOf } from './step-up.js';
+export { stepUpSatisfied, stepUpEndsAt, deviceIdOf } from './step-up.js';
 export { LiveRegistry, feedPoll, LIVE_TICK_MS, type LiveStream, type LiveDeps, type ChangePoll } from './live.js';

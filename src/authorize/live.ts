@@ -18,7 +18,8 @@
  *   cursor seek — and only the streams they name are re-checked (a lost
  *   position re-checks all);
  * - each stream carries the instant its access next ends by itself (the
- *   session's absolute and idle ends, the key's expiry), so expiry needs a
+ *   session's absolute and idle ends, the key's expiry, a step-up rule's
+ *   max_age since the factor was used), so expiry needs a
  *   comparison per stream, not a store read;
  * - a WebSocket's `idle_timeout` is a comparison too.
  * A new config version re-checks every stream against its route as the new
@@ -32,6 +33,7 @@ import type { CompiledConfig } from '../config/index.js';
 import type { ErrorCode } from '../errors/index.js';
 import { IDLE_REFRESH_INTERVAL_MS, type Authenticator, type Principal } from '../session/index.js';
 import { authorize, Decision } from './index.js';
+import { stepUpEndsAt } from './step-up.js';
 
 /** How often the registry polls the change feed and checks deadlines: the bound on how late an end is noticed, less a tick. */
 export const LIVE_TICK_MS = 250;
@@ -257,6 +259,11 @@ export class LiveRegistry {
     const p = this.deps.auth.recheck(was, project.id, project.sessionAbsoluteMs, project.sessionIdleMs, s.activeAt);
     if (p === null) return was.key !== null ? 'key or account no longer valid' : 'session ended';
     if (authorize(policy, p) !== Decision.Allow) return 'no longer allowed on the route';
+    // A route's step_up: the factor must still be within max_age (a step-up does not reach an open
+    // socket; the client steps up and reconnects). `device: known` was checked at the handshake, which
+    // carried the device cookie; a device does not stop being known with time.
+    const su = policy.stepUp;
+    if (su !== null && (p.session === null || this.deps.now() > stepUpEndsAt(su, p.session))) return 'step-up no longer fresh';
     s.principal = p;
     s.liveDeadline = deadlineOf(s, cfg);
     return null;
@@ -307,7 +314,7 @@ function needsIdleRefresh(s: LiveStream): boolean {
   return session !== null && session !== undefined && s.activeAt - session.lastSeenAt >= IDLE_REFRESH_INTERVAL_MS;
 }
 
-/** When the stream's access ends by itself: the session's absolute or idle end, the key's expiry. */
+/** When the stream's access ends by itself: the session's absolute or idle end, the key's expiry, the route's step-up max_age. */
 function deadlineOf(s: LiveStream, cfg: CompiledConfig): number {
   const p = s.principal;
   if (p === null) return Infinity;
@@ -315,5 +322,8 @@ function deadlineOf(s: LiveStream, cfg: CompiledConfig): number {
   const project = cfg.projects.get(s.liveProject);
   const session = p.session!;
   if (project === undefined) return 0;
-  return Math.min(session.createdAt + project.sessionAbsoluteMs, Math.max(session.lastSeenAt, s.activeAt) + project.sessionIdleMs);
+  const end = Math.min(session.createdAt + project.sessionAbsoluteMs, Math.max(session.lastSeenAt, s.activeAt) + project.sessionIdleMs);
+  // A step-up rule's max_age ends it too (one route match, only when a deadline is worked out).
+  const su = project.match(s.liveMethod, s.liveKey).stepUp;
+  return su === null ? end : Math.min(end, stepUpEndsAt(su, session));
 }

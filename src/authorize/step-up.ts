@@ -21,18 +21,23 @@ export function stepUpSatisfied(rule: StepUpRule, s: Readonly<SessionRecord>, no
   // id is 128 random bits the session recorded: a match needs the cookie itself, so the request path
   // compares it without checking the cookie's MAC (the hosted pages check it before recording it).
   if (rule.device && (s.deviceKnown !== true || s.deviceId === undefined || deviceId !== s.deviceId)) return false;
-  if (!rule.totp && !rule.webauthn) return true;
+  return now <= stepUpEndsAt(rule, s);
+}
+
+/**
+ * Until when the session's factors satisfy the rule's: the latest use of a
+ * listed factor plus `max_age` (Infinity for a rule that names no factor or
+ * has no `max_age` once one was used; -Infinity when none was used). An open
+ * WebSocket or stream is ended then (src/authorize/live.ts).
+ */
+export function stepUpEndsAt(rule: StepUpRule, s: Readonly<SessionRecord>): number {
+  if (!rule.totp && !rule.webauthn) return Infinity;
   const ft = s.factorTimes;
-  if (ft == null) return false;
-  if (rule.totp) {
-    const t = ft.otp;
-    if (t !== undefined && now - t <= rule.maxAgeMs) return true;
-  }
-  if (rule.webauthn) {
-    const t = ft.hwk;
-    if (t !== undefined && now - t <= rule.maxAgeMs) return true;
-  }
-  return false;
+  if (ft == null) return -Infinity;
+  let end = -Infinity;
+  if (rule.totp && ft.otp !== undefined) end = Math.max(end, ft.otp + rule.maxAgeMs);
+  if (rule.webauthn && ft.hwk !== undefined) end = Math.max(end, ft.hwk + rule.maxAgeMs);
+  return end;
 }
 
 /** The device id of a device cookie value (`<id>.<mac>`), '' when it has no such shape. */

@@ -753,3 +753,43 @@ test('feedPoll: a gap (entries pruned before they were read) → \'all\', and re
   t.is(poll(), null);
   t.deepEqual(feed.asked, [3, 5000]);
 });
+
+// ── step-up ──
+
+/** The same session, its last TOTP use at `at` (what the store holds after a step-up). */
+function withOtpAt(p: Principal, at: number): Principal {
+  return new Principal(p.credential, { ...p.session!, factorTimes: { otp: at } }, p.user, null, null);
+}
+
+test('tick: a route\'s step_up max_age ends the stream when the factor\'s use grows older than it (1008, audited); a fresh step-up seen at the re-check keeps it', (t) => {
+  const h = harness(config(routesWith('- { path: /ws/*,     auth: required, principals: [user, service_account], idle_timeout: 1m }', '- { path: /ws/*,     auth: required, principals: [user], step_up: { max_age: 10m, factors: [totp] } }')));
+  const used = withOtpAt(userPrincipal(), T0);
+  const again = withOtpAt(userPrincipal(), T0);
+  // Streamed responses on the route (a WebSocket's idle_timeout would end b first at 19 min).
+  const a = new FakeStream({ principal: used, ws: false, key: '/ws/feed' });
+  const b = new FakeStream({ principal: again, ws: false, key: '/ws/feed' });
+  h.add(a, b);
+  h.tickAt(T0 + 10 * MIN - 1);
+  t.deepEqual(h.auth.calls, [], 'the max_age end is a comparison, not a store read');
+  // b's user steps up again (on another tab): the store now has a later TOTP use for its session.
+  h.auth.fresh.set(again.credential, withOtpAt(again, T0 + 9 * MIN));
+  h.tickAt(T0 + 10 * MIN + 1);
+  t.deepEqual(a.revoked, [REVOKED]);
+  t.deepEqual(h.audits.map(([s, why]) => [s.liveRequestId, why]), [[a.liveRequestId, 'step-up no longer fresh']]);
+  t.deepEqual(b.revoked, [], 'a fresh step-up read at the re-check keeps the stream');
+  h.tickAt(T0 + 19 * MIN + 1);
+  t.deepEqual(b.revoked, [REVOKED], 'until that one is too old');
+});
+
+test('configChanged: a step_up rule added to the route ends the streams of sessions without a fresh factor, keeps the others', (t) => {
+  const h = harness();
+  const none = userPrincipal();
+  const fresh = withOtpAt(userPrincipal(), T0);
+  const a = new FakeStream({ principal: none });
+  const b = new FakeStream({ principal: fresh });
+  h.add(a, b);
+  h.cfg = config(routesWith('principals: [user, service_account], idle_timeout: 1m }', 'principals: [user], idle_timeout: 1m, step_up: { max_age: 10m, factors: [totp] } }'), 2);
+  h.reg.configChanged();
+  t.deepEqual(a.revoked, [REVOKED]);
+  t.deepEqual(b.revoked, []);
+});
