@@ -142,8 +142,7 @@ export class AgentSet {
     for (const e of endpoints) {
       if (this.agents.has(e)) continue;
       this.log(`warpgate: a new edge endpoint ${e}; dialing it`);
-      const a = this.add(e);
-      if (this.started) a.start();
+      this.join(e);
     }
   }
 
@@ -166,8 +165,7 @@ export class AgentSet {
       if (this.agents.size >= MAX_HELLO_ENDPOINTS) return;
       if (splitEndpoint(e) === null) continue;
       this.log(`warpgate: the edge told of a node at ${e}; dialing it`);
-      const a = this.add(e);
-      if (this.started) a.start();
+      this.join(e);
     }
   }
 
@@ -175,6 +173,12 @@ export class AgentSet {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
+  }
+
+  /** An endpoint found after the start (a renewal's list, a hello): its agent, dialing at once if the set runs. */
+  private join(endpoint: string): void {
+    const a = this.add(endpoint);
+    if (this.started) a.start();
   }
 
   private add(endpoint: string): EndpointAgent {
